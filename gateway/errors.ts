@@ -1,0 +1,75 @@
+/**
+ * The error catalogue: every error the gateway can return, with a stable code, an HTTP status and a
+ * message. Nothing else in the code base invents a status or an error body: it throws `GatewayError`
+ * with one of these codes, and the error handler (gateway/error-handler.ts) turns it into
+ * `{"error": "...", "code": "..."}`. README.md documents every code; a test checks it stays so.
+ */
+
+export interface ErrorSpec {
+  readonly status: number;
+  readonly message: string;
+}
+
+export const ERRORS = {
+  // 400: the client's request is wrong
+  BAD_JSON: { status: 400, message: 'request body is not valid JSON' },
+  BAD_REQUEST: { status: 400, message: 'request does not follow the inference protocol' },
+  BAD_BINARY_HEADER: { status: 400, message: 'binary tensor request is malformed' },
+  UNSUPPORTED_MEDIA_TYPE: { status: 415, message: 'content type is not supported' },
+  UNKNOWN_INPUT: { status: 400, message: 'input is not an input of the model' },
+  MISSING_INPUT: { status: 400, message: 'a required input of the model is missing' },
+  DUPLICATE_INPUT: { status: 400, message: 'an input is given more than once' },
+  UNKNOWN_OUTPUT: { status: 400, message: 'requested output is not an output of the model' },
+  DATATYPE_MISMATCH: { status: 400, message: 'input datatype does not match the model' },
+  UNKNOWN_DATATYPE: { status: 400, message: 'datatype is not one of the protocol datatypes' },
+  SHAPE_MISMATCH: { status: 400, message: 'input shape does not match the model' },
+  SHAPE_DATA_MISMATCH: { status: 400, message: 'input data length does not match its shape' },
+  BATCH_MISMATCH: { status: 400, message: 'inputs disagree on the batch dimension' },
+  INVALID_VALUE: { status: 400, message: 'input value is not valid for its datatype' },
+  VALUE_OUT_OF_RANGE: { status: 400, message: 'input value is out of range for its datatype' },
+  NON_FINITE_VALUE: { status: 400, message: 'NaN and Infinity are not accepted by this model' },
+  TOO_MANY_ELEMENTS: { status: 413, message: 'tensor has more elements than allowed' },
+  PAYLOAD_TOO_LARGE: { status: 413, message: 'request body is too large' },
+  // 404: the thing asked for does not exist
+  NOT_FOUND: { status: 404, message: 'route not found' },
+  MODEL_NOT_FOUND: { status: 404, message: 'model not found' },
+  VERSION_NOT_FOUND: { status: 404, message: 'model version not found' },
+  METHOD_NOT_ALLOWED: { status: 405, message: 'method not allowed' },
+  // 408: the client was too slow
+  REQUEST_TIMEOUT: { status: 408, message: 'request was not received in time' },
+  // 5xx: the gateway or a backend failed, never the client
+  MODEL_NOT_READY: { status: 503, message: 'model version is not ready' },
+  BACKEND_UNAVAILABLE: { status: 503, message: 'model backend is unavailable' },
+  BACKEND_TIMEOUT: { status: 504, message: 'model backend did not answer in time' },
+  BACKEND_BAD_RESPONSE: { status: 502, message: 'model backend returned an invalid response' },
+  BACKEND_ERROR: { status: 502, message: 'model backend failed to run the inference' },
+  SHUTTING_DOWN: { status: 503, message: 'gateway is shutting down' },
+  INTERNAL: { status: 500, message: 'internal error' },
+} as const satisfies Record<string, ErrorSpec>;
+
+export type ErrorCode = keyof typeof ERRORS;
+
+/** An error with a catalogued code. `detail` is safe to show the client; `cause` is logged only. */
+export class GatewayError extends Error {
+  readonly code: ErrorCode;
+  readonly status: number;
+  readonly detail: string | undefined;
+
+  constructor(code: ErrorCode, detail?: string, options?: { cause?: unknown }) {
+    const spec = ERRORS[code];
+    super(detail === undefined ? spec.message : `${spec.message}: ${detail}`, options);
+    this.name = 'GatewayError';
+    this.code = code;
+    this.status = spec.status;
+    this.detail = detail;
+  }
+
+  /** The body sent to the client; `error` is the protocol's field, `code` is ours. */
+  toJSON(): { error: string; code: ErrorCode } {
+    return { error: this.message, code: this.code };
+  }
+}
+
+export function isGatewayError(e: unknown): e is GatewayError {
+  return e instanceof GatewayError;
+}
