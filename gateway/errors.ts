@@ -39,6 +39,7 @@ export const ERRORS = {
   REQUEST_TIMEOUT: { status: 408, message: 'request was not received in time' },
   // 5xx: the gateway or a backend failed, never the client
   MODEL_NOT_READY: { status: 503, message: 'model version is not ready' },
+  MODEL_LOAD_FAILED: { status: 503, message: 'model version could not be loaded' },
   BACKEND_UNAVAILABLE: { status: 503, message: 'model backend is unavailable' },
   BACKEND_TIMEOUT: { status: 504, message: 'model backend did not answer in time' },
   BACKEND_BAD_RESPONSE: { status: 502, message: 'model backend returned an invalid response' },

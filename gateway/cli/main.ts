@@ -1,0 +1,123 @@
+/**
+ * The `breakwater` command: `serve` and `validate`. Flags win over environment variables, which win
+ * over the configuration file.
+ */
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { ConfigError, type GatewayConfig } from '../config.js';
+import { createLogger } from '../logger.js';
+import { handleProcessSignals, startGateway } from '../main.js';
+import { GATEWAY_VERSION } from '../version.js';
+import { resolveSource, type ConfigSource } from './source.js';
+
+const USAGE = `breakwater ${GATEWAY_VERSION}: a model-serving gateway speaking the Open Inference Protocol v2
+
+Usage:
+  breakwater serve --config FILE            serve the models of a configuration file
+  breakwater serve --model-repository DIR   serve DIR/<model>/<version>/model.onnx
+  breakwater serve --demo                   serve the bundled demo (titanic, iris)
+  breakwater validate FILE                  check a configuration file and exit
+  breakwater validate --model-repository DIR
+
+Options for serve:
+  --host HOST   address to listen on (env HOST; default 127.0.0.1)
+  --port N      port to listen on (env PORT; default 8080)
+`;
+
+const DEMO_CONFIG = fileURLToPath(new URL('../../../demo/breakwater.yaml', import.meta.url));
+
+/** `validate` also checks what `serve` would need from the disk: every in-process model file. */
+function missingModelFiles(config: GatewayConfig): string[] {
+  const problems: string[] = [];
+  for (const [name, model] of Object.entries(config.models)) {
+    for (const [v, vc] of Object.entries(model.versions)) {
+      if (vc.backend.kind === 'onnx' && !existsSync(vc.backend.path)) {
+        problems.push(`models.${name}.versions.${v}.backend.path: no such file (${vc.backend.path})`);
+      }
+    }
+  }
+  return problems;
+}
+
+function fail(message: string, code = 2): never {
+  process.stderr.write(`breakwater: ${message}\n`);
+  process.exit(code);
+}
+
+function parsePort(value: string | undefined, from: string): number | undefined {
+  if (value === undefined || value === '') return undefined;
+  if (!/^\d{1,5}$/.test(value) || Number(value) > 65535) fail(`${from} must be a port number (0-65535), got "${value}"`);
+  return Number(value);
+}
+
+function sourceFrom(values: { config?: string; 'model-repository'?: string; demo?: boolean }, positional: string | undefined): ConfigSource {
+  const given = [values.config ?? positional, values['model-repository'], values.demo ? DEMO_CONFIG : undefined].filter((v) => v !== undefined);
+  if (given.length !== 1) fail('give exactly one of --config FILE, --model-repository DIR or --demo\n\n' + USAGE);
+  if (values['model-repository'] !== undefined) return { kind: 'repository', path: values['model-repository'] };
+  return { kind: 'file', path: values.config ?? positional ?? DEMO_CONFIG };
+}
+
+async function main(argv: string[]): Promise<void> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      config: { type: 'string', short: 'c' },
+      'model-repository': { type: 'string' },
+      demo: { type: 'boolean' },
+      host: { type: 'string' },
+      port: { type: 'string', short: 'p' },
+      help: { type: 'boolean', short: 'h' },
+      version: { type: 'boolean' },
+    },
+  });
+  const [command, positional] = positionals;
+  if (values.version) return void process.stdout.write(`${GATEWAY_VERSION}\n`);
+  if (values.help || command === undefined) return void process.stdout.write(USAGE);
+
+  const overrides = {
+    host: values.host ?? (process.env.HOST || undefined),
+    port: parsePort(values.port, '--port') ?? parsePort(process.env.PORT, 'PORT'),
+  };
+
+  if (command === 'validate') {
+    const source = sourceFrom(values, positional);
+    try {
+      const { config, warnings } = await resolveSource(source, overrides);
+      for (const w of warnings) process.stderr.write(`warning: ${w}\n`);
+      const missing = missingModelFiles(config);
+      if (missing.length > 0) throw new ConfigError(source.path, missing);
+      process.stdout.write(`${source.path}: valid (${Object.keys(config.models).length} models: ${Object.keys(config.models).join(', ')})\n`);
+    } catch (e) {
+      fail(e instanceof ConfigError ? e.message : (e as Error).message, 1);
+    }
+    return;
+  }
+  if (command !== 'serve') fail(`unknown command "${command}"\n\n${USAGE}`);
+
+  const source = sourceFrom(values, positional);
+  let loaded;
+  try {
+    loaded = await resolveSource(source, overrides);
+  } catch (e) {
+    fail((e as Error).message, 1);
+  }
+  const log = createLogger(loaded.config.logging.level);
+  for (const w of loaded.warnings) log.warn(w);
+  const loadConfig = async () => {
+    const next = await resolveSource(source, overrides);
+    for (const w of next.warnings) log.warn(w);
+    return next.config;
+  };
+  try {
+    const gw = await startGateway({ config: loaded.config, log, loadConfig });
+    handleProcessSignals(gw, log, source.kind === 'file' ? source.path : undefined);
+  } catch (e) {
+    log.fatal({ problem: (e as Error).message }, 'breakwater could not start');
+    log.flush();
+    process.exitCode = 1;
+  }
+}
+
+main(process.argv.slice(2)).catch((e: unknown) => fail((e as Error).message, 1));

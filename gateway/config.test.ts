@@ -1,0 +1,78 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { buildConfig, ConfigError } from './config.js';
+
+const onnx = (path = 'm.onnx') => ({ backend: { kind: 'onnx', path } });
+
+function problemsOf(input: unknown): readonly string[] {
+  try {
+    buildConfig(input, '/base');
+  } catch (e) {
+    assert.ok(e instanceof ConfigError);
+    return e.problems;
+  }
+  assert.fail('expected a ConfigError');
+}
+
+test('fills documented defaults, resolves relative paths and picks the highest version as stable', () => {
+  const cfg = buildConfig({ models: { m: { versions: { '2': onnx(), '10': onnx('/abs/x.onnx') } } } }, '/base');
+  assert.equal(cfg.server.host, '127.0.0.1');
+  assert.equal(cfg.server.port, 8080);
+  const m = cfg.models.m;
+  assert.equal(m.stable, '10');
+  assert.equal(m.nonFinite, 'reject');
+  assert.equal(m.inferTimeoutMs, 30_000);
+  const v2 = m.versions['2'].backend;
+  assert.equal(v2.kind, 'onnx');
+  assert.equal(v2.kind === 'onnx' && v2.path, '/base/m.onnx');
+  assert.equal(v2.kind === 'onnx' && v2.intraOpThreads, 1);
+  assert.equal(m.versions['10'].backend.kind === 'onnx' && m.versions['10'].backend.path, '/abs/x.onnx');
+});
+
+test('the result is frozen all the way down', () => {
+  const cfg = buildConfig({ models: { m: { versions: { '1': onnx() } } } }, '/base');
+  assert.ok(Object.isFrozen(cfg) && Object.isFrozen(cfg.models.m.versions['1'].backend));
+  assert.throws(() => {
+    (cfg.server as { port: number }).port = 1;
+  }, TypeError);
+});
+
+test('fills oip-http defaults inside each backend', () => {
+  const cfg = buildConfig({ models: { m: { versions: { '1': { backend: { kind: 'oip-http', url: 'http://127.0.0.1:9000', model: 'x' } } } } } }, '/');
+  const b = cfg.models.m.versions['1'].backend;
+  assert.ok(b.kind === 'oip-http');
+  assert.equal(b.timeoutMs, 10_000);
+  assert.equal(b.connections, 64);
+});
+
+test('every problem is reported with its path', () => {
+  const problems = problemsOf({
+    server: { port: 70000, colour: 'red' },
+    models: { m: { stable: '3', versions: { '1': { backend: { kind: 'onnx', path: 'a', intraOpThreads: 0 } } } } },
+  });
+  assert.ok(problems.some((p) => p.startsWith('server.port:')), problems.join('\n'));
+  assert.ok(problems.some((p) => p === 'server: unknown field "colour"'), problems.join('\n'));
+});
+
+test('backend and stable problems name the model and version', () => {
+  const problems = problemsOf({ models: { m: { stable: '3', versions: { '1': { backend: { kind: 'onnx', path: 'a', intraOpThreads: 0, extra: 1 } } } } } });
+  assert.ok(problems.includes('models.m.versions.1.backend.intraOpThreads: must be >= 1'), problems.join('\n'));
+  assert.ok(problems.includes('models.m.versions.1.backend: unknown field "extra"'), problems.join('\n'));
+  assert.ok(problems.some((p) => p.startsWith('models.m.stable: version "3"')), problems.join('\n'));
+});
+
+test('an unknown backend kind and a bad url are rejected', () => {
+  assert.ok(problemsOf({ models: { m: { versions: { '1': { backend: { kind: 'tf' } } } } } }).some((p) => p.includes('backend.kind')));
+  assert.ok(problemsOf({ models: { m: { versions: { '1': { backend: { kind: 'oip-http', url: 'ftp://x', model: 'a' } } } } } })
+    .some((p) => p.includes('backend.url')));
+});
+
+test('model names that could escape a path or start hidden are rejected', () => {
+  assert.ok(problemsOf({ models: { '../x': { versions: { '1': onnx() } } } }).length > 0);
+  assert.ok(problemsOf({ models: { '.hidden': { versions: { '1': onnx() } } } }).length > 0);
+});
+
+test('a configuration without models is rejected', () => {
+  assert.ok(problemsOf({}).some((p) => p.includes('models')));
+  assert.ok(problemsOf(null).length > 0);
+});

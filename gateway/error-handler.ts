@@ -1,0 +1,50 @@
+/**
+ * The edge where errors become HTTP. Every error leaves as `{"error": "...", "code": "..."}` with the
+ * catalogue's status; framework errors are mapped onto catalogue codes; anything unexpected is
+ * logged with its stack and answered as a bare INTERNAL, never with its message.
+ */
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { GatewayError, isGatewayError, type ErrorCode } from './errors.js';
+
+/** Fastify's own codes for problems that are the client's. */
+const FASTIFY_CODES: Readonly<Record<string, ErrorCode>> = {
+  FST_ERR_CTP_BODY_TOO_LARGE: 'PAYLOAD_TOO_LARGE',
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: 'UNSUPPORTED_MEDIA_TYPE',
+  FST_ERR_CTP_INVALID_CONTENT_LENGTH: 'BAD_REQUEST',
+  FST_ERR_CTP_EMPTY_JSON_BODY: 'BAD_JSON',
+  FST_ERR_CTP_INVALID_JSON_BODY: 'BAD_JSON',
+  FST_ERR_CTP_EMPTY_TYPE: 'UNSUPPORTED_MEDIA_TYPE',
+  FST_ERR_CTP_INVALID_TYPE: 'UNSUPPORTED_MEDIA_TYPE',
+  FST_ERR_BAD_URL: 'BAD_REQUEST',
+  FST_ERR_ASYNC_CONSTRAINT: 'BAD_REQUEST',
+};
+
+export function toGatewayError(err: unknown): GatewayError {
+  if (isGatewayError(err)) return err;
+  const fe = err as Partial<FastifyError> | undefined;
+  const mapped = fe?.code !== undefined ? FASTIFY_CODES[fe.code] : undefined;
+  if (mapped !== undefined) return new GatewayError(mapped, undefined, { cause: err });
+  // A 4xx raised by the framework or by Node's parser is the client's fault; say so without detail.
+  if (typeof fe?.statusCode === 'number' && fe.statusCode >= 400 && fe.statusCode < 500) {
+    if (fe.statusCode === 413) return new GatewayError('PAYLOAD_TOO_LARGE', undefined, { cause: err });
+    if (fe.statusCode === 408) return new GatewayError('REQUEST_TIMEOUT', undefined, { cause: err });
+    return new GatewayError('BAD_REQUEST', undefined, { cause: err });
+  }
+  return new GatewayError('INTERNAL', undefined, { cause: err });
+}
+
+export function sendError(reply: FastifyReply, err: GatewayError): FastifyReply {
+  return reply.code(err.status).header('content-type', 'application/json; charset=utf-8').send(JSON.stringify(err.toJSON()));
+}
+
+export function installErrorHandlers(app: FastifyInstance): void {
+  app.setErrorHandler(function gatewayErrorHandler(err: unknown, request: FastifyRequest, reply: FastifyReply) {
+    const ge = toGatewayError(err);
+    if (ge.status >= 500) request.log.error({ err: ge.cause ?? ge, code: ge.code }, 'request failed');
+    else request.log.debug({ code: ge.code, detail: ge.detail }, 'request rejected');
+    return sendError(reply, ge);
+  });
+  app.setNotFoundHandler(function notFound(_request: FastifyRequest, reply: FastifyReply) {
+    return sendError(reply, new GatewayError('NOT_FOUND'));
+  });
+}

@@ -1,0 +1,110 @@
+/**
+ * Running the gateway: listen, reload on SIGHUP (and on file change when enabled), drain and close
+ * on SIGTERM/SIGINT. A reload that fails leaves the running configuration untouched.
+ */
+import { watch, type FSWatcher } from 'node:fs';
+import type { FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import type { GatewayConfig } from './config.js';
+import { buildServer } from './server.js';
+import { Serving } from './serving.js';
+import { createMetrics } from './telemetry/metrics.js';
+
+export interface RunningGateway {
+  readonly app: FastifyInstance;
+  readonly serving: Serving;
+  /** The address it listens on, e.g. http://127.0.0.1:8080. */
+  readonly url: string;
+  /** Re-reads the configuration and applies it; rejects (keeping the old one) if it is invalid. */
+  reload(): Promise<void>;
+  /** Stops accepting, lets in-flight requests finish (up to the grace time), closes backends. */
+  close(): Promise<void>;
+}
+
+export interface StartOptions {
+  readonly config: GatewayConfig;
+  readonly log: Logger;
+  /** Produces a fresh, validated configuration for a reload (re-reads the file or rescans the repository). */
+  readonly loadConfig: () => Promise<GatewayConfig>;
+  /** A file to watch for changes when `server.watchConfig` is on. */
+  readonly watchPath?: string;
+}
+
+export async function startGateway(opts: StartOptions): Promise<RunningGateway> {
+  const { log } = opts;
+  const metrics = createMetrics();
+  const serving = await Serving.start(opts.config, log, metrics);
+  const app = buildServer({ serving, log, metrics });
+  const { host, port } = opts.config.server;
+  let url: string;
+  try {
+    url = await app.listen({ host, port, listenTextResolver: () => '' });
+  } catch (e) {
+    await serving.close();
+    throw e;
+  }
+  log.info({ url, models: [...serving.table.models.keys()] }, 'breakwater is serving');
+
+  const reload = async (): Promise<void> => {
+    const next = await opts.loadConfig();
+    await serving.reload(next);
+  };
+
+  let closing: Promise<void> | undefined;
+  const close = (): Promise<void> => {
+    closing ??= (async () => {
+      serving.drain();
+      const grace = opts.config.server.shutdownGraceMs;
+      const force = setTimeout(() => {
+        log.warn({ graceMs: grace }, 'in-flight requests did not finish in time; closing connections');
+        app.server.closeAllConnections();
+      }, grace);
+      force.unref();
+      await app.close();
+      clearTimeout(force);
+      await serving.close();
+    })();
+    return closing;
+  };
+
+  return { app, serving, url, reload, close };
+}
+
+/** Wires process signals (and the optional file watch) to reload and shutdown. */
+export function handleProcessSignals(gw: RunningGateway, log: Logger, watchPath?: string): void {
+  const reload = (why: string) => {
+    gw.reload().then(
+      () => log.info({ trigger: why }, 'reload applied'),
+      (e: unknown) => log.error({ trigger: why, problem: (e as Error).message }, 'reload rejected; the previous configuration keeps serving'),
+    );
+  };
+  process.on('SIGHUP', () => reload('SIGHUP'));
+
+  let watcher: FSWatcher | undefined;
+  if (watchPath !== undefined && gw.serving.config.server.watchConfig) {
+    let debounce: NodeJS.Timeout | undefined;
+    // Editors write files in several steps; wait for the writes to settle before reading.
+    watcher = watch(watchPath, () => {
+      clearTimeout(debounce);
+      debounce = setTimeout(() => reload('file change'), 250);
+    });
+  }
+
+  const shutdown = (signal: string) => {
+    log.info({ signal }, 'shutting down: draining in-flight requests');
+    watcher?.close();
+    gw.close().then(
+      () => {
+        log.info('shut down cleanly');
+        log.flush();
+        process.exit(0);
+      },
+      (e: unknown) => {
+        log.error({ err: e }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.once('SIGTERM', () => shutdown('SIGTERM'));
+  process.once('SIGINT', () => shutdown('SIGINT'));
+}

@@ -1,0 +1,108 @@
+/**
+ * POST /v2/models/{m}[/versions/{v}]/infer: the request path. In order: find the model version,
+ * bound the body, parse and check the tensors, check them against the model's metadata, call the
+ * backend with a deadline, encode the answer. Nothing reaches a backend before every check passed.
+ */
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { InferResponse } from '../../adapters/adapter.js';
+import { toGatewayError } from '../error-handler.js';
+import { GatewayError } from '../errors.js';
+import { encodeInferResponse } from '../infer-response.js';
+import { parseInferRequest } from '../infer-request.js';
+import type { Serving } from '../serving.js';
+import type { GatewayMetrics } from '../telemetry/metrics.js';
+import { validateAgainstMetadata } from '../validate-request.js';
+import { findModel, findVersion } from './oip-v2.js';
+
+interface InferParams { model: string; version?: string }
+
+const HEADER_LENGTH = 'inference-header-content-length';
+
+function headerLength(value: string | string[] | undefined, bodyLength: number): number | undefined {
+  if (value === undefined) return undefined;
+  const s = Array.isArray(value) ? value[0] : value;
+  if (s === undefined || !/^\d{1,10}$/.test(s) || Number(s) > bodyLength) {
+    throw new GatewayError('BAD_BINARY_HEADER', `${HEADER_LENGTH} must be an integer no larger than the body`);
+  }
+  return Number(s);
+}
+
+/** Rejects with BACKEND_TIMEOUT when `signal` fires first (an in-process run cannot be cancelled). */
+function withDeadline<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(new GatewayError('BACKEND_TIMEOUT'));
+    if (signal.aborted) return onAbort();
+    signal.addEventListener('abort', onAbort, { once: true });
+    work.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+  });
+}
+
+export function registerInferRoutes(app: FastifyInstance, serving: Serving, metrics: GatewayMetrics): void {
+  const accessLog = (): boolean => serving.config.logging.accessLog;
+
+  async function infer(request: FastifyRequest<{ Params: InferParams }>, reply: FastifyReply) {
+    const started = performance.now();
+    const table = serving.table;
+    table.acquire();
+    const { model: modelName } = request.params;
+    let version = request.params.version ?? '';
+    let errorCode: string | undefined;
+    const controller = new AbortController();
+    let timer: NodeJS.Timeout | undefined;
+    const onClose = () => {
+      if (!reply.raw.writableFinished) controller.abort();
+    };
+    try {
+      const model = findModel(serving, modelName);
+      const served = findVersion(model, request.params.version);
+      version = served.version;
+      reply.header('x-model-version', version);
+      const md = served.requireMetadata();
+      const body = request.body;
+      if (!Buffer.isBuffer(body) || body.length === 0) throw new GatewayError('BAD_REQUEST', 'the request has no body');
+      const mc = model.config;
+      if (body.length > mc.maxBodyBytes) throw new GatewayError('PAYLOAD_TOO_LARGE', `limit for ${model.name} is ${mc.maxBodyBytes} bytes`);
+      const inferRequest = parseInferRequest(body, headerLength(request.headers[HEADER_LENGTH], body.length), {
+        maxElements: mc.maxElements,
+        nonFinite: mc.nonFinite,
+      });
+      validateAgainstMetadata(inferRequest, md);
+
+      timer = setTimeout(() => controller.abort(), mc.inferTimeoutMs);
+      reply.raw.once('close', onClose);
+      const response: InferResponse = await withDeadline(
+        served.adapter.infer(inferRequest, {
+          signal: controller.signal,
+          deadline: Date.now() + mc.inferTimeoutMs,
+          requestId: String(request.id),
+        }),
+        controller.signal,
+      );
+      const encoded = encodeInferResponse(response, inferRequest, model.name, version);
+      if (encoded.headerLength !== undefined) {
+        reply.header(HEADER_LENGTH, encoded.headerLength).header('content-type', 'application/octet-stream');
+      } else {
+        reply.header('content-type', 'application/json; charset=utf-8');
+      }
+      return reply.send(encoded.body);
+    } catch (e) {
+      const ge = toGatewayError(e);
+      errorCode = ge.code;
+      throw ge;
+    } finally {
+      clearTimeout(timer);
+      reply.raw.off('close', onClose);
+      table.release();
+      const seconds = (performance.now() - started) / 1000;
+      metrics.recordInfer(modelName, version, seconds, errorCode);
+      if (accessLog()) {
+        request.log.info({ model: modelName, version, code: errorCode ?? 'OK', ms: Math.round(seconds * 1e4) / 10 }, 'infer');
+      }
+    }
+  }
+
+  // Bodies are taken as raw bytes: plain JSON is forwarded as is to HTTP backends, and the binary
+  // extension needs the bytes anyway. The per-model limit is checked in the handler; this is the cap.
+  app.post<{ Params: InferParams }>('/v2/models/:model/infer', infer);
+  app.post<{ Params: InferParams }>('/v2/models/:model/versions/:version/infer', infer);
+}

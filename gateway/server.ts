@@ -1,0 +1,70 @@
+/**
+ * buildServer(serving, deps) → a Fastify app with every route and hook, not listening, so tests can
+ * `inject()` or `listen({port: 0})`. main.ts owns listening, signals and shutdown.
+ */
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import { installErrorHandlers } from './error-handler.js';
+import { registerInferRoutes } from './routes/infer.js';
+import { registerOipRoutes } from './routes/oip-v2.js';
+import type { Serving } from './serving.js';
+import type { GatewayMetrics } from './telemetry/metrics.js';
+
+export interface ServerDeps {
+  readonly serving: Serving;
+  readonly log: Logger;
+  readonly metrics: GatewayMetrics;
+}
+
+/** A client's request id is kept when it is short and plain; anything else is replaced. */
+const SAFE_REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+function requestId(req: IncomingMessage): string {
+  const given = req.headers['x-request-id'];
+  return typeof given === 'string' && SAFE_REQUEST_ID.test(given) ? given : randomUUID();
+}
+
+/** The largest body any model accepts: the framework's cap. Each model's own limit is checked in the handler. */
+function bodyCap(serving: Serving): number {
+  let max = 0;
+  for (const m of serving.table.models.values()) max = Math.max(max, m.config.maxBodyBytes);
+  return max;
+}
+
+export function buildServer({ serving, log, metrics }: ServerDeps): FastifyInstance {
+  const sc = serving.config.server;
+  const app = Fastify({
+    loggerInstance: log as FastifyBaseLogger,
+    disableRequestLogging: true,
+    genReqId: requestId,
+    bodyLimit: bodyCap(serving),
+    // Slow clients: Node's own timers, so a stalled client never holds a socket forever.
+    requestTimeout: sc.requestTimeoutMs,
+    keepAliveTimeout: sc.keepAliveTimeoutMs,
+    connectionTimeout: sc.headersTimeoutMs,
+    http: { headersTimeout: sc.headersTimeoutMs },
+    return503OnClosing: true,
+    forceCloseConnections: 'idle',
+    routerOptions: { ignoreTrailingSlash: true, maxParamLength: 256 },
+  });
+  app.server.maxConnections = sc.maxConnections;
+
+  // Every body is taken as bytes, whatever its type (tritonclient sends no Content-Type at all):
+  // infer decides between JSON and the binary extension itself.
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('*', { parseAs: 'buffer' }, function rawBody(_req, body, done) {
+    done(null, body);
+  });
+
+  app.addHook('onRequest', function echoRequestId(request, reply, done) {
+    reply.header('x-request-id', request.id);
+    done();
+  });
+
+  installErrorHandlers(app);
+  registerOipRoutes(app, serving);
+  registerInferRoutes(app, serving, metrics);
+  return app;
+}

@@ -1,0 +1,76 @@
+/**
+ * What the gateway serves right now: the current model table, swapped whole on reload. Reload
+ * builds the new table while the old one keeps serving; only a fully loaded table is swapped in,
+ * and the old one's retired adapters close after its last in-flight request finishes.
+ */
+import type { Logger } from 'pino';
+import { buildModelTable, retireTable, type ModelTable } from '../adapters/registry.js';
+import type { GatewayConfig } from './config.js';
+import type { GatewayMetrics } from './telemetry/metrics.js';
+
+export class Serving {
+  #table: ModelTable;
+  #draining = false;
+  #reloading: Promise<void> = Promise.resolve();
+  readonly #log: Logger;
+  readonly #metrics: GatewayMetrics;
+
+  constructor(table: ModelTable, log: Logger, metrics: GatewayMetrics) {
+    this.#table = table;
+    this.#log = log;
+    this.#metrics = metrics;
+  }
+
+  static async start(config: GatewayConfig, log: Logger, metrics: GatewayMetrics): Promise<Serving> {
+    const table = await buildModelTable(config, { log, tolerateUnreachable: true });
+    return new Serving(table, log, metrics);
+  }
+
+  get table(): ModelTable {
+    return this.#table;
+  }
+
+  get config(): GatewayConfig {
+    return this.#table.config;
+  }
+
+  get draining(): boolean {
+    return this.#draining;
+  }
+
+  /**
+   * Applies a validated configuration. Reloads are serialised: a SIGHUP during a reload waits for
+   * it. Throws (and keeps the current table) if any model of the new configuration fails to load.
+   */
+  reload(config: GatewayConfig): Promise<void> {
+    const next = this.#reloading.then(() => this.#apply(config));
+    this.#reloading = next.catch(() => undefined);
+    return next;
+  }
+
+  async #apply(config: GatewayConfig): Promise<void> {
+    let table: ModelTable;
+    try {
+      table = await buildModelTable(config, { log: this.#log, previous: this.#table, tolerateUnreachable: true });
+    } catch (e) {
+      this.#metrics.recordReload(false);
+      throw e;
+    }
+    const old = this.#table;
+    this.#table = table;
+    this.#metrics.recordReload(true);
+    this.#log.info({ models: [...table.models.keys()] }, 'configuration reloaded');
+    retireTable(old, table).catch((e: unknown) => this.#log.warn({ err: e }, 'closing retired model versions failed'));
+  }
+
+  /** Marks the gateway not ready so load balancers stop sending; requests in flight go on. */
+  drain(): void {
+    this.#draining = true;
+  }
+
+  async close(): Promise<void> {
+    this.#draining = true;
+    await this.#reloading;
+    await retireTable(this.#table, undefined);
+  }
+}

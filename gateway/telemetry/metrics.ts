@@ -1,0 +1,49 @@
+/**
+ * Metrics, recorded through the OpenTelemetry metrics API. Until an SDK is registered the API is a
+ * no-op, so recording costs almost nothing; exporters are wired in one place (main) when configured.
+ * Metric and attribute names are constants here so dashboards and tests refer to one spelling.
+ */
+import { metrics, type Attributes, type Counter, type Histogram } from '@opentelemetry/api';
+
+export const METER_NAME = 'breakwater';
+export const METRIC = {
+  requests: 'breakwater.infer.requests',
+  errors: 'breakwater.infer.errors',
+  duration: 'breakwater.infer.duration',
+  reloads: 'breakwater.config.reloads',
+} as const;
+export const ATTR = {
+  model: 'model',
+  version: 'model_version',
+  code: 'code',
+  outcome: 'outcome',
+} as const;
+
+export interface GatewayMetrics {
+  recordInfer(model: string, version: string, seconds: number, errorCode: string | undefined): void;
+  recordReload(ok: boolean): void;
+}
+
+/** Instruments are created per call so a MeterProvider registered later (tests, main) is used. */
+export function createMetrics(): GatewayMetrics {
+  const meter = metrics.getMeter(METER_NAME);
+  const requests: Counter = meter.createCounter(METRIC.requests, { description: 'Inference requests, by model, version and outcome code' });
+  const errors: Counter = meter.createCounter(METRIC.errors, { description: 'Inference requests that failed, by error code' });
+  const duration: Histogram = meter.createHistogram(METRIC.duration, {
+    description: 'Inference request duration at the gateway',
+    unit: 's',
+    advice: { explicitBucketBoundaries: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10] },
+  });
+  const reloads: Counter = meter.createCounter(METRIC.reloads, { description: 'Configuration reloads, by outcome' });
+  return {
+    recordInfer(model, version, seconds, errorCode) {
+      const attrs: Attributes = { [ATTR.model]: model, [ATTR.version]: version, [ATTR.code]: errorCode ?? 'OK' };
+      requests.add(1, attrs);
+      duration.record(seconds, attrs);
+      if (errorCode !== undefined) errors.add(1, attrs);
+    },
+    recordReload(ok) {
+      reloads.add(1, { [ATTR.outcome]: ok ? 'success' : 'failure' });
+    },
+  };
+}
