@@ -275,6 +275,11 @@ function parseMetadata(body: Buffer): ModelMetadata {
     if (new Set(list.map((t) => t.name)).size !== list.length) throw bad('model metadata repeats a tensor name');
   }
   const platform = typeof json.platform === 'string' && json.platform !== '' ? json.platform : 'oip-http';
+  // Breakwater's own extension (another Breakwater as the backend): outputs JSON cannot carry.
+  const nonTensor = isRecord(json.parameters) ? json.parameters.non_tensor_outputs : undefined;
+  if (Array.isArray(nonTensor) && nonTensor.length > 0 && nonTensor.every((n) => typeof n === 'string')) {
+    return { platform, inputs, outputs, nonTensorOutputs: nonTensor as string[] };
+  }
   return { platform, inputs, outputs };
 }
 

@@ -3,6 +3,7 @@
  * on SIGTERM/SIGINT. A reload that fails leaves the running configuration untouched.
  */
 import { watch, type FSWatcher } from 'node:fs';
+import { basename, dirname, resolve } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { GatewayConfig } from './config.js';
@@ -60,8 +61,17 @@ export async function startGateway(opts: StartOptions): Promise<RunningGateway> 
         app.server.closeAllConnections();
       }, grace);
       force.unref();
-      await app.close();
-      clearTimeout(force);
+      // server.close() only closes the connections idle at that moment; a keep-alive connection
+      // whose request finishes later would hold the process until the client or keep-alive timer
+      // closes it. Sweep idle connections until the server has closed (nothing on the request path).
+      const sweep = setInterval(() => app.server.closeIdleConnections(), 50);
+      sweep.unref();
+      try {
+        await app.close();
+      } finally {
+        clearInterval(sweep);
+        clearTimeout(force);
+      }
       await serving.close();
     })();
     return closing;
@@ -82,9 +92,14 @@ export function handleProcessSignals(gw: RunningGateway, log: Logger, watchPath?
 
   let watcher: FSWatcher | undefined;
   if (watchPath !== undefined && gw.serving.config.server.watchConfig) {
+    watchPath = resolve(watchPath);
     let debounce: NodeJS.Timeout | undefined;
-    // Editors write files in several steps; wait for the writes to settle before reading.
-    watcher = watch(watchPath, () => {
+    const file = basename(watchPath);
+    // Watch the folder, not the file: editors and config tools save by writing a new file and
+    // renaming it over the old one, which leaves a watch on the old inode deaf. Editors also write
+    // in several steps; wait for the writes to settle before reading.
+    watcher = watch(dirname(watchPath), (_event, changed) => {
+      if (changed !== null && changed !== file) return;
       clearTimeout(debounce);
       debounce = setTimeout(() => reload('file change'), 250);
     });

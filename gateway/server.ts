@@ -6,6 +6,7 @@ import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
+import { PolicyChain } from '../policies/chain.js';
 import { installErrorHandlers } from './error-handler.js';
 import { registerInferRoutes } from './routes/infer.js';
 import { registerOipRoutes } from './routes/oip-v2.js';
@@ -16,6 +17,8 @@ export interface ServerDeps {
   readonly serving: Serving;
   readonly log: Logger;
   readonly metrics: GatewayMetrics;
+  /** Safety controls on the infer path, in order; none by default. */
+  readonly policies?: PolicyChain;
 }
 
 /** A client's request id is kept when it is short and plain; anything else is replaced. */
@@ -33,7 +36,7 @@ function bodyCap(serving: Serving): number {
   return max;
 }
 
-export function buildServer({ serving, log, metrics }: ServerDeps): FastifyInstance {
+export function buildServer({ serving, log, metrics, policies = new PolicyChain([]) }: ServerDeps): FastifyInstance {
   const sc = serving.config.server;
   const app = Fastify({
     loggerInstance: log as FastifyBaseLogger,
@@ -65,6 +68,6 @@ export function buildServer({ serving, log, metrics }: ServerDeps): FastifyInsta
 
   installErrorHandlers(app);
   registerOipRoutes(app, serving);
-  registerInferRoutes(app, serving, metrics);
+  registerInferRoutes(app, serving, metrics, policies);
   return app;
 }

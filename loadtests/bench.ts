@@ -1,10 +1,11 @@
 /**
  * The gateway benchmark (not a test: it never fails on a timing; it prints and writes results).
  *
- *   npm run bench        (env: BENCH_DURATION_S=5 BENCH_ROUNDS=2 BENCH_WARMUP_S=1
+ *   npm run bench        (env: BENCH_DURATION_S=5 BENCH_ROUNDS=2 BENCH_WARMUP_S=1 BENCH_PRIME_S=2
  *                         BENCH_MAX_REQUESTS=300000 BENCH_LOG_LEVEL=warn BENCH_KEEP_TMP=0)
  *
- * Starts four child processes on loopback (lib/targets.ts), loads each target with autocannon at 1
+ * Starts four child processes on loopback (lib/targets.ts), primes each (BENCH_PRIME_S at 32
+ * connections, discarded, so round 1 does not measure a cold JIT), loads each target with autocannon at 1
  * and 32 connections (a→b→c→d, repeated BENCH_ROUNDS times; medians per cell), measures the CPU time
  * of the process under test and of the backend from /proc, then prints a table, ratios and two
  * informational acceptance checks, and writes loadtests/results/latest.{md,json}.
@@ -13,7 +14,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { INFER_BODY, INFER_PATH, measureCell, type Cell } from './lib/measure.js';
+import { INFER_BODY, INFER_PATH, measureCell, prime, type Cell } from './lib/measure.js';
 import { HOST, killAll, killAllSync } from './lib/processes.js';
 import { checkLines, checks, markdownTable, ratioLines, ratios, summarise, textTable, type Summary } from './lib/report.js';
 import { startTargets, type Target, type TargetId } from './lib/targets.js';
@@ -33,6 +34,7 @@ const settings = {
   durationS: envNumber('BENCH_DURATION_S', 5, 1, 120),
   rounds: Math.round(envNumber('BENCH_ROUNDS', 2, 1, 20)),
   warmupS: envNumber('BENCH_WARMUP_S', 1, 0, 30),
+  primeS: envNumber('BENCH_PRIME_S', 2, 0, 60),
   maxRequests: Math.round(envNumber('BENCH_MAX_REQUESTS', 300_000, 100, 10_000_000)),
   logLevel: process.env.BENCH_LOG_LEVEL || 'warn',
   readyTimeoutMs: 20_000,
@@ -117,10 +119,13 @@ function markdown(meta: Record<string, string>, s: readonly Summary[], ratioText
   ].join('\n');
 }
 
+/** The temp folder (configs, model copy, child logs), removed at the end unless kept. */
+let workDir: string | undefined;
+
 async function main(): Promise<void> {
   const started = new Date();
   const loadAtStart = loadavg().map((x) => x.toFixed(2)).join(' ');
-  const workDir = mkdtempSync(join(tmpdir(), 'breakwater-bench-'));
+  workDir = mkdtempSync(join(tmpdir(), 'breakwater-bench-'));
   let keep = process.env.BENCH_KEEP_TMP === '1';
   try {
     console.log(`benchmark: ${settings.rounds} round(s), ${settings.warmupS} s warm-up + ${settings.durationS} s measured per cell, ` +
@@ -128,6 +133,7 @@ async function main(): Promise<void> {
     const targets = await startTargets({ workDir, logLevel: settings.logLevel, readyTimeoutMs: settings.readyTimeoutMs });
     for (const t of targets) console.log(`${t.label}: pid ${t.front.pid} at ${t.front.url}`);
     await smoke(targets);
+    for (const t of targets) await prime(t, settings.primeS, settings.maxRequests);
 
     const cells: Cell[] = [];
     for (let round = 1; round <= settings.rounds; round++) {
@@ -166,7 +172,7 @@ async function main(): Promise<void> {
       'cpu model': cpuModel(),
       cores: String(cpus().length),
       'load average at start / end': `${loadAtStart} / ${loadavg().map((x) => x.toFixed(2)).join(' ')}`,
-      durations: `${settings.warmupS} s warm-up (discarded) + ${settings.durationS} s measured per cell, at most ${settings.maxRequests} requests per run; ${settings.rounds} round(s), order a→b→c→d`,
+      durations: `${settings.primeS} s priming per target at 32 connections, then per cell ${settings.warmupS} s warm-up (discarded) + ${settings.durationS} s measured per cell, at most ${settings.maxRequests} requests per run; ${settings.rounds} round(s), order a→b→c→d`,
       connections: CONNECTIONS.join(', '),
       'child log level': `${settings.logLevel} (access log on, its default)`,
       request: `POST ${INFER_PATH} ${INFER_BODY}`,
@@ -193,7 +199,10 @@ process.on('exit', killAllSync);
 for (const sig of ['SIGINT', 'SIGTERM'] as const) {
   process.once(sig, () => {
     console.error(`\n${sig}: stopping the children`);
-    void killAll().finally(() => process.exit(130));
+    void killAll().finally(() => {
+      if (workDir !== undefined) rmSync(workDir, { recursive: true, force: true });
+      process.exit(130);
+    });
   });
 }
 

@@ -93,9 +93,20 @@ before(async () => {
   await waitReady(gatewayB.url);
 }, { timeout: 70_000 });
 
+/** SIGTERM, then SIGKILL if the gateway has not exited within 15 s (it drains for at most 10 s). */
+async function stop(g: ChildGateway | undefined): Promise<void> {
+  if (g === undefined) return;
+  const kill = setTimeout(() => g.process.kill('SIGKILL'), 15_000);
+  try {
+    await g.stop();
+  } finally {
+    clearTimeout(kill);
+  }
+}
+
 after(async () => {
-  await gatewayB?.stop();
-  await gatewayA?.stop();
+  await stop(gatewayB);
+  await stop(gatewayA);
   for (const d of tempDirs) await rm(d, { recursive: true, force: true });
 });
 

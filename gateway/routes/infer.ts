@@ -1,10 +1,11 @@
 /**
- * POST /v2/models/{m}[/versions/{v}]/infer: the request path. In order: find the model version,
- * bound the body, parse and check the tensors, check them against the model's metadata, call the
+ * POST /v2/models/{m}[/versions/{v}]/infer: the request path. In order: find the model, run the
+ * policy chain (which picks the version or denies), bound the body, parse and check the tensors, check them against the model's metadata, call the
  * backend with a deadline, encode the answer. Nothing reaches a backend before every check passed.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { InferResponse } from '../../adapters/adapter.js';
+import type { PolicyChain } from '../../policies/chain.js';
 import { toGatewayError } from '../error-handler.js';
 import { GatewayError } from '../errors.js';
 import { encodeInferResponse } from '../infer-response.js';
@@ -37,7 +38,7 @@ function withDeadline<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
   });
 }
 
-export function registerInferRoutes(app: FastifyInstance, serving: Serving, metrics: GatewayMetrics): void {
+export function registerInferRoutes(app: FastifyInstance, serving: Serving, metrics: GatewayMetrics, policies: PolicyChain): void {
   const accessLog = (): boolean => serving.config.logging.accessLog;
 
   async function infer(request: FastifyRequest<{ Params: InferParams }>, reply: FastifyReply) {
@@ -54,9 +55,15 @@ export function registerInferRoutes(app: FastifyInstance, serving: Serving, metr
     };
     try {
       const model = findModel(serving, modelName);
-      const served = findVersion(model, request.params.version);
+      const route = policies.run({
+        model: modelName,
+        pinnedVersion: request.params.version,
+        stableVersion: model.stable.version,
+        headers: request.headers,
+      });
+      const served = findVersion(model, route.version);
       version = served.version;
-      reply.header('x-model-version', version);
+      reply.header('x-model-version', version).header('x-route-reason', route.reason);
       const md = served.requireMetadata();
       const body = request.body;
       if (!Buffer.isBuffer(body) || body.length === 0) throw new GatewayError('BAD_REQUEST', 'the request has no body');

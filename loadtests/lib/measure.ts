@@ -51,6 +51,12 @@ export interface Cell {
   readonly cpuSource: string;
 }
 
+/** Untimed load so that every process has its JIT warm before the first measured round. */
+export async function prime(t: Target, seconds: number, maxRequests: number): Promise<void> {
+  if (seconds <= 0) return;
+  await runLoad({ url: `${t.front.url}${INFER_PATH}`, body: INFER_BODY, connections: 32, durationS: seconds, maxRequests });
+}
+
 export async function measureCell(t: Target, connections: number, o: CellOptions): Promise<Cell> {
   const url = `${t.front.url}${INFER_PATH}`;
   if (o.warmupS > 0) {

@@ -1,0 +1,30 @@
+# Breakwater gateway image. Build: podman build --format docker -t breakwater .
+# Run:   podman run -p 8080:8080 breakwater                      (the bundled demo)
+#        podman run -p 8080:8080 -v ./config:/config breakwater serve --config /config/breakwater.yaml --host 0.0.0.0
+
+FROM node:20-bookworm-slim AS build
+WORKDIR /app
+COPY package.json package-lock.json .npmrc ./
+RUN npm ci --no-audit --no-fund
+COPY tsconfig.json ./
+COPY gateway gateway
+COPY adapters adapters
+COPY policies policies
+COPY loadtests loadtests
+COPY test test
+RUN npx tsc -p tsconfig.json && npm prune --omit=dev
+
+FROM node:20-bookworm-slim
+ENV NODE_ENV=production
+WORKDIR /app
+COPY --from=build /app/node_modules node_modules
+COPY --from=build /app/dist dist
+COPY package.json ./
+COPY bin bin
+COPY demo demo
+# Never run as root; the node image ships an unprivileged `node` user.
+USER node
+EXPOSE 8080
+# Inside a container the gateway must listen beyond loopback; outside one, loopback stays the default.
+ENTRYPOINT ["node", "bin/breakwater.js"]
+CMD ["serve", "--demo", "--host", "0.0.0.0"]
