@@ -172,7 +172,7 @@ async function main(): Promise<void> {
       'cpu model': cpuModel(),
       cores: String(cpus().length),
       'load average at start / end': `${loadAtStart} / ${loadavg().map((x) => x.toFixed(2)).join(' ')}`,
-      durations: `${settings.primeS} s priming per target at 32 connections, then per cell ${settings.warmupS} s warm-up (discarded) + ${settings.durationS} s measured per cell, at most ${settings.maxRequests} requests per run; ${settings.rounds} round(s), order a→b→c→d`,
+      durations: `${settings.primeS} s priming per target at 32 connections, then per cell ${settings.warmupS} s warm-up (discarded) + ${settings.durationS} s measured, at most ${settings.maxRequests} requests per run; ${settings.rounds} round(s), order a→b→c→d`,
       connections: CONNECTIONS.join(', '),
       'child log level': `${settings.logLevel} (access log on, its default)`,
       request: `POST ${INFER_PATH} ${INFER_BODY}`,
