@@ -72,10 +72,13 @@ export interface InferResponse {
 }
 
 export interface InferOptions {
-  /** Aborted when the client goes away or the deadline passes. */
-  readonly signal: AbortSignal;
-  /** Absolute time (ms since epoch, Date.now() clock) by which the answer is due. */
+  /**
+   * Absolute time (ms since epoch, Date.now() clock) by which the answer is due. Every adapter
+   * enforces it itself (no timer is set on its behalf), so the request path pays for one timer.
+   */
   readonly deadline: number;
+  /** Lets a caller give up early (optional: most calls are bounded by the deadline alone). */
+  readonly signal?: AbortSignal;
   /** The request id, for the backend's logs. */
   readonly requestId: string;
 }

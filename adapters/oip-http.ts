@@ -5,9 +5,10 @@
  * carry only generic details; the backend's address and its own error text stay in `cause`.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Pool, type Dispatcher } from 'undici';
+import { Pool } from 'undici';
 import { GatewayError, isGatewayError } from '../gateway/errors.js';
 import type { Adapter, InferOptions, InferRequest, InferResponse, InferTensor, ModelMetadata, TensorMetadata } from './adapter.js';
+import { abortError, exchange, isOk, type ExchangeReply } from './http-exchange.js';
 import { elementCount, isDatatype, toJsonData } from './tensors.js';
 
 export interface OipHttpBackendOptions {
@@ -31,7 +32,7 @@ const UNFORWARDED_PARAMETER = /^(binary_data|shared_memory)/; // binary answers,
 /** Knobs for tests and embedding; the configuration does not expose them. */
 export interface OipHttpLimits { readonly maxResponseBytes?: number }
 
-interface Reply { readonly status: number; readonly body: Buffer }
+type Reply = ExchangeReply;
 
 export class OipHttpAdapter implements Adapter {
   readonly kind = 'oip-http';
@@ -74,16 +75,15 @@ export class OipHttpAdapter implements Adapter {
   async infer(request: InferRequest, options: InferOptions): Promise<InferResponse> {
     this.#assertOpen();
     if (this.#metadata === undefined) throw new GatewayError('MODEL_NOT_READY', 'backend metadata not loaded');
-    if (options.signal.aborted) throw abortError(options.signal.reason);
+    if (options.signal?.aborted) throw abortError(options.signal.reason);
     const left = Number.isFinite(options.deadline) ? options.deadline - Date.now() : Infinity;
     const timeoutMs = Math.ceil(Math.min(this.#opts.timeoutMs, left));
     if (timeoutMs <= 0) throw new GatewayError('BACKEND_TIMEOUT', 'deadline passed before the call');
     const headers: Record<string, string> = { 'content-type': 'application/json', accept: 'application/json' };
     if (/^[\x21-\x7e]{1,256}$/.test(options.requestId)) headers['x-request-id'] = options.requestId;
-    const raw = request.rawJson;
-    // The client's bytes go as they are, unless they could ask for binary or shared-memory tensors.
-    const body = raw !== undefined && !raw.includes('binary_data') && !raw.includes('shared_memory')
-      ? raw : JSON.stringify(toWire(request));
+    // The client's bytes go as they are; the parser offers them only when they ask for no binary
+    // or shared-memory tensors (which this adapter could not read back).
+    const body = request.rawJson ?? JSON.stringify(toWire(request));
     try {
       const reply = await this.#exchange('POST', `${this.#modelPath}/infer`, { body, headers, timeoutMs, signal: options.signal });
       if (!isOk(reply.status)) throw statusError(reply, 'inference');
@@ -124,113 +124,19 @@ export class OipHttpAdapter implements Adapter {
 
   /** GET the model's readiness; bounded by connectTimeoutMs, never throws. */
   async #probeReady(): Promise<boolean> {
-    const ms = this.#opts.connectTimeoutMs;
-    const signal = AbortSignal.timeout(ms);
     try {
-      const res = await this.#pool.request({ method: 'GET', path: `${this.#modelPath}/ready`, signal, headersTimeout: ms, bodyTimeout: ms });
-      await res.body.dump({ limit: 64 * 1024, signal });
-      return res.statusCode === 200;
+      const reply = await this.#exchange('GET', `${this.#modelPath}/ready`, { timeoutMs: this.#opts.connectTimeoutMs });
+      return reply.status === 200;
     } catch {
       return false;
     }
   }
 
-  /**
-   * One HTTP exchange with a total time bound (`timeoutMs` covers headers and body), the caller's
-   * signal, and a size cap. The body is always read to the end or destroyed, so no socket leaks.
-   */
-  async #exchange(
-    method: 'GET' | 'POST',
-    path: string,
-    o: { body?: string | Buffer; headers?: Record<string, string>; timeoutMs: number; signal?: AbortSignal },
-  ): Promise<Reply> {
-    const controller = new AbortController();
-    let timedOut = false;
-    const timer = setTimeout(() => {
-      timedOut = true;
-      controller.abort(new Error(`no answer within ${o.timeoutMs} ms`));
-    }, o.timeoutMs);
-    const onAbort = () => controller.abort(o.signal?.reason);
-    o.signal?.addEventListener('abort', onAbort, { once: true });
-    try {
-      const res = await this.#pool.request({
-        method, path, body: o.body, headers: o.headers, signal: controller.signal,
-        headersTimeout: o.timeoutMs, bodyTimeout: o.timeoutMs,
-      });
-      const ok = isOk(res.statusCode);
-      const cap = ok ? this.#maxResponseBytes : MAX_ERROR_BODY_BYTES;
-      if (ok && Number(res.headers['content-length']) > cap) {
-        res.body.destroy();
-        throw new GatewayError('BACKEND_BAD_RESPONSE', `response body is larger than ${cap} bytes`);
-      }
-      const body = await readBody(res.body, cap, !ok);
-      return { status: res.statusCode, body };
-    } catch (e) {
-      if (timedOut) throw new GatewayError('BACKEND_TIMEOUT', `no answer within ${o.timeoutMs} ms`, { cause: e });
-      if (o.signal?.aborted) throw abortError(o.signal.reason, e);
-      if (isGatewayError(e)) throw e;
-      throw transportError(e);
-    } finally {
-      clearTimeout(timer);
-      o.signal?.removeEventListener('abort', onAbort);
-    }
+  #exchange(method: 'GET' | 'POST', path: string, o: { body?: string | Buffer; headers?: Record<string, string>; timeoutMs: number; signal?: AbortSignal }): Promise<Reply> {
+    return exchange(this.#pool, {
+      method, path, ...o, maxBytes: this.#maxResponseBytes, maxErrorBytes: MAX_ERROR_BODY_BYTES,
+    });
   }
-}
-
-const isOk = (status: number): boolean => status >= 200 && status < 300;
-
-/** Reads the whole body up to `cap` bytes; beyond, either truncates (error bodies) or rejects. */
-async function readBody(body: Dispatcher.ResponseData['body'], cap: number, truncate: boolean): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of body as AsyncIterable<Buffer>) {
-    if (size + chunk.length > cap) {
-      // Leaving the loop destroys the stream (and its socket) instead of draining a huge body.
-      if (truncate) {
-        chunks.push(chunk.subarray(0, cap - size));
-        return Buffer.concat(chunks);
-      }
-      throw new GatewayError('BACKEND_BAD_RESPONSE', `response body is larger than ${cap} bytes`);
-    }
-    size += chunk.length;
-    chunks.push(chunk);
-  }
-  return Buffer.concat(chunks, size);
-}
-
-/** The caller gave up (client gone, or the gateway's deadline). A GatewayError reason is kept. */
-function abortError(reason: unknown, cause: unknown = reason): GatewayError {
-  if (isGatewayError(reason)) return reason;
-  return new GatewayError('BACKEND_TIMEOUT', 'the call was cancelled', { cause });
-}
-
-const UNAVAILABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ECONNABORTED', 'EPIPE', 'ENOTFOUND', 'EAI_AGAIN',
-  'EHOSTUNREACH', 'ENETUNREACH', 'EHOSTDOWN', 'ENETDOWN', 'ETIMEDOUT', 'UND_ERR_SOCKET', 'UND_ERR_CLOSED', 'UND_ERR_DESTROYED']);
-const BAD_RESPONSE_CODES = new Set(['UND_ERR_RES_CONTENT_LENGTH_MISMATCH', 'UND_ERR_HEADERS_OVERFLOW', 'UND_ERR_INFO']);
-
-/** The first `code` on the error, its `cause` chain or an AggregateError's members (happy eyeballs). */
-function errorCode(e: unknown, depth = 0): string | undefined {
-  if (typeof e !== 'object' || e === null || depth > 4) return undefined;
-  const { code, name, cause, errors } = e as { code?: unknown; name?: unknown; cause?: unknown; errors?: unknown };
-  if (typeof code === 'string') return code;
-  if (name === 'HTTPParserError') return 'HPE_UNKNOWN'; // undici leaves `code` unset for some parse errors
-  if (Array.isArray(errors)) return errorCode(errors[0], depth + 1);
-  return errorCode(cause, depth + 1);
-}
-
-/** Maps a transport failure; the detail names the class only: address and errno stay in `cause`. */
-function transportError(e: unknown): GatewayError {
-  const code = errorCode(e) ?? 'unknown';
-  if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT') {
-    return new GatewayError('BACKEND_TIMEOUT', 'the backend stopped sending', { cause: e });
-  }
-  if (code === 'UND_ERR_CONNECT_TIMEOUT') return new GatewayError('BACKEND_UNAVAILABLE', 'connect timed out', { cause: e });
-  if (UNAVAILABLE_CODES.has(code)) return new GatewayError('BACKEND_UNAVAILABLE', 'could not reach the backend', { cause: e });
-  if (code.startsWith('HPE_') || BAD_RESPONSE_CODES.has(code)) {
-    return new GatewayError('BACKEND_BAD_RESPONSE', 'the answer is not valid HTTP', { cause: e });
-  }
-  if (code === 'UND_ERR_INVALID_ARG') return new GatewayError('INTERNAL', undefined, { cause: e });
-  return new GatewayError('BACKEND_ERROR', 'the call failed', { cause: e });
 }
 
 /** A non-2xx answer. The backend's own text goes to `cause` (logged), never to the detail. */
@@ -297,8 +203,12 @@ function parseOutput(x: unknown, i: number): InferTensor {
   if (!isRecord(x) || typeof x.name !== 'string' || !isDatatype(x.datatype) || !isShape(x.shape, 0) || !Array.isArray(x.data)) {
     throw bad(`output ${i} is not a tensor with name, datatype, shape and data`);
   }
-  const data: unknown[] = [];
-  if (!flatten(x.data, data, 0)) throw bad(`output ${i} data is nested too deeply`);
+  // Flat data (the usual answer) is checked in place; nested data is copied flat first.
+  let data: unknown[] = x.data;
+  if (data.length > 0 && Array.isArray(data[0])) {
+    data = [];
+    if (!flatten(x.data, data, 0)) throw bad(`output ${i} data is nested too deeply`);
+  }
   if (data.length !== elementCount(x.shape)) throw bad(`output ${i} data does not match its shape`);
   const dt = x.datatype;
   for (let k = 0; k < data.length; k++) {

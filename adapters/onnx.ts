@@ -46,8 +46,8 @@ function toDims(shape: ReadonlyArray<number | string>): number[] {
   return shape.map((d) => (typeof d === 'number' && d >= 0 ? d : -1));
 }
 
-function timeoutError(signal: AbortSignal): GatewayError {
-  return new GatewayError('BACKEND_TIMEOUT', undefined, { cause: signal.reason });
+function timeoutError(signal: AbortSignal | undefined): GatewayError {
+  return new GatewayError('BACKEND_TIMEOUT', undefined, { cause: signal?.reason });
 }
 
 function loadFailure(e: unknown): GatewayError {
@@ -146,7 +146,9 @@ export class OnnxAdapter implements Adapter {
   async infer(request: InferRequest, options: InferOptions): Promise<InferResponse> {
     const session = this.#session;
     if (session === undefined || this.#closing) throw new GatewayError('MODEL_NOT_READY');
-    if (options.signal.aborted || Date.now() >= options.deadline) throw timeoutError(options.signal);
+    // A run cannot be interrupted once started (it runs on this thread), so the deadline is checked
+    // before it is queued; a caller's signal can still drop it while it waits for its turn.
+    if (options.signal?.aborted || Date.now() >= options.deadline) throw timeoutError(options.signal);
     const fetches = request.outputs?.map((o) => o.name) ?? [...this.#tensorOutputs];
     for (const name of fetches) {
       if (!this.#tensorOutputs.has(name)) throw new GatewayError('UNKNOWN_OUTPUT', `"${name}"`);
@@ -182,14 +184,14 @@ export class OnnxAdapter implements Adapter {
   }
 
   /** Resolves with the run's outputs, or rejects with BACKEND_TIMEOUT if `signal` aborts first. */
-  async #race(run: Promise<InferenceSession.ReturnType>, signal: AbortSignal): Promise<InferenceSession.ReturnType> {
+  async #race(run: Promise<InferenceSession.ReturnType>, signal: AbortSignal | undefined): Promise<InferenceSession.ReturnType> {
     let onAbort: () => void = () => undefined;
-    const aborted = new Promise<never>((_, reject) => {
+    const aborted = signal === undefined ? undefined : new Promise<never>((_, reject) => {
       onAbort = () => reject(timeoutError(signal));
       signal.addEventListener('abort', onAbort, { once: true });
     });
     try {
-      return await Promise.race([run, aborted]);
+      return await (aborted === undefined ? run : Promise.race([run, aborted]));
     } catch (e) {
       if (e instanceof GatewayError) {
         run.then((late) => dispose(Object.values(late)), () => undefined);
@@ -197,7 +199,7 @@ export class OnnxAdapter implements Adapter {
       }
       throw new GatewayError('BACKEND_ERROR', 'onnxruntime failed to run the model', { cause: e });
     } finally {
-      signal.removeEventListener('abort', onAbort);
+      signal?.removeEventListener('abort', onAbort);
     }
   }
 

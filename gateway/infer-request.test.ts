@@ -233,3 +233,17 @@ test('malformed binary requests are bad binary headers', () => {
   rejects(() => parseInferRequest(h, undefined, LIMITS), 'BAD_BINARY_HEADER');
   rejects(() => parseInferRequest(Buffer.from('not json'), 8, LIMITS), 'BAD_JSON');
 });
+
+test('a request asking for binary outputs offers no raw JSON to forward', () => {
+  const x = { name: 'x', datatype: 'FP32', shape: [1], data: [1] };
+  assert.equal(parse({ inputs: [x], parameters: { binary_data_output: true } }).rawJson, undefined);
+  assert.equal(parse({ inputs: [x], outputs: [{ name: 'y', parameters: { binary_data: true } }] }).rawJson, undefined);
+  assert.ok(parse({ inputs: [x], outputs: [{ name: 'y' }], parameters: { priority: 1 } }).rawJson !== undefined);
+});
+
+test('shared-memory tensors are refused wherever they are asked for', () => {
+  const x = { name: 'x', datatype: 'FP32', shape: [1], data: [1] };
+  rejects(() => parse({ inputs: [{ ...x, parameters: { shared_memory_region: 'r' } }] }), 'BAD_REQUEST', 400, /shared-memory/);
+  rejects(() => parse({ inputs: [x], outputs: [{ name: 'y', parameters: { shared_memory_region: 'r' } }] }), 'BAD_REQUEST', 400, /shared-memory/);
+  rejects(() => parse({ inputs: [x], parameters: { shared_memory_byte_size: 4 } }), 'BAD_REQUEST', 400, /shared-memory/);
+});

@@ -50,6 +50,7 @@ export function parseInferRequest(body: Buffer, headerLength: number | undefined
   if (parameters !== undefined && !isRecord(parameters)) {
     throw new GatewayError('BAD_REQUEST', '`parameters` must be an object');
   }
+  refuseSharedMemory(parameters, 'parameters');
   if (!Array.isArray(inputs) || inputs.length === 0) {
     throw new GatewayError('BAD_REQUEST', '`inputs` must be a non-empty array');
   }
@@ -65,8 +66,29 @@ export function parseInferRequest(body: Buffer, headerLength: number | undefined
   if (id !== undefined) result.id = id;
   if (outputs !== undefined) result.outputs = parseOutputs(outputs);
   if (parameters !== undefined) result.parameters = parameters;
-  if (headerLength === undefined) result.rawJson = body;
+  // Plain JSON asking for no binary outputs may be forwarded byte for byte by a pass-through
+  // adapter; a request for binary outputs is the gateway's to answer, so the adapter re-encodes.
+  if (headerLength === undefined && !asksBinaryOutput(parameters) && !result.outputs?.some((o) => asksBinaryOutput(o.parameters))) {
+    result.rawJson = body;
+  }
   return result;
+}
+
+function asksBinaryOutput(p: unknown): boolean {
+  return isRecord(p) && (p.binary_data_output !== undefined || p.binary_data !== undefined);
+}
+
+/**
+ * Shared-memory tensors (the protocol's shared-memory extension) would let a client point the
+ * backend at data the gateway never sees, and so never checks: they are refused outright.
+ */
+function refuseSharedMemory(p: unknown, where: string): void {
+  if (!isRecord(p)) return;
+  for (const key in p) {
+    if (key.startsWith('shared_memory')) {
+      throw new GatewayError('BAD_REQUEST', `${where}: shared-memory tensors are not accepted through the gateway`);
+    }
+  }
 }
 
 function parseName(x: unknown, what: string): string {
@@ -108,6 +130,7 @@ function parseInput(
   if (parameters !== undefined && !isRecord(parameters)) {
     throw new GatewayError('BAD_REQUEST', `${label}: parameters must be an object`);
   }
+  refuseSharedMemory(parameters, label);
   check.label = label;
   const raw = binary?.get(index);
   let values: TensorData;
@@ -193,6 +216,7 @@ function parseOutputs(x: unknown): RequestedOutput[] {
     if (o.parameters !== undefined && !isRecord(o.parameters)) {
       throw new GatewayError('BAD_REQUEST', `output ${quoteName(name)}: parameters must be an object`);
     }
+    refuseSharedMemory(o.parameters, `output ${quoteName(name)}`);
     out[i] = o.parameters === undefined ? { name } : { name, parameters: o.parameters };
   }
   return out;

@@ -28,16 +28,6 @@ function headerLength(value: string | string[] | undefined, bodyLength: number):
   return Number(s);
 }
 
-/** Rejects with BACKEND_TIMEOUT when `signal` fires first (an in-process run cannot be cancelled). */
-function withDeadline<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(new GatewayError('BACKEND_TIMEOUT'));
-    if (signal.aborted) return onAbort();
-    signal.addEventListener('abort', onAbort, { once: true });
-    work.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
-  });
-}
-
 export function registerInferRoutes(app: FastifyInstance, serving: Serving, metrics: GatewayMetrics, policies: PolicyChain): void {
   const accessLog = (): boolean => serving.config.logging.accessLog;
 
@@ -48,11 +38,6 @@ export function registerInferRoutes(app: FastifyInstance, serving: Serving, metr
     const { model: modelName } = request.params;
     let version = request.params.version ?? '';
     let errorCode: string | undefined;
-    const controller = new AbortController();
-    let timer: NodeJS.Timeout | undefined;
-    const onClose = () => {
-      if (!reply.raw.writableFinished) controller.abort();
-    };
     try {
       const model = findModel(serving, modelName);
       const route = policies.run({
@@ -74,17 +59,11 @@ export function registerInferRoutes(app: FastifyInstance, serving: Serving, metr
         nonFinite: mc.nonFinite,
       });
       validateAgainstMetadata(inferRequest, md);
-
-      timer = setTimeout(() => controller.abort(), mc.inferTimeoutMs);
-      reply.raw.once('close', onClose);
-      const response: InferResponse = await withDeadline(
-        served.adapter.infer(inferRequest, {
-          signal: controller.signal,
-          deadline: Date.now() + mc.inferTimeoutMs,
-          requestId: String(request.id),
-        }),
-        controller.signal,
-      );
+      // The adapter enforces the deadline itself: one timer per request, not one here and one there.
+      const response: InferResponse = await served.adapter.infer(inferRequest, {
+        deadline: Date.now() + mc.inferTimeoutMs,
+        requestId: String(request.id),
+      });
       const encoded = encodeInferResponse(response, inferRequest, model.name, version);
       if (encoded.headerLength !== undefined) {
         reply.header(HEADER_LENGTH, encoded.headerLength).header('content-type', 'application/octet-stream');
@@ -97,8 +76,6 @@ export function registerInferRoutes(app: FastifyInstance, serving: Serving, metr
       errorCode = ge.code;
       throw ge;
     } finally {
-      clearTimeout(timer);
-      reply.raw.off('close', onClose);
       table.release();
       const seconds = (performance.now() - started) / 1000;
       metrics.recordInfer(modelName, version, seconds, errorCode);
