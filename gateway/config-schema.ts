@@ -113,6 +113,9 @@ export const configSchema = {
         shutdownGraceMs: positiveInt(10_000, 600_000),
         // Reload when the file changes (SIGHUP always reloads).
         watchConfig: { type: 'boolean', default: false },
+        // Worker processes sharing the port. One by default (predictable memory: each worker holds
+        // its own model sessions); raise it to use more cores, or set "auto" for one per core.
+        workers: { anyOf: [{ type: 'integer', minimum: 1, maximum: 256 }, { const: 'auto' }], default: 1 },
       },
     },
     logging: {
@@ -121,8 +124,9 @@ export const configSchema = {
       default: {},
       properties: {
         level: { enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], default: 'info' },
-        // One line per request, like Envoy's access log; turn off where a sidecar logs requests.
-        accessLog: { type: 'boolean', default: true },
+        // One JSON line per inference. Off by default, as in Envoy: measured at about +10 µs of CPU
+        // per request on the proxy path (npm run bench, target e); errors are logged either way.
+        accessLog: { type: 'boolean', default: false },
       },
     },
     models: {

@@ -3,6 +3,7 @@
  * defaults filled, relative paths resolved, then deep-frozen. Nothing downstream re-checks it.
  */
 import { readFile } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import { parse as parseYaml } from 'yaml';
@@ -34,6 +35,8 @@ export interface ServerConfig {
   readonly maxConnections: number;
   readonly shutdownGraceMs: number;
   readonly watchConfig: boolean;
+  /** Resolved: "auto" becomes the number of cores. */
+  readonly workers: number;
 }
 
 export interface GatewayConfig {
@@ -90,7 +93,8 @@ function deepFreeze<T>(value: T): T {
 export function buildConfig(input: unknown, baseDir: string, source = 'configuration'): GatewayConfig {
   const raw: unknown = structuredClone(input ?? {});
   if (!validateTop(raw)) throw new ConfigError(source, describe('', validateTop.errors));
-  const cfg = raw as { models: Record<string, Record<string, unknown>> };
+  const cfg = raw as { models: Record<string, Record<string, unknown>>; server: { workers: number | 'auto' } };
+  if (cfg.server.workers === 'auto') cfg.server.workers = availableParallelism();
   const problems: string[] = [];
   for (const [name, model] of Object.entries(cfg.models)) {
     const versions = model.versions as Record<string, { backend: Record<string, unknown> }>;
@@ -120,6 +124,7 @@ export function buildConfig(input: unknown, baseDir: string, source = 'configura
 export interface ConfigOverrides {
   readonly host?: string;
   readonly port?: number;
+  readonly workers?: number | 'auto';
 }
 
 /** Applies overrides to a parsed (not yet validated) configuration object. */
@@ -129,6 +134,7 @@ export function applyOverrides(raw: unknown, overrides: ConfigOverrides): unknow
   const server = { ...(typeof obj.server === 'object' && obj.server !== null ? obj.server : {}) } as Record<string, unknown>;
   if (overrides.host !== undefined) server.host = overrides.host;
   if (overrides.port !== undefined) server.port = overrides.port;
+  if (overrides.workers !== undefined) server.workers = overrides.workers;
   return { ...obj, server };
 }
 

@@ -6,6 +6,7 @@ import { watch, type FSWatcher } from 'node:fs';
 import { basename, dirname, resolve } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
+import { flushAndExit } from './logger.js';
 import type { GatewayConfig } from './config.js';
 import { buildServer } from './server.js';
 import { Serving } from './serving.js';
@@ -39,7 +40,7 @@ export async function startGateway(opts: StartOptions): Promise<RunningGateway> 
   const { host, port } = opts.config.server;
   let url: string;
   try {
-    url = await app.listen({ host, port, listenTextResolver: () => '' });
+    url = await app.listen({ host, port, listenTextResolver: (address) => `listening at ${address}` });
   } catch (e) {
     await serving.close();
     throw e;
@@ -111,12 +112,11 @@ export function handleProcessSignals(gw: RunningGateway, log: Logger, watchPath?
     gw.close().then(
       () => {
         log.info('shut down cleanly');
-        log.flush();
-        process.exit(0);
+        flushAndExit(log, 0);
       },
       (e: unknown) => {
         log.error({ err: e }, 'shutdown failed');
-        process.exit(1);
+        flushAndExit(log, 1);
       },
     );
   };

@@ -2,7 +2,7 @@
  * The gateway benchmark (not a test: it never fails on a timing; it prints and writes results).
  *
  *   npm run bench        (env: BENCH_DURATION_S=5 BENCH_ROUNDS=2 BENCH_WARMUP_S=1 BENCH_PRIME_S=2
- *                         BENCH_MAX_REQUESTS=300000 BENCH_LOG_LEVEL=warn BENCH_KEEP_TMP=0)
+ *                         BENCH_MAX_REQUESTS=300000 BENCH_LOG_LEVEL=info BENCH_WORKERS=auto BENCH_KEEP_TMP=0)
  *
  * Starts four child processes on loopback (lib/targets.ts), primes each (BENCH_PRIME_S at 32
  * connections, discarded, so round 1 does not measure a cold JIT), loads each target with autocannon at 1
@@ -36,7 +36,10 @@ const settings = {
   warmupS: envNumber('BENCH_WARMUP_S', 1, 0, 30),
   primeS: envNumber('BENCH_PRIME_S', 2, 0, 60),
   maxRequests: Math.round(envNumber('BENCH_MAX_REQUESTS', 300_000, 100, 10_000_000)),
-  logLevel: process.env.BENCH_LOG_LEVEL || 'warn',
+  // The gateway's defaults: info, so its one access line per inference is part of what is measured.
+  logLevel: process.env.BENCH_LOG_LEVEL || 'info',
+  // One worker per core for every breakwater process: one event loop can only use one core.
+  workers: process.env.BENCH_WORKERS === undefined || process.env.BENCH_WORKERS === 'auto' ? 'auto' as const : Number(process.env.BENCH_WORKERS),
   readyTimeoutMs: 20_000,
 };
 
@@ -130,7 +133,7 @@ async function main(): Promise<void> {
   try {
     console.log(`benchmark: ${settings.rounds} round(s), ${settings.warmupS} s warm-up + ${settings.durationS} s measured per cell, ` +
       `connections ${CONNECTIONS.join(' and ')}; work dir ${workDir}`);
-    const targets = await startTargets({ workDir, logLevel: settings.logLevel, readyTimeoutMs: settings.readyTimeoutMs });
+    const targets = await startTargets({ workDir, logLevel: settings.logLevel, readyTimeoutMs: settings.readyTimeoutMs, workers: settings.workers });
     for (const t of targets) console.log(`${t.label}: pid ${t.front.pid} at ${t.front.url}`);
     await smoke(targets);
     for (const t of targets) await prime(t, settings.primeS, settings.maxRequests);
@@ -175,6 +178,7 @@ async function main(): Promise<void> {
       durations: `${settings.primeS} s priming per target at 32 connections, then per cell ${settings.warmupS} s warm-up (discarded) + ${settings.durationS} s measured, at most ${settings.maxRequests} requests per run; ${settings.rounds} round(s), order a→b→c→d`,
       connections: CONNECTIONS.join(', '),
       'child log level': `${settings.logLevel} (access log on, its default)`,
+      'breakwater workers': String(settings.workers),
       request: `POST ${INFER_PATH} ${INFER_BODY}`,
       host: HOST,
       command: `\`${command()}\``,

@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { ConfigError, type GatewayConfig } from '../config.js';
 import { createLogger } from '../logger.js';
+import { isClusterWorker, runPrimary } from '../cluster.js';
 import { handleProcessSignals, startGateway } from '../main.js';
 import { GATEWAY_VERSION } from '../version.js';
 import { resolveSource, type ConfigSource } from './source.js';
@@ -23,6 +24,7 @@ Usage:
 Options for serve:
   --host HOST   address to listen on (env HOST; default 127.0.0.1)
   --port N      port to listen on (env PORT; default 8080)
+  --workers N   worker processes sharing the port, or "auto" for one per core (env WORKERS; default 1)
 `;
 
 const DEMO_CONFIG = fileURLToPath(new URL('../../../demo/breakwater.yaml', import.meta.url));
@@ -51,6 +53,12 @@ function parsePort(value: string | undefined, from: string): number | undefined 
   return Number(value);
 }
 
+function parseWorkers(value: string | undefined): number | 'auto' | undefined {
+  if (value === undefined || value === 'auto') return value;
+  if (!/^\d{1,3}$/.test(value) || Number(value) < 1 || Number(value) > 256) fail(`--workers must be 1-256 or "auto", got "${value}"`);
+  return Number(value);
+}
+
 function sourceFrom(values: { config?: string; 'model-repository'?: string; demo?: boolean }, positional: string | undefined): ConfigSource {
   const given = [values.config ?? positional, values['model-repository'], values.demo ? DEMO_CONFIG : undefined].filter((v) => v !== undefined);
   if (given.length !== 1) fail('give exactly one of --config FILE, --model-repository DIR or --demo\n\n' + USAGE);
@@ -68,6 +76,7 @@ async function main(argv: string[]): Promise<void> {
       demo: { type: 'boolean' },
       host: { type: 'string' },
       port: { type: 'string', short: 'p' },
+      workers: { type: 'string', short: 'w' },
       help: { type: 'boolean', short: 'h' },
       version: { type: 'boolean' },
     },
@@ -79,6 +88,7 @@ async function main(argv: string[]): Promise<void> {
   const overrides = {
     host: values.host ?? (process.env.HOST || undefined),
     port: parsePort(values.port, '--port') ?? parsePort(process.env.PORT, 'PORT'),
+    workers: parseWorkers(values.workers ?? (process.env.WORKERS || undefined)),
   };
 
   if (command === 'validate') {
@@ -110,6 +120,11 @@ async function main(argv: string[]): Promise<void> {
     for (const w of next.warnings) log.warn(w);
     return next.config;
   };
+  if (loaded.config.server.workers > 1 && !isClusterWorker()) {
+    // The primary validated the configuration above, so a bad file fails once, not once per worker.
+    runPrimary({ workers: loaded.config.server.workers, shutdownGraceMs: loaded.config.server.shutdownGraceMs, log });
+    return;
+  }
   try {
     const gw = await startGateway({ config: loaded.config, log, loadConfig });
     handleProcessSignals(gw, log, source.kind === 'file' ? source.path : undefined);

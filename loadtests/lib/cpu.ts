@@ -1,5 +1,5 @@
 /**
- * CPU time of another process, read from /proc (Linux only).
+ * CPU time of another process and its descendants (worker processes), read from /proc (Linux only).
  *
  * Two sources, both over every thread of the process:
  *  - the sum of /proc/<pid>/task/<tid>/schedstat first fields: nanoseconds on CPU, fine-grained, but
@@ -70,9 +70,39 @@ function schedNs(pid: number): { ns: number; tids: string[] } | undefined {
   }
 }
 
+/** The process and all its descendants (a gateway with workers is a primary and its children). */
+function processTree(pid: number): number[] {
+  const out = [pid];
+  for (let i = 0; i < out.length; i++) {
+    try {
+      for (const tid of readdirSync(`/proc/${out[i]}/task`)) {
+        const kids = readFileSync(`/proc/${out[i]}/task/${tid}/children`, 'utf8').trim();
+        if (kids !== '') out.push(...kids.split(' ').map(Number));
+      }
+    } catch {
+      // The process exited meanwhile; what was read stands.
+    }
+  }
+  return out;
+}
+
+/** CPU of `pid` and its descendants, summed. */
 export function sampleCpu(pid: number): CpuSample {
-  const s = schedNs(pid);
-  return { pid, schedNs: s?.ns, tids: s?.tids ?? [], ticks: statTicks(pid) };
+  let ns: number | undefined = 0;
+  const tids: string[] = [];
+  let ticks = 0;
+  for (const p of processTree(pid)) {
+    const s = schedNs(p);
+    if (s === undefined || ns === undefined) ns = undefined;
+    else ns += s.ns;
+    tids.push(...(s?.tids ?? []).map((t) => `${p}/${t}`));
+    try {
+      ticks += statTicks(p);
+    } catch {
+      // Exited between listing and reading; the tid check sends the delta to the stat fallback.
+    }
+  }
+  return { pid, schedNs: ns, tids: tids.sort(), ticks };
 }
 
 export function cpuDelta(before: CpuSample, after: CpuSample): CpuDelta {

@@ -35,20 +35,22 @@ export interface TargetOptions {
   /** Log level of the breakwater children (their stdout goes to a file in workDir). */
   readonly logLevel: string;
   readonly readyTimeoutMs: number;
+  /** `server.workers` of every breakwater child (B, G and O alike). */
+  readonly workers: number | 'auto';
 }
 
-function gatewayConfig(port: number, logLevel: string, backend: Record<string, unknown>): string {
+function gatewayConfig(port: number, logLevel: string, workers: number | 'auto', backend: Record<string, unknown>): string {
   return stringify({
-    server: { host: HOST, port },
+    server: { host: HOST, port, workers },
     // accessLog stays at its default (true): it is part of the gateway's real cost.
     logging: { level: logLevel },
     models: { iris: { versions: { '1': { backend } } } },
   });
 }
 
-function startGateway(name: string, dir: string, port: number, logLevel: string, backend: Record<string, unknown>): Child {
+function startGateway(name: string, dir: string, port: number, o: TargetOptions, backend: Record<string, unknown>): Child {
   const file = join(dir, `${name}.yaml`);
-  writeFileSync(file, gatewayConfig(port, logLevel, backend));
+  writeFileSync(file, gatewayConfig(port, o.logLevel, o.workers, backend));
   return spawnNode(name, [GATEWAY_CLI, 'serve', '--config', file], port, join(dir, `${name}.log`));
 }
 
@@ -59,7 +61,7 @@ export async function startTargets(o: TargetOptions): Promise<Target[]> {
   const onnx = { kind: 'onnx', path: repoModel };
 
   const [pB, pP, pG, pO] = [await freePort(), await freePort(), await freePort(), await freePort()];
-  const B = startGateway('B-backend', o.workDir, pB, o.logLevel, onnx);
+  const B = startGateway('B-backend', o.workDir, pB, o, onnx);
   await waitReady(B, o.readyTimeoutMs);
 
   const P = spawnNode(
@@ -68,8 +70,8 @@ export async function startTargets(o: TargetOptions): Promise<Target[]> {
     pP,
     join(o.workDir, 'P-bare-proxy.log'),
   );
-  const G = startGateway('G-gateway-proxy', o.workDir, pG, o.logLevel, { kind: 'oip-http', url: B.url, model: 'iris' });
-  const O = startGateway('O-gateway-onnx', o.workDir, pO, o.logLevel, onnx);
+  const G = startGateway('G-gateway-proxy', o.workDir, pG, o, { kind: 'oip-http', url: B.url, model: 'iris' });
+  const O = startGateway('O-gateway-onnx', o.workDir, pO, o, onnx);
   await Promise.all([P, G, O].map((c) => waitReady(c, o.readyTimeoutMs)));
 
   return [
