@@ -71,6 +71,12 @@ export interface InferResponse {
   readonly parameters?: Readonly<Record<string, unknown>>;
 }
 
+/**
+ * The caller's remaining time in milliseconds, sent to HTTP backends and honoured on the way in
+ * (like Envoy's x-envoy-expected-rq-timeout-ms): a chain of gateways shares one deadline.
+ */
+export const TIMEOUT_HEADER = 'x-request-timeout-ms';
+
 export interface InferOptions {
   /**
    * Absolute time (ms since epoch, Date.now() clock) by which the answer is due. Every adapter

@@ -8,6 +8,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Pool } from 'undici';
 import { GatewayError, isGatewayError } from '../gateway/errors.js';
 import type { Adapter, InferOptions, InferRequest, InferResponse, InferTensor, ModelMetadata, TensorMetadata } from './adapter.js';
+import { TIMEOUT_HEADER } from './adapter.js';
 import { abortError, exchange, isOk, type ExchangeReply } from './http-exchange.js';
 import { elementCount, isDatatype, toJsonData } from './tensors.js';
 
@@ -81,6 +82,8 @@ export class OipHttpAdapter implements Adapter {
     if (timeoutMs <= 0) throw new GatewayError('BACKEND_TIMEOUT', 'deadline passed before the call');
     const headers: Record<string, string> = { 'content-type': 'application/json', accept: 'application/json' };
     if (/^[\x21-\x7e]{1,256}$/.test(options.requestId)) headers['x-request-id'] = options.requestId;
+    // The time left, so a backend that honours it (another Breakwater does) stops when we would.
+    headers[TIMEOUT_HEADER] = String(timeoutMs);
     // The client's bytes go as they are; the parser offers them only when they ask for no binary
     // or shared-memory tensors (which this adapter could not read back).
     const body = request.rawJson ?? JSON.stringify(toWire(request));

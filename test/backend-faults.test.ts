@@ -75,6 +75,26 @@ describe('backend faults', () => {
     assert.ok(res.ms < DEADLINE_MS + 250, `answered after ${res.ms} ms`);
   });
 
+  test('a caller\'s x-request-timeout-ms shortens the deadline and is passed on to the backend', async () => {
+    backend.misbehave('infer', slow());
+    const started = performance.now();
+    const res = await request(`${gw.url}/v2/models/stats/infer`, { method: 'POST', body: BODY, headers: { 'x-request-timeout-ms': '120' } });
+    const text = await res.body.text();
+    assert.equal(res.statusCode, 504, text);
+    assert.ok(performance.now() - started < 120 + 250, 'answered at the caller\'s deadline');
+    const sent = Number(backend.inferCalls().at(-1)?.headers['x-request-timeout-ms']);
+    assert.ok(sent > 0 && sent <= 120, `backend was told ${sent} ms`);
+  });
+
+  test('a caller cannot lengthen the deadline with x-request-timeout-ms', async () => {
+    backend.misbehave('infer', slow());
+    const started = performance.now();
+    const res = await request(`${gw.url}/v2/models/hurried/infer`, { method: 'POST', body: BODY, headers: { 'x-request-timeout-ms': '60000' } });
+    await res.body.dump();
+    assert.equal(res.statusCode, 504);
+    assert.ok(performance.now() - started < DEADLINE_MS + 250);
+  });
+
   test('garbage from the backend gets 502 BACKEND_BAD_RESPONSE', async () => {
     backend.misbehave('infer', garbage('<html>secret internals</html>'));
     const res = await infer('stats');

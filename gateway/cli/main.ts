@@ -6,7 +6,7 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { ConfigError, type GatewayConfig } from '../config.js';
-import { createLogger } from '../logger.js';
+import { createLogger, flushAndExit } from '../logger.js';
 import { isClusterWorker, runPrimary } from '../cluster.js';
 import { handleProcessSignals, startGateway } from '../main.js';
 import { GATEWAY_VERSION } from '../version.js';
@@ -130,8 +130,8 @@ async function main(argv: string[]): Promise<void> {
     handleProcessSignals(gw, log, source.kind === 'file' ? source.path : undefined);
   } catch (e) {
     log.fatal({ problem: (e as Error).message }, 'breakwater could not start');
-    log.flush();
-    process.exitCode = 1;
+    // Exit explicitly: a cluster worker's channel to its primary would otherwise keep it alive.
+    flushAndExit(log, 1);
   }
 }
 

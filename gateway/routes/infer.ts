@@ -4,7 +4,7 @@
  * backend with a deadline, encode the answer. Nothing reaches a backend before every check passed.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import type { InferResponse } from '../../adapters/adapter.js';
+import { TIMEOUT_HEADER, type InferResponse } from '../../adapters/adapter.js';
 import type { PolicyChain } from '../../policies/chain.js';
 import { toGatewayError } from '../error-handler.js';
 import { GatewayError } from '../errors.js';
@@ -26,6 +26,13 @@ function headerLength(value: string | string[] | undefined, bodyLength: number):
     throw new GatewayError('BAD_BINARY_HEADER', `${HEADER_LENGTH} must be an integer no larger than the body`);
   }
   return Number(s);
+}
+
+/** A caller may shorten the deadline (x-request-timeout-ms), never lengthen it. */
+function timeoutFor(asked: string | string[] | undefined, configured: number): number {
+  if (typeof asked !== 'string' || !/^\d{1,9}$/.test(asked)) return configured;
+  const ms = Number(asked);
+  return ms > 0 && ms < configured ? ms : configured;
 }
 
 export function registerInferRoutes(app: FastifyInstance, serving: Serving, metrics: GatewayMetrics, policies: PolicyChain): void {
@@ -61,7 +68,7 @@ export function registerInferRoutes(app: FastifyInstance, serving: Serving, metr
       validateAgainstMetadata(inferRequest, md);
       // The adapter enforces the deadline itself: one timer per request, not one here and one there.
       const response: InferResponse = await served.adapter.infer(inferRequest, {
-        deadline: Date.now() + mc.inferTimeoutMs,
+        deadline: Date.now() + timeoutFor(request.headers[TIMEOUT_HEADER], mc.inferTimeoutMs),
         requestId: String(request.id),
       });
       const encoded = encodeInferResponse(response, inferRequest, model.name, version);

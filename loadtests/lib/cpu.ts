@@ -11,6 +11,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { readFileSync, readdirSync } from 'node:fs';
+import { processTree } from './proc-tree.js';
 
 export interface CpuSample {
   readonly pid: number;
@@ -68,22 +69,6 @@ function schedNs(pid: number): { ns: number; tids: string[] } | undefined {
   } catch {
     return undefined;
   }
-}
-
-/** The process and all its descendants (a gateway with workers is a primary and its children). */
-function processTree(pid: number): number[] {
-  const out = [pid];
-  for (let i = 0; i < out.length; i++) {
-    try {
-      for (const tid of readdirSync(`/proc/${out[i]}/task`)) {
-        const kids = readFileSync(`/proc/${out[i]}/task/${tid}/children`, 'utf8').trim();
-        if (kids !== '') out.push(...kids.split(' ').map(Number));
-      }
-    } catch {
-      // The process exited meanwhile; what was read stands.
-    }
-  }
-  return out;
 }
 
 /** CPU of `pid` and its descendants, summed. */

@@ -1,0 +1,36 @@
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { pino } from 'pino';
+import { buildConfig } from '../gateway/config.js';
+import { buildModelTable, retireTable } from './registry.js';
+
+const IRIS = fileURLToPath(new URL('../../../shared/assets/models/iris_mlp_dynamic.onnx', import.meta.url));
+const log = pino({ level: 'silent' });
+const onnx = (path = IRIS) => ({ backend: { kind: 'onnx', path } });
+
+test('a reload reuses unchanged versions and closes the removed ones once idle', async () => {
+  const first = await buildModelTable(buildConfig({ models: { iris: { versions: { '1': onnx(), '2': onnx() } } } }, '/'), { log, tolerateUnreachable: false });
+  const v1 = first.models.get('iris')?.versions.get('1');
+  const v2 = first.models.get('iris')?.versions.get('2');
+  assert.ok(v1 && v2);
+  const second = await buildModelTable(buildConfig({ models: { iris: { versions: { '2': onnx() } } } }, '/'), { log, previous: first, tolerateUnreachable: false });
+  assert.equal(second.models.get('iris')?.versions.get('2'), v2, 'unchanged version is the same session');
+
+  first.acquire(); // a request still running on the old table
+  const retired = retireTable(first, second);
+  await new Promise((r) => setImmediate(r));
+  assert.equal(await v1.adapter.ready(), true, 'not closed while a request uses the old table');
+  first.release();
+  await retired;
+  assert.equal(await v1.adapter.ready(), false, 'removed version closed');
+  assert.equal(await v2.adapter.ready(), true, 'kept version still open');
+  await retireTable(second, undefined);
+  assert.equal(await v2.adapter.ready(), false);
+});
+
+test('a table whose model fails to load closes what it opened and rejects', async () => {
+  const cfg = buildConfig({ models: { ok: { versions: { '1': onnx() } }, broken: { versions: { '1': onnx(join('/nonexistent', 'm.onnx')) } } } }, '/');
+  await assert.rejects(buildModelTable(cfg, { log, tolerateUnreachable: true }), /model broken version 1 failed to load/);
+});
