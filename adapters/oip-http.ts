@@ -26,7 +26,8 @@ export interface OipHttpBackendOptions {
 
 /** Largest response body accepted from a backend; larger answers are BACKEND_BAD_RESPONSE. */
 export const MAX_RESPONSE_BYTES = 64 * 1024 * 1024;
-const MAX_ERROR_BODY_BYTES = 16 * 1024; // of a non-2xx body, kept for the log (in `cause`)
+const MAX_ERROR_BODY_BYTES = 16 * 1024;
+const CLOSE_GRACE_MS = 1000; // of a non-2xx body, kept for the log (in `cause`)
 const MAX_DATA_NESTING = 32; // deeper `data` arrays are rejected, not recursed into
 const UNFORWARDED_PARAMETER = /^(binary_data|shared_memory)/; // binary answers, backend shared memory
 
@@ -113,8 +114,9 @@ export class OipHttpAdapter implements Adapter {
   close(): Promise<void> {
     this.#closed = true;
     this.#closing ??= (async () => {
-      // In-flight calls end within timeoutMs by construction; past that (plus a margin), force it.
-      const grace = sleep(this.#opts.timeoutMs + 1000, false, { ref: false });
+      // The gateway closes an adapter once no request uses it; calls still in flight here are being
+      // cut off by a shutdown past its grace, so they get a second, not their whole timeout.
+      const grace = sleep(CLOSE_GRACE_MS, false, { ref: false });
       const graceful = await Promise.race([this.#pool.close().then(() => true, () => true), grace]);
       if (!graceful) await this.#pool.destroy().catch(() => undefined);
     })();

@@ -181,9 +181,18 @@ export async function buildModelTable(config: GatewayConfig, opts: BuildOptions)
   return new ModelTable(config, models);
 }
 
-/** Closes the adapters of `old` that `current` no longer uses, once `old` has no requests left. */
-export async function retireTable(old: ModelTable, current: ModelTable | undefined): Promise<void> {
+/**
+ * Closes the adapters of `old` that `current` no longer uses, once `old` has no requests left (or
+ * after `waitMs`, for a shutdown that cannot wait for ever).
+ */
+export async function retireTable(old: ModelTable, current: ModelTable | undefined, waitMs = Infinity): Promise<void> {
   const kept = new Set<ServedVersion>(current ? current.allVersions() : []);
-  await old.idle();
+  if (Number.isFinite(waitMs)) {
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([old.idle(), new Promise<void>((r) => (timer = setTimeout(r, waitMs)))]);
+    clearTimeout(timer);
+  } else {
+    await old.idle();
+  }
   await Promise.allSettled([...old.allVersions()].filter((sv) => !kept.has(sv)).map((sv) => sv.close()));
 }

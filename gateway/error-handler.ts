@@ -3,6 +3,8 @@
  * catalogue's status; framework errors are mapped onto catalogue codes; anything unexpected is
  * logged with its stack and answered as a bare INTERNAL, never with its message.
  */
+import { STATUS_CODES } from 'node:http';
+import type { Socket } from 'node:net';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { GatewayError, isGatewayError, type ErrorCode } from './errors.js';
 
@@ -35,6 +37,24 @@ export function toGatewayError(err: unknown): GatewayError {
 
 export function sendError(reply: FastifyReply, err: GatewayError): FastifyReply {
   return reply.code(err.status).header('content-type', 'application/json; charset=utf-8').send(JSON.stringify(err.toJSON()));
+}
+
+/**
+ * Errors Node's HTTP parser raises before a request exists (slow or malformed clients): answered
+ * on the raw socket, in the same JSON shape, then the connection is closed.
+ */
+export function clientErrorHandler(err: NodeJS.ErrnoException, socket: Socket): void {
+  // A reset connection has nobody left to answer.
+  if (err.code === 'ECONNRESET' || socket.destroyed) return;
+  const code: ErrorCode = err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 'REQUEST_TIMEOUT'
+    : err.code === 'HPE_HEADER_OVERFLOW' ? 'HEADERS_TOO_LARGE' : 'BAD_REQUEST';
+  const ge = new GatewayError(code);
+  const body = JSON.stringify(ge.toJSON());
+  if (socket.writable) {
+    socket.write(`HTTP/1.1 ${ge.status} ${STATUS_CODES[ge.status] ?? ''}\r\nContent-Type: application/json; charset=utf-8\r\n` +
+      `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+  }
+  socket.destroy();
 }
 
 export function installErrorHandlers(app: FastifyInstance): void {

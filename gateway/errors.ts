@@ -34,9 +34,9 @@ export const ERRORS = {
   NOT_FOUND: { status: 404, message: 'route not found' },
   MODEL_NOT_FOUND: { status: 404, message: 'model not found' },
   VERSION_NOT_FOUND: { status: 404, message: 'model version not found' },
-  METHOD_NOT_ALLOWED: { status: 405, message: 'method not allowed' },
-  // 408: the client was too slow
+  // 408/431: the client's connection misbehaved before a request could be routed
   REQUEST_TIMEOUT: { status: 408, message: 'request was not received in time' },
+  HEADERS_TOO_LARGE: { status: 431, message: 'request headers are too large' },
   // 5xx: the gateway or a backend failed, never the client
   MODEL_NOT_READY: { status: 503, message: 'model version is not ready' },
   MODEL_LOAD_FAILED: { status: 503, message: 'model version could not be loaded' },

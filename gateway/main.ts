@@ -57,6 +57,7 @@ export async function startGateway(opts: StartOptions): Promise<RunningGateway> 
     closing ??= (async () => {
       serving.drain();
       const grace = opts.config.server.shutdownGraceMs;
+      const deadline = Date.now() + grace;
       const force = setTimeout(() => {
         log.warn({ graceMs: grace }, 'in-flight requests did not finish in time; closing connections');
         app.server.closeAllConnections();
@@ -73,7 +74,7 @@ export async function startGateway(opts: StartOptions): Promise<RunningGateway> 
         clearInterval(sweep);
         clearTimeout(force);
       }
-      await serving.close();
+      await serving.close(Math.max(0, deadline - Date.now()));
     })();
     return closing;
   };

@@ -7,7 +7,8 @@ import type { IncomingMessage } from 'node:http';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { PolicyChain } from '../policies/chain.js';
-import { installErrorHandlers } from './error-handler.js';
+import { clientErrorHandler, installErrorHandlers } from './error-handler.js';
+import { GatewayError } from './errors.js';
 import { registerInferRoutes } from './routes/infer.js';
 import { registerOipRoutes } from './routes/oip-v2.js';
 import type { Serving } from './serving.js';
@@ -47,9 +48,16 @@ export function buildServer({ serving, log, metrics, policies = new PolicyChain(
     // Slow clients: Node's own timers, so a stalled client never holds a socket forever.
     requestTimeout: sc.requestTimeoutMs,
     keepAliveTimeout: sc.keepAliveTimeoutMs,
-    connectionTimeout: sc.headersTimeoutMs,
-    http: { headersTimeout: sc.headersTimeoutMs },
-    return503OnClosing: true,
+    http: {
+      headersTimeout: sc.headersTimeoutMs,
+      // Node checks these timeouts only this often (30 s by default, which would let a slow client
+      // hold a socket 30 s past its timeout).
+      connectionsCheckingInterval: Math.min(1000, Math.max(50, Math.floor(sc.headersTimeoutMs / 4))),
+    },
+    // While draining, requests on kept-alive connections get SHUTTING_DOWN from our own hook
+    // (Fastify's built-in 503 has a body of its own shape).
+    return503OnClosing: false,
+    clientErrorHandler,
     forceCloseConnections: 'idle',
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: 256 },
   });
@@ -64,6 +72,11 @@ export function buildServer({ serving, log, metrics, policies = new PolicyChain(
 
   app.addHook('onRequest', function echoRequestId(request, reply, done) {
     reply.header('x-request-id', request.id);
+    if (serving.draining) {
+      reply.header('connection', 'close');
+      done(new GatewayError('SHUTTING_DOWN'));
+      return;
+    }
     done();
   });
 

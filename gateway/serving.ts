@@ -68,9 +68,13 @@ export class Serving {
     this.#draining = true;
   }
 
-  async close(): Promise<void> {
+  /**
+   * Closes every adapter once the requests still using the table have finished, or after `waitMs`,
+   * whichever comes first (past the shutdown grace, in-flight backend calls are cut off).
+   */
+  async close(waitMs = Infinity): Promise<void> {
     this.#draining = true;
     await this.#reloading;
-    await retireTable(this.#table, undefined);
+    await retireTable(this.#table, undefined, waitMs);
   }
 }

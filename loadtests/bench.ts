@@ -2,53 +2,41 @@
  * The gateway benchmark (not a test: it never fails on a timing; it prints and writes results).
  *
  *   npm run bench        (env: BENCH_DURATION_S=5 BENCH_ROUNDS=2 BENCH_WARMUP_S=1 BENCH_PRIME_S=2
- *                         BENCH_MAX_REQUESTS=300000 BENCH_LOG_LEVEL=info BENCH_WORKERS=auto BENCH_KEEP_TMP=0)
+ *                         BENCH_MAX_REQUESTS=300000 BENCH_LOG_LEVEL=(gateway default, info) BENCH_KEEP_TMP=0)
  *
- * Starts four child processes on loopback (lib/targets.ts), primes each (BENCH_PRIME_S at 32
- * connections, discarded, so round 1 does not measure a cold JIT), loads each target with autocannon at 1
- * and 32 connections (a→b→c→d, repeated BENCH_ROUNDS times; medians per cell), measures the CPU time
- * of the process under test and of the backend from /proc, then prints a table, ratios and two
- * informational acceptance checks, and writes loadtests/results/latest.{md,json}.
+ * Two fixed phases, one after the other (lib/phases.ts; BENCH_WORKERS is gone, setting it is an error):
+ *   Phase 1 "one process each": every breakwater child with `server.workers: 1`. Targets (a) B direct,
+ *     (b) P→B bare proxy, (c) G→B gateway proxy, (d) O gateway ONNX, (e) G→B with the access log on.
+ *     The CPU check, gateway proxy vs bare proxy per request, is (c)/(b) here: both one process.
+ *   Phase 2 "one worker per core": new B, G and O with `server.workers: "auto"` (P is not needed).
+ *     Targets (c*) G→B and (d*) O. The throughput check, in-process ONNX vs the proxied path, is
+ *     (d*)/(c*) at 32 connections here: both deployments use every core. Phase 1's (d)/(c) is
+ *     printed as information only (a single process is bound to one core).
+ * Every phase-1 process is stopped, and checked gone, before phase 2 starts.
+ *
+ * Within a phase, each target is smoke-tested, primed (BENCH_PRIME_S at 32 connections, discarded, so
+ * round 1 does not measure a cold JIT), then loaded with autocannon at 1 and 32 connections, in rounds
+ * (targets in order, repeated BENCH_ROUNDS times; medians per cell), measuring from /proc the CPU time
+ * of the process under test (with its workers), of its backend and of the load generator. The
+ * breakwater children run with the gateway's defaults (log level info, access log off) except (e).
+ * Prints tables, ratios and the acceptance checks, and writes loadtests/results/latest.{md,json}.
  */
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { cpus, loadavg, tmpdir } from 'node:os';
+import { availableParallelism, cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { INFER_BODY, INFER_PATH, measureCell, prime, type Cell } from './lib/measure.js';
+import { markdown } from './lib/markdown.js';
+import { INFER_BODY, INFER_PATH } from './lib/measure.js';
+import { PHASES } from './lib/phases.js';
 import { HOST, killAll, killAllSync } from './lib/processes.js';
-import { checkLines, checks, markdownTable, ratioLines, ratios, summarise, textTable, type Summary } from './lib/report.js';
-import { startTargets, type Target, type TargetId } from './lib/targets.js';
+import { checkLines, checks, ratioLines, ratios } from './lib/ratios.js';
+import { noisy, problems, summarise, textTable, type Summary } from './lib/report.js';
+import { runPhase, type PhaseResult } from './lib/run-phase.js';
+import { command, readSettings } from './lib/settings.js';
+import type { SmokeReference } from './lib/smoke.js';
 
 const RESULTS_DIR = fileURLToPath(new URL('../../loadtests/results/', import.meta.url));
 const CONNECTIONS = [1, 32] as const;
-
-function envNumber(name: string, def: number, min: number, max: number): number {
-  const raw = process.env[name];
-  if (raw === undefined || raw === '') return def;
-  const n = Number(raw);
-  if (!Number.isFinite(n) || n < min || n > max) throw new Error(`${name} must be a number in [${min}, ${max}], got "${raw}"`);
-  return n;
-}
-
-const settings = {
-  durationS: envNumber('BENCH_DURATION_S', 5, 1, 120),
-  rounds: Math.round(envNumber('BENCH_ROUNDS', 2, 1, 20)),
-  warmupS: envNumber('BENCH_WARMUP_S', 1, 0, 30),
-  primeS: envNumber('BENCH_PRIME_S', 2, 0, 60),
-  maxRequests: Math.round(envNumber('BENCH_MAX_REQUESTS', 300_000, 100, 10_000_000)),
-  // The gateway's defaults: info, so its one access line per inference is part of what is measured.
-  logLevel: process.env.BENCH_LOG_LEVEL || 'info',
-  // One worker per core for every breakwater process: one event loop can only use one core.
-  workers: process.env.BENCH_WORKERS === undefined || process.env.BENCH_WORKERS === 'auto' ? 'auto' as const : Number(process.env.BENCH_WORKERS),
-  readyTimeoutMs: 20_000,
-};
-
-function command(): string {
-  const env = Object.entries(process.env)
-    .filter(([k, v]) => k.startsWith('BENCH_') && v !== undefined && v !== '')
-    .map(([k, v]) => `${k}=${v}`);
-  return [...env, 'npm run bench'].join(' ');
-}
 
 function cpuModel(): string {
   try {
@@ -58,135 +46,90 @@ function cpuModel(): string {
   return cpus()[0]?.model ?? 'unknown';
 }
 
-/** One request to each target before loading: a 200 with outputs, and the same outputs everywhere. */
-async function smoke(targets: readonly Target[]): Promise<void> {
-  let reference: string | undefined;
-  for (const t of targets) {
-    const res = await fetch(`${t.front.url}${INFER_PATH}`, {
-      method: 'POST', headers: { 'content-type': 'application/json' }, body: INFER_BODY, signal: AbortSignal.timeout(10_000),
-    });
-    const text = await res.text();
-    if (res.status !== 200) throw new Error(`${t.label}: smoke request answered HTTP ${res.status}: ${text.slice(0, 500)}`);
-    const outputs = JSON.stringify((JSON.parse(text) as { outputs?: unknown }).outputs);
-    if (outputs === undefined) throw new Error(`${t.label}: smoke answer has no outputs: ${text.slice(0, 500)}`);
-    if (reference === undefined) {
-      reference = outputs;
-      console.log(`smoke ${t.label}: ${text.slice(0, 300)}`);
-    } else if (outputs !== reference) {
-      console.log(`!!! ${t.label}: outputs differ from (a): ${outputs.slice(0, 300)}`);
-    } else {
-      console.log(`smoke ${t.label}: 200, same outputs as (a)`);
-    }
-  }
-}
-
-function problems(s: readonly Summary[]): string[] {
-  return s
-    .filter((x) => x.non2xx > 0 || x.errors > 0 || x.timeouts > 0)
-    .map((x) => `${x.label} @${x.connections}: ${x.non2xx} non-2xx, ${x.errors} errors, ${x.timeouts} timeouts`);
-}
-
-function markdown(meta: Record<string, string>, s: readonly Summary[], ratioText: string[], checkText: string[], bad: string[]): string {
-  return [
-    '# Breakwater benchmark: latest results',
-    '',
-    ...Object.entries(meta).map(([k, v]) => `- **${k}**: ${v}`),
-    '',
-    '## Targets',
-    '',
-    '- (a) B direct: breakwater serving iris in-process (onnx backend), loaded directly.',
-    '- (b) P→B: a bare fastify pass-through proxy (default JSON parsing, undici Pool of 64) in front of B.',
-    '- (c) G→B: breakwater proxying to B (backend kind oip-http, default settings).',
-    '- (d) O: a second breakwater process serving iris in-process (onnx backend).',
-    '',
-    'Every number is the median over rounds. "CPU µs/req" is the CPU time of the process the load hits',
-    '(all threads, /proc schedstat) divided by completed requests; "cores" is that CPU time over wall time.',
-    '"backend" is B for (b) and (c). p50/p99 come from autocannon\'s per-response timings (its own histogram',
-    'keeps whole milliseconds; those values are in latest.json). The load generator (autocannon) runs in the benchmark process on the',
-    'same machine and competes for the same cores. "other cores" is the machine\'s busy time during the',
-    'window not accounted for by the front, the backend or the load generator (other programs: noise).',
-    '',
-    '## Results',
-    '',
-    markdownTable(s),
-    '',
-    ...(bad.length > 0 ? ['## !!! Failed requests', '', ...bad.map((b) => `- ${b}`), ''] : []),
-    '## Ratios',
-    '',
-    ...ratioText.map((r) => `- ${r}`),
-    '',
-    '## Acceptance checks (informational)',
-    '',
-    ...checkText.map((c) => `- ${c}`),
-    '',
-  ].join('\n');
-}
+const loadAverage = () => loadavg().map((x) => x.toFixed(2)).join(' ');
 
 /** The temp folder (configs, model copy, child logs), removed at the end unless kept. */
 let workDir: string | undefined;
 
 async function main(): Promise<void> {
+  const settings = readSettings();
   const started = new Date();
-  const loadAtStart = loadavg().map((x) => x.toFixed(2)).join(' ');
+  const loadAtStart = loadAverage();
+  const cores = availableParallelism();
   workDir = mkdtempSync(join(tmpdir(), 'breakwater-bench-'));
-  let keep = process.env.BENCH_KEEP_TMP === '1';
+  let keep = settings.keepTmp;
   try {
-    console.log(`benchmark: ${settings.rounds} round(s), ${settings.warmupS} s warm-up + ${settings.durationS} s measured per cell, ` +
-      `connections ${CONNECTIONS.join(' and ')}; work dir ${workDir}`);
-    const targets = await startTargets({ workDir, logLevel: settings.logLevel, readyTimeoutMs: settings.readyTimeoutMs, workers: settings.workers });
-    for (const t of targets) console.log(`${t.label}: pid ${t.front.pid} at ${t.front.url}`);
-    await smoke(targets);
-    for (const t of targets) await prime(t, settings.primeS, settings.maxRequests);
+    console.log(`benchmark: 2 phases, ${settings.rounds} round(s) each, ${settings.warmupS} s warm-up + ${settings.durationS} s measured per cell, ` +
+      `connections ${CONNECTIONS.join(' and ')}; ${cores} cores; work dir ${workDir}`);
 
-    const cells: Cell[] = [];
-    for (let round = 1; round <= settings.rounds; round++) {
-      for (const t of targets) {
-        for (const n of CONNECTIONS) {
-          const c = await measureCell(t, n, settings);
-          cells.push(c);
-          const back = c.backendCpuMsPerReq === undefined ? '' : ` backend ${(c.backendCpuMsPerReq * 1000).toFixed(1)} µs/req`;
-          const bad = c.non2xx + c.errors + c.timeouts > 0 ? `  !!! ${c.non2xx} non-2xx, ${c.errors} errors, ${c.timeouts} timeouts ${JSON.stringify(c.statusCodes)}` : '';
-          console.log(`round ${round} ${t.label} @${n}: ${c.rps.toFixed(0)} req/s p50 ${c.p50Ms.toFixed(2)} ms p99 ${c.p99Ms.toFixed(2)} ms ` +
-            `CPU ${(c.frontCpuMsPerReq * 1000).toFixed(1)} µs/req (${c.frontCores.toFixed(2)} cores)${back} [${c.cpuSource}]` +
-            `${c.otherCores === undefined ? '' : ` other ${c.otherCores.toFixed(2)} cores`}${bad}`);
-        }
-      }
+    const results: PhaseResult[] = [];
+    let reference: SmokeReference | undefined;
+    for (const spec of PHASES) {
+      // runPhase stops every child of the phase (and checks they are gone) before it returns or throws.
+      const r = await runPhase(spec, settings, workDir, CONNECTIONS, reference);
+      reference = r.smoke;
+      results.push(r);
     }
 
-    const labels = Object.fromEntries(targets.map((t) => [t.id, t.label])) as Record<TargetId, string>;
-    const summary = summarise(cells, labels);
-    const ratioList = ratios(summary, CONNECTIONS);
-    const checkList = checks(summary);
-    const bad = problems(summary);
+    const phases = results.map((r) => ({ result: r, summary: summarise(r.spec.phase, r.cells, r.labels) }));
+    const all: Summary[] = phases.flatMap((p) => p.summary);
+    const ratioList = ratios(all, CONNECTIONS);
+    const checkList = checks(all, cores);
+    const bad = problems(all);
+    const noise = noisy(all);
     const ratioText = ratioLines(ratioList);
     const checkText = checkLines(checkList);
 
-    console.log(`\n${textTable(summary)}\n`);
+    for (const p of phases) {
+      console.log(`\n${p.result.spec.title} (server.workers: ${JSON.stringify(p.result.spec.workers)} = ${p.result.workersPerChild})\n${textTable(p.summary)}`);
+    }
+    console.log('');
     if (bad.length > 0) {
       keep = true;
       console.log(`!!!!!!!! FAILED REQUESTS (must be 0) !!!!!!!!\n${bad.map((b) => `!!! ${b}`).join('\n')}\n(child logs kept in ${workDir})\n`);
     }
+    if (noise.length > 0) console.log(`!!! NOISY: other programs were busy; rerun on a quiet machine:\n${noise.map((b) => `!!! ${b}`).join('\n')}\n`);
     console.log(`Ratios:\n  ${ratioText.join('\n  ')}\n`);
     console.log(`Acceptance checks (informational):\n  ${checkText.join('\n  ')}\n`);
 
+    const cmd = command();
     const meta: Record<string, string> = {
       date: started.toISOString(),
       node: process.version,
       'cpu model': cpuModel(),
-      cores: String(cpus().length),
-      'load average at start / end': `${loadAtStart} / ${loadavg().map((x) => x.toFixed(2)).join(' ')}`,
-      durations: `${settings.primeS} s priming per target at 32 connections, then per cell ${settings.warmupS} s warm-up (discarded) + ${settings.durationS} s measured, at most ${settings.maxRequests} requests per run; ${settings.rounds} round(s), order a→b→c→d`,
+      cores: String(cores),
+      'load average at start / end': `${loadAtStart} / ${loadAverage()}`,
+      phases: PHASES.map((p) => `${p.title} (server.workers ${JSON.stringify(p.workers)}: ${p.targets.map((t) => `(${t})`).join(' ')})`).join('; then '),
+      durations: `per phase, ${settings.primeS} s priming per target at 32 connections, then per cell ${settings.warmupS} s warm-up (discarded) + ` +
+        `${settings.durationS} s measured, at most ${settings.maxRequests} requests per run; ${settings.rounds} round(s), targets in the order listed`,
       connections: CONNECTIONS.join(', '),
-      'child log level': `${settings.logLevel} (access log on, its default)`,
-      'breakwater workers': String(settings.workers),
+      'breakwater child logging': `level ${settings.logLevel ?? 'info (the gateway\'s default)'}; access log off (the gateway's default) ` +
+        'in every breakwater child except (e), whose configuration sets logging.accessLog: true',
       request: `POST ${INFER_PATH} ${INFER_BODY}`,
       host: HOST,
-      command: `\`${command()}\``,
+      command: `\`${cmd}\``,
     };
     mkdirSync(RESULTS_DIR, { recursive: true });
-    writeFileSync(join(RESULTS_DIR, 'latest.md'), markdown(meta, summary, ratioText, checkText, bad));
+    writeFileSync(join(RESULTS_DIR, 'latest.md'), markdown({
+      meta, command: cmd, cores, ratioLines: ratioText, checkLines: checkText, failed: bad, noisy: noise,
+      phases: phases.map((p) => ({ title: p.result.spec.title, workers: JSON.stringify(p.result.spec.workers), summary: p.summary })),
+    }));
     writeFileSync(join(RESULTS_DIR, 'latest.json'), JSON.stringify({
-      meta: { ...meta, command: command() }, settings, summary, ratios: ratioList, checks: checkList, failedRequests: bad, cells,
+      meta: { ...meta, command: cmd },
+      settings,
+      phases: phases.map((p) => ({
+        phase: p.result.spec.phase,
+        title: p.result.spec.title,
+        workers: p.result.spec.workers,
+        workersPerChild: p.result.workersPerChild,
+        processes: p.result.processes,
+        summary: p.summary,
+        cells: p.result.cells,
+      })),
+      ratios: ratioList,
+      checks: checkList,
+      failedRequests: bad,
+      noisyCells: noise,
     }, null, 2) + '\n');
     console.log(`wrote ${join(RESULTS_DIR, 'latest.md')} and latest.json`);
   } catch (e) {
@@ -200,12 +143,15 @@ async function main(): Promise<void> {
 }
 
 process.on('exit', killAllSync);
-for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+const SIGNAL_EXIT = { SIGINT: 130, SIGTERM: 143, SIGHUP: 129 } as const;
+for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
   process.once(sig, () => {
     console.error(`\n${sig}: stopping the children`);
+    // killAll is bounded (SIGKILL after a grace time); the timer is a last resort.
+    setTimeout(() => process.exit(SIGNAL_EXIT[sig]), 10_000).unref();
     void killAll().finally(() => {
       if (workDir !== undefined) rmSync(workDir, { recursive: true, force: true });
-      process.exit(130);
+      process.exit(SIGNAL_EXIT[sig]);
     });
   });
 }

@@ -1,11 +1,12 @@
 /**
- * Turns the per-round cells into the result: medians per cell, ratios, the two acceptance checks
- * (informational), and the text / Markdown / JSON renderings.
+ * Turns the per-round cells of a phase into its summary (medians per target and connection count)
+ * and renders summaries as text and Markdown tables. Ratios and checks are in lib/ratios.ts.
  */
 import type { Cell } from './measure.js';
 import type { TargetId } from './targets.js';
 
 export interface Summary {
+  readonly phase: number;
   readonly target: TargetId;
   readonly label: string;
   readonly connections: number;
@@ -28,8 +29,8 @@ export interface Summary {
   readonly timeouts: number;
 }
 
-export interface Ratio { readonly name: string; readonly connections: number; readonly value: number }
-export interface Check { readonly name: string; readonly value: number; readonly limit: string; readonly pass: boolean }
+/** Above this many cores busy with other programs (median of a cell), a run is too noisy to trust. */
+export const NOISE_LIMIT_CORES = 0.3;
 
 export function median(xs: readonly number[]): number {
   if (xs.length === 0) return NaN;
@@ -40,7 +41,8 @@ export function median(xs: readonly number[]): number {
 
 const sum = (xs: readonly number[]) => xs.reduce((a, b) => a + b, 0);
 
-export function summarise(cells: readonly Cell[], labels: Record<TargetId, string>): Summary[] {
+/** One summary per (target, connections), in the order the cells were measured. */
+export function summarise(phase: number, cells: readonly Cell[], labels: Partial<Record<TargetId, string>>): Summary[] {
   const groups = new Map<string, Cell[]>();
   for (const c of cells) {
     const key = `${c.target}/${c.connections}`;
@@ -50,8 +52,9 @@ export function summarise(cells: readonly Cell[], labels: Record<TargetId, strin
     const first = g[0];
     const back = g.filter((c) => c.backendCpuMsPerReq !== undefined);
     return {
+      phase,
       target: first.target,
-      label: labels[first.target],
+      label: labels[first.target] ?? first.target,
       connections: first.connections,
       rounds: g.length,
       rps: median(g.map((c) => c.rps)),
@@ -73,57 +76,26 @@ export function summarise(cells: readonly Cell[], labels: Record<TargetId, strin
       errors: sum(g.map((c) => c.errors)),
       timeouts: sum(g.map((c) => c.timeouts)),
     };
-  }).sort((x, y) => x.target.localeCompare(y.target) || x.connections - y.connections);
+  });
 }
 
-function find(s: readonly Summary[], t: TargetId, conns: number): Summary | undefined {
-  return s.find((x) => x.target === t && x.connections === conns);
+/** Cells with failed requests (there must be none). */
+export function problems(s: readonly Summary[]): string[] {
+  return s
+    .filter((x) => x.non2xx > 0 || x.errors > 0 || x.timeouts > 0)
+    .map((x) => `${x.label} @${x.connections}: ${x.non2xx} non-2xx, ${x.errors} errors, ${x.timeouts} timeouts`);
 }
 
-export function ratios(s: readonly Summary[], connections: readonly number[]): Ratio[] {
-  const out: Ratio[] = [];
-  for (const n of connections) {
-    const [a, b, c, d] = (['a', 'b', 'c', 'd'] as const).map((t) => find(s, t, n));
-    const add = (name: string, x: number | undefined, y: number | undefined) => {
-      if (x !== undefined && y !== undefined && y > 0) out.push({ name, connections: n, value: x / y });
-    };
-    add('req/s (c)/(b)  gateway proxy vs bare proxy', c?.rps, b?.rps);
-    add('req/s (c)/(a)  gateway proxy vs backend direct', c?.rps, a?.rps);
-    add('req/s (d)/(c)  in-process ONNX vs gateway proxy', d?.rps, c?.rps);
-    add('CPU/req proxy process (c)/(b)  G vs P', c?.frontCpuUsPerReq, b?.frontCpuUsPerReq);
-    add('CPU/req proxy process (c)/(a)  G vs B serving directly', c?.frontCpuUsPerReq, a?.frontCpuUsPerReq);
-    add('CPU/req total (c)/(b)  G+B vs P+B', c?.totalCpuUsPerReq, b?.totalCpuUsPerReq);
-    add('CPU/req total (c)/(a)  G+B vs B alone', c?.totalCpuUsPerReq, a?.totalCpuUsPerReq);
-    add('p50 (c)/(b)', c?.p50Ms, b?.p50Ms);
-    add('p50 (c)/(a)', c?.p50Ms, a?.p50Ms);
-    add('p50 (d)/(c)', d?.p50Ms, c?.p50Ms);
-    add('p99 (c)/(b)', c?.p99Ms, b?.p99Ms);
-    add('p99 (c)/(a)', c?.p99Ms, a?.p99Ms);
-    add('p99 (d)/(c)', d?.p99Ms, c?.p99Ms);
-  }
-  return out;
+/** Cells measured while other programs kept more than NOISE_LIMIT_CORES busy. */
+export function noisy(s: readonly Summary[]): string[] {
+  return s
+    .filter((x) => x.otherCores !== undefined && x.otherCores > NOISE_LIMIT_CORES)
+    .map((x) => `${x.label} @${x.connections}: other programs used ${f(x.otherCores, 2)} cores (limit ${NOISE_LIMIT_CORES})`);
 }
 
-export function checks(s: readonly Summary[]): Check[] {
-  const out: Check[] = [];
-  for (const n of [32, 1]) {
-    const b = find(s, 'b', n);
-    const c = find(s, 'c', n);
-    if (b && c && b.frontCpuUsPerReq > 0) {
-      const v = c.frontCpuUsPerReq / b.frontCpuUsPerReq;
-      out.push({ name: `gateway proxy CPU per request ≤ 1.2× bare pass-through (proxy process only, ${n} connection${n === 1 ? '' : 's'})`, value: v, limit: '≤ 1.20', pass: v <= 1.2 });
-    }
-  }
-  const c32 = find(s, 'c', 32);
-  const d32 = find(s, 'd', 32);
-  if (c32 && d32 && c32.rps > 0) {
-    const v = d32.rps / c32.rps;
-    out.push({ name: 'in-process ONNX ≥ 2× requests/s of the proxied path (32 connections)', value: v, limit: '≥ 2.00', pass: v >= 2 });
-  }
-  return out;
+function f(x: number | undefined, digits = 0): string {
+  return x === undefined || !Number.isFinite(x) ? '–' : x.toFixed(digits);
 }
-
-const f = (x: number | undefined, digits = 0) => (x === undefined || !Number.isFinite(x) ? '–' : x.toFixed(digits));
 
 const HEADER = ['target', 'conns', 'req/s', 'p50 ms', 'p99 ms', 'CPU µs/req', 'cores', 'backend CPU µs/req', 'backend cores', 'sum CPU µs/req', 'loadgen CPU µs/req', 'other cores', 'non-2xx', 'errors'];
 
@@ -144,12 +116,4 @@ export function textTable(s: readonly Summary[]): string {
 export function markdownTable(s: readonly Summary[]): string {
   const line = (r: readonly string[]) => `| ${r.join(' | ')} |`;
   return [line(HEADER), line(HEADER.map((_, i) => (i === 0 ? '---' : '---:'))), ...rows(s).map(line)].join('\n');
-}
-
-export function ratioLines(r: readonly Ratio[]): string[] {
-  return r.map((x) => `${x.name} @${x.connections}: ${x.value.toFixed(2)}×`);
-}
-
-export function checkLines(c: readonly Check[]): string[] {
-  return c.map((x) => `${x.pass ? 'PASS' : 'FAIL'}: ${x.name}: ${x.value.toFixed(2)}× (limit ${x.limit})`);
 }

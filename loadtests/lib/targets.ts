@@ -1,23 +1,34 @@
 /**
- * The four processes of the benchmark, each a child bound to 127.0.0.1 on its own free port:
- *   B  breakwater serving iris in-process from a temp model repository (the backend);
- *   P  the bare fastify pass-through proxy to B (the baseline);
- *   G  breakwater proxying to B (backend kind oip-http);
- *   O  breakwater serving iris in-process (a second process, independent of B).
- * and the four load targets built from them: (a) B, (b) P→B, (c) G→B, (d) O.
+ * What the benchmark loads: the target ids and labels, and how its child processes are started,
+ * each bound to 127.0.0.1 on its own free port, output to a log file in the work directory:
+ *   - a breakwater child (B, G, O and the like) from a generated YAML configuration, with
+ *     `server.workers` fixed by the phase and logging at the gateway's defaults unless told otherwise;
+ *   - the bare fastify pass-through proxy P (lib/bare-proxy.ts).
+ * Which children a phase starts and which targets it builds from them is in lib/phases.ts.
  */
 import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
-import { HOST, freePort, spawnNode, waitReady, type Child } from './processes.js';
+import { HOST, freePort, spawnNode, waitReady, waitServing, type Child } from './processes.js';
 
-export type TargetId = 'a' | 'b' | 'c' | 'd';
+export type TargetId = 'a' | 'b' | 'c' | 'd' | 'e' | 'c*' | 'd*';
+
+export const LABELS: Record<TargetId, string> = {
+  a: '(a) B direct',
+  b: '(b) P→B bare proxy',
+  c: '(c) G→B gateway proxy',
+  d: '(d) O gateway ONNX',
+  e: '(e) G→B gateway proxy, access log on',
+  'c*': '(c*) G→B gateway proxy, worker per core',
+  'd*': '(d*) O gateway ONNX, worker per core',
+};
 
 export interface Target {
   readonly id: TargetId;
   readonly label: string;
-  /** The process the load hits, whose CPU is "the process under test". */
+  /** The process the load hits (with its workers), whose CPU is "the process under test". */
   readonly front: Child;
   /** The backend behind it, for the proxied targets. */
   readonly backend?: Child;
@@ -30,54 +41,76 @@ export const IRIS_ONNX = fileURLToPath(new URL('../../../demo/models/iris.onnx',
 /** The gateway's default oip-http pool size (config-schema.ts, oipHttpBackendSchema.connections). */
 const PROXY_CONNECTIONS = 64;
 
-export interface TargetOptions {
+export type Workers = 1 | 'auto';
+
+export interface ChildOptions {
   readonly workDir: string;
-  /** Log level of the breakwater children (their stdout goes to a file in workDir). */
-  readonly logLevel: string;
+  /** logging.level of the breakwater children; undefined leaves the gateway's default (info). */
+  readonly logLevel: string | undefined;
   readonly readyTimeoutMs: number;
-  /** `server.workers` of every breakwater child (B, G and O alike). */
-  readonly workers: number | 'auto';
 }
 
-function gatewayConfig(port: number, logLevel: string, workers: number | 'auto', backend: Record<string, unknown>): string {
+export interface GatewaySpec {
+  readonly name: string;
+  readonly workers: Workers;
+  /** Set logging.accessLog: true; otherwise the key is left out and the gateway's default (off) applies. */
+  readonly accessLog?: boolean;
+  readonly backend: Record<string, unknown>;
+}
+
+/** Worker processes a breakwater child runs for `workers` (the gateway resolves "auto" the same way). */
+export function workerCount(workers: Workers): number {
+  return workers === 'auto' ? availableParallelism() : workers;
+}
+
+/** Copies the iris model into <workDir>/repository and returns the onnx backend entry that serves it. */
+export function prepareModel(workDir: string): Record<string, unknown> {
+  const dir = join(workDir, 'repository', 'iris', '1');
+  mkdirSync(dir, { recursive: true });
+  copyFileSync(IRIS_ONNX, join(dir, 'model.onnx'));
+  return { kind: 'onnx', path: join(dir, 'model.onnx') };
+}
+
+export function proxyBackend(upstream: Child): Record<string, unknown> {
+  return { kind: 'oip-http', url: upstream.url, model: 'iris' };
+}
+
+function gatewayConfig(port: number, spec: GatewaySpec, logLevel: string | undefined): string {
+  const logging = {
+    ...(logLevel === undefined ? {} : { level: logLevel }),
+    ...(spec.accessLog ? { accessLog: true } : {}),
+  };
   return stringify({
-    server: { host: HOST, port, workers },
-    // accessLog stays at its default (true): it is part of the gateway's real cost.
-    logging: { level: logLevel },
-    models: { iris: { versions: { '1': { backend } } } },
+    server: { host: HOST, port, workers: spec.workers },
+    ...(Object.keys(logging).length > 0 ? { logging } : {}),
+    models: { iris: { versions: { '1': { backend: spec.backend } } } },
   });
 }
 
-function startGateway(name: string, dir: string, port: number, o: TargetOptions, backend: Record<string, unknown>): Child {
-  const file = join(dir, `${name}.yaml`);
-  writeFileSync(file, gatewayConfig(port, o.logLevel, o.workers, backend));
-  return spawnNode(name, [GATEWAY_CLI, 'serve', '--config', file], port, join(dir, `${name}.log`));
+/** Starts a breakwater child; resolves once it answers ready and every worker of it serves. */
+export async function startGateway(spec: GatewaySpec, o: ChildOptions, started: Child[]): Promise<Child> {
+  const port = await freePort();
+  const file = join(o.workDir, `${spec.name}.yaml`);
+  writeFileSync(file, gatewayConfig(port, spec, o.logLevel));
+  const child = spawnNode(spec.name, [GATEWAY_CLI, 'serve', '--config', file], port, join(o.workDir, `${spec.name}.log`));
+  started.push(child);
+  await waitReady(child, o.readyTimeoutMs);
+  if (o.logLevel === undefined || ['info', 'debug', 'trace'].includes(o.logLevel)) {
+    await waitServing(child, workerCount(spec.workers), o.readyTimeoutMs);
+  }
+  return child;
 }
 
-export async function startTargets(o: TargetOptions): Promise<Target[]> {
-  const repoModel = join(o.workDir, 'repository', 'iris', '1', 'model.onnx');
-  mkdirSync(join(o.workDir, 'repository', 'iris', '1'), { recursive: true });
-  copyFileSync(IRIS_ONNX, repoModel);
-  const onnx = { kind: 'onnx', path: repoModel };
-
-  const [pB, pP, pG, pO] = [await freePort(), await freePort(), await freePort(), await freePort()];
-  const B = startGateway('B-backend', o.workDir, pB, o, onnx);
-  await waitReady(B, o.readyTimeoutMs);
-
-  const P = spawnNode(
-    'P-bare-proxy',
-    [BARE_PROXY, '--upstream', B.url, '--host', HOST, '--port', String(pP), '--connections', String(PROXY_CONNECTIONS)],
-    pP,
-    join(o.workDir, 'P-bare-proxy.log'),
+/** Starts the bare pass-through proxy P in front of `upstream`; resolves once it answers ready. */
+export async function startBareProxy(name: string, upstream: Child, o: ChildOptions, started: Child[]): Promise<Child> {
+  const port = await freePort();
+  const child = spawnNode(
+    name,
+    [BARE_PROXY, '--upstream', upstream.url, '--host', HOST, '--port', String(port), '--connections', String(PROXY_CONNECTIONS)],
+    port,
+    join(o.workDir, `${name}.log`),
   );
-  const G = startGateway('G-gateway-proxy', o.workDir, pG, o, { kind: 'oip-http', url: B.url, model: 'iris' });
-  const O = startGateway('O-gateway-onnx', o.workDir, pO, o, onnx);
-  await Promise.all([P, G, O].map((c) => waitReady(c, o.readyTimeoutMs)));
-
-  return [
-    { id: 'a', label: '(a) B direct', front: B },
-    { id: 'b', label: '(b) P→B bare proxy', front: P, backend: B },
-    { id: 'c', label: '(c) G→B gateway proxy', front: G, backend: B },
-    { id: 'd', label: '(d) O gateway ONNX', front: O },
-  ];
+  started.push(child);
+  await waitReady(child, o.readyTimeoutMs);
+  return child;
 }

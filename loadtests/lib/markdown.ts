@@ -1,0 +1,105 @@
+/**
+ * loadtests/results/latest.md: what was run (the exact command), what each target is, why there are
+ * two phases, the results of each phase, the ratios and the acceptance checks.
+ */
+import { markdownTable, type Summary } from './report.js';
+
+export interface MarkdownPhase {
+  readonly title: string;
+  readonly workers: string;
+  readonly summary: readonly Summary[];
+}
+
+export interface MarkdownInput {
+  readonly meta: Record<string, string>;
+  readonly command: string;
+  readonly cores: number;
+  readonly phases: readonly MarkdownPhase[];
+  readonly ratioLines: readonly string[];
+  readonly checkLines: readonly string[];
+  readonly failed: readonly string[];
+  readonly noisy: readonly string[];
+}
+
+function targets(cores: number): string[] {
+  return [
+    '## Targets',
+    '',
+    'Every breakwater child runs with the gateway\'s defaults except where said: log level `info`, access log off',
+    '(`logging.accessLog` defaults to false), its output going to a file. Each child has its own loopback port.',
+    '',
+    '**Phase 1, one process each** (every breakwater child has `server.workers: 1`):',
+    '',
+    '- (a) B direct: breakwater serving the iris model in-process (onnx backend), loaded directly. It is the backend',
+    '  of (b), (c) and (e), and shows what serving alone costs.',
+    '- (b) P→B: a bare fastify pass-through proxy in front of B (default JSON parsing, undici Pool of 64, no',
+    '  validation, no logging): the baseline for what any JSON proxy costs.',
+    '- (c) G→B: breakwater proxying to B (backend kind `oip-http`, default settings).',
+    '- (d) O: a second breakwater process serving iris in-process (onnx backend): the deployment without a separate',
+    '  model server.',
+    '- (e) G→B with the access log on: a second gateway configured like G except for `logging.accessLog: true` (one',
+    '  JSON line per inference). (e) against (c) is what the access log costs; (e) against (b) is the gateway',
+    '  proxy with the access log against the bare proxy.',
+    '',
+    `**Phase 2, one worker per core** (new B, G and O processes with \`server.workers: "auto"\`, here ${cores} worker`,
+    'processes each sharing one port, plus a node:cluster primary that serves nothing; P is not started):',
+    '',
+    '- (c*) G→B: the gateway proxy, its workers all proxying to B\'s port, which B\'s workers share.',
+    '- (d*) O: breakwater serving iris in-process in every worker.',
+    '',
+    '## Why two phases',
+    '',
+    'One event loop can use one core. An in-process model runs its inferences on that event loop, so a',
+    'single-process O is bound to one core however many the machine has, while the proxied path (c) is two',
+    'processes (G and B) and can use two. Comparing (d) with (c) in phase 1 therefore measures the limit of one',
+    'process, not what serving in-process gains: the throughput check compares (d*) with (c*) in phase 2, where',
+    'both deployments run one worker per core and can use every core of the machine. The CPU check, on the other',
+    'hand, needs like with like in the other direction: CPU time per request rises when each process is less',
+    'loaded (fixed per-wake-up costs are shared by fewer requests), so a gateway spread over several workers',
+    'cannot be compared with a one-process bare proxy. It compares (c) with (b) in phase 1, where G and P are both',
+    'one process under the same load. The phases run one after the other; every process of phase 1 is stopped (and',
+    'checked gone) before phase 2 starts, so they never compete for cores.',
+    '',
+  ];
+}
+
+const HOW_TO_READ = [
+  '## How to read the tables',
+  '',
+  'Every number is the median over rounds. "CPU µs/req" is the CPU time of the process the load hits, with all',
+  'its threads and all its worker processes (/proc schedstat), divided by completed requests; "cores" is that CPU',
+  'time over wall time. "backend" is B for (b), (c), (e) and (c*). p50/p99 come from autocannon\'s per-response',
+  'timings (its own histogram keeps whole milliseconds; those values are in latest.json). The load generator',
+  '(autocannon) runs in the benchmark process on the same machine and competes for the same cores. "other cores"',
+  'is the machine\'s busy time during the window not accounted for by the front, the backend or the load',
+  'generator (other programs: noise; above 0.3 the run should be repeated).',
+  '',
+];
+
+export function markdown(m: MarkdownInput): string {
+  return [
+    '# Breakwater benchmark: latest results',
+    '',
+    'Reproduce with:',
+    '',
+    '```sh',
+    m.command,
+    '```',
+    '',
+    ...Object.entries(m.meta).map(([k, v]) => `- **${k}**: ${v}`),
+    '',
+    ...targets(m.cores),
+    ...HOW_TO_READ,
+    ...m.phases.flatMap((p) => [`## ${p.title} (\`server.workers: ${p.workers}\`)`, '', markdownTable(p.summary), '']),
+    ...(m.failed.length > 0 ? ['## !!! Failed requests', '', ...m.failed.map((b) => `- ${b}`), ''] : []),
+    ...(m.noisy.length > 0 ? ['## !!! Noisy cells (rerun)', '', ...m.noisy.map((b) => `- ${b}`), ''] : []),
+    '## Ratios',
+    '',
+    ...m.ratioLines.map((r) => `- ${r}`),
+    '',
+    '## Acceptance checks (informational)',
+    '',
+    ...m.checkLines.map((c) => `- ${c}`),
+    '',
+  ].join('\n');
+}

@@ -1,0 +1,121 @@
+/**
+ * Ratios between the targets' medians, and the two acceptance checks (informational: the benchmark
+ * never fails on a timing). Each compares like with like:
+ *  - CPU per request, gateway proxy vs bare proxy: phase 1 only, where G and P are both one process
+ *    (per-request CPU rises when a process is less loaded, so a 2-worker G against a 1-process P
+ *    would not measure the gateway);
+ *  - requests/s, in-process ONNX vs the proxied path: phase 2, where both use every core. Phase 1's
+ *    (d)/(c) is reported as information only: there O is one process, bound to one core, while the
+ *    proxied path spreads over two processes (G and B).
+ */
+import type { Summary } from './report.js';
+import type { TargetId } from './targets.js';
+
+export interface Ratio {
+  readonly phase: string;
+  readonly name: string;
+  readonly connections: number;
+  readonly value: number;
+  /** Extra context, e.g. the absolute difference behind the ratio. */
+  readonly note?: string;
+}
+
+export interface Check {
+  readonly name: string;
+  readonly value: number;
+  readonly limit: string;
+  /** undefined: informational, not a check. */
+  readonly pass?: boolean;
+  readonly explanation: string;
+}
+
+function find(s: readonly Summary[], t: TargetId, conns: number): Summary | undefined {
+  return s.find((x) => x.target === t && x.connections === conns);
+}
+
+export function ratios(s: readonly Summary[], connections: readonly number[]): Ratio[] {
+  const out: Ratio[] = [];
+  for (const n of connections) {
+    const [a, b, c, d, e, cs, ds] = (['a', 'b', 'c', 'd', 'e', 'c*', 'd*'] as const).map((t) => find(s, t, n));
+    const add = (phase: string, name: string, x: number | undefined, y: number | undefined, note?: string) => {
+      if (x !== undefined && y !== undefined && y > 0) out.push({ phase, name, connections: n, value: x / y, ...(note ? { note } : {}) });
+    };
+    const diffUs = (x: number | undefined, y: number | undefined) =>
+      x === undefined || y === undefined ? undefined : `${x - y >= 0 ? '+' : ''}${(x - y).toFixed(1)} µs/req`;
+
+    add('1', 'req/s (c)/(b)  gateway proxy vs bare proxy', c?.rps, b?.rps);
+    add('1', 'req/s (c)/(a)  gateway proxy vs backend direct', c?.rps, a?.rps);
+    add('1', 'req/s (d)/(c)  in-process ONNX vs gateway proxy, one process each (O bound to one core)', d?.rps, c?.rps);
+    add('1', 'CPU/req proxy process (c)/(b)  G vs P', c?.frontCpuUsPerReq, b?.frontCpuUsPerReq, diffUs(c?.frontCpuUsPerReq, b?.frontCpuUsPerReq));
+    add('1', 'CPU/req proxy process (c)/(a)  G vs B serving directly', c?.frontCpuUsPerReq, a?.frontCpuUsPerReq);
+    add('1', 'CPU/req total (c)/(b)  G+B vs P+B', c?.totalCpuUsPerReq, b?.totalCpuUsPerReq);
+    add('1', 'CPU/req total (c)/(a)  G+B vs B alone', c?.totalCpuUsPerReq, a?.totalCpuUsPerReq);
+    add('1', 'CPU/req proxy process (e)/(b)  G with access log vs P', e?.frontCpuUsPerReq, b?.frontCpuUsPerReq, diffUs(e?.frontCpuUsPerReq, b?.frontCpuUsPerReq));
+    add('1', 'CPU/req proxy process (e)/(c)  what the access log costs', e?.frontCpuUsPerReq, c?.frontCpuUsPerReq, diffUs(e?.frontCpuUsPerReq, c?.frontCpuUsPerReq));
+    add('1', 'req/s (e)/(c)  what the access log costs in throughput', e?.rps, c?.rps);
+    add('1', 'p50 (c)/(b)', c?.p50Ms, b?.p50Ms);
+    add('1', 'p50 (c)/(a)', c?.p50Ms, a?.p50Ms);
+    add('1', 'p50 (d)/(c)', d?.p50Ms, c?.p50Ms);
+    add('1', 'p99 (c)/(b)', c?.p99Ms, b?.p99Ms);
+    add('1', 'p99 (c)/(a)', c?.p99Ms, a?.p99Ms);
+    add('1', 'p99 (d)/(c)', d?.p99Ms, c?.p99Ms);
+
+    add('2', 'req/s (d*)/(c*)  in-process ONNX vs gateway proxy, both on every core', ds?.rps, cs?.rps);
+    add('2', 'CPU/req (c*)/(d*)  G+B per request vs O per request', cs?.totalCpuUsPerReq, ds?.frontCpuUsPerReq);
+    add('2', 'p50 (d*)/(c*)', ds?.p50Ms, cs?.p50Ms);
+    add('2', 'p99 (d*)/(c*)', ds?.p99Ms, cs?.p99Ms);
+
+    add('2 vs 1', 'req/s (c*)/(c)  gateway proxy: worker per core vs one process', cs?.rps, c?.rps);
+    add('2 vs 1', 'req/s (d*)/(d)  in-process ONNX: worker per core vs one process', ds?.rps, d?.rps);
+  }
+  // Grouped by phase, then connections (a stable sort keeps the order above within a group).
+  const order = ['1', '2', '2 vs 1'];
+  return out.sort((x, y) => order.indexOf(x.phase) - order.indexOf(y.phase) || x.connections - y.connections);
+}
+
+export function checks(s: readonly Summary[], cores: number): Check[] {
+  const out: Check[] = [];
+  for (const n of [32, 1]) {
+    const b = find(s, 'b', n);
+    const c = find(s, 'c', n);
+    if (b && c && b.frontCpuUsPerReq > 0) {
+      const v = c.frontCpuUsPerReq / b.frontCpuUsPerReq;
+      out.push({
+        name: `gateway proxy CPU per request ≤ 1.2× bare pass-through: (c)/(b), phase 1, ${n} connection${n === 1 ? '' : 's'}`,
+        value: v, limit: '≤ 1.20', pass: v <= 1.2,
+        explanation: `proxy process only (G vs P, both one process), ${c.frontCpuUsPerReq.toFixed(1)} vs ${b.frontCpuUsPerReq.toFixed(1)} µs/req`,
+      });
+    }
+  }
+  const cs = find(s, 'c*', 32);
+  const ds = find(s, 'd*', 32);
+  if (cs && ds && cs.rps > 0) {
+    const v = ds.rps / cs.rps;
+    out.push({
+      name: 'in-process ONNX ≥ 2× requests/s of the proxied path: (d*)/(c*), phase 2, 32 connections',
+      value: v, limit: '≥ 2.00', pass: v >= 2,
+      explanation: `both deployments use every core of the machine (${cores}): O, G and B each run one worker per core; ` +
+        `${ds.rps.toFixed(0)} vs ${cs.rps.toFixed(0)} req/s`,
+    });
+  }
+  const c = find(s, 'c', 32);
+  const d = find(s, 'd', 32);
+  if (c && d && c.rps > 0) {
+    out.push({
+      name: '(informational, not the check) (d)/(c), phase 1, 32 connections',
+      value: d.rps / c.rps, limit: '–',
+      explanation: 'with one process each, O runs every inference on its one event loop and so is bound to one core, ' +
+        'while the proxied path spreads over two processes (G and B); this is a single process\'s limit, not the gateway\'s',
+    });
+  }
+  return out;
+}
+
+export function ratioLines(r: readonly Ratio[]): string[] {
+  return r.map((x) => `[phase ${x.phase}] ${x.name} @${x.connections}: ${x.value.toFixed(2)}×${x.note ? ` (${x.note})` : ''}`);
+}
+
+export function checkLines(c: readonly Check[]): string[] {
+  return c.map((x) => `${x.pass === undefined ? 'INFO' : x.pass ? 'PASS' : 'FAIL'}: ${x.name}: ${x.value.toFixed(2)}×` +
+    `${x.pass === undefined ? '' : ` (limit ${x.limit})`}; ${x.explanation}`);
+}

@@ -1,0 +1,48 @@
+/**
+ * The benchmark's environment knobs (see the header of loadtests/bench.ts) and the command line that
+ * reproduces a run.
+ */
+
+function envNumber(name: string, def: number, min: number, max: number): number {
+  const raw = process.env[name];
+  if (raw === undefined || raw === '') return def;
+  const n = Number(raw);
+  if (!Number.isFinite(n) || n < min || n > max) throw new Error(`${name} must be a number in [${min}, ${max}], got "${raw}"`);
+  return n;
+}
+
+export interface Settings {
+  readonly durationS: number;
+  readonly rounds: number;
+  readonly warmupS: number;
+  readonly primeS: number;
+  readonly maxRequests: number;
+  /** logging.level for the breakwater children; undefined = the gateway's default (info). */
+  readonly logLevel: string | undefined;
+  readonly keepTmp: boolean;
+  readonly readyTimeoutMs: number;
+}
+
+export function readSettings(): Settings {
+  if (process.env.BENCH_WORKERS !== undefined && process.env.BENCH_WORKERS !== '') {
+    throw new Error('BENCH_WORKERS is gone: the benchmark runs two fixed phases (server.workers 1, then "auto"); unset it');
+  }
+  return {
+    durationS: envNumber('BENCH_DURATION_S', 5, 1, 120),
+    rounds: Math.round(envNumber('BENCH_ROUNDS', 2, 1, 20)),
+    warmupS: envNumber('BENCH_WARMUP_S', 1, 0, 30),
+    primeS: envNumber('BENCH_PRIME_S', 2, 0, 60),
+    maxRequests: Math.round(envNumber('BENCH_MAX_REQUESTS', 300_000, 100, 10_000_000)),
+    logLevel: process.env.BENCH_LOG_LEVEL || undefined,
+    keepTmp: process.env.BENCH_KEEP_TMP === '1',
+    readyTimeoutMs: 20_000,
+  };
+}
+
+/** The exact command of this run: every BENCH_* variable that was set, then `npm run bench`. */
+export function command(): string {
+  const env = Object.entries(process.env)
+    .filter(([k, v]) => k.startsWith('BENCH_') && v !== undefined && v !== '')
+    .map(([k, v]) => `${k}=${v}`);
+  return [...env, 'npm run bench'].join(' ');
+}
