@@ -116,7 +116,7 @@ async function main(): Promise<void> {
     }));
     writeFileSync(join(RESULTS_DIR, 'latest.json'), JSON.stringify({
       meta: { ...meta, command: cmd },
-      settings,
+      settings: { ...settings, logLevel: settings.logLevel ?? 'info (gateway default, not set)' },
       phases: phases.map((p) => ({
         phase: p.result.spec.phase,
         title: p.result.spec.title,
