@@ -1,7 +1,7 @@
 /**
  * The gateway benchmark (not a test: it never fails on a timing; it prints and writes results).
  *
- *   npm run bench        (env: BENCH_DURATION_S=5 BENCH_ROUNDS=2 BENCH_WARMUP_S=1 BENCH_PRIME_S=2
+ *   npm run bench        (env: BENCH_DURATION_S=5 BENCH_ROUNDS=3 BENCH_WARMUP_S=1 BENCH_PRIME_S=2
  *                         BENCH_MAX_REQUESTS=300000 BENCH_LOG_LEVEL=(gateway default, info) BENCH_KEEP_TMP=0)
  *
  * Two fixed phases, one after the other (lib/phases.ts; BENCH_WORKERS is gone, setting it is an error):

@@ -29,7 +29,7 @@ export function readSettings(): Settings {
   }
   return {
     durationS: envNumber('BENCH_DURATION_S', 5, 1, 120),
-    rounds: Math.round(envNumber('BENCH_ROUNDS', 2, 1, 20)),
+    rounds: Math.round(envNumber('BENCH_ROUNDS', 3, 1, 20)),
     warmupS: envNumber('BENCH_WARMUP_S', 1, 0, 30),
     primeS: envNumber('BENCH_PRIME_S', 2, 0, 60),
     maxRequests: Math.round(envNumber('BENCH_MAX_REQUESTS', 300_000, 100, 10_000_000)),
