@@ -101,6 +101,18 @@ async function sighup(gw: ChildGateway): Promise<Record<string, unknown>> {
   return line;
 }
 
+/** The load settings of the reload-under-load tests: SIGHUP at 1 s of a bounded 3 s run. */
+function reloadAfterOneSecond(gw: ChildGateway, applied: (at: number) => void) {
+  return {
+    durationMs: 3_000, maxRequests: 30_000, triggerAfterMs: 1_000,
+    during: async () => {
+      const line = await sighup(gw);
+      applied(Date.now());
+      assert.match(String(line.msg), /reload applied/, JSON.stringify(line));
+    },
+  };
+}
+
 const sleep = (ms: number) => new Promise((res) => setTimeout(res, ms));
 
 /** One outcome of a load-loop request, in the order that loop saw them. */
@@ -219,14 +231,7 @@ describe('reloading the configuration', { timeout: 120_000 }, () => {
         name: 'iris (stable)', loops: 16, send: () => inferIris(gw),
         classify: (a) => { const p = irisProblem(a, ['1', '2']); return p === undefined ? `v${a.version}` : `FAIL ${p}`; },
       }],
-      {
-        durationMs: 3_000, maxRequests: 30_000, triggerAfterMs: 1_000,
-        during: async () => {
-          const line = await sighup(gw);
-          appliedSeenAt = Date.now();
-          assert.match(String(line.msg), /reload applied/, JSON.stringify(line));
-        },
-      },
+      reloadAfterOneSecond(gw, (at) => (appliedSeenAt = at)),
     );
 
     t.diagnostic(`${total} requests, ${failures.length} failed`);
@@ -285,14 +290,7 @@ describe('reloading the configuration', { timeout: 120_000 }, () => {
           },
         },
       ],
-      {
-        durationMs: 3_000, maxRequests: 30_000, triggerAfterMs: 1_000,
-        during: async () => {
-          const line = await sighup(gw);
-          appliedSeenAt = Date.now();
-          assert.match(String(line.msg), /reload applied/, JSON.stringify(line));
-        },
-      },
+      reloadAfterOneSecond(gw, (at) => (appliedSeenAt = at)),
     );
 
     t.diagnostic(`${total} requests, ${failures.length} failed`);

@@ -4,7 +4,7 @@
  * load generator itself.
  */
 import { cpuDelta, machineBusyMs, sampleCpu, sampleMachine, type CpuSample } from './cpu.js';
-import { runLoad } from './load.js';
+import { runLoad, type LoadResult } from './load.js';
 import type { Target, TargetId } from './targets.js';
 
 export const INFER_PATH = '/v2/models/iris/infer';
@@ -19,20 +19,9 @@ export interface CellOptions {
   readonly maxRequests: number;
 }
 
-export interface Cell {
+export interface Cell extends LoadResult {
   readonly target: TargetId;
   readonly connections: number;
-  readonly completed: number;
-  readonly wallS: number;
-  readonly rps: number;
-  readonly p50Ms: number;
-  readonly p99Ms: number;
-  readonly histogramP50Ms: number;
-  readonly histogramP99Ms: number;
-  readonly non2xx: number;
-  readonly errors: number;
-  readonly timeouts: number;
-  readonly statusCodes: Record<string, number>;
   /** CPU ms per completed request of the process the load hits. */
   readonly frontCpuMsPerReq: number;
   /** Cores the front process used on average during the window (CPU time / wall time). */
