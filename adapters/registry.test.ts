@@ -11,11 +11,11 @@ const log = pino({ level: 'silent' });
 const onnx = (path = IRIS) => ({ backend: { kind: 'onnx', path } });
 
 test('a reload reuses unchanged versions and closes the removed ones once idle', async () => {
-  const first = await buildModelTable(buildConfig({ models: { iris: { versions: { '1': onnx(), '2': onnx() } } } }, '/'), { log, tolerateUnreachable: false });
+  const first = await buildModelTable(buildConfig({ auth: { insecureNoAuth: true }, models: { iris: { versions: { '1': onnx(), '2': onnx() } } } }, '/'), { log, tolerateUnreachable: false });
   const v1 = first.models.get('iris')?.versions.get('1');
   const v2 = first.models.get('iris')?.versions.get('2');
   assert.ok(v1 && v2);
-  const second = await buildModelTable(buildConfig({ models: { iris: { versions: { '2': onnx() } } } }, '/'), { log, previous: first, tolerateUnreachable: false });
+  const second = await buildModelTable(buildConfig({ auth: { insecureNoAuth: true }, models: { iris: { versions: { '2': onnx() } } } }, '/'), { log, previous: first, tolerateUnreachable: false });
   assert.equal(second.models.get('iris')?.versions.get('2'), v2, 'unchanged version is the same session');
 
   first.acquire(); // a request still running on the old table
@@ -31,6 +31,6 @@ test('a reload reuses unchanged versions and closes the removed ones once idle',
 });
 
 test('a table whose model fails to load closes what it opened and rejects', async () => {
-  const cfg = buildConfig({ models: { ok: { versions: { '1': onnx() } }, broken: { versions: { '1': onnx(join('/nonexistent', 'm.onnx')) } } } }, '/');
+  const cfg = buildConfig({ auth: { insecureNoAuth: true }, models: { ok: { versions: { '1': onnx() } }, broken: { versions: { '1': onnx(join('/nonexistent', 'm.onnx')) } } } }, '/');
   await assert.rejects(buildModelTable(cfg, { log, tolerateUnreachable: true }), /model broken version 1 failed to load/);
 });

@@ -88,6 +88,115 @@ const model = {
   },
 } as const;
 
+const ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA', 'HS256', 'HS384', 'HS512'];
+
+const authSchema = {
+  type: 'object',
+  additionalProperties: false,
+  default: {},
+  properties: {
+    // Named as what it is: without authentication anyone reaching the port can call every model.
+    // Never a default; the gateway warns at start-up when it is on.
+    insecureNoAuth: { type: 'boolean', default: false },
+    issuer: { type: 'string', minLength: 1 },
+    audience: { anyOf: [{ type: 'string', minLength: 1 }, { type: 'array', minItems: 1, items: { type: 'string', minLength: 1 } }] },
+    // Clocks drift; more than a few minutes of tolerance would stretch a token's life noticeably.
+    clockSkewSeconds: { type: 'integer', minimum: 0, maximum: 300, default: 30 },
+    // A real token is well under 2 KiB; anything much larger is an attack on the parser.
+    maxTokenBytes: { type: 'integer', minimum: 256, maximum: 65536, default: 8192 },
+    tenantClaim: { type: 'string', minLength: 1, default: 'tenant' },
+    // Model metadata reveals inputs and outputs: by default only callers allowed to predict see it.
+    metadataRequiresScope: { type: 'boolean', default: true },
+    // Verified tokens are remembered until they expire, so a token's signature is checked once.
+    cacheSize: { type: 'integer', minimum: 0, maximum: 1_000_000, default: 10_000 },
+    keys: {
+      type: 'array',
+      items: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['algorithms'],
+        properties: {
+          kid: { type: 'string', pattern: '^[A-Za-z0-9._-]{1,128}$' },
+          publicKey: { type: 'string', minLength: 1 },
+          publicKeyFile: { type: 'string', minLength: 1 },
+          // HS* only, and only when named here: a shared secret lets whoever holds it mint tokens.
+          secret: { type: 'string', minLength: 32 },
+          secretFile: { type: 'string', minLength: 1 },
+          algorithms: { type: 'array', minItems: 1, uniqueItems: true, items: { enum: ALGORITHMS } },
+        },
+      },
+      default: [],
+    },
+    jwks: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['url'],
+      properties: {
+        url: { type: 'string', pattern: '^https?://' },
+        // Asymmetric algorithms only: a JWKS is public, so an HS key in it would be a public secret.
+        algorithms: { type: 'array', minItems: 1, uniqueItems: true, items: { enum: ALGORITHMS.filter((a) => !a.startsWith('HS')) }, default: ['RS256', 'ES256', 'EdDSA'] },
+        refreshIntervalMs: { type: 'integer', minimum: 1000, maximum: 86_400_000, default: 300_000 },
+        // An unknown kid triggers a refetch (key rotation), at most this often.
+        cooldownMs: { type: 'integer', minimum: 0, maximum: 3_600_000, default: 30_000 },
+        timeoutMs: { type: 'integer', minimum: 100, maximum: 60_000, default: 2000 },
+      },
+    },
+  },
+} as const;
+
+const stateSchema = {
+  type: 'object',
+  additionalProperties: false,
+  default: {},
+  properties: {
+    // Without it, state is per process (one replica, or tests).
+    redisUrl: { type: 'string', pattern: '^rediss?://' },
+    keyPrefix: { type: 'string', pattern: '^[A-Za-z0-9:_-]{0,32}$', default: 'bw:' },
+    // A rate-limit check must not hold a request: past this, the store counts as unavailable.
+    commandTimeoutMs: { type: 'integer', minimum: 5, maximum: 10_000, default: 100 },
+    connectTimeoutMs: { type: 'integer', minimum: 50, maximum: 60_000, default: 1000 },
+  },
+} as const;
+
+const rateLimitSchema = {
+  type: 'object',
+  additionalProperties: false,
+  default: {},
+  properties: {
+    // When the shared store is unreachable: `local` keeps limiting per replica (logged, counted),
+    // `closed` refuses (503), `open` stops limiting and must be chosen explicitly (warned at start).
+    failMode: { enum: ['local', 'closed', 'open'], default: 'local' },
+    rules: {
+      type: 'array',
+      default: [],
+      items: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['name', 'by', 'limit', 'windowMs'],
+        properties: {
+          name: { type: 'string', pattern: '^[A-Za-z0-9_-]{1,64}$' },
+          by: { enum: ['subject', 'tenant'] },
+          // Each model gets its own counter; '*' applies the rule to every model.
+          models: { type: 'array', minItems: 1, items: { type: 'string', minLength: 1 }, default: ['*'] },
+          // In rows (a batch of 1,000 costs 1,000), per window.
+          limit: { type: 'integer', minimum: 1, maximum: 1_000_000_000 },
+          windowMs: { type: 'integer', minimum: 100, maximum: 31 * 86_400_000 },
+        },
+      },
+    },
+    tenantConcurrency: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['limit'],
+      properties: {
+        limit: { type: 'integer', minimum: 1, maximum: 1_000_000 },
+        // A replica that dies mid-request frees its slots after this.
+        leaseTtlMs: { type: 'integer', minimum: 1000, maximum: 3_600_000, default: 60_000 },
+      },
+    },
+  },
+} as const;
+
 export const configSchema = {
   type: 'object',
   additionalProperties: false,
@@ -129,6 +238,9 @@ export const configSchema = {
         accessLog: { type: 'boolean', default: false },
       },
     },
+    auth: authSchema,
+    state: stateSchema,
+    rateLimits: rateLimitSchema,
     models: {
       type: 'object',
       minProperties: 1,

@@ -3,6 +3,7 @@ import { test } from 'node:test';
 import { buildConfig, ConfigError } from './config.js';
 
 const onnx = (path = 'm.onnx') => ({ backend: { kind: 'onnx', path } });
+const NO_AUTH = { insecureNoAuth: true };
 
 function problemsOf(input: unknown): readonly string[] {
   try {
@@ -15,7 +16,7 @@ function problemsOf(input: unknown): readonly string[] {
 }
 
 test('fills documented defaults, resolves relative paths and picks the highest version as stable', () => {
-  const cfg = buildConfig({ models: { m: { versions: { '2': onnx(), '10': onnx('/abs/x.onnx') } } } }, '/base');
+  const cfg = buildConfig({ auth: NO_AUTH, models: { m: { versions: { '2': onnx(), '10': onnx('/abs/x.onnx') } } } }, '/base');
   assert.equal(cfg.server.host, '127.0.0.1');
   assert.equal(cfg.server.port, 8080);
   const m = cfg.models.m;
@@ -30,7 +31,7 @@ test('fills documented defaults, resolves relative paths and picks the highest v
 });
 
 test('the result is frozen all the way down', () => {
-  const cfg = buildConfig({ models: { m: { versions: { '1': onnx() } } } }, '/base');
+  const cfg = buildConfig({ auth: NO_AUTH, models: { m: { versions: { '1': onnx() } } } }, '/base');
   assert.ok(Object.isFrozen(cfg) && Object.isFrozen(cfg.models.m.versions['1'].backend));
   assert.throws(() => {
     (cfg.server as { port: number }).port = 1;
@@ -38,7 +39,7 @@ test('the result is frozen all the way down', () => {
 });
 
 test('fills oip-http defaults inside each backend', () => {
-  const cfg = buildConfig({ models: { m: { versions: { '1': { backend: { kind: 'oip-http', url: 'http://127.0.0.1:9000', model: 'x' } } } } } }, '/');
+  const cfg = buildConfig({ auth: NO_AUTH, models: { m: { versions: { '1': { backend: { kind: 'oip-http', url: 'http://127.0.0.1:9000', model: 'x' } } } } } }, '/');
   const b = cfg.models.m.versions['1'].backend;
   assert.ok(b.kind === 'oip-http');
   assert.equal(b.timeoutMs, 10_000);
@@ -75,4 +76,26 @@ test('model names that could escape a path or start hidden are rejected', () => 
 test('a configuration without models is rejected', () => {
   assert.ok(problemsOf({}).some((p) => p.includes('models')));
   assert.ok(problemsOf(null).length > 0);
+});
+
+test('authentication is required unless switched off by its insecure name', () => {
+  const problems = problemsOf({ models: { m: { versions: { '1': onnx() } } } });
+  assert.ok(problems.some((p) => p.startsWith('auth.issuer: required')), problems.join('\n'));
+  assert.ok(problems.some((p) => p.startsWith('auth.audience: required')), problems.join('\n'));
+  assert.ok(problems.some((p) => p.startsWith('auth: give keys or a jwks url')), problems.join('\n'));
+});
+
+test('an HS algorithm needs a secret and a secret only HS algorithms', () => {
+  const base = { issuer: 'i', audience: 'a' };
+  const pemWithHs = problemsOf({ auth: { ...base, keys: [{ publicKey: 'x', algorithms: ['HS256'] }] }, models: { m: { versions: { '1': onnx() } } } });
+  assert.ok(pemWithHs.some((p) => p.includes('algorithm confusion')), pemWithHs.join('\n'));
+  const secretWithRs = problemsOf({ auth: { ...base, keys: [{ secret: 's'.repeat(32), algorithms: ['RS256'] }] }, models: { m: { versions: { '1': onnx() } } } });
+  assert.ok(secretWithRs.some((p) => p.includes('a secret can only be used with HS')), secretWithRs.join('\n'));
+  const twoSources = problemsOf({ auth: { ...base, keys: [{ secret: 's'.repeat(32), publicKey: 'x', algorithms: ['HS256'] }] }, models: { m: { versions: { '1': onnx() } } } });
+  assert.ok(twoSources.some((p) => p.includes('exactly one of')), twoSources.join('\n'));
+});
+
+test('a JWKS offers no symmetric algorithms', () => {
+  const problems = problemsOf({ auth: { issuer: 'i', audience: 'a', jwks: { url: 'http://127.0.0.1:1/jwks', algorithms: ['HS256'] } }, models: { m: { versions: { '1': onnx() } } } });
+  assert.ok(problems.some((p) => p.startsWith('auth.jwks.algorithms.0')), problems.join('\n'));
 });

@@ -2,6 +2,8 @@
  * Configuration: parsed from YAML, validated once against the JSON Schema in config-schema.ts,
  * defaults filled, relative paths resolved, then deep-frozen. Nothing downstream re-checks it.
  */
+import { createPublicKey } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { dirname, isAbsolute, resolve } from 'node:path';
@@ -39,7 +41,63 @@ export interface ServerConfig {
   readonly workers: number;
 }
 
+export type JwtAlgorithm = 'RS256' | 'RS384' | 'RS512' | 'PS256' | 'PS384' | 'PS512' | 'ES256' | 'ES384' | 'ES512' | 'EdDSA' | 'HS256' | 'HS384' | 'HS512';
+
+export interface AuthKeyConfig {
+  readonly kid?: string;
+  /** Exactly one of these four, checked at validation; files are resolved against the config's folder. */
+  readonly publicKey?: string;
+  readonly publicKeyFile?: string;
+  readonly secret?: string;
+  readonly secretFile?: string;
+  readonly algorithms: readonly JwtAlgorithm[];
+}
+
+export interface AuthConfig {
+  readonly insecureNoAuth: boolean;
+  /** Required unless insecureNoAuth. */
+  readonly issuer?: string;
+  readonly audience?: string | readonly string[];
+  readonly clockSkewSeconds: number;
+  readonly maxTokenBytes: number;
+  readonly tenantClaim: string;
+  readonly metadataRequiresScope: boolean;
+  readonly cacheSize: number;
+  readonly keys: readonly AuthKeyConfig[];
+  readonly jwks?: {
+    readonly url: string;
+    readonly algorithms: readonly JwtAlgorithm[];
+    readonly refreshIntervalMs: number;
+    readonly cooldownMs: number;
+    readonly timeoutMs: number;
+  };
+}
+
+export interface StateConfig {
+  readonly redisUrl?: string;
+  readonly keyPrefix: string;
+  readonly commandTimeoutMs: number;
+  readonly connectTimeoutMs: number;
+}
+
+export interface RateLimitRule {
+  readonly name: string;
+  readonly by: 'subject' | 'tenant';
+  readonly models: readonly string[];
+  readonly limit: number;
+  readonly windowMs: number;
+}
+
+export interface RateLimitConfig {
+  readonly failMode: 'local' | 'closed' | 'open';
+  readonly rules: readonly RateLimitRule[];
+  readonly tenantConcurrency?: { readonly limit: number; readonly leaseTtlMs: number };
+}
+
 export interface GatewayConfig {
+  readonly auth: AuthConfig;
+  readonly state: StateConfig;
+  readonly rateLimits: RateLimitConfig;
   readonly server: ServerConfig;
   readonly logging: { readonly level: string; readonly accessLog: boolean };
   readonly models: Readonly<Record<string, ModelConfig>>;
@@ -116,8 +174,34 @@ export function buildConfig(input: unknown, baseDir: string, source = 'configura
       problems.push(`models.${name}.stable: version "${String(model.stable)}" is not among its versions (${names.join(', ')})`);
     }
   }
+  problems.push(...checkAuth(raw as unknown as { auth: Record<string, unknown> }, baseDir));
   if (problems.length > 0) throw new ConfigError(source, problems);
   return deepFreeze(raw as GatewayConfig);
+}
+
+/** What JSON Schema cannot say about `auth`: what is required together, and key sources. */
+function checkAuth(cfg: { auth: Record<string, unknown> }, baseDir: string): string[] {
+  const auth = cfg.auth;
+  const problems: string[] = [];
+  const keys = (auth.keys ?? []) as Record<string, unknown>[];
+  keys.forEach((k, i) => {
+    const sources = ['publicKey', 'publicKeyFile', 'secret', 'secretFile'].filter((f) => k[f] !== undefined);
+    if (sources.length !== 1) problems.push(`auth.keys.${i}: give exactly one of publicKey, publicKeyFile, secret, secretFile`);
+    const symmetric = k.secret !== undefined || k.secretFile !== undefined;
+    const algs = k.algorithms as string[];
+    if (symmetric && algs.some((a) => !a.startsWith('HS'))) problems.push(`auth.keys.${i}.algorithms: a secret can only be used with HS256/HS384/HS512`);
+    if (!symmetric && algs.some((a) => a.startsWith('HS'))) problems.push(`auth.keys.${i}.algorithms: HS* needs a secret, never a public key (algorithm confusion)`);
+    for (const f of ['publicKeyFile', 'secretFile']) {
+      if (typeof k[f] === 'string' && !isAbsolute(k[f] as string)) k[f] = resolve(baseDir, k[f] as string);
+    }
+  });
+  if (auth.insecureNoAuth === true) return problems;
+  if (auth.issuer === undefined) problems.push('auth.issuer: required (or set auth.insecureNoAuth: true, which is insecure)');
+  if (auth.audience === undefined) problems.push('auth.audience: required (or set auth.insecureNoAuth: true, which is insecure)');
+  if (keys.length === 0 && auth.jwks === undefined) {
+    problems.push('auth: give keys or a jwks url to verify tokens with (or set auth.insecureNoAuth: true, which is insecure)');
+  }
+  return problems;
 }
 
 /** Settings given on the command line or in the environment; they win over the file. */
@@ -125,6 +209,34 @@ export interface ConfigOverrides {
   readonly host?: string;
   readonly port?: number;
   readonly workers?: number | 'auto';
+  readonly redisUrl?: string;
+  /** A PEM public key file; its algorithm is inferred from the key type. */
+  readonly jwtPublicKeyFile?: string;
+  readonly jwksUrl?: string;
+  readonly jwtIssuer?: string;
+  readonly jwtAudience?: string;
+  readonly insecureNoAuth?: boolean;
+}
+
+/**
+ * The one algorithm a PEM public key given by flag is pinned to, from its type (RSA → RS256,
+ * P-256 → ES256, P-384 → ES384, Ed25519 → EdDSA). An unreadable file is reported by validation.
+ */
+function algorithmsForKey(file: string): string[] {
+  try {
+    const key = createPublicKey(readFileSync(file));
+    const type = key.asymmetricKeyType;
+    if (type === 'rsa') return ['RS256'];
+    if (type === 'ed25519') return ['EdDSA'];
+    if (type === 'ec') return key.asymmetricKeyDetails?.namedCurve === 'secp384r1' ? ['ES384'] : ['ES256'];
+    return ['unsupported-key-type'];
+  } catch {
+    return ['unreadable-key-file'];
+  }
+}
+
+function asRecord(x: unknown): Record<string, unknown> {
+  return typeof x === 'object' && x !== null && !Array.isArray(x) ? (x as Record<string, unknown>) : {};
 }
 
 /** Applies overrides to a parsed (not yet validated) configuration object. */
@@ -135,7 +247,20 @@ export function applyOverrides(raw: unknown, overrides: ConfigOverrides): unknow
   if (overrides.host !== undefined) server.host = overrides.host;
   if (overrides.port !== undefined) server.port = overrides.port;
   if (overrides.workers !== undefined) server.workers = overrides.workers;
-  return { ...obj, server };
+  const state = { ...asRecord(obj.state) };
+  if (overrides.redisUrl !== undefined) state.redisUrl = overrides.redisUrl;
+  const auth = { ...asRecord(obj.auth) };
+  if (overrides.jwtIssuer !== undefined) auth.issuer = overrides.jwtIssuer;
+  if (overrides.jwtAudience !== undefined) auth.audience = overrides.jwtAudience;
+  if (overrides.insecureNoAuth === true) auth.insecureNoAuth = true;
+  if (overrides.jwksUrl !== undefined) auth.jwks = { ...asRecord(auth.jwks), url: overrides.jwksUrl };
+  if (overrides.jwtPublicKeyFile !== undefined) {
+    // The flag's key joins the file's keys; its algorithms follow from its type (see keys.ts).
+    const file = resolve(overrides.jwtPublicKeyFile);
+    const flagKey = { publicKeyFile: file, algorithms: algorithmsForKey(file) };
+    auth.keys = [...(Array.isArray(auth.keys) ? auth.keys : []), flagKey];
+  }
+  return { ...obj, server, state, auth };
 }
 
 /** Reads, parses and validates a YAML (or JSON) configuration file. */

@@ -36,6 +36,7 @@ export function toGatewayError(err: unknown): GatewayError {
 }
 
 export function sendError(reply: FastifyReply, err: GatewayError): FastifyReply {
+  if (err.headers !== undefined) reply.headers(err.headers);
   return reply.code(err.status).header('content-type', 'application/json; charset=utf-8').send(JSON.stringify(err.toJSON()));
 }
 

@@ -30,6 +30,9 @@ export const ERRORS = {
   NON_FINITE_VALUE: { status: 400, message: 'NaN and Infinity are not accepted by this model' },
   TOO_MANY_ELEMENTS: { status: 413, message: 'tensor has more elements than allowed' },
   PAYLOAD_TOO_LARGE: { status: 413, message: 'request body is too large' },
+  // 401/403: who is calling, and whether they may (RFC 6750: both carry WWW-Authenticate)
+  UNAUTHENTICATED: { status: 401, message: 'missing or invalid bearer token' },
+  FORBIDDEN: { status: 403, message: 'the token does not grant this request' },
   // 404: the thing asked for does not exist
   NOT_FOUND: { status: 404, message: 'route not found' },
   MODEL_NOT_FOUND: { status: 404, message: 'model not found' },
@@ -37,6 +40,9 @@ export const ERRORS = {
   // 408/431: the client's connection misbehaved before a request could be routed
   REQUEST_TIMEOUT: { status: 408, message: 'request was not received in time' },
   HEADERS_TOO_LARGE: { status: 431, message: 'request headers are too large' },
+  // 429: the caller is over its quota; Retry-After says when to come back
+  RATE_LIMITED: { status: 429, message: 'rate limit exceeded' },
+  CONCURRENCY_LIMITED: { status: 429, message: 'too many concurrent requests for this tenant' },
   // 5xx: the gateway or a backend failed, never the client
   MODEL_NOT_READY: { status: 503, message: 'model version is not ready' },
   MODEL_LOAD_FAILED: { status: 503, message: 'model version could not be loaded' },
@@ -45,6 +51,7 @@ export const ERRORS = {
   BACKEND_BAD_RESPONSE: { status: 502, message: 'model backend returned an invalid response' },
   BACKEND_ERROR: { status: 502, message: 'model backend failed to run the inference' },
   SHUTTING_DOWN: { status: 503, message: 'gateway is shutting down' },
+  QUOTA_STORE_UNAVAILABLE: { status: 503, message: 'quota store is unavailable' },
   INTERNAL: { status: 500, message: 'internal error' },
 } as const satisfies Record<string, ErrorSpec>;
 
@@ -56,13 +63,22 @@ export class GatewayError extends Error {
   readonly status: number;
   readonly detail: string | undefined;
 
-  constructor(code: ErrorCode, detail?: string, options?: { cause?: unknown }) {
+  /** Response headers the error needs (Retry-After, WWW-Authenticate, RateLimit…). */
+  readonly headers: Readonly<Record<string, string>> | undefined;
+
+  constructor(code: ErrorCode, detail?: string, options?: { cause?: unknown; headers?: Readonly<Record<string, string>> }) {
     const spec = ERRORS[code];
     super(detail === undefined ? spec.message : `${spec.message}: ${detail}`, options);
     this.name = 'GatewayError';
     this.code = code;
     this.status = spec.status;
     this.detail = detail;
+    this.headers = options?.headers;
+  }
+
+  /** The same error with more response headers. */
+  withHeaders(headers: Readonly<Record<string, string>>): GatewayError {
+    return new GatewayError(this.code, this.detail, { cause: this.cause, headers: { ...this.headers, ...headers } });
   }
 
   /** The body sent to the client; `error` is the protocol's field, `code` is ours. */

@@ -8,6 +8,7 @@ import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { flushAndExit } from './logger.js';
 import type { GatewayConfig } from './config.js';
+import { buildPolicies } from '../policies/index.js';
 import { buildServer } from './server.js';
 import { Serving } from './serving.js';
 import { createMetrics } from './telemetry/metrics.js';
@@ -35,14 +36,22 @@ export interface StartOptions {
 export async function startGateway(opts: StartOptions): Promise<RunningGateway> {
   const { log } = opts;
   const metrics = createMetrics();
-  const serving = await Serving.start(opts.config, log, metrics);
-  const app = buildServer({ serving, log, metrics });
+  const policies = await buildPolicies(opts.config, log);
+  let serving: Serving;
+  try {
+    serving = await Serving.start(opts.config, log, metrics);
+  } catch (e) {
+    await policies.close();
+    throw e;
+  }
+  const app = buildServer({ serving, log, metrics, policies: policies.chain });
   const { host, port } = opts.config.server;
   let url: string;
   try {
     url = await app.listen({ host, port, listenTextResolver: (address) => `listening at ${address}` });
   } catch (e) {
     await serving.close();
+    await policies.close();
     throw e;
   }
   log.info({ url, models: [...serving.table.models.keys()] }, 'breakwater is serving');
@@ -75,6 +84,7 @@ export async function startGateway(opts: StartOptions): Promise<RunningGateway> 
         clearTimeout(force);
       }
       await serving.close(Math.max(0, deadline - Date.now()));
+      await policies.close();
     })();
     return closing;
   };

@@ -9,6 +9,8 @@ import type { Logger } from 'pino';
 import { PolicyChain } from '../policies/chain.js';
 import { clientErrorHandler, installErrorHandlers } from './error-handler.js';
 import { GatewayError } from './errors.js';
+import { registerAdminScope } from './routes/admin.js';
+import { installGuard } from './routes/guard.js';
 import { registerInferRoutes } from './routes/infer.js';
 import { registerOipRoutes } from './routes/oip-v2.js';
 import type { Serving } from './serving.js';
@@ -81,7 +83,9 @@ export function buildServer({ serving, log, metrics, policies = new PolicyChain(
   });
 
   installErrorHandlers(app);
+  installGuard(app, serving, policies);
   registerOipRoutes(app, serving);
   registerInferRoutes(app, serving, metrics, policies);
+  registerAdminScope(app);
   return app;
 }

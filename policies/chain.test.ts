@@ -1,19 +1,25 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { GatewayError } from '../gateway/errors.js';
-import { PolicyChain } from './chain.js';
-import { CONTINUE, type Decision, type Policy, type PolicyContext } from './policy.js';
+import { newOutcome, PolicyChain, releaseAll } from './chain.js';
+import { CONTINUE, type Decision, type Policy, type PolicyContext, type PolicyPhase } from './policy.js';
 
-const ctx = (pinned?: string): PolicyContext => ({ model: 'm', pinnedVersion: pinned, stableVersion: '2', headers: {} });
+const ctx = (pinned?: string): PolicyContext => ({
+  model: 'm', action: 'infer', pinnedVersion: pinned, stableVersion: '2', headers: {}, requestId: 'r', principal: undefined, request: undefined, rows: 0,
+});
 
-function policy(name: string, decide: () => Decision, seen: string[]): Policy {
-  return { name, evaluate: () => (seen.push(name), decide()) };
+function policy(name: string, decide: () => Decision | Promise<Decision>, seen: string[], phase: PolicyPhase = 'request'): Policy {
+  return { name, phase, evaluate: () => (seen.push(name), decide()) };
 }
 
-test('an empty chain serves the stable version, or the pinned one', () => {
+test('an empty chain serves the stable version, or the pinned one, synchronously', () => {
   const chain = new PolicyChain([]);
-  assert.deepEqual(chain.run(ctx()), { version: '2', reason: 'stable' });
-  assert.deepEqual(chain.run(ctx('1')), { version: '1', reason: 'pinned' });
+  const c = ctx();
+  const out = newOutcome(c);
+  assert.equal(chain.run('request', c, out), undefined);
+  assert.deepEqual([out.version, out.reason], ['2', 'stable']);
+  const pinned = newOutcome(ctx('1'));
+  assert.deepEqual([pinned.version, pinned.reason], ['1', 'pinned']);
 });
 
 test('policies run in order and the first deny ends the chain', () => {
@@ -23,7 +29,8 @@ test('policies run in order and the first deny ends the chain', () => {
     policy('b', () => ({ kind: 'deny', error: new GatewayError('BAD_REQUEST', 'no') }), seen),
     policy('c', () => CONTINUE, seen),
   ]);
-  assert.throws(() => chain.run(ctx()), (e: unknown) => e instanceof GatewayError && e.code === 'BAD_REQUEST');
+  const c = ctx();
+  assert.throws(() => chain.run('request', c, newOutcome(c)), (e: unknown) => e instanceof GatewayError && e.code === 'BAD_REQUEST');
   assert.deepEqual(seen, ['a', 'b']);
 });
 
@@ -33,6 +40,39 @@ test('the last route decision wins and carries its reason', () => {
     policy('split', () => ({ kind: 'route', version: '3', reason: 'canary' }), seen),
     policy('opt-out', () => ({ kind: 'route', version: '2', reason: 'opt-out:experiments' }), seen),
   ]);
-  assert.deepEqual(chain.run(ctx()), { version: '2', reason: 'opt-out:experiments' });
-  assert.deepEqual(seen, ['split', 'opt-out']);
+  const c = ctx();
+  const out = newOutcome(c);
+  chain.run('request', c, out);
+  assert.deepEqual([out.version, out.reason], ['2', 'opt-out:experiments']);
+});
+
+test('phases run separately; an async policy makes the rest of its phase async', async () => {
+  const seen: string[] = [];
+  const chain = new PolicyChain([
+    policy('auth', () => ({ kind: 'continue', principal: { subject: 's', tenant: 't', scopes: new Set(), expiresAt: 0 } }), seen),
+    policy('quota', async () => ({ kind: 'continue', headers: { ratelimit: 'r' }, release: () => seen.push('released') }), seen, 'payload'),
+    policy('guard', () => CONTINUE, seen, 'payload'),
+  ]);
+  const c = ctx();
+  const out = newOutcome(c);
+  assert.equal(chain.run('request', c, out), undefined);
+  assert.equal(c.principal?.subject, 's');
+  assert.deepEqual(seen, ['auth']);
+  const pending = chain.run('payload', c, out);
+  assert.ok(pending instanceof Promise);
+  await pending;
+  assert.deepEqual(seen, ['auth', 'quota', 'guard']);
+  assert.deepEqual(out.headers, { ratelimit: 'r' });
+  releaseAll(out, () => undefined);
+  assert.equal(seen.at(-1), 'released');
+});
+
+test('a deny keeps the headers gathered so far and adds its own', async () => {
+  const chain = new PolicyChain([
+    policy('a', () => ({ kind: 'continue', headers: { 'ratelimit-policy': 'p' } }), [], 'payload'),
+    policy('b', async () => ({ kind: 'deny', error: new GatewayError('BAD_REQUEST'), headers: { 'retry-after': '3' } }), [], 'payload'),
+  ]);
+  const c = ctx();
+  await assert.rejects(async () => chain.run('payload', c, newOutcome(c)), (e: unknown) =>
+    e instanceof GatewayError && e.headers?.['retry-after'] === '3' && e.headers['ratelimit-policy'] === 'p');
 });

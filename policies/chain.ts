@@ -1,39 +1,87 @@
 /**
- * Runs policies in order. A deny ends the chain; a route decision is kept (a later policy may route
- * again, e.g. an opt-out overriding a canary) and the chain goes on. Without any route decision the
- * pinned version, else the stable one, is served.
+ * Runs a phase's policies in order. A deny ends the chain (its error is thrown, carrying the
+ * decision's headers); a route decision is kept (a later policy may route again, e.g. an opt-out
+ * overriding a canary) and the chain goes on. Runs synchronously while every policy answers
+ * synchronously, so a chain of in-memory policies costs no promise.
  */
-import type { Decision, Policy, PolicyContext } from './policy.js';
+import type { Decision, Policy, PolicyContext, PolicyPhase } from './policy.js';
 
-export interface ChainResult {
-  readonly version: string;
-  /** Why this version: `pinned`, `stable`, or the reason of the last route decision. */
-  readonly reason: string;
+/** What the chain decided so far; one per request, filled across both phases. */
+export interface ChainOutcome {
+  /** The version to serve: the pinned one, else the stable one, unless a policy routed. */
+  version: string;
+  /** `pinned`, `stable`, or the reason of the last route decision. */
+  reason: string;
+  /** Response headers policies asked for (rate-limit headers, …). */
+  headers: Record<string, string> | undefined;
+  /** To run when the request ends, however it ends. */
+  releases: (() => void)[] | undefined;
+}
+
+export function newOutcome(ctx: PolicyContext): ChainOutcome {
+  return ctx.pinnedVersion !== undefined
+    ? { version: ctx.pinnedVersion, reason: 'pinned', headers: undefined, releases: undefined }
+    : { version: ctx.stableVersion, reason: 'stable', headers: undefined, releases: undefined };
+}
+
+function apply(d: Decision, ctx: PolicyContext, out: ChainOutcome): void {
+  switch (d.kind) {
+    case 'continue':
+      if (d.principal !== undefined) ctx.principal = d.principal;
+      if (d.headers !== undefined) Object.assign((out.headers ??= {}), d.headers);
+      if (d.release !== undefined) (out.releases ??= []).push(d.release);
+      return;
+    case 'route':
+      out.version = d.version;
+      out.reason = d.reason;
+      return;
+    case 'deny':
+      throw d.headers === undefined ? d.error : d.error.withHeaders({ ...out.headers, ...d.headers });
+  }
+}
+
+function isPromise(x: Decision | Promise<Decision>): x is Promise<Decision> {
+  return typeof (x as Promise<Decision>).then === 'function';
 }
 
 export class PolicyChain {
-  readonly #policies: readonly Policy[];
+  readonly #phases: Readonly<Record<PolicyPhase, readonly Policy[]>>;
 
   constructor(policies: readonly Policy[]) {
-    this.#policies = Object.freeze([...policies]);
+    this.#phases = Object.freeze({
+      request: Object.freeze(policies.filter((p) => p.phase === 'request')),
+      payload: Object.freeze(policies.filter((p) => p.phase === 'payload')),
+    });
   }
 
-  get size(): number {
-    return this.#policies.length;
+  has(phase: PolicyPhase): boolean {
+    return this.#phases[phase].length > 0;
   }
 
-  /** Throws the deny decision's GatewayError. */
-  run(ctx: PolicyContext): ChainResult {
-    let version = ctx.pinnedVersion ?? ctx.stableVersion;
-    let reason = ctx.pinnedVersion !== undefined ? 'pinned' : 'stable';
-    for (const policy of this.#policies) {
-      const d: Decision = policy.evaluate(ctx);
-      if (d.kind === 'deny') throw d.error;
-      if (d.kind === 'route') {
-        version = d.version;
-        reason = d.reason;
-      }
+  /** Throws (or rejects with) the GatewayError of the first deny. */
+  run(phase: PolicyPhase, ctx: PolicyContext, out: ChainOutcome): void | Promise<void> {
+    const list = this.#phases[phase];
+    for (let i = 0; i < list.length; i++) {
+      const d = list[i].evaluate(ctx);
+      if (isPromise(d)) return this.#rest(list, i, d, ctx, out);
+      apply(d, ctx, out);
     }
-    return { version, reason };
+  }
+
+  async #rest(list: readonly Policy[], at: number, pending: Promise<Decision>, ctx: PolicyContext, out: ChainOutcome): Promise<void> {
+    apply(await pending, ctx, out);
+    for (let i = at + 1; i < list.length; i++) apply(await list[i].evaluate(ctx), ctx, out);
+  }
+}
+
+/** Runs every release of an outcome; a failing release never fails the request. */
+export function releaseAll(out: ChainOutcome, onError: (e: unknown) => void): void {
+  if (out.releases === undefined) return;
+  for (const r of out.releases) {
+    try {
+      r();
+    } catch (e) {
+      onError(e);
+    }
   }
 }

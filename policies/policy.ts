@@ -1,31 +1,62 @@
 /**
  * The one interface every safety control implements (Envoy's filter chain is the model): a policy
  * looks at the request context and returns a decision; it never touches the reply. Policies run in
- * order and the first deny ends the request (policies/chain.ts). Evaluation is synchronous and
- * reads memory only: shared state reaches policies as local copies kept fresh in the background.
+ * order within their phase and the first deny ends the request (policies/chain.ts).
+ *
+ * Two phases: `request` policies run before the body is read (identity, authorization, routing:
+ * an unauthenticated client never gets to upload a body), `payload` policies after the body has
+ * been parsed and checked against the model (quotas charged by rows, input guards).
+ *
+ * Evaluation should read memory only (shared state reaches policies as local copies kept fresh in
+ * the background); a policy that must ask a shared store (an exact quota) returns a promise.
  */
+import type { InferRequest } from '../adapters/adapter.js';
 import type { GatewayError } from '../gateway/errors.js';
+import type { Principal } from './principal.js';
+
+export type PolicyPhase = 'request' | 'payload';
+/** What the request asks for: an inference, or model metadata and readiness. */
+export type PolicyAction = 'infer' | 'metadata';
 
 export interface PolicyContext {
-  /** The model asked for (exists: unknown models are rejected before the chain). */
+  /** The model asked for; it may not exist (identity is checked before existence). */
   readonly model: string;
+  readonly action: PolicyAction;
   /** The version the client pinned with /versions/{v}, if any. */
   readonly pinnedVersion: string | undefined;
   /** The model's stable version. */
   readonly stableVersion: string;
   /** Request headers, lower-cased (Node's IncomingHttpHeaders). */
   readonly headers: Readonly<Record<string, string | string[] | undefined>>;
+  readonly requestId: string;
+  /** Set by the authentication policy's decision; undefined without authentication. */
+  principal: Principal | undefined;
+  /** The parsed, validated request: payload phase only. */
+  request: InferRequest | undefined;
+  /** Rows the request asks to infer (the batch dimension): payload phase only. */
+  rows: number;
+}
+
+/** What a passing policy may add: response headers, a principal, and work for when the request ends. */
+export interface Continue {
+  readonly kind: 'continue';
+  readonly headers?: Readonly<Record<string, string>>;
+  /** Only the authentication policy sets this. */
+  readonly principal?: Principal;
+  /** Runs once the request has ended, however it ended (e.g. returns a concurrency lease). */
+  readonly release?: () => void;
 }
 
 export type Decision =
-  | { readonly kind: 'continue' }
-  | { readonly kind: 'deny'; readonly error: GatewayError }
+  | Continue
+  | { readonly kind: 'deny'; readonly error: GatewayError; readonly headers?: Readonly<Record<string, string>> }
   /** Serve this version; `reason` is reported to the client (x-route-reason) and to the audit trail. */
   | { readonly kind: 'route'; readonly version: string; readonly reason: string };
 
 export interface Policy {
   readonly name: string;
-  evaluate(ctx: PolicyContext): Decision;
+  readonly phase: PolicyPhase;
+  evaluate(ctx: PolicyContext): Decision | Promise<Decision>;
 }
 
 export const CONTINUE: Decision = Object.freeze({ kind: 'continue' });

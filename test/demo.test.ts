@@ -29,12 +29,21 @@ after(async () => {
 
 const sleep = (ms: number) => new Promise((res) => setTimeout(res, ms));
 
-async function call(path: string, body?: unknown): Promise<{ status: number; version: unknown; text: string }> {
+/** The token the demo prints at start-up (`export TOKEN=...`). */
+function demoToken(): string {
   assert.ok(gw, 'the demo is running');
+  const m = /export TOKEN=(\S+)/.exec(gw.output());
+  assert.ok(m?.[1], `the demo printed a token:\n${gw.output()}`);
+  return m[1];
+}
+
+async function call(path: string, body?: unknown, token: string | null = demoToken()): Promise<{ status: number; version: unknown; text: string }> {
+  assert.ok(gw, 'the demo is running');
+  const auth: Record<string, string> = token === null ? {} : { authorization: `Bearer ${token}` };
   const res = await request(`${gw.url}${path}`, {
     method: body === undefined ? 'GET' : 'POST',
     body: body === undefined ? undefined : JSON.stringify(body),
-    headers: body === undefined ? {} : { 'content-type': 'application/json' },
+    headers: body === undefined ? auth : { 'content-type': 'application/json', ...auth },
     dispatcher: agent, headersTimeout: 10_000, bodyTimeout: 10_000,
   });
   return { status: res.statusCode, version: res.headers['x-model-version'], text: await res.body.text() };

@@ -31,7 +31,7 @@ const TITANIC_BODY = JSON.stringify(TITANIC.request);
 const onnx = (path: string) => ({ backend: { kind: 'onnx', path } });
 
 function configText(models: Record<string, unknown>, server: Record<string, unknown> = {}): string {
-  return stringify({ server: { host: '127.0.0.1', port: 0, ...server }, logging: { accessLog: false }, models });
+  return stringify({ auth: { insecureNoAuth: true }, server: { host: '127.0.0.1', port: 0, ...server }, logging: { accessLog: false }, models });
 }
 
 /** iris with versions "1" and "2" (the same file), `stable` as given. */

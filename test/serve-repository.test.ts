@@ -77,10 +77,11 @@ before(async () => {
   for (const c of CASES) models[c.name] = { 1: join(ASSETS, c.model_file) };
   const repo = await makeRepository(models);
   tempDirs.push(repo);
-  gatewayA = await spawnGateway(['serve', '--model-repository', repo, '--port', '0'], { timeoutMs: 30_000 });
+  gatewayA = await spawnGateway(['serve', '--model-repository', repo, '--port', '0', '--insecure-no-auth'], { timeoutMs: 30_000 });
   await waitReady(gatewayA.url);
 
   const config = {
+    auth: { insecureNoAuth: true },
     logging: { accessLog: false },
     models: Object.fromEntries(Object.keys(models).map((m) => {
       const backend = { kind: 'oip-http', url: gatewayA!.url, model: m, ...(B_NAMES[m]?.backendVersion ? { version: B_NAMES[m].backendVersion } : {}) };

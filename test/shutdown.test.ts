@@ -36,6 +36,7 @@ async function waitUntil(what: string, check: () => boolean | Promise<boolean>, 
 /** A gateway serving the fake backend's row-stats model as "rowstats". */
 async function gatewayInFrontOf(backend: FakeOipBackend, server: Record<string, unknown>): Promise<ChildGateway> {
   const file = await writeTempFile('breakwater.yaml', stringify({
+    auth: { insecureNoAuth: true },
     server: { host: '127.0.0.1', port: 0, ...server },
     models: { rowstats: { versions: { '1': { backend: { kind: 'oip-http', url: backend.url, model: 'row-stats' } } } } },
   }));

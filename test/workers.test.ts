@@ -17,6 +17,7 @@ const BODY = JSON.stringify({ inputs: [{ name: 'input', datatype: 'FP32', shape:
 
 function config(stable: string, port = 0): string {
   return [
+    'auth: { insecureNoAuth: true }',
     `server: { host: 127.0.0.1, port: ${port}, workers: 2, shutdownGraceMs: 2000 }`,
     'models:',
     '  iris:',

@@ -5,12 +5,15 @@
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import type { Logger } from 'pino';
 import { ConfigError, type GatewayConfig } from '../config.js';
 import { createLogger, flushAndExit } from '../logger.js';
 import { isClusterWorker, runPrimary } from '../cluster.js';
 import { handleProcessSignals, startGateway } from '../main.js';
 import { GATEWAY_VERSION } from '../version.js';
+import { DEV_DIR, ensureDevKeys, mintToken } from './dev-keys.js';
 import { resolveSource, type ConfigSource } from './source.js';
+import { tokenCommand } from './token.js';
 
 const USAGE = `breakwater ${GATEWAY_VERSION}: a model-serving gateway speaking the Open Inference Protocol v2
 
@@ -25,6 +28,16 @@ Options for serve:
   --host HOST   address to listen on (env HOST; default 127.0.0.1)
   --port N      port to listen on (env PORT; default 8080)
   --workers N   worker processes sharing the port, or "auto" for one per core (env WORKERS; default 1)
+  --redis-url URL          share rate limits and state through Redis (env REDIS_URL)
+  --jwt-public-key FILE    verify tokens with this PEM public key (env JWT_PUBLIC_KEY_FILE)
+  --jwks-url URL           verify tokens with the keys of this JWKS (env JWKS_URL)
+  --jwt-issuer ISS         required token issuer (env JWT_ISSUER)
+  --jwt-audience AUD       required token audience (env JWT_AUDIENCE)
+  --insecure-no-auth       serve without authentication: anyone reaching the port may call every
+                           model. For local experiments only; the gateway warns loudly.
+
+  breakwater token [--sub S] [--tenant T] [--scope "predict:titanic ..."] [--ttl 1h]
+                           mint a token with the demo's development key (see README)
 `;
 
 const DEMO_CONFIG = fileURLToPath(new URL('../../../demo/breakwater.yaml', import.meta.url));
@@ -66,7 +79,40 @@ function sourceFrom(values: { config?: string; 'model-repository'?: string; demo
   return { kind: 'file', path: values.config ?? positional ?? DEMO_CONFIG };
 }
 
+/** Start-up warnings for every setting that trades safety for convenience. */
+function warnInsecure(config: GatewayConfig, log: Logger): void {
+  if (config.auth.insecureNoAuth) {
+    log.warn('INSECURE: authentication is off (auth.insecureNoAuth / --insecure-no-auth): anyone who can reach this port can call every model. Use it for local experiments only.');
+  }
+  if (config.rateLimits.failMode === 'open') {
+    log.warn('rateLimits.failMode is "open": while the shared store is unreachable, no rate limit or quota is enforced.');
+  }
+}
+
+/** After `serve --demo` starts: a token to try it with, and how to mint others. */
+function demoBanner(config: GatewayConfig): string {
+  const token = mintToken({ subject: 'demo-user', tenant: 'demo', scopes: ['predict:*'], ttlSeconds: 86_400 });
+  const { host, port } = config.server;
+  return [
+    '',
+    'Breakwater demo: every model route needs a token. One for subject "demo-user", tenant "demo",',
+    'scope "predict:*", valid 24 h:',
+    '',
+    `  export TOKEN=${token}`,
+    `  curl -H "authorization: Bearer $TOKEN" http://${host}:${port}/v2/models/iris/infer \\`,
+    `    -d '{"inputs":[{"name":"input","datatype":"FP32","shape":[1,4],"data":[5.1,3.5,1.4,0.2]}]}'`,
+    '',
+    'Mint others (e.g. a scope for one model only):',
+    '  npx breakwater token --sub alice --tenant acme --scope "predict:titanic" --ttl 1h',
+    '',
+  ].join('\n');
+}
+
 async function main(argv: string[]): Promise<void> {
+  if (argv[0] === 'token') {
+    process.stdout.write(`${tokenCommand(argv.slice(1))}\n`);
+    return;
+  }
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,
@@ -77,6 +123,12 @@ async function main(argv: string[]): Promise<void> {
       host: { type: 'string' },
       port: { type: 'string', short: 'p' },
       workers: { type: 'string', short: 'w' },
+      'redis-url': { type: 'string' },
+      'jwt-public-key': { type: 'string' },
+      'jwks-url': { type: 'string' },
+      'jwt-issuer': { type: 'string' },
+      'jwt-audience': { type: 'string' },
+      'insecure-no-auth': { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
       version: { type: 'boolean' },
     },
@@ -89,6 +141,12 @@ async function main(argv: string[]): Promise<void> {
     host: values.host ?? (process.env.HOST || undefined),
     port: parsePort(values.port, '--port') ?? parsePort(process.env.PORT, 'PORT'),
     workers: parseWorkers(values.workers ?? (process.env.WORKERS || undefined)),
+    redisUrl: values['redis-url'] ?? (process.env.REDIS_URL || undefined),
+    jwtPublicKeyFile: values['jwt-public-key'] ?? (process.env.JWT_PUBLIC_KEY_FILE || undefined),
+    jwksUrl: values['jwks-url'] ?? (process.env.JWKS_URL || undefined),
+    jwtIssuer: values['jwt-issuer'] ?? (process.env.JWT_ISSUER || undefined),
+    jwtAudience: values['jwt-audience'] ?? (process.env.JWT_AUDIENCE || undefined),
+    insecureNoAuth: values['insecure-no-auth'] === true,
   };
 
   if (command === 'validate') {
@@ -107,6 +165,9 @@ async function main(argv: string[]): Promise<void> {
   if (command !== 'serve') fail(`unknown command "${command}"\n\n${USAGE}`);
 
   const source = sourceFrom(values, positional);
+  if (values.demo && !isClusterWorker() && ensureDevKeys()) {
+    process.stderr.write(`breakwater: created a development signing key in ${DEV_DIR}\n`);
+  }
   let loaded;
   try {
     loaded = await resolveSource(source, overrides);
@@ -115,6 +176,8 @@ async function main(argv: string[]): Promise<void> {
   }
   const log = createLogger(loaded.config.logging.level);
   for (const w of loaded.warnings) log.warn(w);
+  if (!isClusterWorker()) warnInsecure(loaded.config, log);
+  if (values.demo && !isClusterWorker()) process.stderr.write(demoBanner(loaded.config));
   const loadConfig = async () => {
     const next = await resolveSource(source, overrides);
     for (const w of next.warnings) log.warn(w);

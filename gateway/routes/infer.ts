@@ -4,8 +4,8 @@
  * backend with a deadline, encode the answer. Nothing reaches a backend before every check passed.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { TIMEOUT_HEADER, type InferResponse } from '../../adapters/adapter.js';
-import type { PolicyChain } from '../../policies/chain.js';
+import { TIMEOUT_HEADER, type InferRequest, type InferResponse } from '../../adapters/adapter.js';
+import { releaseAll, type PolicyChain } from '../../policies/chain.js';
 import { toGatewayError } from '../error-handler.js';
 import { GatewayError } from '../errors.js';
 import { encodeInferResponse } from '../infer-response.js';
@@ -28,6 +28,15 @@ function headerLength(value: string | string[] | undefined, bodyLength: number):
   return Number(s);
 }
 
+/**
+ * Rows the request asks to infer: the batch (first) dimension, which validation has checked to be
+ * equal across inputs. A request is charged at least one row, even for an empty batch.
+ */
+function rowsOf(req: InferRequest): number {
+  const first = req.inputs[0]?.shape[0];
+  return first === undefined || first < 1 ? 1 : first;
+}
+
 /** A caller may shorten the deadline (x-request-timeout-ms), never lengthen it. */
 function timeoutFor(asked: string | string[] | undefined, configured: number): number {
   if (typeof asked !== 'string' || !/^\d{1,9}$/.test(asked)) return configured;
@@ -45,17 +54,14 @@ export function registerInferRoutes(app: FastifyInstance, serving: Serving, metr
     const { model: modelName } = request.params;
     let version = request.params.version ?? '';
     let errorCode: string | undefined;
+    const guarded = request.guarded;
     try {
+      if (guarded === null) throw new GatewayError('INTERNAL', 'infer route without its guard');
+      const { ctx, out } = guarded;
       const model = findModel(serving, modelName);
-      const route = policies.run({
-        model: modelName,
-        pinnedVersion: request.params.version,
-        stableVersion: model.stable.version,
-        headers: request.headers,
-      });
-      const served = findVersion(model, route.version);
+      const served = findVersion(model, out.version);
       version = served.version;
-      reply.header('x-model-version', version).header('x-route-reason', route.reason);
+      reply.header('x-model-version', version).header('x-route-reason', out.reason);
       const md = served.requireMetadata();
       const body = request.body;
       if (!Buffer.isBuffer(body) || body.length === 0) throw new GatewayError('BAD_REQUEST', 'the request has no body');
@@ -66,6 +72,13 @@ export function registerInferRoutes(app: FastifyInstance, serving: Serving, metr
         nonFinite: mc.nonFinite,
       });
       validateAgainstMetadata(inferRequest, md);
+      if (policies.has('payload')) {
+        ctx.request = inferRequest;
+        ctx.rows = rowsOf(inferRequest);
+        const pending = policies.run('payload', ctx, out);
+        if (pending !== undefined) await pending;
+      }
+      if (out.headers !== undefined) reply.headers(out.headers);
       // The adapter enforces the deadline itself: one timer per request, not one here and one there.
       const response: InferResponse = await served.adapter.infer(inferRequest, {
         deadline: Date.now() + timeoutFor(request.headers[TIMEOUT_HEADER], mc.inferTimeoutMs),
@@ -83,6 +96,7 @@ export function registerInferRoutes(app: FastifyInstance, serving: Serving, metr
       errorCode = ge.code;
       throw ge;
     } finally {
+      if (guarded !== null) releaseAll(guarded.out, (e) => request.log.warn({ err: e }, 'a policy release failed'));
       table.release();
       const seconds = (performance.now() - started) / 1000;
       metrics.recordInfer(modelName, version, seconds, errorCode);

@@ -18,7 +18,12 @@ export const CLI = join(REPO_ROOT, 'dist/gateway/cli/main.js');
 
 /** Starts a gateway in this process on 127.0.0.1:0 from a configuration object. */
 export async function startInProcess(config: Record<string, unknown>, baseDir = REPO_ROOT): Promise<RunningGateway> {
-  const withPort = { ...config, server: { port: 0, host: '127.0.0.1', ...(config.server as object | undefined) } };
+  // Tests that are not about identity run without it; those that are pass their own `auth`.
+  const withPort = {
+    auth: { insecureNoAuth: true },
+    ...config,
+    server: { port: 0, host: '127.0.0.1', ...(config.server as object | undefined) },
+  };
   const cfg = buildConfig(withPort, baseDir, 'test');
   const log = pino({ level: 'silent' });
   return startGateway({ config: cfg, log, loadConfig: async () => cfg });

@@ -1,0 +1,59 @@
+/**
+ * The request phase of the policy chain, run in `onRequest` for every /v2/models/* route: before the
+ * body is read, so an unauthenticated or unauthorised client never gets to upload one. Its context
+ * and outcome ride on the request to the handler, which runs the payload phase.
+ */
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { newOutcome, type ChainOutcome, type PolicyChain } from '../../policies/chain.js';
+import type { PolicyAction, PolicyContext } from '../../policies/policy.js';
+import type { Serving } from '../serving.js';
+
+export interface Guarded {
+  readonly ctx: PolicyContext;
+  readonly out: ChainOutcome;
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** Set by the guard on /v2/models/* routes. */
+    guarded: Guarded | null;
+  }
+}
+
+interface ModelParams { model?: string; version?: string }
+
+function actionOf(request: FastifyRequest): PolicyAction {
+  return request.method === 'POST' ? 'infer' : 'metadata';
+}
+
+export function installGuard(app: FastifyInstance, serving: Serving, policies: PolicyChain): void {
+  app.decorateRequest('guarded', null);
+  app.addHook('onRequest', function guard(request: FastifyRequest, _reply: FastifyReply, done: (err?: Error) => void) {
+    const params = request.params as ModelParams;
+    // Only the model routes are guarded: /v2 and /v2/health/* stay open (probes, discovery).
+    if (params.model === undefined) return done();
+    const model = serving.table.models.get(params.model);
+    const ctx: PolicyContext = {
+      model: params.model,
+      action: actionOf(request),
+      pinnedVersion: params.version,
+      // An unknown model still goes through identity first (404 only to those allowed to ask).
+      stableVersion: model?.stable.version ?? '',
+      headers: request.headers,
+      requestId: String(request.id),
+      principal: undefined,
+      request: undefined,
+      rows: 0,
+    };
+    const out = newOutcome(ctx);
+    request.guarded = { ctx, out };
+    let pending: void | Promise<void>;
+    try {
+      pending = policies.run('request', ctx, out);
+    } catch (e) {
+      return done(e as Error);
+    }
+    if (pending === undefined) return done();
+    pending.then(() => done(), (e: unknown) => done(e as Error));
+  });
+}

@@ -1,0 +1,40 @@
+/**
+ * The policy chain a configuration asks for, in Envoy filter order: who is calling
+ * (authenticate), may they (authorize), how much may they take (rate-limit, charged by rows once
+ * the body is known). Built once at start; shared state comes from the one StateStore.
+ */
+import type { Logger } from 'pino';
+import type { GatewayConfig } from '../gateway/config.js';
+import { createStore } from '../gateway/state/create-store.js';
+import { MemoryStore } from '../gateway/state/memory-store.js';
+import type { StateStore } from '../gateway/state/store.js';
+import { createAuthPolicy } from './authenticate.js';
+import { createScopePolicy } from './authorize.js';
+import { PolicyChain } from './chain.js';
+import type { Policy } from './policy.js';
+import { createRateLimitPolicy } from './rate-limit.js';
+
+export interface BuiltPolicies {
+  readonly chain: PolicyChain;
+  readonly store: StateStore;
+  close(): Promise<void>;
+}
+
+export async function buildPolicies(config: GatewayConfig, log: Logger): Promise<BuiltPolicies> {
+  const store = await createStore(config.state, log);
+  const auth = await createAuthPolicy(config.auth, { log });
+  const policies: Policy[] = [auth, createScopePolicy(config.auth)];
+  const rl = config.rateLimits;
+  if (rl.rules.length > 0 || rl.tenantConcurrency !== undefined) {
+    // Only a shared store needs a per-replica stand-in for when it is unreachable.
+    const fallback = store.kind === 'memory' ? undefined : new MemoryStore();
+    policies.push(createRateLimitPolicy(rl, { store, log, fallback }));
+  }
+  return {
+    chain: new PolicyChain(policies),
+    store,
+    async close() {
+      await Promise.allSettled([auth.close(), store.close()]);
+    },
+  };
+}
