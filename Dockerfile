@@ -22,6 +22,8 @@ COPY --from=build /app/dist dist
 COPY package.json ./
 COPY bin bin
 COPY demo demo
+# The demo writes its development signing key here on first start.
+RUN mkdir -p /app/.breakwater && chown node:node /app/.breakwater
 # Never run as root; the node image ships an unprivileged `node` user.
 USER node
 EXPOSE 8080

@@ -58,6 +58,13 @@ export async function startGateway(opts: StartOptions): Promise<RunningGateway> 
 
   const reload = async (): Promise<void> => {
     const next = await opts.loadConfig();
+    // Identity, state and quotas are wired once, at start: say so rather than half-apply them.
+    const current = serving.config;
+    for (const section of ['auth', 'state', 'rateLimits', 'server'] as const) {
+      if (JSON.stringify(next[section]) !== JSON.stringify(current[section])) {
+        log.warn({ section }, 'this section changed; it takes effect at the next restart (a reload applies models and logging)');
+      }
+    }
     await serving.reload(next);
   };
 

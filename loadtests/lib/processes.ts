@@ -1,7 +1,8 @@
 /**
- * Child processes for the benchmark: free loopback ports, spawning with output to a log file,
- * bounded readiness waits, and stopping that always ends in SIGKILL of the whole process tree (a
- * breakwater child with workers is a cluster primary plus its workers). Every child spawned here is
+ * Child processes for the benchmark (node children and the private redis-server): free loopback
+ * ports, spawning with output to a log file, bounded readiness waits, and stopping that always ends
+ * in SIGKILL of the whole process tree (a breakwater child with workers is a cluster primary plus
+ * its workers). Every child spawned here is
  * tracked so that killAll() (and the synchronous exit hook) can reach it.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -21,14 +22,14 @@ export interface Child {
 
 const live = new Set<Child>();
 
-function exited(child: Child): boolean {
+export function exited(child: Child): boolean {
   return child.proc.exitCode !== null || child.proc.signalCode !== null;
 }
 
 /** The process tree of each child as last seen, so that workers are found even after their primary died. */
 const trees = new Map<Child, ProcId[]>();
 
-function rememberTree(child: Child): void {
+export function rememberTree(child: Child): void {
   // Once the child has exited its pid may belong to another program: only what was seen before counts.
   if (exited(child)) return;
   const known = trees.get(child) ?? [];
@@ -58,21 +59,35 @@ export function freePort(): Promise<number> {
 export function spawnNode(name: string, args: readonly string[], port: number, logFile: string): Child {
   const env: NodeJS.ProcessEnv = { ...process.env, HOST, PORT: String(port) };
   delete env.WORKERS;
+  return spawnProgram(name, process.execPath, args, `http://${HOST}:${port}`, logFile, env);
+}
+
+/**
+ * Spawns any program (the benchmark's private Redis, for one) with stdout and stderr appended to
+ * logFile, tracked like the node children so that stopChildren(), killAll() and the exit hook reach it.
+ */
+export function spawnProgram(
+  name: string, file: string, args: readonly string[], url: string, logFile: string, env: NodeJS.ProcessEnv = process.env,
+): Child {
   const fd = openSync(logFile, 'a');
   let proc: ChildProcess;
   try {
-    proc = spawn(process.execPath, args, { stdio: ['ignore', fd, fd], env });
+    proc = spawn(file, args, { stdio: ['ignore', fd, fd], env });
   } finally {
     closeSync(fd);
   }
-  if (proc.pid === undefined) throw new Error(`${name}: could not spawn ${process.execPath}`);
-  const child: Child = { name, proc, pid: proc.pid, url: `http://${HOST}:${port}`, logFile };
+  if (proc.pid === undefined) {
+    // ENOENT and the like arrive as an 'error' event; without a listener it would crash the benchmark.
+    proc.once('error', () => undefined);
+    throw new Error(`${name}: could not spawn ${file}`);
+  }
+  const child: Child = { name, proc, pid: proc.pid, url, logFile };
   live.add(child);
   proc.once('exit', () => live.delete(child));
   return child;
 }
 
-function tail(file: string, lines = 20): string {
+export function tail(file: string, lines = 20): string {
   try {
     return readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
   } catch {
