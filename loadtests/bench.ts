@@ -6,8 +6,11 @@
  *
  * Two fixed phases, one after the other (lib/phases.ts; BENCH_WORKERS is gone, setting it is an error):
  *   Phase 1 "one process each": every breakwater child with `server.workers: 1`. Targets (a) B direct,
- *     (b) P→B bare proxy, (c) G→B gateway proxy, (d) O gateway ONNX, (e) G→B with the access log on.
- *     The CPU check, gateway proxy vs bare proxy per request, is (c)/(b) here: both one process.
+ *     (b) P→B bare proxy, (c) G→B gateway proxy, (d) O gateway ONNX, (e) G→B with the access log on,
+ *     (f) G→B with JWT auth (a fresh Ed25519 key, one bearer token for every request) and two rate-limit
+ *     rules charged to a private redis-server the phase starts (needs `redis-server` on the PATH).
+ *     The CPU check, gateway proxy vs bare proxy per request, is (c)/(b) here: both one process; the
+ *     identity-and-quotas check, (f)/(c) ≤ 1.25 at 32 connections, too.
  *   Phase 2 "one worker per core": new B, G and O with `server.workers: "auto"` (P is not needed).
  *     Targets (c*) G→B and (d*) O. The throughput check, in-process ONNX vs the proxied path, is
  *     (d*)/(c*) at 32 connections here: both deployments use every core. Phase 1's (d)/(c) is
@@ -17,8 +20,9 @@
  * Within a phase, each target is smoke-tested, primed (BENCH_PRIME_S at 32 connections, discarded, so
  * round 1 does not measure a cold JIT), then loaded with autocannon at 1 and 32 connections, in rounds
  * (targets in order, repeated BENCH_ROUNDS times; medians per cell), measuring from /proc the CPU time
- * of the process under test (with its workers), of its backend and of the load generator. The
- * breakwater children run with the gateway's defaults (log level info, access log off) except (e).
+ * of the process under test (with its workers), of its backend, of (f)'s Redis and of the load
+ * generator. The breakwater children run with the gateway's defaults (log level info, access log off)
+ * except (e); all but (f) with `auth.insecureNoAuth: true` and no rate limits.
  * Prints tables, ratios and the acceptance checks, and writes loadtests/results/latest.{md,json}.
  */
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -28,12 +32,14 @@ import { fileURLToPath } from 'node:url';
 import { markdown } from './lib/markdown.js';
 import { INFER_BODY, INFER_PATH } from './lib/measure.js';
 import { PHASES } from './lib/phases.js';
+import { redisVersion } from './lib/redis.js';
 import { HOST, killAll, killAllSync } from './lib/processes.js';
 import { checkLines, checks, ratioLines, ratios } from './lib/ratios.js';
 import { noisy, problems, summarise, textTable, type Summary } from './lib/report.js';
 import { runPhase, type PhaseResult } from './lib/run-phase.js';
 import { command, readSettings } from './lib/settings.js';
 import type { SmokeReference } from './lib/smoke.js';
+import { BENCH_IDENTITY, BENCH_RATE_RULES } from './lib/targets.js';
 
 const RESULTS_DIR = fileURLToPath(new URL('../../loadtests/results/', import.meta.url));
 const CONNECTIONS = [1, 32] as const;
@@ -105,6 +111,11 @@ async function main(): Promise<void> {
       connections: CONNECTIONS.join(', '),
       'breakwater child logging': `level ${settings.logLevel ?? 'info (the gateway\'s default)'}; access log off (the gateway's default) ` +
         'in every breakwater child except (e), whose configuration sets logging.accessLog: true',
+      'identity and quotas': `every breakwater child except (f) runs with auth.insecureNoAuth: true and no rate limits; (f) verifies ` +
+        `EdDSA JWTs (issuer ${BENCH_IDENTITY.issuer}, audience ${BENCH_IDENTITY.audience}, a fresh Ed25519 key pair per run) and every ` +
+        `request carries the same bearer token (sub ${BENCH_IDENTITY.subject}, tenant ${BENCH_IDENTITY.tenant}, scope ` +
+        `${BENCH_IDENTITY.scopes.join(' ')}); rateLimits.rules ${BENCH_RATE_RULES.map((r) => `${r.name} (by ${r.by}, ${r.limit} rows per ${r.windowMs} ms)`).join(' and ')}, ` +
+        `failMode closed, state.redisUrl a private redis-server (${redisVersion()}; --save "" --appendonly no, loopback, its own port)`,
       request: `POST ${INFER_PATH} ${INFER_BODY}`,
       host: HOST,
       command: `\`${cmd}\``,

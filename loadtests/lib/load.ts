@@ -44,6 +44,8 @@ const autocannon = createRequire(import.meta.url)('autocannon') as Autocannon;
 export interface LoadSpec {
   readonly url: string;
   readonly body: string;
+  /** Sent with every request of the run, besides content-type (e.g. (f)'s authorization). */
+  readonly headers?: Readonly<Record<string, string>>;
   readonly connections: number;
   readonly durationS: number;
   readonly maxRequests: number;
@@ -81,7 +83,7 @@ export function runLoad(spec: LoadSpec): Promise<LoadResult> {
       {
         url: spec.url,
         method: 'POST',
-        headers: { 'content-type': 'application/json' },
+        headers: { 'content-type': 'application/json', ...spec.headers },
         body: spec.body,
         connections: spec.connections,
         pipelining: 1,

@@ -1,10 +1,11 @@
 /**
  * One cell of the benchmark: a target at a connection count. A warm-up run (discarded), then the
- * measured run bracketed by CPU samples of the process under test, its backend (if any) and the
- * load generator itself.
+ * measured run bracketed by CPU samples of the process under test, its backend (if any), its Redis
+ * (if any, (f)) and the load generator itself.
  */
 import { cpuDelta, machineBusyMs, sampleCpu, sampleMachine, type CpuSample } from './cpu.js';
 import { runLoad, type LoadResult } from './load.js';
+import { scriptCalls } from './redis.js';
 import type { Target, TargetId } from './targets.js';
 
 export const INFER_PATH = '/v2/models/iris/infer';
@@ -28,13 +29,18 @@ export interface Cell extends LoadResult {
   readonly frontCores: number;
   readonly backendCpuMsPerReq?: number;
   readonly backendCores?: number;
-  /** front + backend. */
+  /** The Redis server's CPU per completed request and cores, for a target with one ((f)). */
+  readonly redisCpuMsPerReq?: number;
+  readonly redisCores?: number;
+  /** Scripts (EVALSHA/EVAL) Redis ran per completed request: 1 when every request was charged there once. */
+  readonly redisScriptsPerReq?: number;
+  /** front + backend + Redis. */
   readonly totalCpuMsPerReq: number;
   /** The load generator's (this process's) CPU per request. */
   readonly loadgenCpuMsPerReq: number;
   /**
    * Cores that other programs kept busy during the window: the machine's busy time minus that of the
-   * front, the backend and the load generator, over wall time. High values mean a noisy measurement.
+   * front, the backend, Redis and the load generator, over wall time. High values mean a noisy measurement.
    */
   readonly otherCores?: number;
   readonly cpuSource: string;
@@ -43,30 +49,36 @@ export interface Cell extends LoadResult {
 /** Untimed load so that every process has its JIT warm before the first measured round. */
 export async function prime(t: Target, seconds: number, maxRequests: number): Promise<void> {
   if (seconds <= 0) return;
-  await runLoad({ url: `${t.front.url}${INFER_PATH}`, body: INFER_BODY, connections: 32, durationS: seconds, maxRequests });
+  await runLoad({ url: `${t.front.url}${INFER_PATH}`, body: INFER_BODY, headers: t.headers, connections: 32, durationS: seconds, maxRequests });
 }
 
 export async function measureCell(t: Target, connections: number, o: CellOptions): Promise<Cell> {
   const url = `${t.front.url}${INFER_PATH}`;
   if (o.warmupS > 0) {
-    await runLoad({ url, body: INFER_BODY, connections, durationS: o.warmupS, maxRequests: o.maxRequests });
+    await runLoad({ url, body: INFER_BODY, headers: t.headers, connections, durationS: o.warmupS, maxRequests: o.maxRequests });
   }
+  // Read before the CPU samples start and after they end: the INFO connection is not in the window.
+  const scripts0 = t.redis && (await scriptCalls(t.redis.port));
   const front0 = sampleCpu(t.front.pid);
   const back0: CpuSample | undefined = t.backend && sampleCpu(t.backend.pid);
+  const redis0: CpuSample | undefined = t.redis && sampleCpu(t.redis.pid);
   const machine0 = sampleMachine();
   const self0 = process.cpuUsage();
-  const r = await runLoad({ url, body: INFER_BODY, connections, durationS: o.durationS, maxRequests: o.maxRequests });
+  const r = await runLoad({ url, body: INFER_BODY, headers: t.headers, connections, durationS: o.durationS, maxRequests: o.maxRequests });
   const self = process.cpuUsage(self0);
   const machineMs = machineBusyMs(machine0, sampleMachine());
   const front = cpuDelta(front0, sampleCpu(t.front.pid));
   const back = t.backend && back0 ? cpuDelta(back0, sampleCpu(t.backend.pid)) : undefined;
+  const redis = t.redis && redis0 ? cpuDelta(redis0, sampleCpu(t.redis.pid)) : undefined;
+  const scripts = t.redis && scripts0 !== undefined ? (await scriptCalls(t.redis.port)) - scripts0 : undefined;
 
   const n = Math.max(r.completed, 1);
   const wallMs = r.wallS * 1000;
   const frontPer = front.ms / n;
   const backPer = back ? back.ms / n : undefined;
+  const redisPer = redis ? redis.ms / n : undefined;
   const selfMs = (self.user + self.system) / 1000;
-  const otherMs = machineMs === undefined ? undefined : machineMs - front.ms - (back?.ms ?? 0) - selfMs;
+  const otherMs = machineMs === undefined ? undefined : machineMs - front.ms - (back?.ms ?? 0) - (redis?.ms ?? 0) - selfMs;
   return {
     target: t.id,
     connections,
@@ -84,9 +96,11 @@ export async function measureCell(t: Target, connections: number, o: CellOptions
     frontCpuMsPerReq: frontPer,
     frontCores: wallMs > 0 ? front.ms / wallMs : 0,
     ...(back && backPer !== undefined ? { backendCpuMsPerReq: backPer, backendCores: wallMs > 0 ? back.ms / wallMs : 0 } : {}),
-    totalCpuMsPerReq: frontPer + (backPer ?? 0),
+    ...(redis && redisPer !== undefined ? { redisCpuMsPerReq: redisPer, redisCores: wallMs > 0 ? redis.ms / wallMs : 0 } : {}),
+    ...(scripts !== undefined ? { redisScriptsPerReq: scripts / n } : {}),
+    totalCpuMsPerReq: frontPer + (backPer ?? 0) + (redisPer ?? 0),
     loadgenCpuMsPerReq: selfMs / n,
     ...(otherMs !== undefined && wallMs > 0 ? { otherCores: Math.max(0, otherMs / wallMs) } : {}),
-    cpuSource: back ? `${front.source}/${back.source}` : front.source,
+    cpuSource: [front, back, redis].filter((d) => d !== undefined).map((d) => d.source).join('/'),
   };
 }

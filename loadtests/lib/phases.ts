@@ -2,14 +2,17 @@
  * The benchmark's two phases: which children each starts and which targets it loads.
  *
  * Phase 1, "one process each": every breakwater child runs `server.workers: 1`, like the bare proxy,
- * so processes are compared like with like (the CPU-per-request check lives here).
+ * so processes are compared like with like (the CPU-per-request checks live here). It also starts a
+ * private redis-server for (f), the gateway with JWT auth and rate limits charged to that Redis.
  * Phase 2, "one worker per core": B, G and O again, as new processes with `server.workers: "auto"`,
  * so that both deployments compared by the throughput check can use every core (P is not needed).
  * The phases run one after the other, never at the same time: they would compete for the cores.
  */
 import type { Child } from './processes.js';
+import { startRedis } from './redis.js';
 import {
-  LABELS, prepareModel, proxyBackend, startBareProxy, startGateway, type ChildOptions, type Target, type TargetId, type Workers,
+  identityConfig, LABELS, prepareIdentity, prepareModel, proxyBackend, startBareProxy, startGateway,
+  type ChildOptions, type Target, type TargetId, type Workers,
 } from './targets.js';
 
 export type PhaseNumber = 1 | 2;
@@ -24,11 +27,12 @@ export interface PhaseSpec {
 }
 
 export const PHASES: readonly PhaseSpec[] = [
-  { phase: 1, title: 'Phase 1: one process each', workers: 1, targets: ['a', 'b', 'c', 'd', 'e'] },
+  { phase: 1, title: 'Phase 1: one process each', workers: 1, targets: ['a', 'b', 'c', 'd', 'e', 'f'] },
   { phase: 2, title: 'Phase 2: one worker per core', workers: 'auto', targets: ['c*', 'd*'] },
 ];
 
-const target = (id: TargetId, front: Child, backend?: Child): Target => ({ id, label: LABELS[id], front, ...(backend ? { backend } : {}) });
+const target = (id: TargetId, front: Child, backend?: Child, extra?: Pick<Target, 'headers' | 'redis'>): Target =>
+  ({ id, label: LABELS[id], front, ...(backend ? { backend } : {}), ...extra });
 
 /**
  * Starts the children of a phase, pushing each onto `started` as soon as it is spawned (so that the
@@ -38,14 +42,20 @@ export async function startPhase(spec: PhaseSpec, o: ChildOptions, started: Chil
   const onnx = prepareModel(o.workDir);
   const w = spec.workers;
   if (spec.phase === 1) {
+    const identity = prepareIdentity(o.workDir);
+    const R = await startRedis('p1-R-redis', o.workDir, o.readyTimeoutMs, started);
     const B = await startGateway({ name: 'p1-B-backend', workers: w, backend: onnx }, o, started);
-    const [P, G, O, E] = await Promise.all([
+    const [P, G, O, E, F] = await Promise.all([
       startBareProxy('p1-P-bare-proxy', B, o, started),
       startGateway({ name: 'p1-G-gateway-proxy', workers: w, backend: proxyBackend(B) }, o, started),
       startGateway({ name: 'p1-O-gateway-onnx', workers: w, backend: onnx }, o, started),
       startGateway({ name: 'p1-E-gateway-proxy-accesslog', workers: w, accessLog: true, backend: proxyBackend(B) }, o, started),
+      startGateway({ name: 'p1-F-gateway-proxy-auth-ratelimit', workers: w, backend: proxyBackend(B), identity: identityConfig(identity, R) }, o, started),
     ]);
-    return [target('a', B), target('b', P, B), target('c', G, B), target('d', O), target('e', E, B)];
+    return [
+      target('a', B), target('b', P, B), target('c', G, B), target('d', O), target('e', E, B),
+      target('f', F, B, { headers: { authorization: identity.authorization }, redis: R }),
+    ];
   }
   const B = await startGateway({ name: 'p2-B-backend', workers: w, backend: onnx }, o, started);
   const [G, O] = await Promise.all([

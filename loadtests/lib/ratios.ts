@@ -1,9 +1,12 @@
 /**
- * Ratios between the targets' medians, and the two acceptance checks (informational: the benchmark
+ * Ratios between the targets' medians, and the three acceptance checks (informational: the benchmark
  * never fails on a timing). Each compares like with like:
  *  - CPU per request, gateway proxy vs bare proxy: phase 1 only, where G and P are both one process
  *    (per-request CPU rises when a process is less loaded, so a 2-worker G against a 1-process P
  *    would not measure the gateway);
+ *  - CPU per request, gateway proxy with JWT auth and rate limits through Redis vs without: (f)/(c),
+ *    phase 1, both one gateway process in front of the same B (the gateway process only; Redis's
+ *    own CPU is reported beside it);
  *  - requests/s, in-process ONNX vs the proxied path: phase 2, where both use every core. Phase 1's
  *    (d)/(c) is reported as information only: there O is one process, bound to one core, while the
  *    proxied path spreads over two processes (G and B).
@@ -36,7 +39,7 @@ function find(s: readonly Summary[], t: TargetId, conns: number): Summary | unde
 export function ratios(s: readonly Summary[], connections: readonly number[]): Ratio[] {
   const out: Ratio[] = [];
   for (const n of connections) {
-    const [a, b, c, d, e, cs, ds] = (['a', 'b', 'c', 'd', 'e', 'c*', 'd*'] as const).map((t) => find(s, t, n));
+    const [a, b, c, d, e, f, cs, ds] = (['a', 'b', 'c', 'd', 'e', 'f', 'c*', 'd*'] as const).map((t) => find(s, t, n));
     const add = (phase: string, name: string, x: number | undefined, y: number | undefined, note?: string) => {
       if (x !== undefined && y !== undefined && y > 0) out.push({ phase, name, connections: n, value: x / y, ...(note ? { note } : {}) });
     };
@@ -53,12 +56,18 @@ export function ratios(s: readonly Summary[], connections: readonly number[]): R
     add('1', 'CPU/req proxy process (e)/(b)  G with access log vs P', e?.frontCpuUsPerReq, b?.frontCpuUsPerReq, diffUs(e?.frontCpuUsPerReq, b?.frontCpuUsPerReq));
     add('1', 'CPU/req proxy process (e)/(c)  what the access log costs', e?.frontCpuUsPerReq, c?.frontCpuUsPerReq, diffUs(e?.frontCpuUsPerReq, c?.frontCpuUsPerReq));
     add('1', 'req/s (e)/(c)  what the access log costs in throughput', e?.rps, c?.rps);
+    add('1', 'CPU/req proxy process (f)/(c)  what identity + quotas through Redis cost', f?.frontCpuUsPerReq, c?.frontCpuUsPerReq, diffUs(f?.frontCpuUsPerReq, c?.frontCpuUsPerReq));
+    add('1', 'CPU/req proxy process (f)/(b)  G with auth + rate limits vs P', f?.frontCpuUsPerReq, b?.frontCpuUsPerReq, diffUs(f?.frontCpuUsPerReq, b?.frontCpuUsPerReq));
+    add('1', 'CPU/req total (f)/(c)  G+B+Redis vs G+B', f?.totalCpuUsPerReq, c?.totalCpuUsPerReq, diffUs(f?.totalCpuUsPerReq, c?.totalCpuUsPerReq));
+    add('1', 'req/s (f)/(c)  what identity + quotas through Redis cost in throughput', f?.rps, c?.rps);
     add('1', 'p50 (c)/(b)', c?.p50Ms, b?.p50Ms);
     add('1', 'p50 (c)/(a)', c?.p50Ms, a?.p50Ms);
     add('1', 'p50 (d)/(c)', d?.p50Ms, c?.p50Ms);
+    add('1', 'p50 (f)/(c)', f?.p50Ms, c?.p50Ms);
     add('1', 'p99 (c)/(b)', c?.p99Ms, b?.p99Ms);
     add('1', 'p99 (c)/(a)', c?.p99Ms, a?.p99Ms);
     add('1', 'p99 (d)/(c)', d?.p99Ms, c?.p99Ms);
+    add('1', 'p99 (f)/(c)', f?.p99Ms, c?.p99Ms);
 
     add('2', 'req/s (d*)/(c*)  in-process ONNX vs gateway proxy, both on every core', ds?.rps, cs?.rps);
     add('2', 'CPU/req (c*)/(d*)  G+B per request vs O per request', cs?.totalCpuUsPerReq, ds?.frontCpuUsPerReq);
@@ -85,6 +94,29 @@ export function checks(s: readonly Summary[], cores: number): Check[] {
         value: v, limit: '≤ 1.20', pass: v <= 1.2,
         explanation: `proxy process only (G vs P, both one process), ${c.frontCpuUsPerReq.toFixed(1)} vs ${b.frontCpuUsPerReq.toFixed(1)} µs/req`,
       });
+    }
+  }
+  for (const n of [32, 1]) {
+    const c = find(s, 'c', n);
+    const f = find(s, 'f', n);
+    if (c && f && c.frontCpuUsPerReq > 0) {
+      const v = f.frontCpuUsPerReq / c.frontCpuUsPerReq;
+      const redis = f.redisCpuUsPerReq === undefined ? ''
+        : `; Redis itself ${f.redisCpuUsPerReq.toFixed(1)} µs/req (${(f.redisCores ?? 0).toFixed(2)} cores), not included`;
+      const scripts = f.redisScriptsPerReq === undefined ? '' : `; ${f.redisScriptsPerReq.toFixed(2)} Redis scripts per request`;
+      const detail = `gateway process only (G with JWT auth + 2 rate-limit rules in Redis vs G, both one process), ` +
+        `${f.frontCpuUsPerReq.toFixed(1)} vs ${c.frontCpuUsPerReq.toFixed(1)} µs/req${redis}${scripts}`;
+      out.push(n === 32
+        ? {
+            name: 'authentication plus rate limiting through Redis add at most 25% CPU per request to the proxy path: (f)/(c), phase 1, 32 connections',
+            value: v, limit: '≤ 1.25', pass: v <= 1.25, explanation: detail,
+          }
+        : {
+            name: '(informational, the check is at 32 connections) (f)/(c), phase 1, 1 connection',
+            value: v, limit: '–',
+            explanation: `${detail}; at one connection every request waits alone for its Redis round trip, ` +
+              'so the extra wake-up is not shared with other requests',
+          });
     }
   }
   const cs = find(s, 'c*', 32);

@@ -72,9 +72,16 @@ export function redisCommand(port: number, args: readonly string[], timeoutMs = 
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-function redisVersion(): string {
+let version: string | undefined;
+
+/** The version of `redis-server` (asked once); throws when there is no redis-server to run. */
+export function redisVersion(): string {
+  if (version !== undefined) return version;
   try {
-    return execFileSync(REDIS_SERVER, ['--version'], { encoding: 'utf8', timeout: 5000 }).trim();
+    const text = execFileSync(REDIS_SERVER, ['--version'], { encoding: 'utf8', timeout: 5000 }).trim();
+    // "Redis server v=7.0.15 sha=… malloc=… bits=64 build=…": the version is what matters.
+    version = `redis-server ${/\bv=(\S+)/.exec(text)?.[1] ?? text}`;
+    return version;
   } catch (e) {
     throw new Error(`target (f) needs ${REDIS_SERVER} on the PATH (it starts a private one): ${(e as Error).message}`);
   }

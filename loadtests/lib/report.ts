@@ -18,6 +18,12 @@ export interface Summary {
   readonly frontCores: number;
   readonly backendCpuUsPerReq?: number;
   readonly backendCores?: number;
+  /** The Redis server's CPU, for (f). */
+  readonly redisCpuUsPerReq?: number;
+  readonly redisCores?: number;
+  /** Scripts Redis ran per completed request (1: every request charged in Redis once). */
+  readonly redisScriptsPerReq?: number;
+  /** front + backend + Redis. */
   readonly totalCpuUsPerReq: number;
   readonly loadgenCpuUsPerReq: number;
   /** Cores busy with other programs during the window (median); see Cell.otherCores. */
@@ -51,6 +57,8 @@ export function summarise(phase: number, cells: readonly Cell[], labels: Partial
   return [...groups.values()].map((g) => {
     const first = g[0];
     const back = g.filter((c) => c.backendCpuMsPerReq !== undefined);
+    const redis = g.filter((c) => c.redisCpuMsPerReq !== undefined);
+    const scripts = g.filter((c) => c.redisScriptsPerReq !== undefined);
     return {
       phase,
       target: first.target,
@@ -68,6 +76,13 @@ export function summarise(phase: number, cells: readonly Cell[], labels: Partial
             backendCores: median(back.map((c) => c.backendCores ?? 0)),
           }
         : {}),
+      ...(redis.length > 0
+        ? {
+            redisCpuUsPerReq: median(redis.map((c) => (c.redisCpuMsPerReq ?? 0) * 1000)),
+            redisCores: median(redis.map((c) => c.redisCores ?? 0)),
+          }
+        : {}),
+      ...(scripts.length > 0 ? { redisScriptsPerReq: median(scripts.map((c) => c.redisScriptsPerReq ?? 0)) } : {}),
       totalCpuUsPerReq: median(g.map((c) => c.totalCpuMsPerReq * 1000)),
       loadgenCpuUsPerReq: median(g.map((c) => c.loadgenCpuMsPerReq * 1000)),
       ...(g.every((c) => c.otherCores !== undefined) ? { otherCores: median(g.map((c) => c.otherCores ?? 0)) } : {}),
@@ -97,12 +112,15 @@ function f(x: number | undefined, digits = 0): string {
   return x === undefined || !Number.isFinite(x) ? '–' : x.toFixed(digits);
 }
 
-const HEADER = ['target', 'conns', 'req/s', 'p50 ms', 'p99 ms', 'CPU µs/req', 'cores', 'backend CPU µs/req', 'backend cores', 'sum CPU µs/req', 'loadgen CPU µs/req', 'other cores', 'non-2xx', 'errors'];
+const HEADER = [
+  'target', 'conns', 'req/s', 'p50 ms', 'p99 ms', 'CPU µs/req', 'cores', 'backend CPU µs/req', 'backend cores',
+  'Redis CPU µs/req', 'Redis cores', 'sum CPU µs/req', 'loadgen CPU µs/req', 'other cores', 'non-2xx', 'errors',
+];
 
 function rows(s: readonly Summary[]): string[][] {
   return s.map((x) => [
     x.label, String(x.connections), f(x.rps), f(x.p50Ms, 2), f(x.p99Ms, 2), f(x.frontCpuUsPerReq, 1), f(x.frontCores, 2),
-    f(x.backendCpuUsPerReq, 1), f(x.backendCores, 2), f(x.totalCpuUsPerReq, 1), f(x.loadgenCpuUsPerReq, 1), f(x.otherCores, 2),
+    f(x.backendCpuUsPerReq, 1), f(x.backendCores, 2), f(x.redisCpuUsPerReq, 1), f(x.redisCores, 2), f(x.totalCpuUsPerReq, 1), f(x.loadgenCpuUsPerReq, 1), f(x.otherCores, 2),
     String(x.non2xx), String(x.errors + x.timeouts),
   ]);
 }

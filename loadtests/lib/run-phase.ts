@@ -29,10 +29,12 @@ export interface PhaseResult {
 
 function cellLine(round: number, t: Target, c: Cell): string {
   const back = c.backendCpuMsPerReq === undefined ? '' : ` backend ${(c.backendCpuMsPerReq * 1000).toFixed(1)} µs/req`;
+  const redis = c.redisCpuMsPerReq === undefined ? ''
+    : ` Redis ${(c.redisCpuMsPerReq * 1000).toFixed(1)} µs/req (${(c.redisCores ?? 0).toFixed(2)} cores, ${(c.redisScriptsPerReq ?? NaN).toFixed(2)} scripts/req)`;
   const bad = c.non2xx + c.errors + c.timeouts > 0
     ? `  !!! ${c.non2xx} non-2xx, ${c.errors} errors, ${c.timeouts} timeouts ${JSON.stringify(c.statusCodes)}` : '';
   return `round ${round} ${t.label} @${c.connections}: ${c.rps.toFixed(0)} req/s p50 ${c.p50Ms.toFixed(2)} ms p99 ${c.p99Ms.toFixed(2)} ms ` +
-    `CPU ${(c.frontCpuMsPerReq * 1000).toFixed(1)} µs/req (${c.frontCores.toFixed(2)} cores)${back} [${c.cpuSource}]` +
+    `CPU ${(c.frontCpuMsPerReq * 1000).toFixed(1)} µs/req (${c.frontCores.toFixed(2)} cores)${back}${redis} [${c.cpuSource}]` +
     `${c.otherCores === undefined ? '' : ` other ${c.otherCores.toFixed(2)} cores`}${bad}`;
 }
 
