@@ -7,43 +7,56 @@
  */
 
 /**
- * KEYS[1..n]: counters. ARGV[1]: cost; ARGV[1+i]: limit of counter i; ARGV[1+n+i]: its windowMs.
- * Returns {allowed (1|0), count_1, resetMs_1, …, count_n, resetMs_n}.
+ * A batch of charges (the requests of one event-loop turn, all of one scope), each all or nothing,
+ * applied in order. KEYS: every counter of every charge, in order. ARGV[1]: m, the number of
+ * charges; then per charge: n, cost, the n limits, the n windowMs. Returns, per charge,
+ * {allowed (1|0), count_1, resetMs_1, …, count_n, resetMs_n}, concatenated.
  *
- * All or nothing: every counter is read before any is written. A window starts at the first charge
- * (the key's PEXPIRE is set only when the key is new), so windows are fixed, not sliding.
+ * Every counter of a charge is read before any is written. A window starts at the first charge
+ * (the key's PEXPIRE is set only when the key is new), so windows are fixed, not sliding. One script
+ * per turn instead of one per request: the round trip to Redis is most of what a check costs.
  */
 export const CHARGE_LUA = `
-local n = #KEYS
-local cost = tonumber(ARGV[1])
-local counts = {}
-local ttls = {}
-local allowed = 1
-for i = 1, n do
-  local current = tonumber(redis.call('GET', KEYS[i]) or '0')
-  counts[i] = current
-  ttls[i] = redis.call('PTTL', KEYS[i])
-  if current + cost > tonumber(ARGV[1 + i]) then allowed = 0 end
-end
-local out = { allowed }
-for i = 1, n do
-  local window = tonumber(ARGV[1 + n + i])
-  if allowed == 1 then
-    counts[i] = redis.call('INCRBY', KEYS[i], cost)
-    if ttls[i] < 0 then
-      redis.call('PEXPIRE', KEYS[i], window)
+local out = {}
+local m = tonumber(ARGV[1])
+local a = 2
+local k = 1
+for j = 1, m do
+  local n = tonumber(ARGV[a])
+  local cost = tonumber(ARGV[a + 1])
+  local counts = {}
+  local ttls = {}
+  local allowed = 1
+  for i = 1, n do
+    local key = KEYS[k + i - 1]
+    local current = tonumber(redis.call('GET', key) or '0')
+    counts[i] = current
+    ttls[i] = redis.call('PTTL', key)
+    if current + cost > tonumber(ARGV[a + 1 + i]) then allowed = 0 end
+  end
+  out[#out + 1] = allowed
+  for i = 1, n do
+    local key = KEYS[k + i - 1]
+    local window = tonumber(ARGV[a + 1 + n + i])
+    if allowed == 1 then
+      counts[i] = redis.call('INCRBY', key, cost)
+      if ttls[i] < 0 then
+        redis.call('PEXPIRE', key, window)
+        ttls[i] = window
+      end
+    elseif ttls[i] == -1 then
+      -- A counter without expiry would never reset: heal it (cannot happen through this script).
+      redis.call('PEXPIRE', key, window)
       ttls[i] = window
     end
-  elseif ttls[i] == -1 then
-    -- A counter without expiry would never reset: heal it (cannot happen through this script).
-    redis.call('PEXPIRE', KEYS[i], window)
-    ttls[i] = window
+    local reset = ttls[i]
+    -- -2: no window yet (refused before it started); 0: expiring this very millisecond.
+    if reset < 1 then reset = window end
+    out[#out + 1] = counts[i]
+    out[#out + 1] = reset
   end
-  local reset = ttls[i]
-  -- -2: no window yet (refused before it started); 0: expiring this very millisecond.
-  if reset < 1 then reset = window end
-  out[2 * i] = counts[i]
-  out[2 * i + 1] = reset
+  a = a + 2 + 2 * n
+  k = k + n
 end
 return out
 `;

@@ -17,6 +17,13 @@ import { ACQUIRE_LUA, CHARGE_LUA } from './redis-scripts.js';
 import { StoreUnavailableError, type ChargeResult, type CounterCharge, type LeaseResult, type StateStore } from './store.js';
 import { checkCharge, checkLease, toJson } from './checks.js';
 
+interface PendingCharge {
+  readonly counters: readonly CounterCharge[];
+  readonly cost: number;
+  readonly resolve: (r: ChargeResult) => void;
+  readonly reject: (e: unknown) => void;
+}
+
 /** The commands `defineCommand` adds (EVALSHA, falling back to EVAL on NOSCRIPT). */
 interface ScriptedRedis extends Redis {
   bwCharge(numKeys: number, ...keysThenArgs: (string | number)[]): Promise<unknown>;
@@ -45,6 +52,10 @@ export class RedisStore implements StateStore {
   /** Set when a command timed out (the server is stalled though the socket is open), cleared by the next answer. */
   #stalled = false;
   #closed = false;
+
+  /** Charges waiting for this turn's flush, by scope (one script call per scope). */
+  #batches = new Map<string, PendingCharge[]>();
+  #flushScheduled = false;
 
   private constructor(cfg: StateConfig, log: Logger) {
     const url = cfg.redisUrl;
@@ -91,24 +102,68 @@ export class RedisStore implements StateStore {
     return store;
   }
 
-  async charge(scope: string, counters: readonly CounterCharge[], cost: number): Promise<ChargeResult> {
-    checkCharge(counters, cost);
-    const n = counters.length;
-    if (n === 0) return { allowed: true, counters: [] };
-    // KEYS = the n counters; ARGV = cost, the n limits, the n windows (see CHARGE_LUA).
-    const keysThenArgs = new Array<string | number>(3 * n + 1);
-    keysThenArgs[n] = cost;
-    for (let i = 0; i < n; i++) {
-      const c = counters[i];
-      keysThenArgs[i] = this.#key(scope, 'c', c.key);
-      keysThenArgs[n + 1 + i] = c.limit;
-      keysThenArgs[2 * n + 1 + i] = c.windowMs;
+  /**
+   * Charges made in the same event-loop turn for the same scope go to Redis as ONE script call
+   * (flushed with setImmediate, so no charge waits longer than the turn it was made in): the round
+   * trip, not the script, is what a check costs, and under load many requests share it.
+   */
+  charge(scope: string, counters: readonly CounterCharge[], cost: number): Promise<ChargeResult> {
+    try {
+      checkCharge(counters, cost);
+      if (scope.length === 0) throw new RangeError('scope must not be empty');
+    } catch (e) {
+      return Promise.reject(e);
     }
-    const reply = await this.#call('charge', this.#redis, () => this.#redis.bwCharge(n, ...keysThenArgs));
-    const r = integers(reply, 1 + 2 * n, 'charge');
-    const out = new Array<{ count: number; resetMs: number }>(n);
-    for (let i = 0; i < n; i++) out[i] = { count: r[1 + 2 * i], resetMs: r[2 + 2 * i] };
-    return { allowed: r[0] === 1, counters: out };
+    if (counters.length === 0) return Promise.resolve({ allowed: true, counters: [] });
+    return new Promise<ChargeResult>((resolve, reject) => {
+      let batch = this.#batches.get(scope);
+      if (batch === undefined) {
+        batch = [];
+        this.#batches.set(scope, batch);
+      }
+      batch.push({ counters, cost, resolve, reject });
+      if (!this.#flushScheduled) {
+        this.#flushScheduled = true;
+        setImmediate(() => this.#flushCharges());
+      }
+    });
+  }
+
+  #flushCharges(): void {
+    this.#flushScheduled = false;
+    const batches = this.#batches;
+    this.#batches = new Map();
+    for (const [scope, batch] of batches) void this.#sendCharges(scope, batch);
+  }
+
+  async #sendCharges(scope: string, batch: readonly PendingCharge[]): Promise<void> {
+    // KEYS = every counter of every charge; ARGV = m, then per charge n, cost, limits, windows.
+    const keys: string[] = [];
+    const args: (string | number)[] = [batch.length];
+    for (const p of batch) {
+      args.push(p.counters.length, p.cost);
+      for (const c of p.counters) {
+        keys.push(this.#key(scope, 'c', c.key));
+        args.push(c.limit);
+      }
+      for (const c of p.counters) args.push(c.windowMs);
+    }
+    let r: number[];
+    try {
+      const size = batch.reduce((s, p) => s + 1 + 2 * p.counters.length, 0);
+      r = integers(await this.#call('charge', this.#redis, () => this.#redis.bwCharge(keys.length, ...keys, ...args)), size, 'charge');
+    } catch (e) {
+      for (const p of batch) p.reject(e);
+      return;
+    }
+    let at = 0;
+    for (const p of batch) {
+      const n = p.counters.length;
+      const out = new Array<{ count: number; resetMs: number }>(n);
+      for (let i = 0; i < n; i++) out[i] = { count: r[at + 1 + 2 * i], resetMs: r[at + 2 + 2 * i] };
+      p.resolve({ allowed: r[at] === 1, counters: out });
+      at += 1 + 2 * n;
+    }
   }
 
   async acquire(scope: string, key: string, id: string, limit: number, ttlMs: number): Promise<LeaseResult> {
