@@ -225,6 +225,9 @@ export function createRateLimitPolicy(cfg: RateLimitConfig, deps: RateLimitDeps)
         if (via === store) storeAnswered();
       } catch (err) {
         if (!(err instanceof StoreUnavailableError) || via !== store) throw err;
+        // A timed-out acquire may still run once the store answers again: release it there too, or
+        // the slot would stay taken for the whole lease TTL (harmless if it never ran).
+        store.release(scope, CONCURRENCY_KEY, id).catch(() => undefined);
         const d = storeDown(err);
         if (d !== 'fallback') return d;
         via = fallback();

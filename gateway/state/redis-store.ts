@@ -71,7 +71,8 @@ export class RedisStore implements StateStore {
       // A charge already reported as failed must not be replayed after a reconnect.
       autoResendUnfulfilledCommands: false,
       autoResubscribe: false,
-      commandTimeout: cfg.commandTimeoutMs,
+      // Only a backstop: #call's own deadline (which tells lag from silence) decides first.
+      commandTimeout: cfg.commandTimeoutMs * 4,
       connectTimeout: cfg.connectTimeoutMs,
       retryStrategy,
       // Concurrent requests' commands share one write and one round trip.
@@ -276,17 +277,27 @@ export class RedisStore implements StateStore {
       return Promise.reject(new StoreUnavailableError(`redis ${what} failed: connection is ${status}`));
     }
     return new Promise<T>((resolve, reject) => {
+      let answered = false;
       const timer = setTimeout(() => {
-        this.#stalled = true;
-        reject(new StoreUnavailableError(`redis ${what} timed out after ${this.#timeoutMs} ms`));
+        // Timers run before the event loop polls its sockets: after a long synchronous stretch
+        // (a burst of requests) the answer may already be waiting unread. Decide after the poll
+        // phase, so a busy gateway does not mistake its own lag for a dead Redis.
+        setImmediate(() => {
+          if (answered) return;
+          this.#stalled = true;
+          this.#probe();
+          reject(new StoreUnavailableError(`redis ${what} timed out after ${this.#timeoutMs} ms`));
+        });
       }, this.#timeoutMs);
       command().then(
         (value) => {
+          answered = true;
           clearTimeout(timer);
           this.#stalled = false;
           resolve(value);
         },
         (e: unknown) => {
+          answered = true;
           clearTimeout(timer);
           if (e instanceof Error && e.message === 'Command timed out') this.#stalled = true;
           reject(new StoreUnavailableError(`redis ${what} failed: ${e instanceof Error ? e.message : String(e)}`, { cause: e }));
@@ -304,7 +315,11 @@ export class RedisStore implements StateStore {
     this.#probing = true;
     this.#call('ping', this.#redis, () => this.#redis.ping()).then(
       () => (this.#probing = false),
-      () => (this.#probing = false),
+      () => {
+        this.#probing = false;
+        // Still silent: look again shortly, so recovery does not wait for the next request.
+        if (this.#stalled && !this.#closed) setTimeout(() => this.#probe(), this.#timeoutMs).unref();
+      },
     );
   }
 

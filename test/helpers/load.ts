@@ -176,13 +176,17 @@ export function subjectCounterKey(prefix: string, tenant: string, sub: string, m
   return `${prefix}{t:${enc(tenant)}}:c:sub:${enc(sub)}:${enc(model)}:${enc(rule)}`;
 }
 
-/** Reads one key with a short-lived raw client. */
-export async function readRedis(url: string, key: string): Promise<string | null> {
+/** One command on a short-lived raw client, e.g. `redisCall(url, 'get', key)`. */
+export async function redisCall(url: string, command: string, ...args: (string | number)[]): Promise<unknown> {
   const redis = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 1, connectTimeout: 1000 });
   try {
     await redis.connect();
-    return await redis.get(key);
+    return await redis.call(command, ...args);
   } finally {
     redis.disconnect();
   }
+}
+
+export async function readRedis(url: string, key: string): Promise<string | null> {
+  return (await redisCall(url, 'get', key)) as string | null;
 }
