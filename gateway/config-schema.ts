@@ -155,6 +155,11 @@ const stateSchema = {
     // A rate-limit check must not hold a request: past this, the store counts as unavailable.
     commandTimeoutMs: { type: 'integer', minimum: 5, maximum: 10_000, default: 100 },
     connectTimeoutMs: { type: 'integer', minimum: 50, maximum: 60_000, default: 1000 },
+    // Each replica reserves quota from Redis in blocks (up to 64 units, shrinking near a limit)
+    // and hands it out locally: most requests never wait for Redis. Limits still hold across
+    // replicas; a replica whose traffic stops may leave up to a block unused until the window ends.
+    // Off: every request charges Redis itself.
+    quotaBlocks: { type: 'boolean', default: true },
   },
 } as const;
 

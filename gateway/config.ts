@@ -78,6 +78,7 @@ export interface StateConfig {
   readonly keyPrefix: string;
   readonly commandTimeoutMs: number;
   readonly connectTimeoutMs: number;
+  readonly quotaBlocks: boolean;
 }
 
 export interface RateLimitRule {

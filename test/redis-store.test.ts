@@ -11,6 +11,7 @@ import { pino, type Logger } from 'pino';
 import type { StateConfig } from '../gateway/config.js';
 import { createStore } from '../gateway/state/create-store.js';
 import { RedisStore } from '../gateway/state/redis-store.js';
+import { ReservingStore } from '../gateway/state/reserving-store.js';
 import { StoreUnavailableError, type StateStore } from '../gateway/state/store.js';
 import { ensureDefaultRedis, RedisServer } from './helpers/redis.js';
 import { storeContract } from './helpers/store-contract.js';
@@ -24,7 +25,7 @@ const FAIL_WITHIN_MS = 600;
 const silent = pino({ level: 'silent' });
 
 function config(url: string, overrides: Partial<StateConfig> = {}): StateConfig {
-  return { redisUrl: url, keyPrefix: PREFIX, commandTimeoutMs: COMMAND_TIMEOUT_MS, connectTimeoutMs: 1000, ...overrides };
+  return { redisUrl: url, keyPrefix: PREFIX, commandTimeoutMs: COMMAND_TIMEOUT_MS, connectTimeoutMs: 1000, quotaBlocks: false, ...overrides };
 }
 
 /** A logger that keeps its lines, to check what an operator would see. */
@@ -86,6 +87,10 @@ after(async () => {
 });
 
 storeContract('RedisStore (127.0.0.1:6379)', async () => ({ store: await RedisStore.connect(config(await ensureDefaultRedis()), silent) }));
+// The same contract with quota reserved in blocks and handed out locally (the default with Redis).
+storeContract('ReservingStore over Redis (127.0.0.1:6379)', async () => ({
+  store: new ReservingStore(await RedisStore.connect(config(await ensureDefaultRedis()), silent)),
+}));
 
 describe('RedisStore', () => {
   it('keeps all keys of one scope under its {scope} hash tag, one key per kind; channels carry the prefix', async () => {
@@ -257,7 +262,7 @@ describe('RedisStore', () => {
 describe('createStore', () => {
   it('is a RedisStore when state.redisUrl is set, a MemoryStore otherwise', async () => {
     const shared = await createStore(config(await ensureDefaultRedis()), silent);
-    const local = await createStore({ keyPrefix: PREFIX, commandTimeoutMs: COMMAND_TIMEOUT_MS, connectTimeoutMs: 1000 }, silent);
+    const local = await createStore({ keyPrefix: PREFIX, commandTimeoutMs: COMMAND_TIMEOUT_MS, connectTimeoutMs: 1000, quotaBlocks: true }, silent);
     try {
       assert.equal(shared.kind, 'redis');
       assert.equal(shared.healthy(), true);

@@ -52,6 +52,7 @@ async function startPair(
   failMode: 'local' | 'closed' | 'open',
   redis?: RedisServer,
   tenantConcurrency?: { limit: number },
+  quotaBlocks = true,
 ): Promise<{ gw: ChildGateway; redis: RedisServer }> {
   const server = redis ?? (await RedisServer.start());
   redisServers.push(server);
@@ -60,7 +61,7 @@ async function startPair(
       issuer,
       backendUrl: backend?.url ?? '',
       models: [MODEL],
-      state: { redisUrl: server.url, keyPrefix: PREFIX, commandTimeoutMs: COMMAND_TIMEOUT_MS },
+      state: { redisUrl: server.url, keyPrefix: PREFIX, commandTimeoutMs: COMMAND_TIMEOUT_MS, quotaBlocks },
       rateLimits: { failMode, rules: [{ name: RULE, by: 'subject', limit: LIMIT, windowMs: 60_000 }], ...(tenantConcurrency ? { tenantConcurrency } : {}) },
     }),
     1,
@@ -211,8 +212,9 @@ describe('Redis stalls for a moment (SIGSTOP for one request) and answers again'
   let plain: ChildGateway;
 
   before(async () => {
-    ({ gw: capped, redis } = await startPair('local', undefined, { limit: 2 }));
-    ({ gw: plain } = await startPair('local', redis));
+    // Exact per-request charges (no quota blocks), so every request's trip to Redis can be seen.
+    ({ gw: capped, redis } = await startPair('local', undefined, { limit: 2 }, false));
+    ({ gw: plain } = await startPair('local', redis, undefined, false));
   });
 
   /** One request sent while Redis is paused: decided by failMode after the command timeout. */

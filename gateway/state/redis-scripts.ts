@@ -84,3 +84,45 @@ redis.call('ZADD', KEYS[1], now + ttl, ARGV[1])
 if redis.call('PTTL', KEYS[1]) < ttl then redis.call('PEXPIRE', KEYS[1], ttl) end
 return { 1, held }
 `;
+
+/**
+ * Reserves quota for a replica to hand out locally. KEYS[1..n]: counters. ARGV[4i-3..4i]: counter
+ * i's limit, windowMs, need (what the current request still lacks from it) and want (what to take
+ * if there is room, ≥ need). All or nothing on the needs: if any counter lacks room for its need,
+ * nothing is taken. Returns {allowed, granted_1, count_1, resetMs_1, …}.
+ *
+ * A counter never passes its limit: a grant is at most the room left, so however the replicas'
+ * reservations interleave, they never hand out more than the limit between them.
+ */
+export const RESERVE_LUA = `
+local n = #KEYS
+local counts = {}
+local ttls = {}
+local allowed = 1
+for i = 1, n do
+  local current = tonumber(redis.call('GET', KEYS[i]) or '0')
+  counts[i] = current
+  ttls[i] = redis.call('PTTL', KEYS[i])
+  if current + tonumber(ARGV[4 * i - 1]) > tonumber(ARGV[4 * i - 3]) then allowed = 0 end
+end
+local out = { allowed }
+for i = 1, n do
+  local limit = tonumber(ARGV[4 * i - 3])
+  local window = tonumber(ARGV[4 * i - 2])
+  local granted = 0
+  if allowed == 1 then
+    granted = math.min(tonumber(ARGV[4 * i]), limit - counts[i])
+    if granted > 0 then counts[i] = redis.call('INCRBY', KEYS[i], granted) end
+    if ttls[i] < 0 then
+      redis.call('PEXPIRE', KEYS[i], window)
+      ttls[i] = window
+    end
+  end
+  local reset = ttls[i]
+  if reset < 1 then reset = window end
+  out[#out + 1] = granted
+  out[#out + 1] = counts[i]
+  out[#out + 1] = reset
+end
+return out
+`;

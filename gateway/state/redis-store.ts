@@ -13,7 +13,7 @@
 import { Redis, type RedisOptions } from 'ioredis';
 import type { Logger } from 'pino';
 import type { StateConfig } from '../config.js';
-import { ACQUIRE_LUA, CHARGE_LUA } from './redis-scripts.js';
+import { ACQUIRE_LUA, CHARGE_LUA, RESERVE_LUA } from './redis-scripts.js';
 import { StoreUnavailableError, type ChargeResult, type CounterCharge, type LeaseResult, type StateStore } from './store.js';
 import { checkCharge, checkLease, toJson } from './checks.js';
 
@@ -28,6 +28,13 @@ interface PendingCharge {
 interface ScriptedRedis extends Redis {
   bwCharge(numKeys: number, ...keysThenArgs: (string | number)[]): Promise<unknown>;
   bwAcquire(key: string, id: string, limit: number, ttlMs: number): Promise<unknown>;
+  bwReserve(numKeys: number, ...keysThenArgs: (string | number)[]): Promise<unknown>;
+}
+
+/** What one counter gave a reservation: `granted` units, its count after, ms until its window resets. */
+export interface Reservation {
+  readonly allowed: boolean;
+  readonly counters: readonly { readonly granted: number; readonly count: number; readonly resetMs: number }[];
 }
 
 /** Back-off between reconnect attempts: 100 ms, 200 ms, … capped at 2 s so recovery is noticed quickly. */
@@ -81,6 +88,7 @@ export class RedisStore implements StateStore {
     this.#redis = new Redis(url, options) as ScriptedRedis;
     this.#redis.defineCommand('bwCharge', { lua: CHARGE_LUA });
     this.#redis.defineCommand('bwAcquire', { lua: ACQUIRE_LUA, numberOfKeys: 1 });
+    this.#redis.defineCommand('bwReserve', { lua: RESERVE_LUA });
     this.#sub = this.#redis.duplicate();
     this.#watch(this.#redis, 'commands');
     this.#watch(this.#sub, 'subscriber');
@@ -165,6 +173,29 @@ export class RedisStore implements StateStore {
       p.resolve({ allowed: r[at] === 1, counters: out });
       at += 1 + 2 * n;
     }
+  }
+
+  /**
+   * Takes, from every counter, its `needs[i]` (all or nothing) and up to `wants[i]` if there is
+   * room: quota a replica then hands out locally (gateway/state/reserving-store.ts).
+   */
+  async reserve(scope: string, counters: readonly CounterCharge[], needs: readonly number[], wants: readonly number[]): Promise<Reservation> {
+    checkCharge(counters, 0);
+    const n = counters.length;
+    const keysThenArgs = new Array<string | number>(5 * n);
+    for (let i = 0; i < n; i++) {
+      const c = counters[i];
+      const need = needs[i] ?? 0;
+      keysThenArgs[i] = this.#key(scope, 'c', c.key);
+      keysThenArgs[n + 4 * i] = c.limit;
+      keysThenArgs[n + 4 * i + 1] = c.windowMs;
+      keysThenArgs[n + 4 * i + 2] = need;
+      keysThenArgs[n + 4 * i + 3] = Math.max(need, wants[i] ?? need);
+    }
+    const r = integers(await this.#call('reserve', this.#redis, () => this.#redis.bwReserve(n, ...keysThenArgs)), 1 + 3 * n, 'reserve');
+    const out = new Array<{ granted: number; count: number; resetMs: number }>(n);
+    for (let i = 0; i < n; i++) out[i] = { granted: r[1 + 3 * i], count: r[2 + 3 * i], resetMs: r[3 + 3 * i] };
+    return { allowed: r[0] === 1, counters: out };
   }
 
   async acquire(scope: string, key: string, id: string, limit: number, ttlMs: number): Promise<LeaseResult> {

@@ -1,0 +1,181 @@
+/**
+ * Quota reserved in blocks, handed out locally: a RedisStore whose `charge` rarely goes to Redis.
+ *
+ * A replica takes a block of units from each shared counter at once (one script, all or nothing on
+ * what the current request needs) and serves the next requests from that block in memory. Far from
+ * a limit a block is up to 64 units, so most requests never wait for Redis; as the room left
+ * shrinks, blocks shrink (to 1/16 of what is left) until each request reserves exactly its own cost.
+ *
+ * The limit holds across replicas exactly as with per-request charges: Redis never grants past a
+ * counter's limit, and a replica hands out only what it was granted. What a replica reserved but did
+ * not use before its window ended is lost (the window resets in Redis), so a replica whose traffic
+ * stops may leave at most a block unused: the error is on the side of refusing, never of admitting.
+ * Everything but `charge` goes straight to the wrapped store.
+ */
+import type { Logger } from 'pino';
+import type { StateConfig } from '../config.js';
+import { checkCharge } from './checks.js';
+import { RedisStore } from './redis-store.js';
+import type { ChargeResult, CounterCharge, LeaseResult, StateStore } from './store.js';
+
+/** The largest block a replica takes beyond what a request needs. */
+const MAX_EXTRA = 63;
+/** Blocks are at most this fraction of the room left, so replicas leave room for one another. */
+const SHARE = 16;
+/** A request that finds its block taken by concurrent requests reserves again at most this often. */
+const ATTEMPTS = 3;
+/** Bounds the loop of waiting for other requests' reservations and trying the block again. */
+const MAX_TURNS = 64;
+
+interface Block {
+  /** Units reserved and not yet handed out. */
+  available: number;
+  /** The counter's value in Redis at the last reservation (it includes `available`). */
+  count: number;
+  /** Local time at which the counter's window ends; the block is void from then on. */
+  windowEnd: number;
+}
+
+export class ReservingStore implements StateStore {
+  readonly kind = 'redis';
+  readonly #inner: RedisStore;
+  readonly #blocks = new Map<string, Block>();
+  /** Reservations in flight, by block key. */
+  readonly #inflight = new Map<string, Promise<void>>();
+  readonly #now: () => number;
+  readonly #prune: NodeJS.Timeout;
+
+  constructor(inner: RedisStore, now: () => number = Date.now) {
+    this.#inner = inner;
+    this.#now = now;
+    // Blocks of windows that ended are dead weight; drop them now and then.
+    this.#prune = setInterval(() => {
+      const t = this.#now();
+      for (const [k, b] of this.#blocks) if (b.windowEnd <= t) this.#blocks.delete(k);
+    }, 10_000);
+    this.#prune.unref();
+  }
+
+  static async connect(cfg: StateConfig, log: Logger): Promise<ReservingStore> {
+    return new ReservingStore(await RedisStore.connect(cfg, log));
+  }
+
+  async charge(scope: string, counters: readonly CounterCharge[], cost: number): Promise<ChargeResult> {
+    checkCharge(counters, cost);
+    if (scope.length === 0) throw new RangeError('scope must not be empty');
+    if (counters.length === 0) return { allowed: true, counters: [] };
+    const keys = counters.map((c) => `${scope}\u0000${c.key}`);
+    let reserved = 0;
+    for (let turn = 0; turn < MAX_TURNS; turn++) {
+      const now = this.#now();
+      const blocks = keys.map((k) => this.#live(k, now));
+      if (blocks.every((b) => b !== undefined && b.available >= cost)) return this.#take(blocks as Block[], cost, now);
+      // One reservation per counter at a time: concurrent requests wait for it and share its block
+      // rather than each grabbing one from a stale idea of the room left.
+      const pending = keys.map((k) => this.#inflight.get(k)).filter((p) => p !== undefined);
+      if (pending.length > 0) {
+        await Promise.all(pending);
+        continue;
+      }
+      if (reserved === ATTEMPTS) break;
+      reserved++;
+      const done = this.#reserve(scope, counters, keys, blocks, cost);
+      for (const k of keys) this.#inflight.set(k, done.then(() => undefined, () => undefined));
+      let allowed: boolean;
+      try {
+        allowed = await done;
+      } finally {
+        for (const k of keys) this.#inflight.delete(k);
+      }
+      if (!allowed) {
+        // Refused in Redis; only what this replica still holds could serve the request now.
+        const t = this.#now();
+        if (!keys.every((k) => (this.#live(k, t)?.available ?? 0) >= cost)) break;
+      }
+    }
+    const t = this.#now();
+    return {
+      allowed: false,
+      counters: keys.map((k) => {
+        const b = this.#live(k, t);
+        return { count: b?.count ?? 0, resetMs: Math.max(1, (b?.windowEnd ?? t + 1000) - t) };
+      }),
+    };
+  }
+
+  /** Reserves what `cost` lacks from every counter, plus a block where there is room; true if granted. */
+  async #reserve(scope: string, counters: readonly CounterCharge[], keys: readonly string[], blocks: readonly (Block | undefined)[], cost: number): Promise<boolean> {
+    const needs = blocks.map((b) => Math.max(0, cost - (b?.available ?? 0)));
+    const wants = counters.map((c, i) => {
+      const room = c.limit - (blocks[i]?.count ?? 0);
+      return needs[i] === 0 ? 0 : needs[i] + Math.min(MAX_EXTRA, Math.max(0, Math.floor((room - needs[i]) / SHARE)));
+    });
+    const r = await this.#inner.reserve(scope, counters, needs, wants);
+    const after = this.#now();
+    for (let i = 0; i < counters.length; i++) {
+      const got = r.counters[i];
+      const windowEnd = after + got.resetMs;
+      let old = this.#live(keys[i], after);
+      // A window that ends more than half a window later than the block's is a new one: what
+      // was left of the old block died with its window in Redis.
+      if (old !== undefined && windowEnd > old.windowEnd + counters[i].windowMs / 2) old = undefined;
+      this.#blocks.set(keys[i], { available: (old?.available ?? 0) + got.granted, count: got.count, windowEnd });
+    }
+    return r.allowed;
+  }
+
+  /** Hands `cost` out of every block (they all have it). */
+  #take(blocks: Block[], cost: number, now: number): ChargeResult {
+    const out = new Array<{ count: number; resetMs: number }>(blocks.length);
+    for (let i = 0; i < blocks.length; i++) {
+      const b = blocks[i];
+      b.available -= cost;
+      // What the counter would read if this replica's unused units were given back.
+      out[i] = { count: b.count - b.available, resetMs: Math.max(1, b.windowEnd - now) };
+    }
+    return { allowed: true, counters: out };
+  }
+
+  #live(key: string, now: number): Block | undefined {
+    const b = this.#blocks.get(key);
+    return b !== undefined && b.windowEnd > now ? b : undefined;
+  }
+
+  acquire(scope: string, key: string, id: string, limit: number, ttlMs: number): Promise<LeaseResult> {
+    return this.#inner.acquire(scope, key, id, limit, ttlMs);
+  }
+
+  release(scope: string, key: string, id: string): Promise<void> {
+    return this.#inner.release(scope, key, id);
+  }
+
+  get(scope: string, key: string): Promise<unknown> {
+    return this.#inner.get(scope, key);
+  }
+
+  set(scope: string, key: string, value: unknown): Promise<void> {
+    return this.#inner.set(scope, key, value);
+  }
+
+  delete(scope: string, key: string): Promise<void> {
+    return this.#inner.delete(scope, key);
+  }
+
+  publish(channel: string, message: string): Promise<void> {
+    return this.#inner.publish(channel, message);
+  }
+
+  subscribe(channel: string, onMessage: (message: string) => void): Promise<() => Promise<void>> {
+    return this.#inner.subscribe(channel, onMessage);
+  }
+
+  healthy(): boolean {
+    return this.#inner.healthy();
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.#prune);
+    this.#blocks.clear();
+    await this.#inner.close();
+  }
+}
