@@ -114,8 +114,8 @@ export function checks(s: readonly Summary[], cores: number): Check[] {
         : {
             name: '(informational, the check is at 32 connections) (f)/(c), phase 1, 1 connection',
             value: v, limit: '–',
-            explanation: `${detail}; at one connection every request waits alone for its Redis round trip, ` +
-              'so the extra wake-up is not shared with other requests',
+            explanation: `${detail}; at one connection no other request shares a Redis round trip, ` +
+              'so each reservation costs a whole extra wake-up',
           });
     }
   }
