@@ -68,3 +68,23 @@ test('a block does not outlive its window', async () => {
   assert.equal(r.allowed, true);
   assert.ok(r.counters[0].resetMs > 200, 'a fresh window, not the old block');
 });
+
+test('when Redis stalls, requests waiting on a reservation fail with it instead of queueing', async () => {
+  const server = await RedisServer.start();
+  const inner = await RedisStore.connect({ redisUrl: server.url, keyPrefix: 'rs:', commandTimeoutMs: 100, connectTimeoutMs: 1000, quotaBlocks: true }, log);
+  const store = new ReservingStore(inner);
+  try {
+    const counter = [{ key: 'stall', limit: 1000, windowMs: 60_000 }];
+    server.pause();
+    const started = performance.now();
+    const outcomes = await Promise.allSettled(Array.from({ length: 20 }, () => store.charge('t5', counter, 1)));
+    const ms = performance.now() - started;
+    server.resume();
+    assert.ok(outcomes.every((o) => o.status === 'rejected'), 'every charge reports the store as unavailable');
+    assert.ok(ms < 600, `20 waiting charges answered within one timeout, not twenty (${Math.round(ms)} ms)`);
+  } finally {
+    server.resume();
+    await store.close();
+    await server.stop();
+  }
+});

@@ -40,8 +40,8 @@ export class ReservingStore implements StateStore {
   readonly kind = 'redis';
   readonly #inner: RedisStore;
   readonly #blocks = new Map<string, Block>();
-  /** Reservations in flight, by block key. */
-  readonly #inflight = new Map<string, Promise<void>>();
+  /** Reservations in flight, by block key: each settles to undefined, or to the error it failed with. */
+  readonly #inflight = new Map<string, Promise<unknown>>();
   readonly #now: () => number;
   readonly #prune: NodeJS.Timeout;
 
@@ -74,13 +74,17 @@ export class ReservingStore implements StateStore {
       // rather than each grabbing one from a stale idea of the room left.
       const pending = keys.map((k) => this.#inflight.get(k)).filter((p) => p !== undefined);
       if (pending.length > 0) {
-        await Promise.all(pending);
+        // If the reservation waited for failed (Redis down or stalled), so does this charge: trying
+        // again would stack one command timeout per waiting request.
+        const failed = (await Promise.all(pending)).find((e) => e !== undefined);
+        if (failed !== undefined) throw failed;
         continue;
       }
       if (reserved === ATTEMPTS) break;
       reserved++;
       const done = this.#reserve(scope, counters, keys, blocks, cost);
-      for (const k of keys) this.#inflight.set(k, done.then(() => undefined, () => undefined));
+      const outcome = done.then(() => undefined, (e: unknown) => e);
+      for (const k of keys) this.#inflight.set(k, outcome);
       let allowed: boolean;
       try {
         allowed = await done;
