@@ -83,7 +83,7 @@ export function buildServer({ serving, log, metrics, policies = new PolicyChain(
   });
 
   installErrorHandlers(app);
-  installGuard(app, serving, policies);
+  installGuard(app, serving, policies, metrics);
   registerOipRoutes(app, serving);
   registerInferRoutes(app, serving, metrics, policies);
   registerAdminScope(app);

@@ -58,3 +58,18 @@ test('inferences are counted by model, version and code, with their duration', a
   assert.equal(h?.count, 3);
   assert.ok((h?.sum ?? 0) > 0);
 });
+
+test('unknown model names do not become metric attributes', async () => {
+  for (let i = 0; i < 3; i++) {
+    const res = await request(`${gw.url}/v2/models/random-${i}/infer`, { method: 'POST', body: good });
+    await res.body.dump();
+  }
+  const res = await request(`${gw.url}/v2/models/iris/versions/bogus-version/infer`, { method: 'POST', body: good });
+  await res.body.dump();
+  await reader.forceFlush();
+  const requests = points(METRIC.requests);
+  assert.ok(!requests.some((p) => String(p.attributes.model).startsWith('random-')), 'no series per unknown name');
+  assert.ok(!requests.some((p) => p.attributes.model_version === 'bogus-version'), 'no series per unknown version');
+  assert.equal(requests.find((p) => p.attributes.model === '(unknown)' && p.attributes.code === 'MODEL_NOT_FOUND')?.value, 3);
+  assert.equal(requests.find((p) => p.attributes.model === 'iris' && p.attributes.code === 'VERSION_NOT_FOUND')?.value, 1);
+});

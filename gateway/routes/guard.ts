@@ -6,7 +6,10 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { newOutcome, type ChainOutcome, type PolicyChain } from '../../policies/chain.js';
 import type { PolicyAction, PolicyContext } from '../../policies/policy.js';
+import { toGatewayError } from '../error-handler.js';
 import type { Serving } from '../serving.js';
+import type { GatewayMetrics } from '../telemetry/metrics.js';
+import { UNKNOWN } from './infer.js';
 
 export interface Guarded {
   readonly ctx: PolicyContext;
@@ -26,7 +29,12 @@ function actionOf(request: FastifyRequest): PolicyAction {
   return request.method === 'POST' ? 'infer' : 'metadata';
 }
 
-export function installGuard(app: FastifyInstance, serving: Serving, policies: PolicyChain): void {
+export function installGuard(app: FastifyInstance, serving: Serving, policies: PolicyChain, metrics: GatewayMetrics): void {
+  /** Refusals before the handler (401, 403) are counted like every other infer outcome. */
+  const refused = (request: FastifyRequest, model: string | undefined, err: unknown): Error => {
+    if (actionOf(request) === 'infer') metrics.recordInfer(model ?? UNKNOWN, '', 0, toGatewayError(err).code);
+    return err as Error;
+  };
   app.decorateRequest('guarded', null);
   app.addHook('onRequest', function guard(request: FastifyRequest, _reply: FastifyReply, done: (err?: Error) => void) {
     const params = request.params as ModelParams;
@@ -48,12 +56,13 @@ export function installGuard(app: FastifyInstance, serving: Serving, policies: P
     const out = newOutcome(ctx);
     request.guarded = { ctx, out };
     let pending: void | Promise<void>;
+    const known = model?.name;
     try {
       pending = policies.run('request', ctx, out);
     } catch (e) {
-      return done(e as Error);
+      return done(refused(request, known, e));
     }
     if (pending === undefined) return done();
-    pending.then(() => done(), (e: unknown) => done(e as Error));
+    pending.then(() => done(), (e: unknown) => done(refused(request, known, e)));
   });
 }

@@ -17,6 +17,9 @@ import { findModel, findVersion } from './oip-v2.js';
 
 interface InferParams { model: string; version?: string }
 
+/** The model attribute of a request whose model is not in the table. */
+export const UNKNOWN = '(unknown)';
+
 const HEADER_LENGTH = 'inference-header-content-length';
 
 function headerLength(value: string | string[] | undefined, bodyLength: number): number | undefined {
@@ -51,14 +54,17 @@ export function registerInferRoutes(app: FastifyInstance, serving: Serving, metr
     const started = performance.now();
     const table = serving.table;
     table.acquire();
-    const { model: modelName } = request.params;
-    let version = request.params.version ?? '';
+    // Metric attributes take names from the table only: a client spraying unknown model or version
+    // names must not create a time series per name.
+    let modelName = UNKNOWN;
+    let version = '';
     let errorCode: string | undefined;
     const guarded = request.guarded;
     try {
       if (guarded === null) throw new GatewayError('INTERNAL', 'infer route without its guard');
       const { ctx, out } = guarded;
-      const model = findModel(serving, modelName);
+      const model = findModel(serving, request.params.model);
+      modelName = model.name;
       const served = findVersion(model, out.version);
       version = served.version;
       reply.header('x-model-version', version).header('x-route-reason', out.reason);
