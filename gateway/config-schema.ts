@@ -71,6 +71,70 @@ const version = {
   },
 } as const;
 
+/** Names that end up in x-route-reason: safe header characters, no spaces. */
+const reasonName = { type: 'string', pattern: '^[A-Za-z0-9_.-]{1,64}$' } as const;
+
+/**
+ * A model's traffic split (policies/traffic-split.ts). What a schema cannot say (weights summing to
+ * 100, versions that exist, exactly one of claim/header per rule) is checked in config.ts.
+ */
+const trafficSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['routes'],
+  properties: {
+    routes: {
+      type: 'array',
+      minItems: 1,
+      // A split is evaluated on every request: a handful of arms, not a table.
+      maxItems: 32,
+      items: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['version', 'weight'],
+        properties: {
+          version: { type: 'string', minLength: 1 },
+          // Percent, whole numbers: 1% of traffic is the finest step an operator needs.
+          weight: { type: 'integer', minimum: 0, maximum: 100 },
+          name: reasonName,
+        },
+      },
+    },
+    rules: {
+      type: 'array',
+      maxItems: 64,
+      default: [],
+      items: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['name', 'version'],
+        properties: {
+          name: reasonName,
+          version: { type: 'string', minLength: 1 },
+          // Verified identity only: the subject, the tenant, or a scope the principal holds.
+          claim: {
+            type: 'object',
+            additionalProperties: false,
+            required: ['name', 'equals'],
+            properties: { name: { enum: ['sub', 'tenant', 'scope'] }, equals: { type: 'string', minLength: 1 } },
+          },
+          // Exact comparison, never a pattern (no regex from configuration). Node lower-cases
+          // request header names, so a name with capitals could never match.
+          header: {
+            type: 'object',
+            additionalProperties: false,
+            required: ['name', 'equals'],
+            properties: {
+              name: { type: 'string', pattern: "^[a-z0-9!#$%&'*+.^_`|~-]{1,64}$" },
+              equals: { type: 'string', minLength: 1, maxLength: 256 },
+            },
+          },
+        },
+      },
+    },
+  },
+} as const;
+
 const model = {
   type: 'object',
   additionalProperties: false,
@@ -84,6 +148,8 @@ const model = {
     },
     /** The version served when none is named; defaults to the highest numeric version. */
     stable: { type: 'string', minLength: 1 },
+    /** Without it every unpinned request goes to `stable`. */
+    traffic: trafficSchema,
     ...modelSettings,
   },
 } as const;

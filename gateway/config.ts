@@ -19,9 +19,31 @@ export interface VersionConfig {
   readonly backend: BackendConfig;
 }
 
+export interface TrafficRoute {
+  readonly version: string;
+  /** Percent, integer; a model's weights sum to 100. */
+  readonly weight: number;
+  /** Reported as x-route-reason; default `arm:<version>` (`stable` for the stable version). */
+  readonly name?: string;
+}
+
+export interface TrafficRule {
+  readonly name: string;
+  readonly version: string;
+  /** Exactly one of claim and header. `scope` matches when the principal holds that scope. */
+  readonly claim?: { readonly name: 'sub' | 'tenant' | 'scope'; readonly equals: string };
+  readonly header?: { readonly name: string; readonly equals: string };
+}
+
+export interface TrafficConfig {
+  readonly routes: readonly TrafficRoute[];
+  readonly rules: readonly TrafficRule[];
+}
+
 export interface ModelConfig {
   readonly versions: Readonly<Record<string, VersionConfig>>;
   readonly stable: string;
+  readonly traffic?: TrafficConfig;
   readonly nonFinite: 'reject' | 'allow';
   readonly maxBodyBytes: number;
   readonly maxElements: number;
@@ -174,10 +196,30 @@ export function buildConfig(input: unknown, baseDir: string, source = 'configura
     else if (!names.includes(String(model.stable))) {
       problems.push(`models.${name}.stable: version "${String(model.stable)}" is not among its versions (${names.join(', ')})`);
     }
+    if (model.traffic !== undefined) problems.push(...checkTraffic(`models.${name}.traffic`, model.traffic as TrafficConfig, names));
   }
   problems.push(...checkAuth(raw as unknown as { auth: Record<string, unknown> }, baseDir));
   if (problems.length > 0) throw new ConfigError(source, problems);
   return deepFreeze(raw as GatewayConfig);
+}
+
+/** What JSON Schema cannot say about a traffic split: weights, versions, one matcher per rule. */
+function checkTraffic(at: string, traffic: TrafficConfig, versions: readonly string[]): string[] {
+  const problems: string[] = [];
+  const known = (v: string) => versions.includes(v);
+  const total = traffic.routes.reduce((sum, r) => sum + r.weight, 0);
+  if (total !== 100) problems.push(`${at}.routes: weights must sum to 100 (they sum to ${total})`);
+  traffic.routes.forEach((r, i) => {
+    if (!known(r.version)) problems.push(`${at}.routes.${i}.version: version "${r.version}" is not among its versions (${versions.join(', ')})`);
+  });
+  const seen = new Set<string>();
+  traffic.rules.forEach((r, i) => {
+    if (!known(r.version)) problems.push(`${at}.rules.${i}.version: version "${r.version}" is not among its versions (${versions.join(', ')})`);
+    if ((r.claim === undefined) === (r.header === undefined)) problems.push(`${at}.rules.${i}: give exactly one of claim, header`);
+    if (seen.has(r.name)) problems.push(`${at}.rules.${i}.name: "${r.name}" is used by an earlier rule`);
+    seen.add(r.name);
+  });
+  return problems;
 }
 
 /** What JSON Schema cannot say about `auth`: what is required together, and key sources. */

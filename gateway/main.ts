@@ -66,6 +66,8 @@ export async function startGateway(opts: StartOptions): Promise<RunningGateway> 
       }
     }
     await serving.reload(next);
+    // After the new model table is in: a split never points at a version that is not served yet.
+    policies.reconfigure(next);
   };
 
   let closing: Promise<void> | undefined;

@@ -1,7 +1,7 @@
 /**
  * The policy chain a configuration asks for, in Envoy filter order: who is calling
- * (authenticate), may they (authorize), how much may they take (rate-limit, charged by rows once
- * the body is known). Built once at start; shared state comes from the one StateStore.
+ * (authenticate), may they (authorize), which version serves them (traffic split), how much may
+ * they take (rate-limit, charged by rows once the body is known). Built once at start; shared state comes from the one StateStore.
  */
 import type { Logger } from 'pino';
 import type { GatewayConfig } from '../gateway/config.js';
@@ -13,10 +13,13 @@ import { createScopePolicy } from './authorize.js';
 import { PolicyChain } from './chain.js';
 import type { Policy } from './policy.js';
 import { createRateLimitPolicy } from './rate-limit.js';
+import { createTrafficPolicy } from './traffic-split.js';
 
 export interface BuiltPolicies {
   readonly chain: PolicyChain;
   readonly store: StateStore;
+  /** Applies the model-level parts of a reloaded configuration (traffic splits). */
+  reconfigure(config: GatewayConfig): void;
   close(): Promise<void>;
 }
 
@@ -24,6 +27,10 @@ export async function buildPolicies(config: GatewayConfig, log: Logger): Promise
   const store = await createStore(config.state, log);
   const auth = await createAuthPolicy(config.auth, { log });
   const policies: Policy[] = [auth, createScopePolicy(config.auth)];
+  // Routing after authorization: a caller refused a model never learns which arm it would get.
+  // Always present (a model without a split costs one map lookup) so a reload can add splits.
+  const traffic = createTrafficPolicy(config);
+  policies.push(traffic);
   const rl = config.rateLimits;
   if (rl.rules.length > 0 || rl.tenantConcurrency !== undefined) {
     // Only a shared store needs a per-replica stand-in for when it is unreachable.
@@ -33,6 +40,9 @@ export async function buildPolicies(config: GatewayConfig, log: Logger): Promise
   return {
     chain: new PolicyChain(policies),
     store,
+    reconfigure(next: GatewayConfig): void {
+      traffic.update(next);
+    },
     async close() {
       await Promise.allSettled([auth.close(), store.close()]);
     },
