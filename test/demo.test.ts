@@ -121,6 +121,23 @@ describe('the bundled demo', { timeout: 90_000 }, () => {
     assertOutputs(res.text, sample);
   });
 
+  test('the demo refuses a request without a token', async () => {
+    const res = await call('/v2/models/iris/infer', { inputs: [] }, null);
+    assert.equal(res.status, 401, res.text);
+    assert.equal((JSON.parse(res.text) as { code: string }).code, 'UNAUTHENTICATED');
+  });
+
+  test('`breakwater token` mints a token the demo accepts, limited to its scope', async () => {
+    const minted = await breakwater(['token', '--sub', 'alice', '--tenant', 'acme', '--scope', 'predict:iris', '--ttl', '5m']);
+    assert.equal(minted.code, 0, minted.stderr);
+    const token = minted.stdout.trim();
+    assert.match(token, /^[\w-]+\.[\w-]+\.[\w-]+$/);
+    const iris = SAMPLES.iris_mlp_dynamic;
+    assert.equal((await call('/v2/models/iris/infer', iris.request, token)).status, 200);
+    const titanic = await call('/v2/models/titanic/infer', SAMPLES.titanic_logreg_nozipmap.request, token);
+    assert.equal(titanic.status, 403, titanic.text);
+  });
+
   test('`breakwater validate demo/breakwater.yaml` exits 0', async () => {
     const r = await breakwater(['validate', 'demo/breakwater.yaml']);
     assert.equal(r.code, 0, r.stderr);

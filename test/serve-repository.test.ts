@@ -78,6 +78,8 @@ before(async () => {
   const repo = await makeRepository(models);
   tempDirs.push(repo);
   gatewayA = await spawnGateway(['serve', '--model-repository', repo, '--port', '0', '--insecure-no-auth'], { timeoutMs: 30_000 });
+  // The insecure switch is named as such and announced at start-up.
+  assert.match(gatewayA.output(), /INSECURE: authentication is off/);
   await waitReady(gatewayA.url);
 
   const config = {
