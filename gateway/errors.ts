@@ -87,6 +87,11 @@ export class GatewayError extends Error {
   }
 }
 
+/** Client-supplied text (a model or input name) short enough to quote in an error detail. */
+export function clip(s: string): string {
+  return s.length > 64 ? `${s.slice(0, 64)}…` : s;
+}
+
 export function isGatewayError(e: unknown): e is GatewayError {
   return e instanceof GatewayError;
 }

@@ -9,7 +9,7 @@
 import type { Datatype, InferRequest, InferTensor, RequestedOutput, TensorData } from '../adapters/adapter.js';
 import { DATATYPE_INFO, FP16_MAX, FP32_MAX, elementCount, isDatatype, nonFiniteFromString } from '../adapters/tensors.js';
 import { checkBinaryValues, decodeBinaryRequestBody, decodeTensorBytes } from '../adapters/binary.js';
-import { GatewayError, type ErrorCode } from './errors.js';
+import { clip, GatewayError, type ErrorCode } from './errors.js';
 
 export interface ParseLimits {
   /** Most elements one input tensor may have. */
@@ -27,7 +27,7 @@ function isRecord(x: unknown): x is Json {
 
 /** A client-given name, short enough to quote in an error detail. */
 export function quoteName(name: string): string {
-  return `'${name.length > 64 ? `${name.slice(0, 64)}…` : name}'`;
+  return `'${clip(name)}'`;
 }
 
 export function parseInferRequest(body: Buffer, headerLength: number | undefined, limits: ParseLimits): InferRequest {

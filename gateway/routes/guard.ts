@@ -8,8 +8,7 @@ import { newOutcome, type ChainOutcome, type PolicyChain } from '../../policies/
 import type { PolicyAction, PolicyContext } from '../../policies/policy.js';
 import { toGatewayError } from '../error-handler.js';
 import type { Serving } from '../serving.js';
-import type { GatewayMetrics } from '../telemetry/metrics.js';
-import { UNKNOWN } from './infer.js';
+import { UNKNOWN_MODEL, type GatewayMetrics } from '../telemetry/metrics.js';
 
 export interface Guarded {
   readonly ctx: PolicyContext;
@@ -32,7 +31,7 @@ function actionOf(request: FastifyRequest): PolicyAction {
 export function installGuard(app: FastifyInstance, serving: Serving, policies: PolicyChain, metrics: GatewayMetrics): void {
   /** Refusals before the handler (401, 403) are counted like every other infer outcome. */
   const refused = (request: FastifyRequest, model: string | undefined, err: unknown): Error => {
-    if (actionOf(request) === 'infer') metrics.recordInfer(model ?? UNKNOWN, '', 0, toGatewayError(err).code);
+    if (actionOf(request) === 'infer') metrics.recordInfer(model ?? UNKNOWN_MODEL, '', 0, toGatewayError(err).code);
     return err as Error;
   };
   app.decorateRequest('guarded', null);

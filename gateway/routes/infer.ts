@@ -11,14 +11,12 @@ import { GatewayError } from '../errors.js';
 import { encodeInferResponse } from '../infer-response.js';
 import { parseInferRequest } from '../infer-request.js';
 import type { Serving } from '../serving.js';
-import type { GatewayMetrics } from '../telemetry/metrics.js';
+import { UNKNOWN_MODEL, type GatewayMetrics } from '../telemetry/metrics.js';
 import { validateAgainstMetadata } from '../validate-request.js';
 import { findModel, findVersion } from './oip-v2.js';
 
 interface InferParams { model: string; version?: string }
 
-/** The model attribute of a request whose model is not in the table. */
-export const UNKNOWN = '(unknown)';
 
 const HEADER_LENGTH = 'inference-header-content-length';
 
@@ -56,7 +54,7 @@ export function registerInferRoutes(app: FastifyInstance, serving: Serving, metr
     table.acquire();
     // Metric attributes take names from the table only: a client spraying unknown model or version
     // names must not create a time series per name.
-    let modelName = UNKNOWN;
+    let modelName = UNKNOWN_MODEL;
     let version = '';
     let errorCode: string | undefined;
     const guarded = request.guarded;

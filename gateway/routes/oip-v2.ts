@@ -4,7 +4,7 @@
  */
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import type { ServedModel, ServedVersion } from '../../adapters/registry.js';
-import { GatewayError } from '../errors.js';
+import { clip, GatewayError } from '../errors.js';
 import type { Serving } from '../serving.js';
 import { GATEWAY_VERSION } from '../version.js';
 
@@ -19,21 +19,17 @@ const SERVER_METADATA = JSON.stringify({
 
 export function findModel(serving: Serving, name: string): ServedModel {
   const m = serving.table.models.get(name);
-  if (m === undefined) throw new GatewayError('MODEL_NOT_FOUND', truncate(name));
+  if (m === undefined) throw new GatewayError('MODEL_NOT_FOUND', clip(name));
   return m;
 }
 
 export function findVersion(model: ServedModel, version: string | undefined): ServedVersion {
   if (version === undefined) return model.stable;
   const v = model.versions.get(version);
-  if (v === undefined) throw new GatewayError('VERSION_NOT_FOUND', `${model.name} version ${truncate(version)}`);
+  if (v === undefined) throw new GatewayError('VERSION_NOT_FOUND', `${model.name} version ${clip(version)}`);
   return v;
 }
 
-/** Client-supplied names are echoed in details; keep them short. */
-export function truncate(s: string): string {
-  return s.length > 64 ? `${s.slice(0, 64)}…` : s;
-}
 
 async function versionReady(v: ServedVersion): Promise<boolean> {
   return v.metadata !== undefined && (await v.adapter.ready());

@@ -12,6 +12,9 @@ export const METRIC = {
   duration: 'breakwater.infer.duration',
   reloads: 'breakwater.config.reloads',
 } as const;
+/** The model attribute of a request whose model is not in the table (never the client's string). */
+export const UNKNOWN_MODEL = '(unknown)';
+
 export const ATTR = {
   model: 'model',
   version: 'model_version',
