@@ -78,7 +78,7 @@ const reasonName = { type: 'string', pattern: '^[A-Za-z0-9_.-]{1,64}$' } as cons
  * A model's traffic split (policies/traffic-split.ts). What a schema cannot say (weights summing to
  * 100, versions that exist, exactly one of claim/header per rule) is checked in config.ts.
  */
-const trafficSchema = {
+export const trafficSchema = {
   type: 'object',
   additionalProperties: false,
   required: ['routes'],
@@ -132,6 +132,48 @@ const trafficSchema = {
         },
       },
     },
+    // Mirrors a sampled share of the model's unpinned traffic to a version and discards its answer
+    // (gateway/shadow.ts): compared with the primary's (agreement, latency), never returned.
+    shadow: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['version', 'percent'],
+      properties: {
+        version: { type: 'string', minLength: 1 },
+        // Share of requests mirrored, per request (not sticky): 0.01 % steps.
+        percent: { type: 'number', minimum: 0, maximum: 100, multipleOf: 0.01 },
+        // `after`: sent once the primary has answered (never competes with it); `parallel`: sent at
+        // the same time (comparable latency, shares the backend's time with the primary).
+        mode: { enum: ['after', 'parallel'], default: 'after' },
+        // Its own deadline, independent of the primary's.
+        timeoutMs: { type: 'integer', minimum: 1, maximum: 600_000, default: 2000 },
+        // Mirrors in flight per replica; past it a mirror is dropped (counted), never queued.
+        maxConcurrent: { type: 'integer', minimum: 1, maximum: 10_000, default: 16 },
+      },
+    },
+    // Drive the split from an Unleash flag whose variants name versions (policies/unleash.ts);
+    // while the flag is off or Unleash has never answered, `routes` apply.
+    unleash: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['flag'],
+      properties: { flag: { type: 'string', minLength: 1, maxLength: 255 } },
+    },
+  },
+} as const;
+
+/**
+ * What subjects who opted out of automated decisions get (policies/opt-out.ts): a fallback version
+ * (a rules model, a human-review backend), or else a refusal that tells them how to get a human
+ * decision.
+ */
+const fallbackSchema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    version: { type: 'string', minLength: 1 },
+    // Shown in the HUMAN_DECISION_REQUIRED refusal: a URL, an address, a procedure.
+    humanDecision: { type: 'string', minLength: 1, maxLength: 512 },
   },
 } as const;
 
@@ -150,6 +192,7 @@ const model = {
     stable: { type: 'string', minLength: 1 },
     /** Without it every unpinned request goes to `stable`. */
     traffic: trafficSchema,
+    fallback: fallbackSchema,
     ...modelSettings,
   },
 } as const;
@@ -226,6 +269,26 @@ const stateSchema = {
     // replicas; a replica whose traffic stops may leave up to a block unused until the window ends.
     // Off: every request charges Redis itself.
     quotaBlocks: { type: 'boolean', default: true },
+    // Shared records (routes, opt-outs) reach every replica by a change notification within a
+    // second; notifications are at most once, so each replica also re-reads them this often.
+    reconcileMs: { type: 'integer', minimum: 100, maximum: 3_600_000, default: 5000 },
+  },
+} as const;
+
+/** An Unleash server whose flags may drive splits (policies/unleash.ts). */
+const unleashSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['url'],
+  properties: {
+    // The client API root, e.g. http://unleash.internal:4242/api
+    url: { type: 'string', pattern: '^https?://' },
+    appName: { type: 'string', minLength: 1, default: 'breakwater' },
+    // A client token; read from this environment variable (never from the file itself).
+    apiTokenEnv: { type: 'string', pattern: '^[A-Z_][A-Z0-9_]*$', default: 'UNLEASH_API_TOKEN' },
+    refreshIntervalMs: { type: 'integer', minimum: 1000, maximum: 3_600_000, default: 15_000 },
+    // A client API response (GET /api/client/features) served until the server first answers.
+    bootstrapFile: { type: 'string', minLength: 1 },
   },
 } as const;
 
@@ -312,6 +375,7 @@ export const configSchema = {
     auth: authSchema,
     state: stateSchema,
     rateLimits: rateLimitSchema,
+    unleash: unleashSchema,
     models: {
       type: 'object',
       minProperties: 1,

@@ -11,7 +11,7 @@ import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import { parse as parseYaml } from 'yaml';
 import type { OnnxBackendOptions } from '../adapters/onnx.js';
 import type { OipHttpBackendOptions } from '../adapters/oip-http.js';
-import { configSchema, oipHttpBackendSchema, onnxBackendSchema } from './config-schema.js';
+import { configSchema, oipHttpBackendSchema, onnxBackendSchema, trafficSchema } from './config-schema.js';
 
 export type BackendConfig = OnnxBackendOptions | OipHttpBackendOptions;
 
@@ -35,15 +35,34 @@ export interface TrafficRule {
   readonly header?: { readonly name: string; readonly equals: string };
 }
 
+export interface ShadowConfig {
+  readonly version: string;
+  /** Percent of requests mirrored, per request, in 0.01 steps. */
+  readonly percent: number;
+  readonly mode: 'after' | 'parallel';
+  readonly timeoutMs: number;
+  readonly maxConcurrent: number;
+}
+
 export interface TrafficConfig {
   readonly routes: readonly TrafficRoute[];
   readonly rules: readonly TrafficRule[];
+  readonly shadow?: ShadowConfig;
+  readonly unleash?: { readonly flag: string };
+}
+
+export interface FallbackConfig {
+  /** Served to subjects who opted out of automated decisions. */
+  readonly version?: string;
+  /** Told to them when there is no fallback version (HUMAN_DECISION_REQUIRED). */
+  readonly humanDecision?: string;
 }
 
 export interface ModelConfig {
   readonly versions: Readonly<Record<string, VersionConfig>>;
   readonly stable: string;
   readonly traffic?: TrafficConfig;
+  readonly fallback?: FallbackConfig;
   readonly nonFinite: 'reject' | 'allow';
   readonly maxBodyBytes: number;
   readonly maxElements: number;
@@ -101,6 +120,16 @@ export interface StateConfig {
   readonly commandTimeoutMs: number;
   readonly connectTimeoutMs: number;
   readonly quotaBlocks: boolean;
+  readonly reconcileMs: number;
+}
+
+export interface UnleashConfig {
+  readonly url: string;
+  readonly appName: string;
+  readonly apiTokenEnv: string;
+  readonly refreshIntervalMs: number;
+  /** Resolved against the configuration's folder. */
+  readonly bootstrapFile?: string;
 }
 
 export interface RateLimitRule {
@@ -121,6 +150,7 @@ export interface GatewayConfig {
   readonly auth: AuthConfig;
   readonly state: StateConfig;
   readonly rateLimits: RateLimitConfig;
+  readonly unleash?: UnleashConfig;
   readonly server: ServerConfig;
   readonly logging: { readonly level: string; readonly accessLog: boolean };
   readonly models: Readonly<Record<string, ModelConfig>>;
@@ -151,6 +181,20 @@ function describe(prefix: string, errors: readonly ErrorObject[] | null | undefi
     if (e.keyword === 'enum') return `${path}: must be one of ${JSON.stringify(e.params.allowedValues)}`;
     return `${path}: ${e.message ?? 'is invalid'}`;
   });
+}
+
+const validateTraffic = ajv.compile(trafficSchema);
+
+/**
+ * A model's traffic given at run time (the admin API, the shared store): the same schema and checks
+ * as the configuration file's `models.<m>.traffic`, defaults filled, frozen. Throws ConfigError.
+ */
+export function parseTraffic(input: unknown, versions: readonly string[], source = 'traffic'): TrafficConfig {
+  const raw: unknown = structuredClone(input ?? null);
+  if (!validateTraffic(raw)) throw new ConfigError(source, describe('', validateTraffic.errors));
+  const problems = checkTraffic('traffic', raw as TrafficConfig, versions);
+  if (problems.length > 0) throw new ConfigError(source, problems);
+  return deepFreeze(raw as TrafficConfig);
 }
 
 /** Highest numeric version; else the last one in lexical order. */
@@ -196,15 +240,29 @@ export function buildConfig(input: unknown, baseDir: string, source = 'configura
     else if (!names.includes(String(model.stable))) {
       problems.push(`models.${name}.stable: version "${String(model.stable)}" is not among its versions (${names.join(', ')})`);
     }
-    if (model.traffic !== undefined) problems.push(...checkTraffic(`models.${name}.traffic`, model.traffic as TrafficConfig, names));
+    if (model.traffic !== undefined) {
+      problems.push(...checkTraffic(`models.${name}.traffic`, model.traffic as TrafficConfig, names));
+      if ((model.traffic as TrafficConfig).unleash !== undefined && (raw as { unleash?: unknown }).unleash === undefined) {
+        problems.push(`models.${name}.traffic.unleash: needs a top-level unleash section (the server to ask)`);
+      }
+    }
+    const fb = model.fallback as FallbackConfig | undefined;
+    if (fb?.version !== undefined && !names.includes(fb.version)) {
+      problems.push(`models.${name}.fallback.version: version "${fb.version}" is not among its versions (${names.join(', ')})`);
+    }
   }
+  const un = (raw as { unleash?: { bootstrapFile?: string } }).unleash;
+  if (un?.bootstrapFile !== undefined && !isAbsolute(un.bootstrapFile)) un.bootstrapFile = resolve(baseDir, un.bootstrapFile);
   problems.push(...checkAuth(raw as unknown as { auth: Record<string, unknown> }, baseDir));
   if (problems.length > 0) throw new ConfigError(source, problems);
   return deepFreeze(raw as GatewayConfig);
 }
 
-/** What JSON Schema cannot say about a traffic split: weights, versions, one matcher per rule. */
-function checkTraffic(at: string, traffic: TrafficConfig, versions: readonly string[]): string[] {
+/**
+ * What JSON Schema cannot say about a traffic split: weights, versions, one matcher per rule.
+ * Shared by the configuration and the admin API (PUT /admin/models/{m}/traffic).
+ */
+export function checkTraffic(at: string, traffic: TrafficConfig, versions: readonly string[]): string[] {
   const problems: string[] = [];
   const known = (v: string) => versions.includes(v);
   const total = traffic.routes.reduce((sum, r) => sum + r.weight, 0);
@@ -219,6 +277,9 @@ function checkTraffic(at: string, traffic: TrafficConfig, versions: readonly str
     if (seen.has(r.name)) problems.push(`${at}.rules.${i}.name: "${r.name}" is used by an earlier rule`);
     seen.add(r.name);
   });
+  if (traffic.shadow !== undefined && !known(traffic.shadow.version)) {
+    problems.push(`${at}.shadow.version: version "${traffic.shadow.version}" is not among its versions (${versions.join(', ')})`);
+  }
   return problems;
 }
 

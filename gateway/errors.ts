@@ -33,6 +33,11 @@ export const ERRORS = {
   // 401/403: who is calling, and whether they may (RFC 6750: both carry WWW-Authenticate)
   UNAUTHENTICATED: { status: 401, message: 'missing or invalid bearer token' },
   FORBIDDEN: { status: 403, message: 'the token does not grant this request' },
+  // The subject opted out of automated decisions and the model has no fallback version: the detail
+  // says how to get a human decision (models.<m>.fallback.humanDecision).
+  HUMAN_DECISION_REQUIRED: { status: 403, message: 'this subject opted out of automated decisions; ask for a human decision' },
+  // Admin API: a traffic change that fails validation (weights, versions, rules)
+  INVALID_TRAFFIC: { status: 400, message: 'traffic routes are not valid' },
   // 404: the thing asked for does not exist
   NOT_FOUND: { status: 404, message: 'route not found' },
   MODEL_NOT_FOUND: { status: 404, message: 'model not found' },
@@ -52,6 +57,8 @@ export const ERRORS = {
   BACKEND_ERROR: { status: 502, message: 'model backend failed to run the inference' },
   SHUTTING_DOWN: { status: 503, message: 'gateway is shutting down' },
   QUOTA_STORE_UNAVAILABLE: { status: 503, message: 'quota store is unavailable' },
+  // An admin or self-service change could not be stored in the shared store (nothing was changed)
+  STATE_STORE_UNAVAILABLE: { status: 503, message: 'shared state store is unavailable; nothing was changed' },
   INTERNAL: { status: 500, message: 'internal error' },
 } as const satisfies Record<string, ErrorSpec>;
 

@@ -44,7 +44,7 @@ export async function startGateway(opts: StartOptions): Promise<RunningGateway> 
     await policies.close();
     throw e;
   }
-  const app = buildServer({ serving, log, metrics, policies: policies.chain });
+  const app = buildServer({ serving, log, metrics, policies: policies.chain, authenticate: policies.auth, features: policies.features });
   const { host, port } = opts.config.server;
   let url: string;
   try {

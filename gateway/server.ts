@@ -7,9 +7,10 @@ import type { IncomingMessage } from 'node:http';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { PolicyChain } from '../policies/chain.js';
+import type { Policy } from '../policies/policy.js';
 import { clientErrorHandler, installErrorHandlers } from './error-handler.js';
 import { GatewayError } from './errors.js';
-import { registerAdminScope } from './routes/admin.js';
+import { createCallerGuard, registerAdminScope, type ServerFeature } from './routes/admin.js';
 import { installGuard } from './routes/guard.js';
 import { registerInferRoutes } from './routes/infer.js';
 import { registerOipRoutes } from './routes/oip-v2.js';
@@ -22,7 +23,17 @@ export interface ServerDeps {
   readonly metrics: GatewayMetrics;
   /** Safety controls on the infer path, in order; none by default. */
   readonly policies?: PolicyChain;
+  /** Identifies callers of the admin and self-service routes; without it they are all refused. */
+  readonly authenticate?: Policy;
+  /** Admin and self-service routes (traffic, opt-outs…). */
+  readonly features?: readonly ServerFeature[];
 }
+
+const REFUSE_ALL: Policy = Object.freeze({
+  name: 'no-authentication-configured',
+  phase: 'request',
+  evaluate: () => ({ kind: 'deny', error: new GatewayError('UNAUTHENTICATED') }) as const,
+});
 
 /** A client's request id is kept when it is short and plain; anything else is replaced. */
 const SAFE_REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -39,7 +50,7 @@ function bodyCap(serving: Serving): number {
   return max;
 }
 
-export function buildServer({ serving, log, metrics, policies = new PolicyChain([]) }: ServerDeps): FastifyInstance {
+export function buildServer({ serving, log, metrics, policies = new PolicyChain([]), authenticate = REFUSE_ALL, features = [] }: ServerDeps): FastifyInstance {
   const sc = serving.config.server;
   const app = Fastify({
     loggerInstance: log as FastifyBaseLogger,
@@ -86,6 +97,6 @@ export function buildServer({ serving, log, metrics, policies = new PolicyChain(
   installGuard(app, serving, policies, metrics);
   registerOipRoutes(app, serving);
   registerInferRoutes(app, serving, metrics, policies);
-  registerAdminScope(app);
+  registerAdminScope(app, createCallerGuard(authenticate), features);
   return app;
 }

@@ -4,7 +4,7 @@
  * overriding a canary) and the chain goes on. Runs synchronously while every policy answers
  * synchronously, so a chain of in-memory policies costs no promise.
  */
-import type { Decision, Policy, PolicyContext, PolicyPhase } from './policy.js';
+import type { Decision, Policy, PolicyContext, PolicyPhase, ShadowTarget } from './policy.js';
 
 /** What the chain decided so far; one per request, filled across both phases. */
 export interface ChainOutcome {
@@ -16,12 +16,16 @@ export interface ChainOutcome {
   headers: Record<string, string> | undefined;
   /** To run when the request ends, however it ends. */
   releases: (() => void)[] | undefined;
+  /** Where to mirror the request, if anywhere (set by the last route decision). */
+  shadow: ShadowTarget | undefined;
+  /** The caller's OPT_OUT bits (0: none). */
+  optOuts: number;
 }
 
 export function newOutcome(ctx: PolicyContext): ChainOutcome {
   return ctx.pinnedVersion !== undefined
-    ? { version: ctx.pinnedVersion, reason: 'pinned', headers: undefined, releases: undefined }
-    : { version: ctx.stableVersion, reason: 'stable', headers: undefined, releases: undefined };
+    ? { version: ctx.pinnedVersion, reason: 'pinned', headers: undefined, releases: undefined, shadow: undefined, optOuts: 0 }
+    : { version: ctx.stableVersion, reason: 'stable', headers: undefined, releases: undefined, shadow: undefined, optOuts: 0 };
 }
 
 function apply(d: Decision, ctx: PolicyContext, out: ChainOutcome): void {
@@ -30,10 +34,12 @@ function apply(d: Decision, ctx: PolicyContext, out: ChainOutcome): void {
       if (d.principal !== undefined) ctx.principal = d.principal;
       if (d.headers !== undefined) Object.assign((out.headers ??= {}), d.headers);
       if (d.release !== undefined) (out.releases ??= []).push(d.release);
+      if (d.optOuts !== undefined) out.optOuts |= d.optOuts;
       return;
     case 'route':
       out.version = d.version;
       out.reason = d.reason;
+      out.shadow = d.shadow;
       return;
     case 'deny':
       throw d.headers === undefined ? d.error : d.error.withHeaders({ ...out.headers, ...d.headers });

@@ -13,11 +13,17 @@ import { createScopePolicy } from './authorize.js';
 import { PolicyChain } from './chain.js';
 import type { Policy } from './policy.js';
 import { createRateLimitPolicy } from './rate-limit.js';
-import { createTrafficPolicy } from './traffic-split.js';
+import { createTrafficPolicy, effectiveTraffic, type TrafficPolicy } from './traffic-split.js';
+import type { ServerFeature } from '../gateway/routes/admin.js';
 
 export interface BuiltPolicies {
   readonly chain: PolicyChain;
   readonly store: StateStore;
+  /** Identifies callers of the admin and self-service routes too. */
+  readonly auth: Policy;
+  readonly traffic: TrafficPolicy;
+  /** Admin and self-service routes the policies bring (opt-outs…). */
+  readonly features: readonly ServerFeature[];
   /** Applies the model-level parts of a reloaded configuration (traffic splits). */
   reconfigure(config: GatewayConfig): void;
   close(): Promise<void>;
@@ -29,7 +35,7 @@ export async function buildPolicies(config: GatewayConfig, log: Logger): Promise
   const policies: Policy[] = [auth, createScopePolicy(config.auth)];
   // Routing after authorization: a caller refused a model never learns which arm it would get.
   // Always present (a model without a split costs one map lookup) so a reload can add splits.
-  const traffic = createTrafficPolicy(config);
+  const traffic = createTrafficPolicy(effectiveTraffic(config));
   policies.push(traffic);
   const rl = config.rateLimits;
   if (rl.rules.length > 0 || rl.tenantConcurrency !== undefined) {
@@ -37,11 +43,15 @@ export async function buildPolicies(config: GatewayConfig, log: Logger): Promise
     const fallback = store.kind === 'memory' ? undefined : new MemoryStore();
     policies.push(createRateLimitPolicy(rl, { store, log, fallback }));
   }
+  const features: ServerFeature[] = [];
   return {
     chain: new PolicyChain(policies),
     store,
+    auth,
+    traffic,
+    features,
     reconfigure(next: GatewayConfig): void {
-      traffic.update(next);
+      traffic.update(effectiveTraffic(next));
     },
     async close() {
       await Promise.allSettled([auth.close(), store.close()]);

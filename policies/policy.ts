@@ -37,6 +37,25 @@ export interface PolicyContext {
   rows: number;
 }
 
+/** Opt-out kinds as bits (policies/opt-out.ts): what a subject asked to be left out of. */
+export const OPT_OUT = Object.freeze({
+  /** Stable version only: never a canary, an A/B arm, a rule's version or a shadow copy. */
+  experiments: 1,
+  /** Served, but nothing derived from the payload is kept (logs, shadow, drift samples, records). */
+  tracking: 2,
+  /** Never answered by the model alone: the fallback version, or HUMAN_DECISION_REQUIRED. */
+  automatedDecision: 4,
+});
+export type OptOutKind = keyof typeof OPT_OUT;
+
+/** A copy of the request to send to another version and discard (traffic.shadow). */
+export interface ShadowTarget {
+  readonly version: string;
+  readonly mode: 'after' | 'parallel';
+  readonly timeoutMs: number;
+  readonly maxConcurrent: number;
+}
+
 /** What a passing policy may add: response headers, a principal, and work for when the request ends. */
 export interface Continue {
   readonly kind: 'continue';
@@ -45,13 +64,18 @@ export interface Continue {
   readonly principal?: Principal;
   /** Runs once the request has ended, however it ended (e.g. returns a concurrency lease). */
   readonly release?: () => void;
+  /** OPT_OUT bits of the caller (only the opt-out policy sets these); OR-ed into the outcome. */
+  readonly optOuts?: number;
 }
 
 export type Decision =
   | Continue
   | { readonly kind: 'deny'; readonly error: GatewayError; readonly headers?: Readonly<Record<string, string>> }
-  /** Serve this version; `reason` is reported to the client (x-route-reason) and to the audit trail. */
-  | { readonly kind: 'route'; readonly version: string; readonly reason: string };
+  /**
+   * Serve this version; `reason` is reported to the client (x-route-reason) and to the audit trail.
+   * `shadow` mirrors the request; a later route decision replaces it (an opt-out clears it).
+   */
+  | { readonly kind: 'route'; readonly version: string; readonly reason: string; readonly shadow?: ShadowTarget };
 
 export interface Policy {
   readonly name: string;

@@ -4,7 +4,13 @@ import { buildConfig, ConfigError, type GatewayConfig } from '../gateway/config.
 import { CONTINUE, type Decision, type PolicyContext } from './policy.js';
 import type { Principal } from './principal.js';
 import { ANONYMOUS } from './authenticate.js';
-import { bucketOf, createTrafficPolicy } from './traffic-split.js';
+import { bucketOf, createTrafficPolicy as createFromModels, effectiveTraffic, type TrafficOptions } from './traffic-split.js';
+
+/** The policy over a configuration's own traffic (no run-time overrides). */
+const createTrafficPolicy = (cfg: GatewayConfig, opts?: TrafficOptions) => {
+  const p = createFromModels(effectiveTraffic(cfg), opts);
+  return { name: p.name, phase: p.phase, evaluate: p.evaluate, update: (next: GatewayConfig) => p.update(effectiveTraffic(next)), experimentalVersions: p.experimentalVersions };
+};
 
 const onnx = { backend: { kind: 'onnx', path: '/abs/m.onnx' } };
 const VERSIONS = { '1': onnx, '2': onnx, '3': onnx };

@@ -20,7 +20,7 @@
 import type { GatewayConfig, TrafficConfig, TrafficRule } from '../gateway/config.js';
 import type { Principal } from './principal.js';
 import { ANONYMOUS } from './authenticate.js';
-import { CONTINUE, type Decision, type Policy, type PolicyContext } from './policy.js';
+import { CONTINUE, type Decision, type Policy, type PolicyContext, type ShadowTarget } from './policy.js';
 
 /** Resolution of a split: 0.01 % steps, finer than the 1 % weights, so every arm is exact. */
 export const BUCKETS = 10_000;
@@ -75,48 +75,127 @@ function matcher(rule: TrafficRule): Matcher {
   };
 }
 
+/** A route decision and the same decision with the model's shadow attached (when it has one). */
+interface Pair {
+  readonly plain: Decision;
+  readonly shadowed: Decision;
+}
+
 interface ModelTable {
-  readonly rules: readonly { readonly matches: Matcher; readonly decision: Decision }[];
+  readonly rules: readonly { readonly matches: Matcher; readonly pair: Pair }[];
   /** Exclusive upper bucket of each arm, ascending; the last is BUCKETS. */
   readonly bounds: Uint16Array;
-  readonly arms: readonly Decision[];
+  readonly arms: readonly Pair[];
+  /** Shadow sampling: a request is mirrored when a random bucket falls below this (0: never). */
+  readonly shadowBuckets: number;
+  /** The Unleash flag driving the split, and a decision pair per version a variant may name. */
+  readonly flag: string | undefined;
+  readonly byVersion: ReadonlyMap<string, Pair>;
+  /** Every version other than the stable one that this table can send a request to. */
+  readonly experimental: ReadonlySet<string>;
 }
 
-function route(version: string, reason: string): Decision {
-  return Object.freeze({ kind: 'route', version, reason });
+/** What the policy needs of a model: its versions, its stable one, and its live traffic (if split). */
+export interface ModelTraffic {
+  readonly versions: readonly string[];
+  readonly stable: string;
+  readonly traffic: TrafficConfig | undefined;
 }
 
-function buildTable(traffic: TrafficConfig, stable: string): ModelTable {
-  const rules = traffic.rules.map((r) => Object.freeze({ matches: matcher(r), decision: route(r.version, `rule:${r.name}`) }));
+/**
+ * Where a model's split comes from when it is driven by an Unleash flag (policies/unleash.ts):
+ * the version the flag's variant names for this caller, or undefined (flag off, unknown, or no
+ * answer from Unleash yet) to fall back to the model's own routes. Must answer from memory.
+ */
+export interface VariantSource {
+  variant(flag: string, principal: Principal | undefined): string | undefined;
+}
+
+function route(version: string, reason: string, shadow?: ShadowTarget): Decision {
+  return Object.freeze(shadow === undefined ? { kind: 'route', version, reason } : { kind: 'route', version, reason, shadow });
+}
+
+function pair(version: string, reason: string, shadow: ShadowTarget | undefined): Pair {
+  const plain = route(version, reason);
+  // A version never shadows itself.
+  const shadowed = shadow === undefined || shadow.version === version ? plain : route(version, reason, shadow);
+  return Object.freeze({ plain, shadowed });
+}
+
+function buildTable(m: ModelTraffic, traffic: TrafficConfig): ModelTable {
+  const { stable, versions } = m;
+  const sh = traffic.shadow;
+  const shadow: ShadowTarget | undefined =
+    sh === undefined || sh.percent === 0 ? undefined : Object.freeze({ version: sh.version, mode: sh.mode, timeoutMs: sh.timeoutMs, maxConcurrent: sh.maxConcurrent });
+  const rules = traffic.rules.map((r) => Object.freeze({ matches: matcher(r), pair: pair(r.version, `rule:${r.name}`, shadow) }));
   const bounds = new Uint16Array(traffic.routes.length);
   let upper = 0;
   const arms = traffic.routes.map((r, i) => {
     upper += r.weight * (BUCKETS / 100);
     bounds[i] = upper;
-    return route(r.version, r.name ?? (r.version === stable ? 'stable' : `arm:${r.version}`));
+    return pair(r.version, r.name ?? (r.version === stable ? 'stable' : `arm:${r.version}`), shadow);
   });
-  return Object.freeze({ rules: Object.freeze(rules), bounds, arms: Object.freeze(arms) });
+  const flag = traffic.unleash?.flag;
+  const byVersion = new Map<string, Pair>();
+  if (flag !== undefined) for (const v of versions) byVersion.set(v, pair(v, `unleash:${v}`, shadow));
+  const experimental = new Set<string>([
+    ...traffic.routes.filter((r) => r.weight > 0).map((r) => r.version),
+    ...traffic.rules.map((r) => r.version),
+    ...(shadow === undefined ? [] : [shadow.version]),
+    ...(flag === undefined ? [] : versions),
+  ]);
+  experimental.delete(stable);
+  return Object.freeze({
+    rules: Object.freeze(rules),
+    bounds,
+    arms: Object.freeze(arms),
+    shadowBuckets: shadow === undefined ? 0 : Math.round(((sh?.percent ?? 0) * BUCKETS) / 100),
+    flag,
+    byVersion,
+    experimental,
+  });
 }
 
-/** Builds every model's table once; `createTrafficPolicy` answers from them. */
-function buildTables(config: GatewayConfig): Map<string, ModelTable> {
+/** Builds every split model's table once; the policy answers from them. */
+function buildTables(models: ReadonlyMap<string, ModelTraffic>): Map<string, ModelTable> {
   const tables = new Map<string, ModelTable>();
-  for (const [name, model] of Object.entries(config.models)) {
-    if (model.traffic !== undefined) tables.set(name, buildTable(model.traffic, model.stable));
-  }
+  for (const [name, m] of models) if (m.traffic !== undefined) tables.set(name, buildTable(m, m.traffic));
   return tables;
 }
 
-/** The split policy; `update` swaps in the tables of a reloaded configuration (whole, atomically). */
-export interface TrafficPolicy extends Policy {
-  update(config: GatewayConfig): void;
+/** The configuration's own traffic for every model, with `overrides` (set at run time) in its place. */
+export function effectiveTraffic(config: GatewayConfig, overrides: ReadonlyMap<string, TrafficConfig> = new Map()): Map<string, ModelTraffic> {
+  const out = new Map<string, ModelTraffic>();
+  for (const [name, model] of Object.entries(config.models)) {
+    out.set(name, { versions: Object.keys(model.versions), stable: model.stable, traffic: overrides.get(name) ?? model.traffic });
+  }
+  return out;
 }
 
-export function createTrafficPolicy(config: GatewayConfig, random: () => number = Math.random): TrafficPolicy {
-  let tables = buildTables(config);
+const NONE: ReadonlySet<string> = new Set();
+
+/** The split policy; `update` swaps in new tables (whole, atomically): a reload or a routes change. */
+export interface TrafficPolicy extends Policy {
+  update(models: ReadonlyMap<string, ModelTraffic>): void;
+  /** Versions of `model` other than its stable one that a split, rule, flag or shadow can reach. */
+  experimentalVersions(model: string): ReadonlySet<string>;
+}
+
+export interface TrafficOptions {
+  readonly random?: () => number;
+  readonly variants?: VariantSource;
+}
+
+export function createTrafficPolicy(models: ReadonlyMap<string, ModelTraffic>, opts: TrafficOptions = {}): TrafficPolicy {
+  const random = opts.random ?? Math.random;
+  const variants = opts.variants;
+  let tables = buildTables(models);
   return Object.freeze({
-    update(next: GatewayConfig): void {
+    update(next: ReadonlyMap<string, ModelTraffic>): void {
       tables = buildTables(next);
+    },
+    experimentalVersions(model: string): ReadonlySet<string> {
+      return tables.get(model)?.experimental ?? NONE;
     },
     name: 'traffic',
     phase: 'request',
@@ -125,14 +204,26 @@ export function createTrafficPolicy(config: GatewayConfig, random: () => number 
       if (ctx.pinnedVersion !== undefined || ctx.stableVersion === '') return CONTINUE;
       const t = tables.get(ctx.model);
       if (t === undefined) return CONTINUE;
-      for (const r of t.rules) if (r.matches(ctx)) return r.decision;
+      const mirror = t.shadowBuckets > 0 && random() * BUCKETS < t.shadowBuckets;
+      for (const r of t.rules) if (r.matches(ctx)) return mirror ? r.pair.shadowed : r.pair.plain;
       const p = ctx.principal;
+      if (t.flag !== undefined && variants !== undefined) {
+        const v = variants.variant(t.flag, p === ANONYMOUS ? undefined : p);
+        const chosen = v === undefined ? undefined : t.byVersion.get(v);
+        if (chosen !== undefined) return mirror ? chosen.shadowed : chosen.plain;
+      }
       const bucket =
         p === undefined || p === ANONYMOUS ? Math.floor(random() * BUCKETS) : bucketOf(ctx.model, p.subject);
       const { bounds, arms } = t;
       // Zero-weight arms have an empty range (bound equal to the previous one) and are skipped.
-      for (let i = 0; i < bounds.length; i++) if (bucket < bounds[i]) return arms[i];
-      return arms[arms.length - 1];
+      let arm = arms[arms.length - 1];
+      for (let i = 0; i < bounds.length; i++) {
+        if (bucket < bounds[i]) {
+          arm = arms[i];
+          break;
+        }
+      }
+      return mirror ? arm.shadowed : arm.plain;
     },
   });
 }

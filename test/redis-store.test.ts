@@ -25,7 +25,7 @@ const FAIL_WITHIN_MS = 600;
 const silent = pino({ level: 'silent' });
 
 function config(url: string, overrides: Partial<StateConfig> = {}): StateConfig {
-  return { redisUrl: url, keyPrefix: PREFIX, commandTimeoutMs: COMMAND_TIMEOUT_MS, connectTimeoutMs: 1000, quotaBlocks: false, ...overrides };
+  return { redisUrl: url, keyPrefix: PREFIX, commandTimeoutMs: COMMAND_TIMEOUT_MS, connectTimeoutMs: 1000, quotaBlocks: false, reconcileMs: 5000, ...overrides };
 }
 
 /** A logger that keeps its lines, to check what an operator would see. */
@@ -262,7 +262,7 @@ describe('RedisStore', () => {
 describe('createStore', () => {
   it('is a RedisStore when state.redisUrl is set, a MemoryStore otherwise', async () => {
     const shared = await createStore(config(await ensureDefaultRedis()), silent);
-    const local = await createStore({ keyPrefix: PREFIX, commandTimeoutMs: COMMAND_TIMEOUT_MS, connectTimeoutMs: 1000, quotaBlocks: true }, silent);
+    const local = await createStore({ keyPrefix: PREFIX, commandTimeoutMs: COMMAND_TIMEOUT_MS, connectTimeoutMs: 1000, quotaBlocks: true, reconcileMs: 5000 }, silent);
     try {
       assert.equal(shared.kind, 'redis');
       assert.equal(shared.healthy(), true);

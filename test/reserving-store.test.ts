@@ -21,7 +21,7 @@ after(async () => {
 
 async function replica(): Promise<{ store: ReservingStore; reserves: () => number }> {
   redis ??= await RedisServer.start();
-  const inner = await RedisStore.connect({ redisUrl: redis.url, keyPrefix: 'rs:', commandTimeoutMs: 1000, connectTimeoutMs: 1000, quotaBlocks: true }, log);
+  const inner = await RedisStore.connect({ redisUrl: redis.url, keyPrefix: 'rs:', commandTimeoutMs: 1000, connectTimeoutMs: 1000, quotaBlocks: true, reconcileMs: 5000 }, log);
   let calls = 0;
   const reserve = inner.reserve.bind(inner);
   inner.reserve = (...args) => {
@@ -71,7 +71,7 @@ test('a block does not outlive its window', async () => {
 
 test('when Redis stalls, requests waiting on a reservation fail with it instead of queueing', async () => {
   const server = await RedisServer.start();
-  const inner = await RedisStore.connect({ redisUrl: server.url, keyPrefix: 'rs:', commandTimeoutMs: 100, connectTimeoutMs: 1000, quotaBlocks: true }, log);
+  const inner = await RedisStore.connect({ redisUrl: server.url, keyPrefix: 'rs:', commandTimeoutMs: 100, connectTimeoutMs: 1000, quotaBlocks: true, reconcileMs: 5000 }, log);
   const store = new ReservingStore(inner);
   try {
     const counter = [{ key: 'stall', limit: 1000, windowMs: 60_000 }];

@@ -1,11 +1,19 @@
 /**
- * The /admin scope: the operators' and product owners' API (kill switch, traffic, opt-outs, audit
- * arrive with their issues). Every answer under it, errors and 404s included, carries headers that
- * keep browsers and caches from doing anything with it but show it.
+ * The /admin scope (operators' and product owners' API) and the callers' own endpoints. Every
+ * answer under /admin, errors and 404s included, carries headers that keep browsers and caches
+ * from doing anything with it but show it.
+ *
+ * Features (traffic, opt-outs, kill switch…) bring their routes as `ServerFeature`s; each route
+ * states the scope it needs with `guard.require(scope)` (or `guard.authenticated()` for a caller's
+ * own data). Callers are identified by the same authentication policy as the prediction API.
+ * Bodies arrive as bytes (server.ts takes every body raw): `jsonBody` parses them.
  */
-import type { FastifyInstance } from 'fastify';
-import { GatewayError } from '../errors.js';
+import type { FastifyInstance, FastifyReply, FastifyRequest, preHandlerAsyncHookHandler } from 'fastify';
+import { ANONYMOUS } from '../../policies/authenticate.js';
+import type { Policy, PolicyContext } from '../../policies/policy.js';
+import type { Principal } from '../../policies/principal.js';
 import { sendError } from '../error-handler.js';
+import { GatewayError } from '../errors.js';
 
 export const ADMIN_SECURITY_HEADERS: Readonly<Record<string, string>> = Object.freeze({
   'cache-control': 'no-store',
@@ -16,14 +24,94 @@ export const ADMIN_SECURITY_HEADERS: Readonly<Record<string, string>> = Object.f
   'cross-origin-resource-policy': 'same-origin',
 });
 
-export function registerAdminScope(app: FastifyInstance): void {
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** Set by a CallerGuard pre-handler: who called an admin or self-service route. */
+    caller: Principal | null;
+  }
+}
+
+export interface CallerGuard {
+  /** Authenticates the caller (401) and requires `scope` (403). */
+  require(scope: string): preHandlerAsyncHookHandler;
+  /**
+   * Any authenticated caller with a subject of their own (self-service). The anonymous principal
+   * of auth.insecureNoAuth is refused: it is everyone, so it has no data of its own.
+   */
+  authenticated(): preHandlerAsyncHookHandler;
+}
+
+/** Routes a feature adds: under /admin (prefix applied), and at the top level. */
+export interface ServerFeature {
+  readonly admin?: (admin: FastifyInstance, guard: CallerGuard) => void;
+  readonly routes?: (app: FastifyInstance, guard: CallerGuard) => void;
+}
+
+/** Admin bodies are small documents; anything larger is refused before parsing. */
+export const ADMIN_BODY_LIMIT = 256 * 1024;
+
+/** The request body parsed as a JSON object (BAD_JSON / BAD_REQUEST / PAYLOAD_TOO_LARGE otherwise). */
+export function jsonBody(request: FastifyRequest): Record<string, unknown> {
+  const body = request.body;
+  if (!Buffer.isBuffer(body) || body.length === 0) throw new GatewayError('BAD_REQUEST', 'a JSON body is required');
+  if (body.length > ADMIN_BODY_LIMIT) throw new GatewayError('PAYLOAD_TOO_LARGE', `limit is ${ADMIN_BODY_LIMIT} bytes`);
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(body.toString('utf8'));
+  } catch {
+    throw new GatewayError('BAD_JSON');
+  }
+  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) throw new GatewayError('BAD_REQUEST', 'the body must be a JSON object');
+  return parsed as Record<string, unknown>;
+}
+
+export function createCallerGuard(authenticate: Policy): CallerGuard {
+  async function identify(request: FastifyRequest): Promise<Principal> {
+    const ctx: PolicyContext = {
+      model: '',
+      action: 'metadata',
+      pinnedVersion: undefined,
+      stableVersion: '',
+      headers: request.headers,
+      requestId: String(request.id),
+      principal: undefined,
+      request: undefined,
+      rows: 0,
+    };
+    const d = await authenticate.evaluate(ctx);
+    if (d.kind === 'deny') throw d.headers === undefined ? d.error : d.error.withHeaders(d.headers);
+    const p = d.kind === 'continue' ? d.principal : undefined;
+    if (p === undefined) throw new GatewayError('UNAUTHENTICATED');
+    request.caller = p;
+    return p;
+  }
+  return {
+    require(scope: string): preHandlerAsyncHookHandler {
+      return async function requireScope(request: FastifyRequest) {
+        const p = await identify(request);
+        if (!p.scopes.has(scope)) throw new GatewayError('FORBIDDEN', `this needs the ${scope} scope`);
+      };
+    },
+    authenticated(): preHandlerAsyncHookHandler {
+      return async function requireSubject(request: FastifyRequest) {
+        const p = await identify(request);
+        if (p === ANONYMOUS) throw new GatewayError('FORBIDDEN', 'self-service needs a token of your own (authentication is off)');
+      };
+    },
+  };
+}
+
+export function registerAdminScope(app: FastifyInstance, guard: CallerGuard, features: readonly ServerFeature[]): void {
+  app.decorateRequest('caller', null);
+  for (const f of features) f.routes?.(app, guard);
   void app.register(async function adminScope(admin) {
-    admin.addHook('onSend', async function adminSecurityHeaders(_request, reply, payload) {
+    admin.addHook('onSend', async function adminSecurityHeaders(_request, reply: FastifyReply, payload) {
       reply.headers(ADMIN_SECURITY_HEADERS);
       return payload;
     });
     admin.setNotFoundHandler(function adminNotFound(_request, reply) {
       return sendError(reply, new GatewayError('NOT_FOUND'));
     });
+    for (const f of features) f.admin?.(admin, guard);
   }, { prefix: '/admin' });
 }
