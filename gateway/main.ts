@@ -12,6 +12,8 @@ import { buildPolicies } from '../policies/index.js';
 import { buildServer } from './server.js';
 import { Serving } from './serving.js';
 import { createMetrics } from './telemetry/metrics.js';
+import { ArmFigures } from './telemetry/arm-figures.js';
+import { trafficFeature } from './routes/admin-traffic.js';
 
 export interface RunningGateway {
   readonly app: FastifyInstance;
@@ -44,7 +46,9 @@ export async function startGateway(opts: StartOptions): Promise<RunningGateway> 
     await policies.close();
     throw e;
   }
-  const app = buildServer({ serving, log, metrics, policies: policies.chain, authenticate: policies.auth, features: policies.features });
+  const figures = new ArmFigures();
+  const features = [trafficFeature({ serving, routes: policies.routes, figures }), ...policies.features];
+  const app = buildServer({ serving, log, metrics, policies: policies.chain, authenticate: policies.auth, features, figures });
   const { host, port } = opts.config.server;
   let url: string;
   try {

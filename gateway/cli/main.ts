@@ -14,6 +14,7 @@ import { GATEWAY_VERSION } from '../version.js';
 import { DEV_DIR, ensureDevKeys, mintToken } from './dev-keys.js';
 import { resolveSource, type ConfigSource } from './source.js';
 import { tokenCommand } from './token.js';
+import { CliError, trafficCommand } from './traffic.js';
 
 const USAGE = `breakwater ${GATEWAY_VERSION}: a model-serving gateway speaking the Open Inference Protocol v2
 
@@ -38,6 +39,8 @@ Options for serve:
 
   breakwater token [--sub S] [--tenant T] [--scope "predict:titanic ..."] [--ttl 1h]
                            mint a token with the demo's development key (see README)
+
+  breakwater traffic show|set|reset MODEL ...   read or change a model's routes (admin:traffic)
 `;
 
 const DEMO_CONFIG = fileURLToPath(new URL('../../../demo/breakwater.yaml', import.meta.url));
@@ -111,6 +114,14 @@ function demoBanner(config: GatewayConfig): string {
 async function main(argv: string[]): Promise<void> {
   if (argv[0] === 'token') {
     process.stdout.write(`${tokenCommand(argv.slice(1))}\n`);
+    return;
+  }
+  if (argv[0] === 'traffic') {
+    try {
+      process.stdout.write(await trafficCommand(argv.slice(1)));
+    } catch (e) {
+      fail((e as Error).message, e instanceof CliError ? 1 : 2);
+    }
     return;
   }
   const { values, positionals } = parseArgs({

@@ -1,0 +1,109 @@
+/**
+ * `breakwater traffic`: the admin traffic API from a shell (gateway/routes/admin-traffic.ts).
+ *
+ *   breakwater traffic show MODEL
+ *   breakwater traffic set MODEL --weights 2=90,3=10 --reason "canary to 10%"   (keeps rules, shadow, flag)
+ *   breakwater traffic set MODEL --file routes.yaml --reason "..."               (replaces the whole split)
+ *   breakwater traffic reset MODEL --reason "..."                                (back to the file's routes)
+ *
+ * The gateway is --url (env BREAKWATER_URL, default http://127.0.0.1:8080); the token, which needs
+ * the admin:traffic scope, is --token (env BREAKWATER_TOKEN).
+ */
+import { readFile } from 'node:fs/promises';
+import { parseArgs } from 'node:util';
+import { parse as parseYaml } from 'yaml';
+
+export const TRAFFIC_USAGE = `Usage:
+  breakwater traffic show MODEL
+  breakwater traffic set MODEL --weights V=W[,V=W...] --reason WHY   change the weights only
+  breakwater traffic set MODEL --file FILE --reason WHY              replace routes, rules, shadow
+  breakwater traffic reset MODEL --reason WHY                        back to the configuration's routes
+Options: --url URL (env BREAKWATER_URL; default http://127.0.0.1:8080)
+         --token JWT (env BREAKWATER_TOKEN; needs the admin:traffic scope)
+`;
+
+export class CliError extends Error {}
+
+/** `2=90,3=10` → routes in that order (the order decides which subjects move: see README). */
+export function parseWeights(text: string): { version: string; weight: number }[] {
+  return text.split(',').map((part) => {
+    const m = /^\s*([A-Za-z0-9_.-]{1,64})\s*=\s*(\d{1,3})\s*$/.exec(part);
+    if (m === null) throw new CliError(`--weights: "${part}" is not VERSION=PERCENT`);
+    return { version: m[1] as string, weight: Number(m[2]) };
+  });
+}
+
+interface Call {
+  readonly method: 'GET' | 'PUT' | 'DELETE';
+  readonly path: string;
+  readonly body?: unknown;
+}
+
+async function call(base: string, token: string | undefined, c: Call): Promise<unknown> {
+  const res = await fetch(new URL(c.path, base), {
+    method: c.method,
+    headers: { ...(token === undefined ? {} : { authorization: `Bearer ${token}` }), ...(c.body === undefined ? {} : { 'content-type': 'application/json' }) },
+    body: c.body === undefined ? undefined : JSON.stringify(c.body),
+    signal: AbortSignal.timeout(10_000),
+  });
+  const text = await res.text();
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    parsed = text;
+  }
+  if (!res.ok) {
+    const e = parsed as { code?: string; error?: string };
+    throw new CliError(`${res.status} ${e.code ?? ''}: ${e.error ?? text}`);
+  }
+  return parsed;
+}
+
+/** Runs the command; resolves to what to print. */
+export async function trafficCommand(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): Promise<string> {
+  const { values, positionals } = parseArgs({
+    args: [...argv],
+    allowPositionals: true,
+    options: {
+      url: { type: 'string' },
+      token: { type: 'string' },
+      weights: { type: 'string' },
+      file: { type: 'string' },
+      reason: { type: 'string' },
+    },
+  });
+  const [action, model] = positionals;
+  if (action === undefined || model === undefined || positionals.length !== 2) throw new CliError(TRAFFIC_USAGE);
+  const base = values.url ?? env.BREAKWATER_URL ?? 'http://127.0.0.1:8080';
+  const token = values.token ?? (env.BREAKWATER_TOKEN || undefined);
+  const path = `/admin/models/${encodeURIComponent(model)}`;
+  const show = (x: unknown) => `${JSON.stringify(x, null, 2)}\n`;
+  const reason = (): string => {
+    if (values.reason === undefined || values.reason.trim() === '') throw new CliError('--reason is required: say why (it goes to the audit trail)');
+    return values.reason;
+  };
+
+  switch (action) {
+    case 'show':
+      return show(await call(base, token, { method: 'GET', path }));
+    case 'set': {
+      if ((values.weights === undefined) === (values.file === undefined)) throw new CliError('set: give exactly one of --weights and --file');
+      const why = reason();
+      let traffic: Record<string, unknown>;
+      if (values.file !== undefined) {
+        const parsed: unknown = parseYaml(await readFile(values.file, 'utf8'));
+        if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) throw new CliError(`${values.file}: expected a mapping with routes (and rules, shadow, unleash)`);
+        traffic = parsed as Record<string, unknown>;
+      } else {
+        const current = (await call(base, token, { method: 'GET', path })) as { traffic: { traffic: Record<string, unknown> } };
+        traffic = { ...current.traffic.traffic, routes: parseWeights(values.weights ?? '') };
+      }
+      return show(await call(base, token, { method: 'PUT', path: `${path}/traffic`, body: { ...traffic, reason: why } }));
+    }
+    case 'reset':
+      return show(await call(base, token, { method: 'DELETE', path: `${path}/traffic`, body: { reason: reason() } }));
+    default:
+      throw new CliError(`unknown traffic action "${action}"\n\n${TRAFFIC_USAGE}`);
+  }
+}

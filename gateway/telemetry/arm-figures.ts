@@ -1,0 +1,139 @@
+/**
+ * Per-version figures of this replica for the product owners' view (GET /admin/models/{m}):
+ * requests, errors by code, latency percentiles and the distribution of predictions, so two arms
+ * of a split can be compared at a glance. The fleet-wide view is the metrics (dashboards/).
+ *
+ * Cheap on the request path: a few counter increments, one bucket of a fixed log-scale latency
+ * histogram, and one pass over the first output's rows. Prediction values are counted, never kept
+ * (a subject who opted out of tracking may still be counted, as the issue allows): at most
+ * MAX_CLASSES distinct labels per version, the rest fall into `other`.
+ */
+import type { InferResponse, InferTensor } from '../../adapters/adapter.js';
+
+/** Latency buckets: upper bounds in ms, 1.25× apart from 0.05 ms to ~60 s. */
+const BOUNDS: Float64Array = (() => {
+  const out: number[] = [];
+  for (let b = 0.05; b < 60_000; b *= 1.25) out.push(b);
+  out.push(Number.POSITIVE_INFINITY);
+  return Float64Array.from(out);
+})();
+
+/** Labels counted per version; a continuous output would otherwise grow without bound. */
+export const MAX_CLASSES = 32;
+const OTHER = 'other';
+
+class VersionFigures {
+  requests = 0;
+  errors = 0;
+  readonly errorsByCode = new Map<string, number>();
+  readonly latency = new Uint32Array(BOUNDS.length);
+  latencySumMs = 0;
+  readonly predictions = new Map<string, number>();
+  /** Name of the output the predictions were read from (the first one returned). */
+  output: string | undefined;
+}
+
+export interface VersionSummary {
+  readonly requests: number;
+  readonly errors: number;
+  readonly errorRate: number;
+  readonly errorsByCode: Readonly<Record<string, number>>;
+  readonly latencyMs: { readonly mean: number; readonly p50: number; readonly p90: number; readonly p99: number } | null;
+  /** Output the predictions are read from, and its value (or arg-max) counts. */
+  readonly predictions: { readonly output: string; readonly counts: Readonly<Record<string, number>> } | null;
+}
+
+function percentile(hist: Uint32Array, total: number, q: number): number {
+  const rank = Math.ceil(q * total);
+  let seen = 0;
+  for (let i = 0; i < hist.length; i++) {
+    seen += hist[i];
+    if (seen >= rank) return i === hist.length - 1 ? BOUNDS[i - 1] : BOUNDS[i];
+  }
+  return BOUNDS[BOUNDS.length - 2];
+}
+
+function count(f: VersionFigures, label: string): void {
+  const m = f.predictions;
+  const n = m.get(label);
+  if (n !== undefined) m.set(label, n + 1);
+  else if (m.size < MAX_CLASSES) m.set(label, 1);
+  else m.set(OTHER, (m.get(OTHER) ?? 0) + 1);
+}
+
+/**
+ * Labels of a classifier's first output: the value itself for labels (integers, BOOL, BYTES), the
+ * arg-max of each row for scores (floating point, [batch, classes]). A float per row (a
+ * regression, a single probability) has no label and is not counted.
+ */
+function countPredictions(f: VersionFigures, t: InferTensor): void {
+  const data = t.data as ArrayLike<unknown>;
+  const isFloat = t.datatype === 'FP32' || t.datatype === 'FP64' || t.datatype === 'FP16';
+  if (!isFloat) {
+    for (let i = 0; i < data.length; i++) count(f, String(data[i]));
+    return;
+  }
+  const classes = t.shape.length >= 2 ? t.shape[t.shape.length - 1] : 1;
+  if (classes < 2) return;
+  for (let row = 0; row + classes <= data.length; row += classes) {
+    let best = 0;
+    for (let c = 1; c < classes; c++) if (Number(data[row + c]) > Number(data[row + best])) best = c;
+    count(f, String(best));
+  }
+}
+
+export class ArmFigures {
+  readonly #models = new Map<string, Map<string, VersionFigures>>();
+  readonly #since = new Date().toISOString();
+
+  #of(model: string, version: string): VersionFigures {
+    let versions = this.#models.get(model);
+    if (versions === undefined) this.#models.set(model, (versions = new Map()));
+    let f = versions.get(version);
+    if (f === undefined) versions.set(version, (f = new VersionFigures()));
+    return f;
+  }
+
+  /** One finished inference. `model` and `version` come from the model table, never the client. */
+  record(model: string, version: string, ms: number, errorCode: string | undefined, response: InferResponse | undefined): void {
+    if (version === '') return;
+    const f = this.#of(model, version);
+    f.requests++;
+    f.latencySumMs += ms;
+    let i = 0;
+    while (ms > BOUNDS[i]) i++;
+    f.latency[i]++;
+    if (errorCode !== undefined) {
+      f.errors++;
+      f.errorsByCode.set(errorCode, (f.errorsByCode.get(errorCode) ?? 0) + 1);
+      return;
+    }
+    const first = response?.outputs[0];
+    if (first === undefined) return;
+    if (f.output === undefined) f.output = first.name;
+    if (f.output === first.name) countPredictions(f, first);
+  }
+
+  /** The figures of every version of `model` this replica has served since it started. */
+  summary(model: string): { readonly since: string; readonly versions: Readonly<Record<string, VersionSummary>> } {
+    const versions: Record<string, VersionSummary> = {};
+    for (const [v, f] of this.#models.get(model) ?? []) {
+      const n = f.requests;
+      const round = (x: number) => Math.round(x * 100) / 100;
+      versions[v] = {
+        requests: n,
+        errors: f.errors,
+        errorRate: n === 0 ? 0 : round(f.errors / n),
+        errorsByCode: Object.fromEntries(f.errorsByCode),
+        latencyMs: n === 0 ? null : { mean: round(f.latencySumMs / n), p50: round(percentile(f.latency, n, 0.5)), p90: round(percentile(f.latency, n, 0.9)), p99: round(percentile(f.latency, n, 0.99)) },
+        predictions: f.output === undefined ? null : { output: f.output, counts: Object.fromEntries(f.predictions) },
+      };
+    }
+    return { since: this.#since, versions };
+  }
+
+  /** Forgets a model's figures (it left the configuration). */
+  drop(model: string): void {
+    this.#models.delete(model);
+  }
+}
