@@ -1,0 +1,91 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { pino } from 'pino';
+import { buildConfig, type GatewayConfig, type TrafficConfig } from '../config.js';
+import { MemoryStore } from '../state/memory-store.js';
+import { GatewayError } from '../errors.js';
+import { TrafficRoutes } from './traffic-routes.js';
+
+const silent = pino({ level: 'silent' });
+const onnx = { backend: { kind: 'onnx', path: '/abs/m.onnx' } };
+
+function config(versions: string[], traffic?: unknown): GatewayConfig {
+  return buildConfig({ auth: { insecureNoAuth: true }, models: { m: { versions: Object.fromEntries(versions.map((v) => [v, onnx])), stable: versions[0], traffic } } }, '/');
+}
+
+async function start(store: MemoryStore, cfg: GatewayConfig) {
+  const seen: ReadonlyMap<string, TrafficConfig>[] = [];
+  const routes = await TrafficRoutes.start({ store, log: silent, config: { ...cfg, state: { ...cfg.state, reconcileMs: 60_000 } }, onChange: (o) => seen.push(o) });
+  return { routes, seen };
+}
+
+test('a change is stored, applied here at once and picked up by another replica from the store', async () => {
+  const store = new MemoryStore();
+  const cfg = config(['1', '2'], { routes: [{ version: '1', weight: 100 }] });
+  const a = await start(store, cfg);
+  const b = await start(store, cfg);
+  try {
+    const change = await a.routes.set('m', { routes: [{ version: '2', weight: 100 }] }, 'anna', 'rollout');
+    assert.equal(change.revision, 1);
+    assert.deepEqual(change.before?.routes, [{ version: '1', weight: 100 }]);
+    assert.deepEqual(a.routes.overrides.get('m')?.routes, [{ version: '2', weight: 100 }]);
+    // The announcement reaches b asynchronously; b re-reads the record.
+    for (let i = 0; i < 50 && b.routes.overrides.get('m') === undefined; i++) await new Promise((r) => setTimeout(r, 5));
+    assert.deepEqual(b.routes.overrides.get('m')?.routes, [{ version: '2', weight: 100 }]);
+    assert.equal(b.routes.live('m').updatedBy, 'anna');
+    await a.routes.reset('m', 'anna', 'undo');
+    assert.equal(a.routes.live('m').source, 'config');
+    assert.deepEqual((await b.routes.history('m')).map((h) => h.action), ['reset', 'set']);
+  } finally {
+    await a.routes.close();
+    await b.routes.close();
+  }
+});
+
+test('invalid routes are refused with INVALID_TRAFFIC and nothing is stored', async () => {
+  const store = new MemoryStore();
+  const { routes } = await start(store, config(['1', '2']));
+  try {
+    await assert.rejects(routes.set('m', { routes: [{ version: '3', weight: 100 }] }, 'anna', 'x'), (e: unknown) => e instanceof GatewayError && e.code === 'INVALID_TRAFFIC' && /version "3"/.test(e.message));
+    assert.equal(await store.get('traffic', 'm'), undefined);
+    assert.equal(routes.live('m').source, 'none');
+  } finally {
+    await routes.close();
+  }
+});
+
+test('stored routes naming a version the configuration lost are set aside, and the file\'s serve', async () => {
+  const store = new MemoryStore();
+  const first = await start(store, config(['1', '2']));
+  await first.routes.set('m', { routes: [{ version: '2', weight: 100 }] }, 'anna', 'x');
+  await first.routes.close();
+  // A later configuration without version 2.
+  const second = await start(store, config(['1'], { routes: [{ version: '1', weight: 100 }] }));
+  try {
+    assert.equal(second.routes.live('m').source, 'config');
+    assert.equal(second.routes.overrides.size, 0);
+    // A reload that brings version 2 back picks the stored routes up again.
+    await second.routes.reconfigure(config(['1', '2'], { routes: [{ version: '1', weight: 100 }] }));
+    assert.equal(second.routes.live('m').source, 'admin');
+  } finally {
+    await second.routes.close();
+  }
+});
+
+test('when the store fails, the last known routes stand and a write says nothing changed', async () => {
+  const store = new MemoryStore();
+  const { routes } = await start(store, config(['1', '2']));
+  try {
+    await routes.set('m', { routes: [{ version: '2', weight: 100 }] }, 'anna', 'x');
+    const broken = store as unknown as { get: unknown; set: unknown };
+    broken.get = async () => {
+      throw new Error('store down');
+    };
+    await routes.reconcile();
+    assert.deepEqual(routes.overrides.get('m')?.routes, [{ version: '2', weight: 100 }]);
+    await assert.rejects(routes.set('m', { routes: [{ version: '1', weight: 100 }] }, 'anna', 'y'), (e: unknown) => e instanceof GatewayError && e.code === 'STATE_STORE_UNAVAILABLE');
+    assert.deepEqual(routes.overrides.get('m')?.routes, [{ version: '2', weight: 100 }]);
+  } finally {
+    await routes.close();
+  }
+});
