@@ -25,7 +25,8 @@ export interface TrafficFeatureDeps {
   readonly shadowFigures?: (model: string) => unknown;
 }
 
-interface ModelParams { model: string }
+/** `name`, not `model`: a `model` parameter marks the prediction routes (routes/guard.ts). */
+interface ModelParams { name: string }
 
 const MAX_REASON = 500;
 
@@ -64,8 +65,8 @@ export function trafficFeature(deps: TrafficFeatureDeps): ServerFeature {
         return { models };
       });
 
-      admin.get<{ Params: ModelParams }>('/models/:model', allowed, async function showModel(request) {
-        const m = modelOf(request.params.model);
+      admin.get<{ Params: ModelParams }>('/models/:name', allowed, async function showModel(request) {
+        const m = modelOf(request.params.name);
         const live = routes.live(m.name);
         return {
           model: m.name,
@@ -81,16 +82,16 @@ export function trafficFeature(deps: TrafficFeatureDeps): ServerFeature {
         };
       });
 
-      admin.put<{ Params: ModelParams }>('/models/:model/traffic', allowed, async function setTraffic(request) {
-        const m = modelOf(request.params.model);
+      admin.put<{ Params: ModelParams }>('/models/:name/traffic', allowed, async function setTraffic(request) {
+        const m = modelOf(request.params.name);
         const body = jsonBody(request);
         const reason = reasonOf(body);
         const { reason: _why, ...traffic } = body;
         return routes.set(m.name, traffic, callerOf(request), reason);
       });
 
-      admin.delete<{ Params: ModelParams }>('/models/:model/traffic', allowed, async function resetTraffic(request) {
-        const m = modelOf(request.params.model);
+      admin.delete<{ Params: ModelParams }>('/models/:name/traffic', allowed, async function resetTraffic(request) {
+        const m = modelOf(request.params.name);
         return routes.reset(m.name, callerOf(request), reasonOf(jsonBody(request)));
       });
     },

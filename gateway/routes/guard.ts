@@ -37,9 +37,10 @@ export function installGuard(app: FastifyInstance, serving: Serving, policies: P
   app.decorateRequest('guarded', null);
   app.addHook('onRequest', function guard(request: FastifyRequest, _reply: FastifyReply, done: (err?: Error) => void) {
     const params = request.params as ModelParams;
-    // Only the model routes are guarded: /v2 and /v2/health/* stay open (probes, discovery), and
-    // /admin routes naming a model have guards of their own (admin scopes, not predict scopes).
-    if (params.model === undefined || request.routeOptions.url?.startsWith('/v2/models/') !== true) return done();
+    // Only the model routes are guarded: /v2 and /v2/health/* stay open (probes, discovery). The
+    // route's own parameters decide (no second look at the URL): only /v2/models/* routes have a
+    // `model` parameter; /admin routes name theirs `name` and have guards of their own.
+    if (params.model === undefined) return done();
     const model = serving.table.models.get(params.model);
     const ctx: PolicyContext = {
       model: params.model,
