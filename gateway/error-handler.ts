@@ -7,6 +7,7 @@ import { STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { GatewayError, isGatewayError, type ErrorCode } from './errors.js';
+import { retainsPayload } from './retention.js';
 
 /** Fastify's own codes for problems that are the client's. */
 const FASTIFY_CODES: Readonly<Record<string, ErrorCode>> = {
@@ -35,6 +36,14 @@ export function toGatewayError(err: unknown): GatewayError {
   return new GatewayError('INTERNAL', undefined, { cause: err });
 }
 
+/** A cause without its message: its class and, if it has one, its code (ECONNRESET, UND_ERR_SOCKET…). */
+function opaque(cause: unknown): { type: string; code?: string } | undefined {
+  if (cause === undefined || cause === null) return undefined;
+  const type = typeof cause === 'object' ? (cause.constructor?.name ?? 'Object') : typeof cause;
+  const code = (cause as { code?: unknown }).code;
+  return typeof code === 'string' && /^[A-Z][A-Z0-9_]{0,63}$/.test(code) ? { type, code } : { type };
+}
+
 export function sendError(reply: FastifyReply, err: GatewayError): FastifyReply {
   if (err.headers !== undefined) reply.headers(err.headers);
   return reply.code(err.status).header('content-type', 'application/json; charset=utf-8').send(JSON.stringify(err.toJSON()));
@@ -61,8 +70,16 @@ export function clientErrorHandler(err: NodeJS.ErrnoException, socket: Socket): 
 export function installErrorHandlers(app: FastifyInstance): void {
   app.setErrorHandler(function gatewayErrorHandler(err: unknown, request: FastifyRequest, reply: FastifyReply) {
     const ge = toGatewayError(err);
-    if (ge.status >= 500) request.log.error({ err: ge.cause ?? ge, code: ge.code }, 'request failed');
-    else request.log.debug({ code: ge.code, detail: ge.detail }, 'request rejected');
+    if (retainsPayload(request)) {
+      if (ge.status >= 500) request.log.error({ err: ge.cause ?? ge, code: ge.code }, 'request failed');
+      else request.log.debug({ code: ge.code, detail: ge.detail }, 'request rejected');
+    } else if (ge.status >= 500) {
+      // Opted out of tracking: a detail or a cause's message may quote the payload (or a backend's
+      // echo of it), so only what names the failure is logged.
+      request.log.error({ code: ge.code, cause: opaque(ge.cause), payloadRetained: false }, 'request failed');
+    } else {
+      request.log.debug({ code: ge.code, payloadRetained: false }, 'request rejected');
+    }
     return sendError(reply, ge);
   });
   app.setNotFoundHandler(function notFound(_request: FastifyRequest, reply: FastifyReply) {

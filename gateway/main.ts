@@ -11,6 +11,7 @@ import type { GatewayConfig } from './config.js';
 import { buildPolicies } from '../policies/index.js';
 import { buildServer } from './server.js';
 import { Serving } from './serving.js';
+import { ShadowMirror } from './shadow.js';
 import { createMetrics } from './telemetry/metrics.js';
 import { ArmFigures } from './telemetry/arm-figures.js';
 import { trafficFeature } from './routes/admin-traffic.js';
@@ -18,6 +19,8 @@ import { trafficFeature } from './routes/admin-traffic.js';
 export interface RunningGateway {
   readonly app: FastifyInstance;
   readonly serving: Serving;
+  /** Shadow copies of this process and their figures (`shadow.figures(model)`). */
+  readonly shadow: ShadowMirror;
   /** The address it listens on, e.g. http://127.0.0.1:8080. */
   readonly url: string;
   /** Re-reads the configuration and applies it; rejects (keeping the old one) if it is invalid. */
@@ -47,8 +50,9 @@ export async function startGateway(opts: StartOptions): Promise<RunningGateway> 
     throw e;
   }
   const figures = new ArmFigures();
-  const features = [trafficFeature({ serving, routes: policies.routes, figures }), ...policies.features];
-  const app = buildServer({ serving, log, metrics, policies: policies.chain, authenticate: policies.auth, features, figures });
+  const shadow = new ShadowMirror({ metrics, log });
+  const features = [trafficFeature({ serving, routes: policies.routes, figures, shadowFigures: (m) => shadow.figures(m) }), ...policies.features];
+  const app = buildServer({ serving, log, metrics, policies: policies.chain, authenticate: policies.auth, features, figures, shadow });
   const { host, port } = opts.config.server;
   let url: string;
   try {
@@ -64,7 +68,7 @@ export async function startGateway(opts: StartOptions): Promise<RunningGateway> 
     const next = await opts.loadConfig();
     // Identity, state and quotas are wired once, at start: say so rather than half-apply them.
     const current = serving.config;
-    for (const section of ['auth', 'state', 'rateLimits', 'server'] as const) {
+    for (const section of ['auth', 'state', 'rateLimits', 'unleash', 'server'] as const) {
       if (JSON.stringify(next[section]) !== JSON.stringify(current[section])) {
         log.warn({ section }, 'this section changed; it takes effect at the next restart (a reload applies models and logging)');
       }
@@ -102,7 +106,7 @@ export async function startGateway(opts: StartOptions): Promise<RunningGateway> 
     return closing;
   };
 
-  return { app, serving, url, reload, close };
+  return { app, serving, shadow, url, reload, close };
 }
 
 /** Wires process signals (and the optional file watch) to reload and shutdown. */

@@ -15,7 +15,9 @@ import { installGuard } from './routes/guard.js';
 import { registerInferRoutes } from './routes/infer.js';
 import { registerOipRoutes } from './routes/oip-v2.js';
 import type { Serving } from './serving.js';
+import { ShadowMirror } from './shadow.js';
 import type { GatewayMetrics } from './telemetry/metrics.js';
+import { ArmFigures } from './telemetry/arm-figures.js';
 
 export interface ServerDeps {
   readonly serving: Serving;
@@ -27,6 +29,10 @@ export interface ServerDeps {
   readonly authenticate?: Policy;
   /** Admin and self-service routes (traffic, opt-outs…). */
   readonly features?: readonly ServerFeature[];
+  /** Per-version figures for the admin API; one per process. */
+  readonly figures?: ArmFigures;
+  /** Sends shadow copies and keeps their figures (GET /admin/models/{m}); one per process. */
+  readonly shadow?: ShadowMirror;
 }
 
 const REFUSE_ALL: Policy = Object.freeze({
@@ -50,7 +56,7 @@ function bodyCap(serving: Serving): number {
   return max;
 }
 
-export function buildServer({ serving, log, metrics, policies = new PolicyChain([]), authenticate = REFUSE_ALL, features = [] }: ServerDeps): FastifyInstance {
+export function buildServer({ serving, log, metrics, policies = new PolicyChain([]), authenticate = REFUSE_ALL, features = [], figures = new ArmFigures(), shadow = new ShadowMirror({ metrics, log }) }: ServerDeps): FastifyInstance {
   const sc = serving.config.server;
   const app = Fastify({
     loggerInstance: log as FastifyBaseLogger,
@@ -96,7 +102,7 @@ export function buildServer({ serving, log, metrics, policies = new PolicyChain(
   installErrorHandlers(app);
   installGuard(app, serving, policies, metrics);
   registerOipRoutes(app, serving);
-  registerInferRoutes(app, serving, metrics, policies);
+  registerInferRoutes(app, serving, metrics, policies, figures, shadow);
   registerAdminScope(app, createCallerGuard(authenticate), features);
   return app;
 }

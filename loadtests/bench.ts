@@ -8,9 +8,17 @@
  *   Phase 1 "one process each": every breakwater child with `server.workers: 1`. Targets (a) B direct,
  *     (b) P→B bare proxy, (c) G→B gateway proxy, (d) O gateway ONNX, (e) G→B with the access log on,
  *     (f) G→B with JWT auth (a fresh Ed25519 key, one bearer token for every request) and two rate-limit
- *     rules charged to a private redis-server the phase starts (needs `redis-server` on the PATH).
+ *     rules charged to a private redis-server the phase starts (needs `redis-server` on the PATH),
+ *     (g0) G→B + JWT: JWT auth like (f) (same key, same token) but no rate limits and the in-memory
+ *     store, on a model without a traffic split, and (g) G→B + JWT + routing: (g0) plus, on the
+ *     benchmarked model, a 3-arm split (stable 80 / canary 10 / b 10, three versions all pointing at B)
+ *     with a header rule and a claim rule that the benchmark's requests never match (so each is hashed
+ *     into an arm), and an opt-out registry of 1,000 subjects (set through PUT /admin/opt-outs/{subject}
+ *     after the child starts) that does not hold the benchmark's subject (every request looks it up
+ *     and misses: the common path).
  *     The CPU check, gateway proxy vs bare proxy per request, is (c)/(b) here: both one process; the
- *     identity-and-quotas check, (f)/(c) ≤ 1.25 at 32 connections, too.
+ *     identity-and-quotas check, (f)/(c) ≤ 1.25 at 32 connections, and the routing check, (g)/(g0) ≤ 1.10
+ *     at 32 connections ((g)/(c) printed as information), too.
  *   Phase 2 "one worker per core": new B, G and O with `server.workers: "auto"` (P is not needed).
  *     Targets (c*) G→B and (d*) O. The throughput check, in-process ONNX vs the proxied path, is
  *     (d*)/(c*) at 32 connections here: both deployments use every core. Phase 1's (d)/(c) is
@@ -22,7 +30,10 @@
  * (targets in order, repeated BENCH_ROUNDS times; medians per cell), measuring from /proc the CPU time
  * of the process under test (with its workers), of its backend, of (f)'s Redis and of the load
  * generator. The breakwater children run with the gateway's defaults (log level info, access log off)
- * except (e); all but (f) with `auth.insecureNoAuth: true` and no rate limits.
+ * except (e); all but (f), (g0) and (g) with `auth.insecureNoAuth: true`; all but (f) with no rate
+ * limits. The smoke test checks every answer (200, the same outputs everywhere), and for (g) that the
+ * split routed it (x-route-reason one of the arms), that the header rule routes, and that an opted-out
+ * subject is sent to the stable version (the opt-out policy reads the registry the run filled).
  * Prints tables, ratios and the acceptance checks, and writes loadtests/results/latest.{md,json}.
  */
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -39,7 +50,7 @@ import { noisy, problems, summarise, textTable, type Summary } from './lib/repor
 import { runPhase, type PhaseResult } from './lib/run-phase.js';
 import { command, readSettings } from './lib/settings.js';
 import type { SmokeReference } from './lib/smoke.js';
-import { BENCH_IDENTITY, BENCH_RATE_RULES } from './lib/targets.js';
+import { BENCH_IDENTITY, BENCH_OPT_OUTS, BENCH_RATE_RULES, BENCH_ROUTING, optOutSubject } from './lib/targets.js';
 
 const RESULTS_DIR = fileURLToPath(new URL('../../loadtests/results/', import.meta.url));
 const CONNECTIONS = [1, 32] as const;
@@ -111,11 +122,21 @@ async function main(): Promise<void> {
       connections: CONNECTIONS.join(', '),
       'breakwater child logging': `level ${settings.logLevel ?? 'info (the gateway\'s default)'}; access log off (the gateway's default) ` +
         'in every breakwater child except (e), whose configuration sets logging.accessLog: true',
-      'identity and quotas': `every breakwater child except (f) runs with auth.insecureNoAuth: true and no rate limits; (f) verifies ` +
+      'identity and quotas': `every breakwater child except (f), (g0) and (g) runs with auth.insecureNoAuth: true, every one except (f) with no ` +
+        `rate limits; (f), (g0) and (g) verify ` +
         `EdDSA JWTs (issuer ${BENCH_IDENTITY.issuer}, audience ${BENCH_IDENTITY.audience}, a fresh Ed25519 key pair per run) and every ` +
         `request carries the same bearer token (sub ${BENCH_IDENTITY.subject}, tenant ${BENCH_IDENTITY.tenant}, scope ` +
-        `${BENCH_IDENTITY.scopes.join(' ')}); rateLimits.rules ${BENCH_RATE_RULES.map((r) => `${r.name} (by ${r.by}, ${r.limit} rows per ${r.windowMs} ms)`).join(' and ')}, ` +
-        `failMode closed, state.redisUrl a private redis-server (${redisVersion()}; --save "" --appendonly no, loopback, its own port)`,
+        `${BENCH_IDENTITY.scopes.join(' ')}); (f): rateLimits.rules ${BENCH_RATE_RULES.map((r) => `${r.name} (by ${r.by}, ${r.limit} rows per ${r.windowMs} ms)`).join(' and ')}, ` +
+        `failMode closed, state.redisUrl a private redis-server (${redisVersion()}; --save "" --appendonly no, loopback, its own port); ` +
+        '(g0) and (g): the in-memory store (no state.redisUrl), no rate limits',
+      routing: `(g0): model iris with one version and no traffic split (x-route-reason stable); (g): versions ` +
+        `${BENCH_ROUTING.versions.join(', ')} (stable ${BENCH_ROUTING.stable}), each an oip-http backend pointing at the same B, traffic.routes ` +
+        `${BENCH_ROUTING.traffic.routes.map((r) => `${r.name} (version ${r.version}, weight ${r.weight})`).join(', ')}, traffic.rules ` +
+        `${BENCH_ROUTING.traffic.rules.map((r) => `${r.name} (${'header' in r ? `header ${r.header.name} = ${r.header.equals}` : `claim ${r.claim.name} = ${r.claim.equals}`} → version ${r.version})`).join(' and ')} ` +
+        `(the benchmark's requests match neither, so each is hashed into an arm by its subject); opt-out registry: ` +
+        `${BENCH_OPT_OUTS.subjects} subjects (${optOutSubject(0)} … ${optOutSubject(BENCH_OPT_OUTS.subjects - 1)}) opted out of ` +
+        `${BENCH_OPT_OUTS.kinds.join(', ')}, set through PUT /admin/opt-outs/{subject} (a token of scope ${BENCH_OPT_OUTS.adminScopes.join(' ')} ` +
+        `signed with the same key) before the smoke test; ${BENCH_IDENTITY.subject} is not among them, so every request looks its subject up and misses`,
       request: `POST ${INFER_PATH} ${INFER_BODY}`,
       host: HOST,
       command: `\`${cmd}\``,

@@ -4,7 +4,7 @@
  * overriding a canary) and the chain goes on. Runs synchronously while every policy answers
  * synchronously, so a chain of in-memory policies costs no promise.
  */
-import type { Decision, Policy, PolicyContext, PolicyPhase, ShadowTarget } from './policy.js';
+import { NO_SHADOW, type Decision, type Policy, type PolicyContext, type PolicyPhase, type ShadowTarget } from './policy.js';
 
 /** What the chain decided so far; one per request, filled across both phases. */
 export interface ChainOutcome {
@@ -16,7 +16,7 @@ export interface ChainOutcome {
   headers: Record<string, string> | undefined;
   /** To run when the request ends, however it ends. */
   releases: (() => void)[] | undefined;
-  /** Where to mirror the request, if anywhere (set by the last route decision). */
+  /** Where to mirror the request, if anywhere (set by the last route decision; never with NO_SHADOW opt-outs). */
   shadow: ShadowTarget | undefined;
   /** The caller's OPT_OUT bits (0: none). */
   optOuts: number;
@@ -34,12 +34,17 @@ function apply(d: Decision, ctx: PolicyContext, out: ChainOutcome): void {
       if (d.principal !== undefined) ctx.principal = d.principal;
       if (d.headers !== undefined) Object.assign((out.headers ??= {}), d.headers);
       if (d.release !== undefined) (out.releases ??= []).push(d.release);
-      if (d.optOuts !== undefined) out.optOuts |= d.optOuts;
+      if (d.optOuts !== undefined) {
+        out.optOuts |= d.optOuts;
+        if ((out.optOuts & NO_SHADOW) !== 0) out.shadow = undefined;
+      }
       return;
     case 'route':
       out.version = d.version;
       out.reason = d.reason;
-      out.shadow = d.shadow;
+      if (d.optOuts !== undefined) out.optOuts |= d.optOuts;
+      // A subject who opted out of experiments or tracking is never mirrored, whichever policy routes later.
+      out.shadow = (out.optOuts & NO_SHADOW) === 0 ? d.shadow : undefined;
       return;
     case 'deny':
       throw d.headers === undefined ? d.error : d.error.withHeaders({ ...out.headers, ...d.headers });

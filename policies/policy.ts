@@ -47,6 +47,8 @@ export const OPT_OUT = Object.freeze({
   automatedDecision: 4,
 });
 export type OptOutKind = keyof typeof OPT_OUT;
+/** Bits that keep a request from being mirrored: no shadow copy, whatever a later route decision says. */
+export const NO_SHADOW = OPT_OUT.experiments | OPT_OUT.tracking;
 
 /** A copy of the request to send to another version and discard (traffic.shadow). */
 export interface ShadowTarget {
@@ -74,8 +76,9 @@ export type Decision =
   /**
    * Serve this version; `reason` is reported to the client (x-route-reason) and to the audit trail.
    * `shadow` mirrors the request; a later route decision replaces it (an opt-out clears it).
+   * `optOuts` as on Continue (the opt-out policy routes and reports the caller's bits at once).
    */
-  | { readonly kind: 'route'; readonly version: string; readonly reason: string; readonly shadow?: ShadowTarget };
+  | { readonly kind: 'route'; readonly version: string; readonly reason: string; readonly shadow?: ShadowTarget; readonly optOuts?: number };
 
 export interface Policy {
   readonly name: string;

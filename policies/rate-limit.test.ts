@@ -52,6 +52,8 @@ class DownStore implements StateStore {
   async get(): Promise<unknown> { return this.#fail(); }
   async set(): Promise<void> { return this.#fail(); }
   async delete(): Promise<void> { return this.#fail(); }
+  async records(): Promise<Map<string, unknown>> { return this.#fail(); }
+  async forget(): Promise<number> { return this.#fail(); }
   async publish(): Promise<void> { return this.#fail(); }
   async subscribe(): Promise<() => Promise<void>> { return this.#fail(); }
   healthy(): boolean { return this.isHealthy; }
@@ -82,6 +84,8 @@ function spy(inner: StateStore, overrides: Partial<Pick<StateStore, 'charge' | '
     get: (s, k) => inner.get(s, k),
     set: (s, k, v) => inner.set(s, k, v),
     delete: (s, k) => inner.delete(s, k),
+    records: (s) => inner.records(s),
+    forget: (s, k) => inner.forget(s, k),
     publish: (c, m) => inner.publish(c, m),
     subscribe: (c, f) => inner.subscribe(c, f),
     healthy: () => inner.healthy(),

@@ -166,6 +166,27 @@ describe('admin traffic API in one gateway', () => {
     assert.deepEqual(history.slice(0, 2).map((h) => h.action), ['reset', 'set']);
   });
 
+  test('a shadow set at run time mirrors, and its agreement shows in the model\'s figures', async () => {
+    const put = await call(gw.url, 'PUT', '/admin/models/iris/traffic', ADMIN, {
+      routes: [{ version: '1', weight: 100 }],
+      shadow: { version: '2', percent: 100, mode: 'after' },
+      reason: 'compare v2 on live traffic',
+    });
+    assert.equal(put.status, 200, JSON.stringify(put.json));
+    for (let i = 0; i < 20; i++) assert.deepEqual(await predict(gw.url, `mirrored-${i}`), { version: '1', reason: 'stable' });
+    // Copies are sent after each answer: wait for the last ones to be compared.
+    type Figures = { version: string; sent: number; agreed: number; disagreed: number } | null;
+    const read = async (): Promise<Figures> => ((await call(gw.url, 'GET', '/admin/models/iris', ADMIN)).json as { figures: { shadow: Figures } }).figures.shadow;
+    await until('20 copies compared', async () => {
+      const f = await read();
+      return f !== null && f.agreed + f.disagreed >= 20;
+    });
+    const f = await read();
+    // Both versions run the same graph here: every copy agrees.
+    assert.deepEqual(f && { version: f.version, agreed: f.agreed, disagreed: f.disagreed }, { version: '2', agreed: 20, disagreed: 0 });
+    await call(gw.url, 'DELETE', '/admin/models/iris/traffic', ADMIN, { reason: 'comparison done' });
+  });
+
   test('breakwater traffic show, set --weights and reset drive the same API', async () => {
     const env = { ...process.env, BREAKWATER_URL: gw.url, BREAKWATER_TOKEN: ADMIN };
     const run = (...args: string[]) => exec(process.execPath, [CLI, 'traffic', ...args], { env, timeout: 15_000 });

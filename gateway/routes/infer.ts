@@ -11,7 +11,9 @@ import { GatewayError } from '../errors.js';
 import { encodeInferResponse } from '../infer-response.js';
 import { parseInferRequest } from '../infer-request.js';
 import type { Serving } from '../serving.js';
+import { ShadowMirror } from '../shadow.js';
 import { UNKNOWN_MODEL, type GatewayMetrics } from '../telemetry/metrics.js';
+import { ArmFigures } from '../telemetry/arm-figures.js';
 import { validateAgainstMetadata } from '../validate-request.js';
 import { findModel, findVersion } from './oip-v2.js';
 
@@ -45,7 +47,7 @@ function timeoutFor(asked: string | string[] | undefined, configured: number): n
   return ms > 0 && ms < configured ? ms : configured;
 }
 
-export function registerInferRoutes(app: FastifyInstance, serving: Serving, metrics: GatewayMetrics, policies: PolicyChain): void {
+export function registerInferRoutes(app: FastifyInstance, serving: Serving, metrics: GatewayMetrics, policies: PolicyChain, figures: ArmFigures = new ArmFigures(), shadow: ShadowMirror = new ShadowMirror({ metrics })): void {
   const accessLog = (): boolean => serving.config.logging.accessLog;
 
   async function infer(request: FastifyRequest<{ Params: InferParams }>, reply: FastifyReply) {
@@ -57,6 +59,7 @@ export function registerInferRoutes(app: FastifyInstance, serving: Serving, metr
     let modelName = UNKNOWN_MODEL;
     let version = '';
     let errorCode: string | undefined;
+    let answer: InferResponse | undefined;
     const guarded = request.guarded;
     try {
       if (guarded === null) throw new GatewayError('INTERNAL', 'infer route without its guard');
@@ -84,10 +87,22 @@ export function registerInferRoutes(app: FastifyInstance, serving: Serving, metr
       }
       if (out.headers !== undefined) reply.headers(out.headers);
       // The adapter enforces the deadline itself: one timer per request, not one here and one there.
-      const response: InferResponse = await served.adapter.infer(inferRequest, {
+      const primaryStarted = performance.now();
+      const primary = served.adapter.infer(inferRequest, {
         deadline: Date.now() + timeoutFor(request.headers[TIMEOUT_HEADER], mc.inferTimeoutMs),
         requestId: String(request.id),
       });
+      // A copy to the shadow version (gateway/shadow.ts): never awaited here, never throws.
+      if (out.shadow !== undefined) {
+        const raw = reply.raw;
+        shadow.mirror({
+          model: model.name, version, request: inferRequest, target: out.shadow, optOuts: out.optOuts, table,
+          primary, primaryStarted, requestId: String(request.id),
+          onResponded: (done) => (raw.closed ? done() : void raw.once('close', done)),
+        });
+      }
+      const response: InferResponse = await primary;
+      answer = response;
       const encoded = encodeInferResponse(response, inferRequest, model.name, version);
       if (encoded.headerLength !== undefined) {
         reply.header(HEADER_LENGTH, encoded.headerLength).header('content-type', 'application/octet-stream');
@@ -104,6 +119,7 @@ export function registerInferRoutes(app: FastifyInstance, serving: Serving, metr
       table.release();
       const seconds = (performance.now() - started) / 1000;
       metrics.recordInfer(modelName, version, seconds, errorCode);
+      figures.record(modelName, version, seconds * 1000, errorCode, answer);
       if (accessLog()) {
         request.log.info({ model: modelName, version, code: errorCode ?? 'OK', ms: Math.round(seconds * 1e4) / 10 }, 'infer');
       }

@@ -123,6 +123,25 @@ export class MemoryStore implements StateStore {
     this.#records.delete(slot(scope, key));
   }
 
+  async records(scope: string): Promise<Map<string, unknown>> {
+    const start = slot(scope, '');
+    const out = new Map<string, unknown>();
+    for (const [s, text] of this.#records) if (s.startsWith(start)) out.set(s.slice(start.length), JSON.parse(text));
+    return out;
+  }
+
+  async forget(scope: string, counterKeys: readonly string[]): Promise<number> {
+    const now = this.#now();
+    let n = 0;
+    for (const key of counterKeys) {
+      const s = slot(scope, key);
+      // An expired window no longer exists (Redis would have dropped the key).
+      if (this.#window(s, now) !== undefined) n++;
+      this.#windows.delete(s);
+    }
+    return n;
+  }
+
   async publish(channel: string, message: string): Promise<void> {
     const handlers = this.#channels.get(channel);
     if (handlers === undefined) return;

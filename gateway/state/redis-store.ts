@@ -43,6 +43,14 @@ const retryStrategy = (attempt: number): number => Math.min(attempt * 100, RETRY
 
 type Handler = (message: string) => void;
 
+/** SCAN's COUNT hint and the MGET/DEL batch size of records() and forget(). */
+const RECORDS_BATCH = 500;
+
+/** A literal for a SCAN MATCH pattern: a scope may hold glob characters (`*`, `?`, `[`, a backslash). */
+function globEscape(s: string): string {
+  return s.replace(/[*?[\]\\]/g, '\\$&');
+}
+
 export class RedisStore implements StateStore {
   readonly kind = 'redis';
   readonly #redis: ScriptedRedis;
@@ -231,6 +239,50 @@ export class RedisStore implements StateStore {
   async delete(scope: string, key: string): Promise<void> {
     const k = this.#key(scope, 'r', key);
     await this.#call('delete', this.#redis, () => this.#redis.del(k));
+  }
+
+  /**
+   * SCAN over the scope's record keys (COUNT 500), then MGET in batches of at most 500: each
+   * command bounded by commandTimeoutMs like every other call, so a scope of n records costs about
+   * 2n/500 round trips and never one long blocking command.
+   */
+  async records(scope: string): Promise<Map<string, unknown>> {
+    const head = this.#key(scope, 'r', '');
+    const match = `${globEscape(head)}*`;
+    const keys = new Set<string>();
+    let cursor = '0';
+    do {
+      const [next, found] = await this.#call('records', this.#redis, () => this.#redis.scan(cursor, 'MATCH', match, 'COUNT', RECORDS_BATCH));
+      for (const k of found) keys.add(k);
+      cursor = next;
+    } while (cursor !== '0');
+    const out = new Map<string, unknown>();
+    const all = [...keys];
+    for (let i = 0; i < all.length; i += RECORDS_BATCH) {
+      const batch = all.slice(i, i + RECORDS_BATCH);
+      const texts = await this.#call('records', this.#redis, () => this.#redis.mget(batch));
+      for (let j = 0; j < batch.length; j++) {
+        const text = texts[j];
+        // Deleted between SCAN and MGET.
+        if (text === null || text === undefined) continue;
+        const key = batch[j].slice(head.length);
+        try {
+          out.set(key, JSON.parse(text));
+        } catch (e) {
+          throw new StoreUnavailableError(`record ${key} in ${scope} is not JSON`, { cause: e });
+        }
+      }
+    }
+    return out;
+  }
+
+  async forget(scope: string, counterKeys: readonly string[]): Promise<number> {
+    let n = 0;
+    for (let i = 0; i < counterKeys.length; i += RECORDS_BATCH) {
+      const keys = counterKeys.slice(i, i + RECORDS_BATCH).map((k) => this.#key(scope, 'c', k));
+      n += await this.#call('forget', this.#redis, () => this.#redis.del(keys));
+    }
+    return n;
   }
 
   async publish(channel: string, message: string): Promise<void> {

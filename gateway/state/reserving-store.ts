@@ -165,6 +165,16 @@ export class ReservingStore implements StateStore {
     return this.#inner.delete(scope, key);
   }
 
+  records(scope: string): Promise<Map<string, unknown>> {
+    return this.#inner.records(scope);
+  }
+
+  /** Drops this replica's blocks of those counters too (other replicas' blocks end with their window). */
+  forget(scope: string, counterKeys: readonly string[]): Promise<number> {
+    for (const k of counterKeys) this.#blocks.delete(`${scope}\u0000${k}`);
+    return this.#inner.forget(scope, counterKeys);
+  }
+
   publish(channel: string, message: string): Promise<void> {
     return this.#inner.publish(channel, message);
   }

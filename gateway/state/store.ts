@@ -47,6 +47,17 @@ export interface StateStore {
   get(scope: string, key: string): Promise<unknown>;
   set(scope: string, key: string, value: unknown): Promise<void>;
   delete(scope: string, key: string): Promise<void>;
+  /**
+   * Every record of `scope`, key → value: how a replica loads (and reconciles) its local copy of a
+   * registry (opt-outs…). Not for the request path: it reads the whole scope. A record deleted or
+   * written while it runs may or may not be in the answer (Redis SCAN's guarantee).
+   */
+  records(scope: string): Promise<Map<string, unknown>>;
+  /**
+   * Deletes counters of `scope` (erasure of a subject's rate-limit windows); a missing counter is
+   * harmless. Resolves to how many existed. Leases are not touched: they expire by themselves.
+   */
+  forget(scope: string, counterKeys: readonly string[]): Promise<number>;
   /** Publishes to every subscriber of `channel` on every replica (including this one). */
   publish(channel: string, message: string): Promise<void>;
   /** Returns the unsubscribe function. Delivery is at most once; reconcile from records on reconnect. */

@@ -11,6 +11,8 @@ export const METRIC = {
   errors: 'breakwater.infer.errors',
   duration: 'breakwater.infer.duration',
   reloads: 'breakwater.config.reloads',
+  shadowRequests: 'breakwater.shadow.requests',
+  shadowDuration: 'breakwater.shadow.duration',
 } as const;
 /** The model attribute of a request whose model is not in the table (never the client's string). */
 export const UNKNOWN_MODEL = '(unknown)';
@@ -22,9 +24,18 @@ export const ATTR = {
   outcome: 'outcome',
 } as const;
 
+/**
+ * What became of a mirrored request (gateway/shadow.ts): compared (agree, disagree), failed (error,
+ * timeout), not sent for lack of room (dropped), or not sent or not compared because the caller
+ * opted out or the primary failed (skipped).
+ */
+export type ShadowOutcome = 'agree' | 'disagree' | 'error' | 'timeout' | 'dropped' | 'skipped';
+
 export interface GatewayMetrics {
   recordInfer(model: string, version: string, seconds: number, errorCode: string | undefined): void;
   recordReload(ok: boolean): void;
+  /** `version` is the shadow version; `seconds` the shadow call's duration, when one was made. */
+  recordShadow(model: string, version: string, outcome: ShadowOutcome, seconds: number | undefined): void;
 }
 
 /** Instruments are created per call so a MeterProvider registered later (tests, main) is used. */
@@ -38,6 +49,14 @@ export function createMetrics(): GatewayMetrics {
     advice: { explicitBucketBoundaries: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10] },
   });
   const reloads: Counter = meter.createCounter(METRIC.reloads, { description: 'Configuration reloads, by outcome' });
+  const shadowRequests: Counter = meter.createCounter(METRIC.shadowRequests, {
+    description: 'Mirrored (shadow) requests, by model, shadow version and outcome',
+  });
+  const shadowDuration: Histogram = meter.createHistogram(METRIC.shadowDuration, {
+    description: 'Duration of shadow calls, from their start to their answer or failure',
+    unit: 's',
+    advice: { explicitBucketBoundaries: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10] },
+  });
   return {
     recordInfer(model, version, seconds, errorCode) {
       const attrs: Attributes = { [ATTR.model]: model, [ATTR.version]: version, [ATTR.code]: errorCode ?? 'OK' };
@@ -47,6 +66,11 @@ export function createMetrics(): GatewayMetrics {
     },
     recordReload(ok) {
       reloads.add(1, { [ATTR.outcome]: ok ? 'success' : 'failure' });
+    },
+    recordShadow(model, version, outcome, seconds) {
+      const attrs: Attributes = { [ATTR.model]: model, [ATTR.version]: version, [ATTR.outcome]: outcome };
+      shadowRequests.add(1, attrs);
+      if (seconds !== undefined) shadowDuration.record(seconds, attrs);
     },
   };
 }

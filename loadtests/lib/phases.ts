@@ -3,7 +3,10 @@
  *
  * Phase 1, "one process each": every breakwater child runs `server.workers: 1`, like the bare proxy,
  * so processes are compared like with like (the CPU-per-request checks live here). It also starts a
- * private redis-server for (f), the gateway with JWT auth and rate limits charged to that Redis.
+ * private redis-server for (f), the gateway with JWT auth and rate limits charged to that Redis, and
+ * two gateways with JWT auth only (in-memory store, no rate limits): (g0), whose model has no split,
+ * and (g), whose model has a split with rules and whose opt-out registry holds BENCH_OPT_OUTS.subjects
+ * subjects (filled through the admin API before the smoke test), so that (g)/(g0) is what routing costs.
  * Phase 2, "one worker per core": B, G and O again, as new processes with `server.workers: "auto"`,
  * so that both deployments compared by the throughput check can use every core (P is not needed).
  * The phases run one after the other, never at the same time: they would compete for the cores.
@@ -11,7 +14,8 @@
 import type { Child } from './processes.js';
 import { startRedis } from './redis.js';
 import {
-  identityConfig, LABELS, prepareIdentity, prepareModel, proxyBackend, startBareProxy, startGateway,
+  BENCH_ARMS, BENCH_IDENTITY, BENCH_OPT_OUTS, BENCH_ROUTING, identityConfig, jwtOnlyConfig, LABELS, mintBenchToken, optOutSubject, populateOptOuts,
+  prepareIdentity, prepareModel, proxyBackend, startBareProxy, startGateway,
   type ChildOptions, type Target, type TargetId, type Workers,
 } from './targets.js';
 
@@ -27,11 +31,11 @@ export interface PhaseSpec {
 }
 
 export const PHASES: readonly PhaseSpec[] = [
-  { phase: 1, title: 'Phase 1: one process each', workers: 1, targets: ['a', 'b', 'c', 'd', 'e', 'f'] },
+  { phase: 1, title: 'Phase 1: one process each', workers: 1, targets: ['a', 'b', 'c', 'd', 'e', 'f', 'g0', 'g'] },
   { phase: 2, title: 'Phase 2: one worker per core', workers: 'auto', targets: ['c*', 'd*'] },
 ];
 
-const target = (id: TargetId, front: Child, backend?: Child, extra?: Pick<Target, 'headers' | 'redis'>): Target =>
+const target = (id: TargetId, front: Child, backend?: Child, extra?: Pick<Target, 'headers' | 'redis' | 'rateLimited' | 'route'>): Target =>
   ({ id, label: LABELS[id], front, ...(backend ? { backend } : {}), ...extra });
 
 /**
@@ -52,9 +56,45 @@ export async function startPhase(spec: PhaseSpec, o: ChildOptions, started: Chil
       startGateway({ name: 'p1-E-gateway-proxy-accesslog', workers: w, accessLog: true, backend: proxyBackend(B) }, o, started),
       startGateway({ name: 'p1-F-gateway-proxy-auth-ratelimit', workers: w, backend: proxyBackend(B), identity: identityConfig(identity, R) }, o, started),
     ]);
+    // A second batch: seven node processes loading at once on a small, busy machine can miss the
+    // readiness bound.
+    const jwt = jwtOnlyConfig(identity);
+    const [G0, GR] = await Promise.all([
+      startGateway({ name: 'p1-G0-gateway-proxy-jwt', workers: w, backend: proxyBackend(B), identity: jwt }, o, started),
+      startGateway({ name: 'p1-G-gateway-proxy-jwt-routing', workers: w, backend: proxyBackend(B), identity: jwt, routing: BENCH_ROUTING }, o, started),
+    ]);
+    const n = BENCH_OPT_OUTS.subjects;
+    if (n > 0) {
+      const t0 = Date.now();
+      await populateOptOuts(GR, identity, n);
+      console.log(`${GR.name}: ${n} subjects opted out of ${BENCH_OPT_OUTS.kinds.join(', ')} through PUT /admin/opt-outs/{subject} in ${Date.now() - t0} ms`);
+    }
+    // The last subject set: opted out, so the smoke test sees it sent back to the stable version.
+    const probe = optOutSubject(n - 1);
+    const auth = { authorization: identity.authorization };
+    const ruleHeader = BENCH_ROUTING.traffic.rules[0].header;
     return [
       target('a', B), target('b', P, B), target('c', G, B), target('d', O), target('e', E, B),
-      target('f', F, B, { headers: { authorization: identity.authorization }, redis: R }),
+      target('f', F, B, { headers: auth, redis: R, rateLimited: true }),
+      target('g0', G0, B, { headers: auth, route: { reasons: ['stable'] } }),
+      target('g', GR, B, {
+        headers: auth,
+        route: {
+          reasons: BENCH_ARMS,
+          optOutSubjects: n,
+          rule: { headers: { [ruleHeader.name]: ruleHeader.equals }, reason: `rule:${BENCH_ROUTING.traffic.rules[0].name}` },
+          ...(n > 0
+            ? {
+                optedOut: {
+                  subject: probe,
+                  authorization: `Bearer ${mintBenchToken(identity, probe, BENCH_IDENTITY.scopes)}`,
+                  reason: BENCH_OPT_OUTS.reason,
+                  version: BENCH_ROUTING.stable,
+                },
+              }
+            : {}),
+        },
+      }),
     ];
   }
   const B = await startGateway({ name: 'p2-B-backend', workers: w, backend: onnx }, o, started);

@@ -1,5 +1,5 @@
 /**
- * Ratios between the targets' medians, and the three acceptance checks (informational: the benchmark
+ * Ratios between the targets' medians, and the four acceptance checks (informational: the benchmark
  * never fails on a timing). Each compares like with like:
  *  - CPU per request, gateway proxy vs bare proxy: phase 1 only, where G and P are both one process
  *    (per-request CPU rises when a process is less loaded, so a 2-worker G against a 1-process P
@@ -7,12 +7,16 @@
  *  - CPU per request, gateway proxy with JWT auth and rate limits through Redis vs without: (f)/(c),
  *    phase 1, both one gateway process in front of the same B (the gateway process only; Redis's
  *    own CPU is reported beside it);
+ *  - CPU per request, gateway proxy with JWT auth and routing (a split with rules, and the opt-out
+ *    lookup of a subject the registry does not hold) vs with JWT auth alone: (g)/(g0), phase 1, both
+ *    one gateway process in front of the same B, the same token, no rate limits, in-memory store.
+ *    (g)/(c) is reported as information (routing and JWT auth together against the plain proxy);
  *  - requests/s, in-process ONNX vs the proxied path: phase 2, where both use every core. Phase 1's
  *    (d)/(c) is reported as information only: there O is one process, bound to one core, while the
  *    proxied path spreads over two processes (G and B).
  */
 import type { Summary } from './report.js';
-import type { TargetId } from './targets.js';
+import { BENCH_OPT_OUTS, type TargetId } from './targets.js';
 
 export interface Ratio {
   readonly phase: string;
@@ -39,7 +43,7 @@ function find(s: readonly Summary[], t: TargetId, conns: number): Summary | unde
 export function ratios(s: readonly Summary[], connections: readonly number[]): Ratio[] {
   const out: Ratio[] = [];
   for (const n of connections) {
-    const [a, b, c, d, e, f, cs, ds] = (['a', 'b', 'c', 'd', 'e', 'f', 'c*', 'd*'] as const).map((t) => find(s, t, n));
+    const [a, b, c, d, e, f, g0, g, cs, ds] = (['a', 'b', 'c', 'd', 'e', 'f', 'g0', 'g', 'c*', 'd*'] as const).map((t) => find(s, t, n));
     const add = (phase: string, name: string, x: number | undefined, y: number | undefined, note?: string) => {
       if (x !== undefined && y !== undefined && y > 0) out.push({ phase, name, connections: n, value: x / y, ...(note ? { note } : {}) });
     };
@@ -60,14 +64,20 @@ export function ratios(s: readonly Summary[], connections: readonly number[]): R
     add('1', 'CPU/req proxy process (f)/(b)  G with auth + rate limits vs P', f?.frontCpuUsPerReq, b?.frontCpuUsPerReq, diffUs(f?.frontCpuUsPerReq, b?.frontCpuUsPerReq));
     add('1', 'CPU/req total (f)/(c)  G+B+Redis vs G+B', f?.totalCpuUsPerReq, c?.totalCpuUsPerReq, diffUs(f?.totalCpuUsPerReq, c?.totalCpuUsPerReq));
     add('1', 'req/s (f)/(c)  what identity + quotas through Redis cost in throughput', f?.rps, c?.rps);
+    add('1', 'CPU/req proxy process (g)/(g0)  what routing costs (split + rules + opt-out lookup)', g?.frontCpuUsPerReq, g0?.frontCpuUsPerReq, diffUs(g?.frontCpuUsPerReq, g0?.frontCpuUsPerReq));
+    add('1', 'CPU/req proxy process (g)/(c)  G with JWT auth + routing vs plain G', g?.frontCpuUsPerReq, c?.frontCpuUsPerReq, diffUs(g?.frontCpuUsPerReq, c?.frontCpuUsPerReq));
+    add('1', 'CPU/req proxy process (g0)/(c)  what JWT auth (cached token) costs', g0?.frontCpuUsPerReq, c?.frontCpuUsPerReq, diffUs(g0?.frontCpuUsPerReq, c?.frontCpuUsPerReq));
+    add('1', 'req/s (g)/(g0)  what routing costs in throughput', g?.rps, g0?.rps);
     add('1', 'p50 (c)/(b)', c?.p50Ms, b?.p50Ms);
     add('1', 'p50 (c)/(a)', c?.p50Ms, a?.p50Ms);
     add('1', 'p50 (d)/(c)', d?.p50Ms, c?.p50Ms);
     add('1', 'p50 (f)/(c)', f?.p50Ms, c?.p50Ms);
+    add('1', 'p50 (g)/(g0)', g?.p50Ms, g0?.p50Ms);
     add('1', 'p99 (c)/(b)', c?.p99Ms, b?.p99Ms);
     add('1', 'p99 (c)/(a)', c?.p99Ms, a?.p99Ms);
     add('1', 'p99 (d)/(c)', d?.p99Ms, c?.p99Ms);
     add('1', 'p99 (f)/(c)', f?.p99Ms, c?.p99Ms);
+    add('1', 'p99 (g)/(g0)', g?.p99Ms, g0?.p99Ms);
 
     add('2', 'req/s (d*)/(c*)  in-process ONNX vs gateway proxy, both on every core', ds?.rps, cs?.rps);
     add('2', 'CPU/req (c*)/(d*)  G+B per request vs O per request', cs?.totalCpuUsPerReq, ds?.frontCpuUsPerReq);
@@ -117,6 +127,38 @@ export function checks(s: readonly Summary[], cores: number): Check[] {
             explanation: `${detail}; at one connection no other request shares a Redis round trip, ` +
               'so each reservation costs a whole extra wake-up',
           });
+    }
+  }
+  for (const n of [32, 1]) {
+    const g0 = find(s, 'g0', n);
+    const g = find(s, 'g', n);
+    if (g0 && g && g0.frontCpuUsPerReq > 0) {
+      const v = g.frontCpuUsPerReq / g0.frontCpuUsPerReq;
+      const detail = `gateway process only (G with JWT auth + a 3-arm split with 2 rules + the opt-out lookup of a subject the ` +
+        `registry of ${BENCH_OPT_OUTS.subjects} does not hold vs G with JWT auth alone, both one process, the same token), ` +
+        `${g.frontCpuUsPerReq.toFixed(1)} vs ${g0.frontCpuUsPerReq.toFixed(1)} µs/req`;
+      out.push(n === 32
+        ? {
+            name: 'routing with splits, rules and opt-out checks adds at most 10% CPU per request to the proxy path: (g)/(g0), phase 1, 32 connections',
+            value: v, limit: '≤ 1.10', pass: v <= 1.1, explanation: detail,
+          }
+        : {
+            name: '(informational, the check is at 32 connections) (g)/(g0), phase 1, 1 connection',
+            value: v, limit: '–',
+            explanation: `${detail}; at one connection every request pays a whole wake-up, so the figure is noisier`,
+          });
+    }
+  }
+  {
+    const c = find(s, 'c', 32);
+    const g = find(s, 'g', 32);
+    if (c && g && c.frontCpuUsPerReq > 0) {
+      out.push({
+        name: '(informational, not a check) (g)/(c), phase 1, 32 connections',
+        value: g.frontCpuUsPerReq / c.frontCpuUsPerReq, limit: '–',
+        explanation: `JWT auth and routing together against the plain gateway proxy (auth.insecureNoAuth), gateway process only, ` +
+          `${g.frontCpuUsPerReq.toFixed(1)} vs ${c.frontCpuUsPerReq.toFixed(1)} µs/req`,
+      });
     }
   }
   const cs = find(s, 'c*', 32);

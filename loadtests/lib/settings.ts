@@ -35,7 +35,8 @@ export function readSettings(): Settings {
     maxRequests: Math.round(envNumber('BENCH_MAX_REQUESTS', 300_000, 100, 10_000_000)),
     logLevel: process.env.BENCH_LOG_LEVEL || undefined,
     keepTmp: process.env.BENCH_KEEP_TMP === '1',
-    readyTimeoutMs: 20_000,
+    // A bound, not the usual time (a child is ready in about a second): generous for a busy machine.
+    readyTimeoutMs: 60_000,
   };
 }
 

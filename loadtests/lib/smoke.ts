@@ -2,9 +2,16 @@
  * One request to each target before any load: a 200 with outputs, and the same outputs everywhere
  * (across both phases: the first answer seen is the reference).
  *
- * A target that sends a bearer token ((f)) is also checked for what it adds: the 200 answer carries
- * the `RateLimit` header (the rate-limit policy ran), the same request without the token is refused
- * with 401, and the charge went to the target's Redis (it holds counters afterwards).
+ * A target that sends a bearer token ((f), (g0), (g)) is also checked for what it adds: the same
+ * request without the token is refused with 401; for (f), the 200 answer carries the `RateLimit`
+ * header (the rate-limit policy ran) and the charge went to the target's Redis (it holds counters
+ * afterwards).
+ *
+ * A target with a route expectation ((g0), (g)) is checked for its routing: the answer's
+ * x-route-reason is one of the expected reasons (for (g), one of the split's arms: the split ran and
+ * hashed the request into an arm; for (g0), `stable`: no split), a request carrying the rule's header
+ * is routed by the rule, and a subject the opt-out registry holds is sent back to the stable version
+ * with reason `opt-out:experiments` (the opt-out policy ran and reads the registry the benchmark filled).
  */
 import { INFER_BODY, INFER_PATH } from './measure.js';
 import { dbSize } from './redis.js';
@@ -16,16 +23,18 @@ export interface SmokeReference {
 }
 
 function infer(t: Target, headers: Readonly<Record<string, string>> | undefined): Promise<Response> {
+  // Bounded: one request, 10 s at most.
   return fetch(`${t.front.url}${INFER_PATH}`, {
     method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: INFER_BODY, signal: AbortSignal.timeout(10_000),
   });
 }
 
-/** (f)'s extra checks; throws when one fails. */
+/** The checks of a target with a bearer token ((f), (g0), (g)); throws when one fails. */
 async function smokeIdentity(t: Target, res: Response): Promise<void> {
   const limit = res.headers.get('ratelimit');
   const policy = res.headers.get('ratelimit-policy');
-  if (limit === null) throw new Error(`${t.label}: the 200 answer has no RateLimit header (the rate-limit policy did not run)`);
+  if (t.rateLimited === true && limit === null) throw new Error(`${t.label}: the 200 answer has no RateLimit header (the rate-limit policy did not run)`);
+  if (t.rateLimited !== true && limit !== null) throw new Error(`${t.label}: the answer has a RateLimit header (${limit}) but the target has no rate limits`);
   const anonymous = await infer(t, undefined);
   const text = await anonymous.text();
   if (anonymous.status !== 401) {
@@ -36,9 +45,55 @@ async function smokeIdentity(t: Target, res: Response): Promise<void> {
     keys = await dbSize(t.redis.port);
     if (keys === 0) throw new Error(`${t.label}: Redis holds no keys after a 200 answer (the charge did not reach it)`);
   }
-  console.log(`smoke ${t.label}: with the token 200, RateLimit: ${limit}; RateLimit-Policy: ${policy ?? '(none)'}; ` +
+  const limits = t.rateLimited === true ? `RateLimit: ${limit}; RateLimit-Policy: ${policy ?? '(none)'}` : 'no RateLimit header (no rate limits)';
+  console.log(`smoke ${t.label}: with the token 200, ${limits}; ` +
     `without the token 401 (${anonymous.headers.get('www-authenticate') ?? 'no WWW-Authenticate'})` +
     `${keys === undefined ? '' : `; ${keys} key(s) in Redis`}`);
+}
+
+/** An answer's body and its outputs as JSON text; throws on a non-200 or an answer without outputs. */
+async function answerOf(t: Target, what: string, res: Response): Promise<{ text: string; outputs: string }> {
+  const text = await res.text();
+  if (res.status !== 200) throw new Error(`${t.label}: ${what} answered HTTP ${res.status}: ${text.slice(0, 500)}`);
+  const outputs = JSON.stringify((JSON.parse(text) as { outputs?: unknown }).outputs);
+  if (outputs === undefined) throw new Error(`${t.label}: ${what}: answer has no outputs: ${text.slice(0, 500)}`);
+  return { text, outputs };
+}
+
+const outputsOf = async (t: Target, what: string, res: Response): Promise<string> => (await answerOf(t, what, res)).outputs;
+
+/** The routing checks ((g0), (g)); throws when one fails. */
+async function smokeRoute(t: Target, res: Response, outputs: string): Promise<void> {
+  const r = t.route;
+  if (r === undefined) return;
+  const reason = res.headers.get('x-route-reason');
+  const version = res.headers.get('x-model-version');
+  if (reason === null || !r.reasons.includes(reason)) {
+    throw new Error(`${t.label}: x-route-reason is ${JSON.stringify(reason)}, not one of ${r.reasons.join(', ')} (the request was not routed as configured)`);
+  }
+  const seen = [`x-route-reason ${reason} (version ${version ?? '?'})`];
+  if (r.rule !== undefined) {
+    const ruled = await infer(t, { ...t.headers, ...r.rule.headers });
+    const o = await outputsOf(t, 'the request matching a rule', ruled);
+    const got = ruled.headers.get('x-route-reason');
+    if (got !== r.rule.reason) throw new Error(`${t.label}: a request with ${JSON.stringify(r.rule.headers)} got x-route-reason ${JSON.stringify(got)}, not ${r.rule.reason}`);
+    if (o !== outputs) throw new Error(`${t.label}: the request matching a rule answered other outputs: ${o.slice(0, 300)}`);
+    seen.push(`with ${Object.keys(r.rule.headers).join(', ')} ${got}`);
+  }
+  if (r.optedOut !== undefined) {
+    const p = r.optedOut;
+    const opted = await infer(t, { ...t.headers, authorization: p.authorization });
+    const o = await outputsOf(t, `the request of opted-out subject ${p.subject}`, opted);
+    const got = opted.headers.get('x-route-reason');
+    const v = opted.headers.get('x-model-version');
+    if (got !== p.reason || v !== p.version) {
+      throw new Error(`${t.label}: opted-out subject ${p.subject} got x-route-reason ${JSON.stringify(got)} version ${JSON.stringify(v)}, ` +
+        `not ${p.reason} version ${p.version} (the opt-out policy did not run, or the registry does not hold the subject)`);
+    }
+    if (o !== outputs) throw new Error(`${t.label}: the opted-out subject's request answered other outputs: ${o.slice(0, 300)}`);
+    seen.push(`opted-out ${p.subject} ${got} (version ${v ?? '?'}) of ${r.optOutSubjects ?? '?'} subjects in the registry`);
+  }
+  console.log(`smoke ${t.label}: ${seen.join('; ')}`);
 }
 
 /** Returns the reference (the first target's outputs unless one was given). Throws on a non-200. */
@@ -46,10 +101,7 @@ export async function smoke(targets: readonly Target[], reference?: SmokeReferen
   let ref = reference;
   for (const t of targets) {
     const res = await infer(t, t.headers);
-    const text = await res.text();
-    if (res.status !== 200) throw new Error(`${t.label}: smoke request answered HTTP ${res.status}: ${text.slice(0, 500)}`);
-    const outputs = JSON.stringify((JSON.parse(text) as { outputs?: unknown }).outputs);
-    if (outputs === undefined) throw new Error(`${t.label}: smoke answer has no outputs: ${text.slice(0, 500)}`);
+    const { text, outputs } = await answerOf(t, 'smoke request', res);
     if (ref === undefined) {
       ref = { label: t.label, outputs };
       console.log(`smoke ${t.label}: ${text.slice(0, 300)}`);
@@ -59,6 +111,7 @@ export async function smoke(targets: readonly Target[], reference?: SmokeReferen
       console.log(`smoke ${t.label}: 200, same outputs as ${ref.label}`);
     }
     if (t.headers?.authorization !== undefined) await smokeIdentity(t, res);
+    await smokeRoute(t, res, outputs);
   }
   return ref;
 }

@@ -4,8 +4,11 @@
  *   - a breakwater child (B, G, O and the like) from a generated YAML configuration, with
  *     `server.workers` fixed by the phase and logging at the gateway's defaults unless told otherwise;
  *   - the bare fastify pass-through proxy P (lib/bare-proxy.ts);
- *   - for target (f), a fresh Ed25519 key pair and one token (prepareIdentity) and a private Redis
- *     (lib/redis.ts).
+ *   - for targets (f), (g0) and (g), a fresh Ed25519 key pair and one token (prepareIdentity); for (f)
+ *     a private Redis (lib/redis.ts);
+ *   - for target (g), a traffic split with rules on the benchmarked model (BENCH_ROUTING) and an
+ *     opt-out registry holding many subjects, none of them the benchmark's (populateOptOuts, through
+ *     the admin API once the child serves).
  * Which children a phase starts and which targets it builds from them is in lib/phases.ts.
  */
 import { generateKeyPairSync } from 'node:crypto';
@@ -18,7 +21,7 @@ import { mintToken } from '../../gateway/cli/dev-keys.js';
 import { HOST, freePort, spawnNode, waitReady, waitServing, type Child } from './processes.js';
 import type { RedisChild } from './redis.js';
 
-export type TargetId = 'a' | 'b' | 'c' | 'd' | 'e' | 'f' | 'c*' | 'd*';
+export type TargetId = 'a' | 'b' | 'c' | 'd' | 'e' | 'f' | 'g0' | 'g' | 'c*' | 'd*';
 
 export const LABELS: Record<TargetId, string> = {
   a: '(a) B direct',
@@ -27,6 +30,8 @@ export const LABELS: Record<TargetId, string> = {
   d: '(d) O gateway ONNX',
   e: '(e) G→B gateway proxy, access log on',
   f: '(f) G→B with JWT auth + Redis rate limiting',
+  g0: '(g0) G→B + JWT',
+  g: '(g) G→B + JWT + routing',
   'c*': '(c*) G→B gateway proxy, worker per core',
   'd*': '(d*) O gateway ONNX, worker per core',
 };
@@ -42,6 +47,26 @@ export interface Target {
   readonly headers?: Readonly<Record<string, string>>;
   /** The Redis the target charges its rate limits to, measured on its own (f). */
   readonly redis?: RedisChild;
+  /** The target has rate limits: its answers must carry the RateLimit header (f). */
+  readonly rateLimited?: boolean;
+  /** What the smoke test checks of the routing ((g0), (g)): see RouteExpectation. */
+  readonly route?: RouteExpectation;
+}
+
+/** What a target's answers must say about their routing (checked by the smoke test). */
+export interface RouteExpectation {
+  /** The x-route-reason the benchmark's request must get: one of these. */
+  readonly reasons: readonly string[];
+  /**
+   * A subject the target's opt-out registry holds (kind `experiments`): a request with its token
+   * must be routed to the stable version with x-route-reason `reason`, which shows that the
+   * opt-out policy runs and reads the registry the benchmark filled.
+   */
+  readonly optedOut?: { readonly subject: string; readonly authorization: string; readonly reason: string; readonly version: string };
+  /** A request carrying `headers` must be routed by a rule, with x-route-reason `reason`. */
+  readonly rule?: { readonly headers: Readonly<Record<string, string>>; readonly reason: string };
+  /** Subjects the registry holds (for the log line). */
+  readonly optOutSubjects?: number;
 }
 
 const GATEWAY_CLI = fileURLToPath(new URL('../../gateway/cli/main.js', import.meta.url));
@@ -67,16 +92,29 @@ export interface GatewaySpec {
   readonly accessLog?: boolean;
   readonly backend: Record<string, unknown>;
   /**
-   * The `auth`, `state` and `rateLimits` sections of (f); without them the child runs with
-   * `auth.insecureNoAuth: true` and no rate limits.
+   * The `auth` section (and for (f) `state` and `rateLimits`) of (f), (g0) and (g); without it the
+   * child runs with `auth.insecureNoAuth: true` and no rate limits.
    */
   readonly identity?: IdentityConfig;
+  /**
+   * Several versions of the model, every one of them `backend`, and the model's traffic split ((g));
+   * without it the model has the one version `1` and no split.
+   */
+  readonly routing?: RoutingConfig;
 }
 
 export interface IdentityConfig {
   readonly auth: Record<string, unknown>;
-  readonly state: Record<string, unknown>;
-  readonly rateLimits: Record<string, unknown>;
+  /** Without it, the gateway's per-process in-memory store. */
+  readonly state?: Record<string, unknown>;
+  /** Without it, no rate limits. */
+  readonly rateLimits?: Record<string, unknown>;
+}
+
+export interface RoutingConfig {
+  readonly versions: readonly string[];
+  readonly stable: string;
+  readonly traffic: Record<string, unknown>;
 }
 
 /** What (f)'s token carries and its configuration expects. */
@@ -100,10 +138,67 @@ export const BENCH_RATE_RULES = [
   { name: 'bench-tenant', by: 'tenant', limit: 1_000_000_000, windowMs: 60_000 },
 ] as const;
 
+/**
+ * The routing of (g): three arms over three versions of iris (each an oip-http entry pointing at the
+ * same B, so every arm answers alike), and two rules that the benchmark's requests never match (a
+ * header it does not send, a tenant it is not), so every request is checked against both rules and
+ * then hashed into an arm. The arms are named (their names are the x-route-reason), so that an
+ * answer from the split can be told from the `stable` reason of a model without one.
+ */
+export const BENCH_ROUTING = {
+  versions: ['1', '2', '3'],
+  stable: '1',
+  traffic: {
+    routes: [
+      { version: '1', weight: 80, name: 'split-stable' },
+      { version: '2', weight: 10, name: 'split-canary' },
+      { version: '3', weight: 10, name: 'split-b' },
+    ],
+    rules: [
+      { name: 'beta-header', version: '2', header: { name: 'x-bench-beta', equals: 'beta-tester' } },
+      { name: 'qa-tenant', version: '3', claim: { name: 'tenant', equals: 'bench-qa-tenant' } },
+    ],
+  },
+} as const;
+
+/** The arm names of BENCH_ROUTING: one of them is the x-route-reason of every (g) answer. */
+export const BENCH_ARMS: readonly string[] = BENCH_ROUTING.traffic.routes.map((r) => r.name);
+
+/**
+ * The opt-out registry of (g): `subjects` subjects opted out of experiments, `bench-opted-out-0000`
+ * and on, none of them BENCH_IDENTITY.subject, so every benchmark request looks its subject up and
+ * misses (the common path). Set through the admin API (PUT /admin/opt-outs/{subject}, scope
+ * admin:opt-outs) once the child serves, `concurrency` requests at a time.
+ */
+export const BENCH_OPT_OUTS = {
+  subjects: 1000,
+  prefix: 'bench-opted-out-',
+  kinds: ['experiments'],
+  adminSubject: 'bench-admin',
+  adminScopes: ['admin:opt-outs'],
+  concurrency: 8,
+  requestTimeoutMs: 5000,
+  totalTimeoutMs: 60_000,
+  /** The reason policies/opt-out.ts gives a request it sends back to the stable version. */
+  reason: 'opt-out:experiments',
+} as const;
+
+export function optOutSubject(i: number): string {
+  return `${BENCH_OPT_OUTS.prefix}${String(i).padStart(4, '0')}`;
+}
+
 export interface Identity {
-  /** The `Authorization` header value every request to (f) carries. */
+  /** The `Authorization` header value every request to (f), (g0) and (g) carries. */
   readonly authorization: string;
   readonly publicKeyFile: string;
+  /** The private key, for the other tokens (the admin's, an opted-out subject's). */
+  readonly keyFile: string;
+}
+
+/** A token signed with the bench key for another subject or other scopes. */
+export function mintBenchToken(id: Identity, subject: string, scopes: readonly string[]): string {
+  const i = BENCH_IDENTITY;
+  return mintToken({ subject, tenant: i.tenant, scopes, ttlSeconds: i.ttlSeconds, keyFile: id.keyFile, issuer: i.issuer, audience: i.audience, kid: i.kid });
 }
 
 /**
@@ -124,14 +219,24 @@ export function prepareIdentity(workDir: string): Identity {
     subject: i.subject, tenant: i.tenant, scopes: i.scopes, ttlSeconds: i.ttlSeconds,
     keyFile, issuer: i.issuer, audience: i.audience, kid: i.kid,
   });
-  return { authorization: `Bearer ${token}`, publicKeyFile };
+  return { authorization: `Bearer ${token}`, publicKeyFile, keyFile };
+}
+
+/** The `auth` section of (f), (g0) and (g): EdDSA JWTs signed with the bench key. */
+function jwtAuth(id: Identity): Record<string, unknown> {
+  const i = BENCH_IDENTITY;
+  return { issuer: i.issuer, audience: i.audience, keys: [{ kid: i.kid, publicKeyFile: id.publicKeyFile, algorithms: ['EdDSA'] }] };
+}
+
+/** The configuration of (g0) and (g): JWT auth only (in-memory store, no rate limits). */
+export function jwtOnlyConfig(id: Identity): IdentityConfig {
+  return { auth: jwtAuth(id) };
 }
 
 /** The configuration sections of (f): JWT auth with the bench key, rate limits charged to `redis`. */
 export function identityConfig(id: Identity, redis: RedisChild): IdentityConfig {
-  const i = BENCH_IDENTITY;
   return {
-    auth: { issuer: i.issuer, audience: i.audience, keys: [{ kid: i.kid, publicKeyFile: id.publicKeyFile, algorithms: ['EdDSA'] }] },
+    auth: jwtAuth(id),
     state: { redisUrl: redis.url },
     // `closed`: were Redis ever unavailable, requests would be refused (503, counted as failures)
     // rather than charged to the per-process fallback, so every 2xx of (f) was charged in Redis.
@@ -161,14 +266,25 @@ function gatewayConfig(port: number, spec: GatewaySpec, logLevel: string | undef
     ...(logLevel === undefined ? {} : { level: logLevel }),
     ...(spec.accessLog ? { accessLog: true } : {}),
   };
+  const id = spec.identity;
+  const r = spec.routing;
   return stringify({
-    // The protocol-path targets run without identity and quotas; (f) has them (spec.identity).
-    ...(spec.identity === undefined
+    // The protocol-path targets run without identity and quotas; (f), (g0) and (g) have them (spec.identity).
+    ...(id === undefined
       ? { auth: { insecureNoAuth: true } }
-      : { auth: spec.identity.auth, state: spec.identity.state, rateLimits: spec.identity.rateLimits }),
+      : {
+          auth: id.auth,
+          ...(id.state === undefined ? {} : { state: id.state }),
+          ...(id.rateLimits === undefined ? {} : { rateLimits: id.rateLimits }),
+        }),
     server: { host: HOST, port, workers: spec.workers },
     ...(Object.keys(logging).length > 0 ? { logging } : {}),
-    models: { iris: { versions: { '1': { backend: spec.backend } } } },
+    models: {
+      iris: r === undefined
+        ? { versions: { '1': { backend: spec.backend } } }
+        // A copy per version: the same object three times would be written as a YAML anchor and aliases.
+        : { versions: Object.fromEntries(r.versions.map((v) => [v, { backend: { ...spec.backend } }])), stable: r.stable, traffic: r.traffic },
+    },
   });
 }
 
@@ -198,4 +314,35 @@ export async function startBareProxy(name: string, upstream: Child, o: ChildOpti
   started.push(child);
   await waitReady(child, o.readyTimeoutMs);
   return child;
+}
+
+/**
+ * Fills (g)'s opt-out registry through its admin API: `count` subjects (optOutSubject(0…count-1)),
+ * each opted out of BENCH_OPT_OUTS.kinds, a few requests at a time. Bounded: `count` requests, each
+ * with its own timeout, and the whole within BENCH_OPT_OUTS.totalTimeoutMs. Throws on any answer
+ * other than 2xx (the first such answer, with its body).
+ */
+export async function populateOptOuts(child: Child, id: Identity, count: number): Promise<void> {
+  const o = BENCH_OPT_OUTS;
+  const authorization = `Bearer ${mintBenchToken(id, o.adminSubject, o.adminScopes)}`;
+  const body = JSON.stringify({ kinds: o.kinds });
+  const until = Date.now() + o.totalTimeoutMs;
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < count) {
+      if (Date.now() > until) throw new Error(`${child.name}: opt-out registry not filled within ${o.totalTimeoutMs} ms (${next} of ${count} sent)`);
+      const subject = optOutSubject(next++);
+      const res = await fetch(`${child.url}/admin/opt-outs/${encodeURIComponent(subject)}`, {
+        method: 'PUT',
+        headers: { 'content-type': 'application/json', authorization },
+        body,
+        signal: AbortSignal.timeout(o.requestTimeoutMs),
+      });
+      const text = await res.text();
+      if (res.status < 200 || res.status > 299) {
+        throw new Error(`${child.name}: PUT /admin/opt-outs/${subject} answered HTTP ${res.status}: ${text.slice(0, 300)}`);
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(o.concurrency, count) }, worker));
 }

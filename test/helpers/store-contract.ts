@@ -181,6 +181,24 @@ export function storeContract(name: string, make: () => Promise<StoreSubject>): 
       });
     });
 
+    describe('forget', () => {
+      test('deletes the named counters only: they start again from zero; others, leases and records stay', async ({ store, scope, windowMs, ttlMs }) => {
+        const mine = counter('sub:alice:m:per-minute', 10, windowMs);
+        const theirs = counter('sub:bob:m:per-minute', 10, windowMs);
+        await store.charge(scope, [mine, theirs], 4);
+        await store.charge(`${scope}-other`, [mine], 2);
+        await store.set(scope, mine.key, { record: true });
+        await store.acquire(scope, mine.key, 'lease', 1, ttlMs);
+        assert.equal(await store.forget(scope, [mine.key, 'sub:alice:never-charged']), 1, 'one of the two existed');
+        assert.deepEqual(counts(await store.charge(scope, [mine, theirs], 1)), [1, 5]);
+        assert.deepEqual(counts(await store.charge(`${scope}-other`, [mine], 1)), [3], 'the same key in another scope is untouched');
+        assert.deepEqual(await store.get(scope, mine.key), { record: true });
+        assert.equal((await store.acquire(scope, mine.key, 'another', 1, ttlMs)).granted, false, 'the lease is still held');
+        assert.equal(await store.forget(scope, []), 0);
+        assert.equal(await store.forget(`${scope}-unused`, ['nothing']), 0);
+      });
+    });
+
     describe('leases', () => {
       test('grants at most the limit under concurrency: 8 concurrent acquires against 3 grant 3', async ({ store, scope, ttlMs }) => {
         const results = await Promise.all(Array.from({ length: 8 }, (_, i) => store.acquire(scope, 'concurrency', `req-${i}`, 3, ttlMs)));
@@ -282,6 +300,33 @@ export function storeContract(name: string, make: () => Promise<StoreSubject>): 
         await assert.rejects(store.set(scope, 'r', () => 1), TypeError);
         await assert.rejects(store.set(scope, 'r', 1n), TypeError);
         assert.equal(await store.get(scope, 'r'), undefined);
+      });
+
+      test('records(scope) returns every record of the scope and nothing of another scope', async ({ store, scope }) => {
+        assert.deepEqual(await store.records(scope), new Map(), 'an unused scope has no records');
+        await store.set(scope, 'alice', { kinds: ['tracking'] });
+        await store.set(scope, 'bob', ['experiments']);
+        await store.set(scope, 'odd key: *?[x]\\{y}', 7);
+        await store.set(`${scope}-other`, 'carol', 'elsewhere');
+        await store.set(`${scope}*`, 'dave', 'a scope that is a glob of this one');
+        await store.set(scope, 'gone', 1);
+        await store.delete(scope, 'gone');
+        assert.deepEqual(
+          await store.records(scope),
+          new Map<string, unknown>([['alice', { kinds: ['tracking'] }], ['bob', ['experiments']], ['odd key: *?[x]\\{y}', 7]]),
+        );
+        const got = await store.records(scope);
+        (got.get('alice') as { kinds: string[] }).kinds.push('changed');
+        assert.deepEqual(await store.get(scope, 'alice'), { kinds: ['tracking'] }, 'a copy, like get');
+        assert.deepEqual(await store.records(`${scope}*`), new Map([['dave', 'a scope that is a glob of this one']]), 'glob characters in a scope are literal');
+      });
+
+      test('records(scope) returns all of 1,234 records (more than one batch)', async ({ store, scope }) => {
+        const n = 1234;
+        await Promise.all(Array.from({ length: n }, (_, i) => store.set(scope, `subject-${i}`, { i })));
+        const got = await store.records(scope);
+        assert.equal(got.size, n);
+        for (let i = 0; i < n; i++) assert.deepEqual(got.get(`subject-${i}`), { i });
       });
 
       test('a counter, a lease set and a record may share a name', async ({ store, scope, windowMs, ttlMs }) => {

@@ -1,0 +1,361 @@
+/**
+ * Shadow traffic (`models.<m>.traffic.shadow`): a sampled copy of a request is sent to another
+ * version, its answer compared with the primary's and thrown away. The traffic policy decides which
+ * requests are mirrored (ChainOutcome.shadow); this file sends the copies, one ShadowMirror per
+ * process.
+ *
+ * The primary never notices: `mirror()` returns nothing to wait for and throws nothing; every
+ * failure of the copy (backend down or slow, version missing, a bug here) is caught and counted.
+ * Copies are bounded per model (`maxConcurrent` in flight on this replica; past it a copy is
+ * dropped, never queued) and by their own deadline (`timeoutMs`, enforced by the adapter like the
+ * primary's). In `after` mode a copy starts only once the primary's answer has been sent, so it
+ * never competes with it; `parallel` starts it with the primary (comparable latency, shared backend
+ * time). A copy holds the model table the primary used until it ends, so a reload cannot close the
+ * shadow's adapter under it.
+ *
+ * The answers are compared by gateway/shadow-compare.ts; the figures per model are kept here.
+ */
+import type { Logger } from 'pino';
+import type { Adapter, InferRequest, InferResponse, ModelMetadata } from '../adapters/adapter.js';
+import { OPT_OUT, type ShadowTarget } from '../policies/policy.js';
+import { isGatewayError } from './errors.js';
+import { agrees } from './shadow-compare.js';
+import type { GatewayMetrics, ShadowOutcome } from './telemetry/metrics.js';
+import { validateAgainstMetadata } from './validate-request.js';
+
+/** Who opted out of either is never mirrored (the opt-out policy clears the shadow too). */
+const NEVER_MIRRORED = OPT_OUT.experiments | OPT_OUT.tracking;
+
+/** What the mirror needs of a model table (adapters/registry.ts ModelTable satisfies it). */
+export interface ShadowTable {
+  acquire(): void;
+  release(): void;
+  readonly models: ReadonlyMap<string, { readonly versions: ReadonlyMap<string, ShadowVersion> }>;
+}
+
+export interface ShadowVersion {
+  /** Undefined until the version's backend has answered once (MODEL_NOT_READY for a primary). */
+  readonly metadata: ModelMetadata | undefined;
+  readonly adapter: Pick<Adapter, 'infer'>;
+}
+
+/** One mirrored request, as the infer handler knows it once the primary call has started. */
+export interface MirrorCall {
+  /** The model's name in the table (never the client's string: it becomes a metric attribute). */
+  readonly model: string;
+  /** The version serving the primary. */
+  readonly version: string;
+  /** The parsed request, already checked against the primary version's metadata. */
+  readonly request: InferRequest;
+  readonly target: ShadowTarget;
+  /** The caller's OPT_OUT bits. */
+  readonly optOuts: number;
+  /** The table the primary is served from: held until the copy ends, so a reload cannot close its adapter. */
+  readonly table: ShadowTable;
+  /** The primary's answer (in flight or settled), started at `primaryStarted` (performance.now()). */
+  readonly primary: Promise<InferResponse>;
+  readonly primaryStarted: number;
+  /**
+   * Registers a callback for when the primary's answer has been sent to the client; `after` mode
+   * starts the copy then. Called during mirror(). Without it the copy starts once the primary settles.
+   */
+  readonly onResponded?: (done: () => void) => void;
+  readonly requestId: string;
+}
+
+/**
+ * This replica's figures for one model, since its shadow target (version or mode) last changed
+ * here, or since the process started. `sent` copies end as agreed, disagreed, errors, timeouts or
+ * (parallel mode, primary failed) skipped.primaryFailed. Never sent: `dropped`, skipped.optedOut,
+ * skipped.primaryFailed in after mode, and errors before the call (shadow version not served or not
+ * ready, request not valid for it). Latencies are means over the compared pairs (agreed +
+ * disagreed), null before the first.
+ */
+export interface ShadowFigures {
+  readonly version: string;
+  readonly mode: ShadowTarget['mode'];
+  /** When these figures started (ISO 8601). */
+  readonly since: string;
+  readonly inFlight: number;
+  readonly sent: number;
+  readonly agreed: number;
+  readonly disagreed: number;
+  readonly errors: number;
+  readonly timeouts: number;
+  readonly dropped: number;
+  readonly skipped: { readonly optedOut: number; readonly primaryFailed: number };
+  readonly latencyMs: { readonly shadowMean: number | null; readonly primaryMean: number | null };
+}
+
+export interface ShadowMirrorOptions {
+  readonly metrics?: Pick<GatewayMetrics, 'recordShadow'>;
+  /** Backend failures of copies are logged at debug; failures of the mirror itself at warn. */
+  readonly log?: Logger;
+}
+
+class Tally {
+  readonly since = new Date().toISOString();
+  sent = 0;
+  agreed = 0;
+  disagreed = 0;
+  errors = 0;
+  timeouts = 0;
+  dropped = 0;
+  optedOut = 0;
+  primaryFailed = 0;
+  shadowMs = 0;
+  primaryMs = 0;
+
+  constructor(
+    readonly version: string,
+    readonly mode: ShadowTarget['mode'],
+  ) {}
+}
+
+interface ModelState {
+  /** Copies of this model in flight here, whatever their target. */
+  inFlight: number;
+  tally: Tally;
+}
+
+type Timed = { readonly ok: true; readonly response: InferResponse; readonly ms: number } | { readonly ok: false; readonly ms: number };
+
+type ShadowResult =
+  | { readonly kind: 'answered'; readonly response: InferResponse; readonly ms: number }
+  | { readonly kind: 'failed'; readonly outcome: 'error' | 'timeout'; readonly ms: number | undefined; readonly error: unknown }
+  | { readonly kind: 'dropped' };
+
+const DROPPED: ShadowResult = Object.freeze({ kind: 'dropped' });
+
+function timed(p: Promise<InferResponse>, started: number): Promise<Timed> {
+  return p.then(
+    (response) => ({ ok: true, response, ms: performance.now() - started }),
+    () => ({ ok: false, ms: performance.now() - started }),
+  );
+}
+
+/**
+ * The primary's answer sent, or `ms` passed: a client slow to read its answer must not hold a copy
+ * (and the model table it holds) back for ever. The backend call is over by then either way.
+ */
+function sentOrLate(sent: Promise<void>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<void>((resolve) => {
+    timer = setTimeout(resolve, ms);
+    timer.unref();
+  });
+  return Promise.race([sent, late]).finally(() => clearTimeout(timer));
+}
+
+export class ShadowMirror {
+  readonly #models = new Map<string, ModelState>();
+  readonly #metrics: Pick<GatewayMetrics, 'recordShadow'> | undefined;
+  readonly #log: Logger | undefined;
+  /** Mirrors not yet ended (waiting for the primary, or in flight). */
+  #pending = 0;
+  #idle: (() => void)[] = [];
+
+  constructor(opts: ShadowMirrorOptions = {}) {
+    this.#metrics = opts.metrics;
+    this.#log = opts.log;
+  }
+
+  /** Mirrors one request; returns at once and never throws. */
+  mirror(call: MirrorCall): void {
+    let tally: Tally | undefined;
+    try {
+      const { model, target } = call;
+      const state = this.#stateFor(model, target);
+      tally = state.tally;
+      if ((call.optOuts & NEVER_MIRRORED) !== 0) {
+        tally.optedOut++;
+        this.#record(model, target.version, 'skipped', undefined);
+        return;
+      }
+      if (target.version === call.version) return; // a version never shadows itself
+      this.#begin(call, state, tally);
+    } catch (e) {
+      if (tally !== undefined) tally.errors++;
+      this.#record(call.model, call.target.version, 'error', undefined);
+      this.#log?.warn({ err: e, model: call.model }, 'shadow mirror failed');
+    }
+  }
+
+  /** Figures for `model` on this replica, or undefined if it was never mirrored here. */
+  figures(model: string): ShadowFigures | undefined {
+    const state = this.#models.get(model);
+    if (state === undefined) return undefined;
+    const t = state.tally;
+    const compared = t.agreed + t.disagreed;
+    return {
+      version: t.version,
+      mode: t.mode,
+      since: t.since,
+      inFlight: state.inFlight,
+      sent: t.sent,
+      agreed: t.agreed,
+      disagreed: t.disagreed,
+      errors: t.errors,
+      timeouts: t.timeouts,
+      dropped: t.dropped,
+      skipped: { optedOut: t.optedOut, primaryFailed: t.primaryFailed },
+      latencyMs: {
+        shadowMean: compared === 0 ? null : t.shadowMs / compared,
+        primaryMean: compared === 0 ? null : t.primaryMs / compared,
+      },
+    };
+  }
+
+  /** Resolves once no mirror is waiting or in flight (tests; a shutdown that wants the figures complete). */
+  idle(): Promise<void> {
+    if (this.#pending === 0) return Promise.resolve();
+    return new Promise((resolve) => this.#idle.push(resolve));
+  }
+
+  #stateFor(model: string, target: ShadowTarget): ModelState {
+    let state = this.#models.get(model);
+    if (state === undefined) {
+      state = { inFlight: 0, tally: new Tally(target.version, target.mode) };
+      this.#models.set(model, state);
+    } else if (state.tally.version !== target.version || state.tally.mode !== target.mode) {
+      // A new comparison: copies still in flight for the old target finish into the old tally.
+      state.tally = new Tally(target.version, target.mode);
+    }
+    return state;
+  }
+
+  #begin(call: MirrorCall, state: ModelState, tally: Tally): void {
+    call.table.acquire();
+    this.#pending++;
+    let primary: Promise<Timed>;
+    let responded: Promise<void> | undefined;
+    let shadow: Promise<ShadowResult> | undefined;
+    try {
+      primary = timed(call.primary, call.primaryStarted);
+      if (call.target.mode === 'parallel') {
+        shadow = this.#send(call, state, tally);
+      } else if (call.onResponded !== undefined) {
+        let done!: () => void;
+        responded = new Promise<void>((resolve) => (done = resolve));
+        call.onResponded(done);
+      }
+    } catch (e) {
+      this.#end(call);
+      throw e;
+    }
+    this.#complete(call, state, tally, primary, responded, shadow)
+      .catch((e: unknown) => {
+        tally.errors++;
+        this.#record(call.model, call.target.version, 'error', undefined);
+        this.#log?.warn({ err: e, model: call.model }, 'shadow mirror failed');
+      })
+      .finally(() => this.#end(call))
+      .catch(() => undefined);
+  }
+
+  async #complete(
+    call: MirrorCall,
+    state: ModelState,
+    tally: Tally,
+    primaryP: Promise<Timed>,
+    responded: Promise<void> | undefined,
+    shadowP: Promise<ShadowResult> | undefined,
+  ): Promise<void> {
+    const { model } = call;
+    const version = call.target.version;
+    if (shadowP === undefined) {
+      // after: nothing to compare with a failed primary, so nothing is sent.
+      const p = await primaryP;
+      if (!p.ok) {
+        tally.primaryFailed++;
+        this.#record(model, version, 'skipped', undefined);
+        return;
+      }
+      if (responded !== undefined) await sentOrLate(responded, call.target.timeoutMs);
+      shadowP = this.#send(call, state, tally);
+    }
+    const s = await shadowP;
+    if (s.kind === 'dropped') {
+      tally.dropped++;
+      this.#record(model, version, 'dropped', undefined);
+      return;
+    }
+    const seconds = s.ms === undefined ? undefined : s.ms / 1000;
+    if (s.kind === 'failed') {
+      if (s.outcome === 'timeout') tally.timeouts++;
+      else tally.errors++;
+      this.#record(model, version, s.outcome, seconds);
+      this.#log?.debug({ model, version, code: isGatewayError(s.error) ? s.error.code : undefined }, 'shadow call failed');
+      return;
+    }
+    const p = await primaryP;
+    if (!p.ok) {
+      tally.primaryFailed++;
+      this.#record(model, version, 'skipped', seconds);
+      return;
+    }
+    const agreed = agrees(p.response, s.response);
+    if (agreed) tally.agreed++;
+    else tally.disagreed++;
+    tally.shadowMs += s.ms;
+    tally.primaryMs += p.ms;
+    this.#record(model, version, agreed ? 'agree' : 'disagree', seconds);
+  }
+
+  /** Starts the copy now, if there is room; never rejects. */
+  #send(call: MirrorCall, state: ModelState, tally: Tally): Promise<ShadowResult> {
+    const { target } = call;
+    if (state.inFlight >= target.maxConcurrent) return Promise.resolve(DROPPED);
+    const sv = call.table.models.get(call.model)?.versions.get(target.version);
+    let deadline: number;
+    let started: number;
+    let answer: Promise<InferResponse>;
+    try {
+      if (sv === undefined) throw new Error(`shadow version ${target.version} is not served`);
+      if (sv.metadata === undefined) throw new Error(`shadow version ${target.version} is not ready`);
+      // Nothing reaches a backend unchecked: the request was checked against the primary's metadata.
+      validateAgainstMetadata(call.request, sv.metadata);
+      deadline = Date.now() + target.timeoutMs;
+      started = performance.now();
+      answer = sv.adapter.infer(call.request, { deadline, requestId: `${call.requestId}-shadow` });
+    } catch (error) {
+      return Promise.resolve({ kind: 'failed', outcome: 'error', ms: undefined, error });
+    }
+    state.inFlight++;
+    tally.sent++;
+    return answer.then(
+      (response): ShadowResult => {
+        state.inFlight--;
+        const ms = performance.now() - started;
+        // An adapter that cannot be interrupted (onnx) may answer past the deadline: still a timeout.
+        if (Date.now() > deadline) return { kind: 'failed', outcome: 'timeout', ms, error: undefined };
+        return { kind: 'answered', response, ms };
+      },
+      (error: unknown): ShadowResult => {
+        state.inFlight--;
+        const outcome = isGatewayError(error) && error.code === 'BACKEND_TIMEOUT' ? 'timeout' : 'error';
+        return { kind: 'failed', outcome, ms: performance.now() - started, error };
+      },
+    );
+  }
+
+  #end(call: MirrorCall): void {
+    try {
+      call.table.release();
+    } finally {
+      if (--this.#pending === 0) {
+        const waiting = this.#idle;
+        this.#idle = [];
+        for (const resolve of waiting) resolve();
+      }
+    }
+  }
+
+  #record(model: string, version: string, outcome: ShadowOutcome, seconds: number | undefined): void {
+    try {
+      this.#metrics?.recordShadow(model, version, outcome, seconds);
+    } catch {
+      // telemetry never breaks a request, nor a mirror
+    }
+  }
+}
