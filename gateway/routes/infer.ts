@@ -12,6 +12,7 @@ import { encodeInferResponse } from '../infer-response.js';
 import { parseInferRequest } from '../infer-request.js';
 import type { Serving } from '../serving.js';
 import { ShadowMirror } from '../shadow.js';
+import { outcomeRetainsPayload } from '../retention.js';
 import { UNKNOWN_MODEL, type GatewayMetrics } from '../telemetry/metrics.js';
 import { ArmFigures } from '../telemetry/arm-figures.js';
 import { validateAgainstMetadata } from '../validate-request.js';
@@ -102,7 +103,9 @@ export function registerInferRoutes(app: FastifyInstance, serving: Serving, metr
         });
       }
       const response: InferResponse = await primary;
-      answer = response;
+      // Prediction labels are derived from the payload: not kept for a tracking opt-out (the
+      // request is still counted).
+      if (outcomeRetainsPayload(out)) answer = response;
       const encoded = encodeInferResponse(response, inferRequest, model.name, version);
       if (encoded.headerLength !== undefined) {
         reply.header(HEADER_LENGTH, encoded.headerLength).header('content-type', 'application/octet-stream');
