@@ -5,8 +5,9 @@
  *
  * Cheap on the request path: a few counter increments, one bucket of a fixed log-scale latency
  * histogram, and one pass over the first output's rows. Prediction values are counted, never kept
- * (a subject who opted out of tracking may still be counted, as the issue allows): at most
- * MAX_CLASSES distinct labels per version, the rest fall into `other`.
+ * one by one: at most MAX_CLASSES distinct labels per version, the rest fall into `other`. A
+ * subject who opted out of tracking is counted (requests, errors, latency) but their predictions
+ * are not (routes/infer.ts passes no answer): labels are derived from the payload.
  */
 import type { InferResponse, InferTensor } from '../../adapters/adapter.js';
 
