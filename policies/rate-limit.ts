@@ -30,6 +30,7 @@ import { StoreUnavailableError, type CounterCharge, type LeaseResult, type State
 import { METER_NAME } from '../gateway/telemetry/metrics.js';
 import { CONTINUE, type Decision, type Policy, type PolicyContext } from './policy.js';
 import type { Principal } from './principal.js';
+import { ruleSuffix, subjectPrefix, subjectScope, tenantCounterKey, tenantScope } from './rate-limit-keys.js';
 
 export const STORE_FAILURES_METRIC = 'breakwater.ratelimit.store_failures';
 export const FAIL_MODE_ATTR = 'fail_mode';
@@ -63,8 +64,6 @@ interface Identity {
   readonly subjectKey: string;
 }
 
-/** ':' and '%' are encoded, so `a:b` as a subject cannot meet subject `a` with model `b:…`. */
-const enc = encodeURIComponent;
 const seconds = (ms: number): number => Math.ceil(ms / 1000);
 
 function buildPlan(rules: readonly RateLimitRule[], model: string): Plan {
@@ -75,8 +74,8 @@ function buildPlan(rules: readonly RateLimitRule[], model: string): Plan {
   return {
     rules: all,
     subjectRules: subject.length,
-    subjectSuffixes: subject.map((r) => `:${enc(model)}:${enc(r.name)}`),
-    tenantCharges: tenant.map((r) => Object.freeze({ key: `ten:${enc(model)}:${enc(r.name)}`, limit: r.limit, windowMs: r.windowMs })),
+    subjectSuffixes: subject.map((r) => ruleSuffix(model, r.name)),
+    tenantCharges: tenant.map((r) => Object.freeze({ key: tenantCounterKey(model, r.name), limit: r.limit, windowMs: r.windowMs })),
     // The draft's `w` is whole seconds; a sub-second window is announced as 1 s.
     policyHeader: all.map((r) => `"${r.name}";q=${r.limit};w=${Math.max(1, seconds(r.windowMs))}`).join(', '),
   };
@@ -93,8 +92,7 @@ const ANONYMOUS: Identity = Object.freeze({ scope: 'anon', subjectKey: 'sub:-' }
 
 function identityOf(p: Principal | undefined): Identity {
   if (p === undefined) return ANONYMOUS;
-  const subjectKey = `sub:${enc(p.subject)}`;
-  return { scope: p.tenant === undefined ? `s:${enc(p.subject)}` : `t:${enc(p.tenant)}`, subjectKey };
+  return { scope: p.tenant === undefined ? subjectScope(p.subject) : tenantScope(p.tenant), subjectKey: subjectPrefix(p.subject) };
 }
 
 export function createRateLimitPolicy(cfg: RateLimitConfig, deps: RateLimitDeps): Policy {

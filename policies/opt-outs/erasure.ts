@@ -3,7 +3,7 @@
  * subject's opt-out record and their rate-limit counters; nothing else the gateway writes names a
  * subject (logs carry no subject; access lines name model, version, code and time).
  *
- * Counters are named by policies/rate-limit.ts: a subject rule counts `sub:<subject>:<model>:<rule>`
+ * Counters are named by policies/rate-limit-keys.ts: a subject rule counts `sub:<subject>:<model>:<rule>`
  * (each part URI-encoded) in the tenant's scope `t:<tenant>`, or, for a token without a tenant, in
  * the subject's own scope `s:<subject>`, where the subject's tenant rules (`ten:<model>:<rule>`)
  * count too. Keys are enumerated from the configuration: every subject rule × every model it
@@ -13,9 +13,8 @@
 import type { GatewayConfig } from '../../gateway/config.js';
 import { GatewayError } from '../../gateway/errors.js';
 import { StoreUnavailableError, type StateStore } from '../../gateway/state/store.js';
+import { ruleSuffix, subjectPrefix, subjectScope, tenantCounterKey, tenantScope } from '../rate-limit-keys.js';
 import type { OptOutKindName, OptOutRegistry } from './registry.js';
-
-const enc = encodeURIComponent;
 
 export interface CounterSet {
   readonly scope: string;
@@ -30,13 +29,13 @@ export function subjectCounters(config: Pick<GatewayConfig, 'rateLimits' | 'mode
   const tenantKeys: string[] = [];
   for (const r of config.rateLimits.rules) {
     for (const m of modelsOf(r.models)) {
-      if (r.by === 'subject') subjectKeys.push(`sub:${enc(subject)}:${enc(m)}:${enc(r.name)}`);
-      else tenantKeys.push(`ten:${enc(m)}:${enc(r.name)}`);
+      if (r.by === 'subject') subjectKeys.push(subjectPrefix(subject) + ruleSuffix(m, r.name));
+      else tenantKeys.push(tenantCounterKey(m, r.name));
     }
   }
   if (subjectKeys.length === 0 && tenantKeys.length === 0) return [];
-  const sets: CounterSet[] = [{ scope: `s:${enc(subject)}`, keys: [...subjectKeys, ...tenantKeys] }];
-  for (const t of new Set(tenants)) if (subjectKeys.length > 0) sets.push({ scope: `t:${enc(t)}`, keys: subjectKeys });
+  const sets: CounterSet[] = [{ scope: subjectScope(subject), keys: [...subjectKeys, ...tenantKeys] }];
+  for (const t of new Set(tenants)) if (subjectKeys.length > 0) sets.push({ scope: tenantScope(t), keys: subjectKeys });
   return sets;
 }
 
