@@ -42,6 +42,8 @@ export interface ShadowConfig {
   readonly mode: 'after' | 'parallel';
   readonly timeoutMs: number;
   readonly maxConcurrent: number;
+  /** Failed copies in a row before the shadow is suspended for a cool-down; 0: never. */
+  readonly suspendAfter: number;
 }
 
 export interface TrafficConfig {

@@ -13,7 +13,7 @@ import { OPT_OUT, type ShadowTarget } from '../policies/policy.js';
 import { ROW_STATS_METADATA, rowStatsHandler, slow, startFakeOipBackend, type FakeOipBackend } from '../test/helpers/backends.js';
 import { GatewayError } from './errors.js';
 import { agrees } from './shadow-compare.js';
-import { ShadowMirror, type MirrorCall, type ShadowTable, type ShadowVersion } from './shadow.js';
+import { FIRST_COOLDOWN_MS, MAX_COOLDOWN_MS, ShadowMirror, type MirrorCall, type ShadowTable, type ShadowVersion } from './shadow.js';
 import type { ShadowOutcome } from './telemetry/metrics.js';
 
 const MD: ModelMetadata = {
@@ -69,8 +69,11 @@ class RecordingMetrics {
   }
 }
 
+/** The configuration's default `suspendAfter`. */
+const BREAK_AFTER = 5;
+
 function target(over: Partial<ShadowTarget> = {}): ShadowTarget {
-  return { version: '2', mode: 'parallel', timeoutMs: 2000, maxConcurrent: 16, ...over };
+  return { version: '2', mode: 'parallel', timeoutMs: 2000, maxConcurrent: 16, suspendAfter: BREAK_AFTER, ...over };
 }
 
 function call(table: ShadowTable, over: Partial<MirrorCall> = {}): MirrorCall {
@@ -323,4 +326,88 @@ test('mirror never throws: broken adapters, missing or unready versions, bad req
     assert.equal((table as TestTable).held, 0, `${what}: table released`);
   }
   assert.equal(held.calls.length, 0, 'nothing unchecked reached a backend');
+});
+
+/** An adapter double that fails every call at once, or answers, as the test says. */
+class SwitchAdapter implements Pick<Adapter, 'infer'> {
+  calls = 0;
+  failing = true;
+
+  infer(): Promise<InferResponse> {
+    this.calls++;
+    return this.failing ? Promise.reject(new GatewayError('BACKEND_UNAVAILABLE')) : Promise.resolve(ANSWER);
+  }
+}
+
+test('a shadow that keeps failing is suspended for a cool-down that doubles, then probed, and resumes once it answers', async () => {
+  const adapter = new SwitchAdapter();
+  const table = new TestTable({ '2': { metadata: MD, adapter } });
+  let now = 1_000_000;
+  const mirror = new ShadowMirror({ now: () => now });
+  const copies = async (n: number) => {
+    for (let i = 0; i < n; i++) {
+      mirror.mirror(call(table));
+      await settled(mirror);
+    }
+  };
+
+  await copies(BREAK_AFTER);
+  assert.equal(adapter.calls, BREAK_AFTER, 'the failures that open the breaker were sent');
+  await copies(100);
+  assert.equal(adapter.calls, BREAK_AFTER, 'nothing is sent while suspended');
+  let f = mirror.figures('m');
+  assert.deepEqual({ errors: f?.errors, dropped: f?.dropped, suspended: f?.suspended, now: f?.suspendedNow }, { errors: BREAK_AFTER, dropped: 100, suspended: 100, now: true });
+
+  // After the first cool-down one probe goes out; its failure re-opens at once, for twice as long.
+  now += FIRST_COOLDOWN_MS;
+  await copies(10);
+  assert.equal(adapter.calls, BREAK_AFTER + 1);
+  now += FIRST_COOLDOWN_MS;
+  await copies(10);
+  assert.equal(adapter.calls, BREAK_AFTER + 1, 'the second cool-down is twice the first');
+  now += FIRST_COOLDOWN_MS;
+  // The shadow is back: the probe is answered, the breaker closes, every copy is sent again.
+  adapter.failing = false;
+  await copies(10);
+  assert.equal(adapter.calls, BREAK_AFTER + 1 + 10);
+  f = mirror.figures('m');
+  assert.equal(f?.suspendedNow, false);
+  assert.equal(f?.agreed, 10);
+  assert.equal(table.held, 0);
+});
+
+test('the cool-down never exceeds its cap', async () => {
+  const adapter = new SwitchAdapter();
+  const table = new TestTable({ '2': { metadata: MD, adapter } });
+  let now = 0;
+  const mirror = new ShadowMirror({ now: () => now });
+  const one = async () => {
+    mirror.mirror(call(table));
+    await settled(mirror);
+  };
+  for (let i = 0; i < BREAK_AFTER; i++) await one();
+  // Probe and fail, again and again: 1, 2, 4, 8, 16, 30, 30 s.
+  for (let i = 0; i < 6; i++) {
+    now += MAX_COOLDOWN_MS;
+    await one();
+  }
+  const sent = adapter.calls;
+  now += MAX_COOLDOWN_MS - 1;
+  await one();
+  assert.equal(adapter.calls, sent, 'still suspended just before the cap');
+  now += 1;
+  await one();
+  assert.equal(adapter.calls, sent + 1, 'probed again at the cap');
+});
+
+test('suspendAfter 0 never suspends: every copy is sent, however many fail', async () => {
+  const adapter = new SwitchAdapter();
+  const table = new TestTable({ '2': { metadata: MD, adapter } });
+  const mirror = new ShadowMirror();
+  for (let i = 0; i < 50; i++) {
+    mirror.mirror(call(table, { target: target({ suspendAfter: 0 }) }));
+    await settled(mirror);
+  }
+  assert.equal(adapter.calls, 50);
+  assert.deepEqual({ errors: mirror.figures('m')?.errors, suspended: mirror.figures('m')?.suspended }, { errors: 50, suspended: 0 });
 });

@@ -13,8 +13,18 @@
  * time). A copy holds the model table the primary used until it ends, so a reload cannot close the
  * shadow's adapter under it.
  *
+ * A shadow that keeps failing is suspended (a circuit breaker, as Envoy's outlier detection does
+ * for a host): after `suspendAfter` (default 5) copies in a row end in an error or a timeout, no copy of that
+ * model is sent for a cool-down (1 s, doubling on each re-opening up to 30 s). The first copy after
+ * it is a probe: a failure re-opens the breaker at once, an answer closes it. A dead shadow then
+ * costs the gateway a few failed calls a second instead of one per mirrored request. Suspended
+ * copies are counted as dropped (and as `suspended` in the figures).
+ *
  * The answers are compared by gateway/shadow-compare.ts; the figures per model are kept here.
  */
+
+export const FIRST_COOLDOWN_MS = 1000;
+export const MAX_COOLDOWN_MS = 30_000;
 import type { Logger } from 'pino';
 import type { Adapter, InferRequest, InferResponse, ModelMetadata } from '../adapters/adapter.js';
 import { OPT_OUT, type ShadowTarget } from '../policies/policy.js';
@@ -82,7 +92,11 @@ export interface ShadowFigures {
   readonly disagreed: number;
   readonly errors: number;
   readonly timeouts: number;
+  /** Never sent for want of room or while suspended. */
   readonly dropped: number;
+  /** Of `dropped`: while the breaker was open; and whether it is open now. */
+  readonly suspended: number;
+  readonly suspendedNow: boolean;
   readonly skipped: { readonly optedOut: number; readonly primaryFailed: number };
   readonly latencyMs: { readonly shadowMean: number | null; readonly primaryMean: number | null };
 }
@@ -91,6 +105,8 @@ export interface ShadowMirrorOptions {
   readonly metrics?: Pick<GatewayMetrics, 'recordShadow'>;
   /** Backend failures of copies are logged at debug; failures of the mirror itself at warn. */
   readonly log?: Logger;
+  /** The breaker's clock (ms); for tests. */
+  readonly now?: () => number;
 }
 
 class Tally {
@@ -101,6 +117,7 @@ class Tally {
   errors = 0;
   timeouts = 0;
   dropped = 0;
+  suspended = 0;
   optedOut = 0;
   primaryFailed = 0;
   shadowMs = 0;
@@ -116,6 +133,10 @@ interface ModelState {
   /** Copies of this model in flight here, whatever their target. */
   inFlight: number;
   tally: Tally;
+  /** The breaker: copies in a row that failed, when the current suspension ends, and its length. */
+  failures: number;
+  openUntil: number;
+  cooldownMs: number;
 }
 
 type Timed = { readonly ok: true; readonly response: InferResponse; readonly ms: number } | { readonly ok: false; readonly ms: number };
@@ -123,9 +144,11 @@ type Timed = { readonly ok: true; readonly response: InferResponse; readonly ms:
 type ShadowResult =
   | { readonly kind: 'answered'; readonly response: InferResponse; readonly ms: number }
   | { readonly kind: 'failed'; readonly outcome: 'error' | 'timeout'; readonly ms: number | undefined; readonly error: unknown }
-  | { readonly kind: 'dropped' };
+  | { readonly kind: 'dropped' }
+  | { readonly kind: 'suspended' };
 
 const DROPPED: ShadowResult = Object.freeze({ kind: 'dropped' });
+const SUSPENDED: ShadowResult = Object.freeze({ kind: 'suspended' });
 
 function timed(p: Promise<InferResponse>, started: number): Promise<Timed> {
   return p.then(
@@ -151,6 +174,7 @@ export class ShadowMirror {
   readonly #models = new Map<string, ModelState>();
   readonly #metrics: Pick<GatewayMetrics, 'recordShadow'> | undefined;
   readonly #log: Logger | undefined;
+  readonly #now: () => number;
   /** Mirrors not yet ended (waiting for the primary, or in flight). */
   #pending = 0;
   #idle: (() => void)[] = [];
@@ -158,6 +182,7 @@ export class ShadowMirror {
   constructor(opts: ShadowMirrorOptions = {}) {
     this.#metrics = opts.metrics;
     this.#log = opts.log;
+    this.#now = opts.now ?? Date.now;
   }
 
   /** Mirrors one request; returns at once and never throws. */
@@ -198,6 +223,8 @@ export class ShadowMirror {
       errors: t.errors,
       timeouts: t.timeouts,
       dropped: t.dropped,
+      suspended: t.suspended,
+      suspendedNow: this.#now() < state.openUntil,
       skipped: { optedOut: t.optedOut, primaryFailed: t.primaryFailed },
       latencyMs: {
         shadowMean: compared === 0 ? null : t.shadowMs / compared,
@@ -215,11 +242,14 @@ export class ShadowMirror {
   #stateFor(model: string, target: ShadowTarget): ModelState {
     let state = this.#models.get(model);
     if (state === undefined) {
-      state = { inFlight: 0, tally: new Tally(target.version, target.mode) };
+      state = { inFlight: 0, tally: new Tally(target.version, target.mode), failures: 0, openUntil: 0, cooldownMs: 0 };
       this.#models.set(model, state);
     } else if (state.tally.version !== target.version || state.tally.mode !== target.mode) {
       // A new comparison: copies still in flight for the old target finish into the old tally.
       state.tally = new Tally(target.version, target.mode);
+      state.failures = 0;
+      state.openUntil = 0;
+      state.cooldownMs = 0;
     }
     return state;
   }
@@ -275,8 +305,9 @@ export class ShadowMirror {
       shadowP = this.#send(call, state, tally);
     }
     const s = await shadowP;
-    if (s.kind === 'dropped') {
+    if (s.kind === 'dropped' || s.kind === 'suspended') {
       tally.dropped++;
+      if (s.kind === 'suspended') tally.suspended++;
       this.#record(model, version, 'dropped', undefined);
       return;
     }
@@ -306,6 +337,7 @@ export class ShadowMirror {
   #send(call: MirrorCall, state: ModelState, tally: Tally): Promise<ShadowResult> {
     const { target } = call;
     if (state.inFlight >= target.maxConcurrent) return Promise.resolve(DROPPED);
+    if (state.openUntil !== 0 && this.#now() < state.openUntil) return Promise.resolve(SUSPENDED);
     const sv = call.table.models.get(call.model)?.versions.get(target.version);
     let deadline: number;
     let started: number;
@@ -328,15 +360,41 @@ export class ShadowMirror {
         state.inFlight--;
         const ms = performance.now() - started;
         // An adapter that cannot be interrupted (onnx) may answer past the deadline: still a timeout.
-        if (Date.now() > deadline) return { kind: 'failed', outcome: 'timeout', ms, error: undefined };
+        if (Date.now() > deadline) {
+          this.#failed(call.model, state, target.suspendAfter);
+          return { kind: 'failed', outcome: 'timeout', ms, error: undefined };
+        }
+        this.#answered(call.model, state);
         return { kind: 'answered', response, ms };
       },
       (error: unknown): ShadowResult => {
         state.inFlight--;
+        this.#failed(call.model, state, target.suspendAfter);
         const outcome = isGatewayError(error) && error.code === 'BACKEND_TIMEOUT' ? 'timeout' : 'error';
         return { kind: 'failed', outcome, ms: performance.now() - started, error };
       },
     );
+  }
+
+  /** A copy failed: `after` in a row (or one probe after a suspension) suspend the shadow. */
+  #failed(model: string, state: ModelState, after: number): void {
+    if (after === 0) return;
+    state.failures++;
+    const now = this.#now();
+    if (state.failures < after || now < state.openUntil) return;
+    state.cooldownMs = Math.min(MAX_COOLDOWN_MS, state.cooldownMs === 0 ? FIRST_COOLDOWN_MS : state.cooldownMs * 2);
+    state.openUntil = now + state.cooldownMs;
+    // A probe's failure re-opens at once: keep the count at the threshold.
+    state.failures = after - 1;
+    this.#log?.warn({ model, version: state.tally.version, suspendedMs: state.cooldownMs }, 'shadow copies keep failing; suspended');
+  }
+
+  /** A copy was answered: the breaker closes. */
+  #answered(model: string, state: ModelState): void {
+    if (state.cooldownMs !== 0) this.#log?.info({ model, version: state.tally.version }, 'shadow answers again; copies resume');
+    state.failures = 0;
+    state.cooldownMs = 0;
+    state.openUntil = 0;
   }
 
   #end(call: MirrorCall): void {

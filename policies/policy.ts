@@ -56,6 +56,8 @@ export interface ShadowTarget {
   readonly mode: 'after' | 'parallel';
   readonly timeoutMs: number;
   readonly maxConcurrent: number;
+  /** Failed copies in a row before copies are suspended for a cool-down (0: never). */
+  readonly suspendAfter: number;
 }
 
 /** What a passing policy may add: response headers, a principal, and work for when the request ends. */

@@ -126,7 +126,7 @@ function buildTable(m: ModelTraffic, traffic: TrafficConfig): ModelTable {
   const { stable, versions } = m;
   const sh = traffic.shadow;
   const shadow: ShadowTarget | undefined =
-    sh === undefined || sh.percent === 0 ? undefined : Object.freeze({ version: sh.version, mode: sh.mode, timeoutMs: sh.timeoutMs, maxConcurrent: sh.maxConcurrent });
+    sh === undefined || sh.percent === 0 ? undefined : Object.freeze({ version: sh.version, mode: sh.mode, timeoutMs: sh.timeoutMs, maxConcurrent: sh.maxConcurrent, suspendAfter: sh.suspendAfter });
   const rules = traffic.rules.map((r) => Object.freeze({ matches: matcher(r), pair: pair(r.version, `rule:${r.name}`, shadow) }));
   const bounds = new Uint16Array(traffic.routes.length);
   let upper = 0;

@@ -3,8 +3,9 @@
  * model with `traffic.shadow` at 100 % is copied to version 2 and the answers compared, while the
  * primary's answers stay those of version 1. The must-show: a dead or slow shadow backend leaves the
  * primary's error count at zero and its p99 within noise of the same model without a shadow,
- * measured in the same run with interleaved rounds, and a slow shadow never has more than
- * `maxConcurrent` copies in flight at its backend.
+ * measured in the same run with interleaved rounds; a slow shadow (never suspended here) never has
+ * more than `maxConcurrent` copies in flight at its backend, and a dead one is suspended by the
+ * breaker after a few failures.
  */
 import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
@@ -111,6 +112,9 @@ before(async () => {
   held = await startHeldBackend(SLOW_BACKEND_MS);
   heldParallel = await startHeldBackend(SLOW_BACKEND_MS);
   const slowShadow = { version: '2', percent: 100, timeoutMs: SLOW_TIMEOUT_MS, maxConcurrent: SLOW_MAX_CONCURRENT };
+  // The slow shadow is never suspended, so it stays slow for the whole run: what bounds it is
+  // maxConcurrent and its deadline. The dead one has the default breaker (suspended after 5 failures).
+  const slowUnbroken = { ...slowShadow, suspendAfter: 0 };
   gw = await startInProcess({
     models: {
       same: { stable: '1', versions: { '1': version(fast), '2': version(twin) }, traffic: { routes: onlyV1, shadow: { version: '2', percent: 100 } } },
@@ -118,7 +122,7 @@ before(async () => {
       // The baseline: the same primary, the same routing, no shadow.
       base: { stable: '1', versions: { '1': version(fast), '2': version(twin) }, traffic: { routes: onlyV1 } },
       dead: { stable: '1', versions: { '1': version(fast), '2': version(dying) }, traffic: { routes: onlyV1, shadow: slowShadow } },
-      slow: { stable: '1', versions: { '1': version(fast), '2': version(held) }, traffic: { routes: onlyV1, shadow: slowShadow } },
+      slow: { stable: '1', versions: { '1': version(fast), '2': version(held) }, traffic: { routes: onlyV1, shadow: slowUnbroken } },
       parallel: {
         stable: '1',
         versions: { '1': version(fast), '2': version(heldParallel) },
@@ -285,6 +289,11 @@ test('a dead or slow shadow backend leaves primary errors at zero and p99 within
   // (On a machine busy enough to stall the loop past timeoutMs, a refused connection is a timeout.)
   assert.equal(d.errors + d.timeouts + d.dropped, ms.dead.length, 'dead: every request was copied and failed or dropped');
   assert.ok(d.errors > 0 && d.agreed === 0);
+  // The breaker: a dead shadow is suspended after 5 failures in a row and probed once a cool-down,
+  // so over the run only a handful of copies were sent (the cool-down doubles from 1 s).
+  assert.ok(d.sent <= 5 + Math.ceil((Date.now() - startedAt) / 1000) + 5, `dead: ${d.sent} copies sent`);
+  assert.ok(dead.suspended > 0, 'dead: copies were suspended');
+  assert.equal(slow.suspended, 0, 'slow (suspendAfter 0): never suspended');
   assert.equal(s.timeouts + s.dropped, ms.slow.length, 'slow: every request was copied and timed out or dropped');
   assert.ok(s.timeouts > 0 && s.dropped > 0 && s.sent === s.timeouts, 'slow: drops and timeouts both counted');
   assert.ok(held.maxOpen() <= SLOW_MAX_CONCURRENT, `the slow backend saw ${held.maxOpen()} copies at once`);
