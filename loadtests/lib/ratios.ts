@@ -92,6 +92,40 @@ export function ratios(s: readonly Summary[], connections: readonly number[]): R
   return out.sort((x, y) => order.indexOf(x.phase) - order.indexOf(y.phase) || x.connections - y.connections);
 }
 
+/**
+ * CPU per request of the front process, target `x` over baseline `y` in phase 1: a check at 32
+ * connections, and the same ratio as information at 1 connection (every request its own wake-up:
+ * too noisy to hold a limit to).
+ */
+function cpuCheckAt32(
+  s: readonly Summary[],
+  x: TargetId,
+  y: TargetId,
+  spec: {
+    readonly name: string;
+    readonly limit: number;
+    /** What is compared; the µs per request follow, then `extra` of the target's summary. */
+    readonly what: string;
+    readonly extra?: (x: Summary) => string;
+    /** Why the 1-connection figure is only information. */
+    readonly oneConnection: string;
+  },
+): Check[] {
+  const out: Check[] = [];
+  for (const n of [32, 1]) {
+    const num = find(s, x, n);
+    const den = find(s, y, n);
+    if (num === undefined || den === undefined || den.frontCpuUsPerReq <= 0) continue;
+    const v = num.frontCpuUsPerReq / den.frontCpuUsPerReq;
+    const detail = `${spec.what}, ${num.frontCpuUsPerReq.toFixed(1)} vs ${den.frontCpuUsPerReq.toFixed(1)} µs/req${spec.extra?.(num) ?? ''}`;
+    const ratio = `(${x})/(${y}), phase 1`;
+    out.push(n === 32
+      ? { name: `${spec.name}: ${ratio}, 32 connections`, value: v, limit: `≤ ${spec.limit.toFixed(2)}`, pass: v <= spec.limit, explanation: detail }
+      : { name: `(informational, the check is at 32 connections) ${ratio}, 1 connection`, value: v, limit: '–', explanation: `${detail}; ${spec.oneConnection}` });
+  }
+  return out;
+}
+
 export function checks(s: readonly Summary[], cores: number): Check[] {
   const out: Check[] = [];
   for (const n of [32, 1]) {
@@ -106,49 +140,25 @@ export function checks(s: readonly Summary[], cores: number): Check[] {
       });
     }
   }
-  for (const n of [32, 1]) {
-    const c = find(s, 'c', n);
-    const f = find(s, 'f', n);
-    if (c && f && c.frontCpuUsPerReq > 0) {
-      const v = f.frontCpuUsPerReq / c.frontCpuUsPerReq;
+  out.push(...cpuCheckAt32(s, 'f', 'c', {
+    name: 'authentication plus rate limiting through Redis add at most 25% CPU per request to the proxy path',
+    limit: 1.25,
+    what: 'gateway process only (G with JWT auth + 2 rate-limit rules in Redis vs G, both one process)',
+    extra: (f) => {
       const redis = f.redisCpuUsPerReq === undefined ? ''
         : `; Redis itself ${f.redisCpuUsPerReq.toFixed(1)} µs/req (${(f.redisCores ?? 0).toFixed(2)} cores), not included`;
       const scripts = f.redisScriptsPerReq === undefined ? '' : `; ${f.redisScriptsPerReq.toFixed(2)} Redis scripts per request`;
-      const detail = `gateway process only (G with JWT auth + 2 rate-limit rules in Redis vs G, both one process), ` +
-        `${f.frontCpuUsPerReq.toFixed(1)} vs ${c.frontCpuUsPerReq.toFixed(1)} µs/req${redis}${scripts}`;
-      out.push(n === 32
-        ? {
-            name: 'authentication plus rate limiting through Redis add at most 25% CPU per request to the proxy path: (f)/(c), phase 1, 32 connections',
-            value: v, limit: '≤ 1.25', pass: v <= 1.25, explanation: detail,
-          }
-        : {
-            name: '(informational, the check is at 32 connections) (f)/(c), phase 1, 1 connection',
-            value: v, limit: '–',
-            explanation: `${detail}; at one connection no other request shares a Redis round trip, ` +
-              'so each reservation costs a whole extra wake-up',
-          });
-    }
-  }
-  for (const n of [32, 1]) {
-    const g0 = find(s, 'g0', n);
-    const g = find(s, 'g', n);
-    if (g0 && g && g0.frontCpuUsPerReq > 0) {
-      const v = g.frontCpuUsPerReq / g0.frontCpuUsPerReq;
-      const detail = `gateway process only (G with JWT auth + a 3-arm split with 2 rules + the opt-out lookup of a subject the ` +
-        `registry of ${BENCH_OPT_OUTS.subjects} does not hold vs G with JWT auth alone, both one process, the same token), ` +
-        `${g.frontCpuUsPerReq.toFixed(1)} vs ${g0.frontCpuUsPerReq.toFixed(1)} µs/req`;
-      out.push(n === 32
-        ? {
-            name: 'routing with splits, rules and opt-out checks adds at most 10% CPU per request to the proxy path: (g)/(g0), phase 1, 32 connections',
-            value: v, limit: '≤ 1.10', pass: v <= 1.1, explanation: detail,
-          }
-        : {
-            name: '(informational, the check is at 32 connections) (g)/(g0), phase 1, 1 connection',
-            value: v, limit: '–',
-            explanation: `${detail}; at one connection every request pays a whole wake-up, so the figure is noisier`,
-          });
-    }
-  }
+      return `${redis}${scripts}`;
+    },
+    oneConnection: 'at one connection no other request shares a Redis round trip, so each reservation costs a whole extra wake-up',
+  }));
+  out.push(...cpuCheckAt32(s, 'g', 'g0', {
+    name: 'routing with splits, rules and opt-out checks adds at most 10% CPU per request to the proxy path',
+    limit: 1.1,
+    what: `gateway process only (G with JWT auth + a 3-arm split with 2 rules + the opt-out lookup of a subject the ` +
+      `registry of ${BENCH_OPT_OUTS.subjects} does not hold vs G with JWT auth alone, both one process, the same token)`,
+    oneConnection: 'at one connection every request pays a whole wake-up, so the figure is noisier',
+  }));
   {
     const c = find(s, 'c', 32);
     const g = find(s, 'g', 32);
