@@ -3,6 +3,7 @@ import { test } from 'node:test';
 import { pino } from 'pino';
 import { buildConfig, type GatewayConfig, type TrafficConfig } from '../config.js';
 import { MemoryStore } from '../state/memory-store.js';
+import { StoreUnavailableError } from '../state/store.js';
 import { GatewayError } from '../errors.js';
 import { TrafficRoutes } from './traffic-routes.js';
 
@@ -77,9 +78,10 @@ test('when the store fails, the last known routes stand and a write says nothing
   const { routes } = await start(store, config(['1', '2']));
   try {
     await routes.set('m', { routes: [{ version: '2', weight: 100 }] }, 'anna', 'x');
-    const broken = store as unknown as { get: unknown; set: unknown };
-    broken.get = async () => {
-      throw new Error('store down');
+    // What a real store throws when Redis is gone, for reads of one record and of the whole scope.
+    const broken = store as unknown as { get: unknown; records: unknown };
+    broken.get = broken.records = async () => {
+      throw new StoreUnavailableError('store down');
     };
     await routes.reconcile();
     assert.deepEqual(routes.overrides.get('m')?.routes, [{ version: '2', weight: 100 }]);

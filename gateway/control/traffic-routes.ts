@@ -3,10 +3,10 @@
  * owner replaced them at run time (PUT /admin/models/{m}/traffic or `breakwater traffic set`).
  *
  * A change is validated like the configuration, written to the shared store (so it survives
- * restarts and reaches every replica), announced on a channel, and applied here at once. Other
- * replicas re-read the model's record when the announcement arrives (within milliseconds) and
- * re-read every record each `state.reconcileMs`, since announcements are at most once. The request
- * path never reads the store: the traffic policy answers from tables built from this local copy.
+ * restarts and reaches every replica) and mirrored in every replica's memory
+ * (gateway/state/mirrored-scope.ts: applied here at once, announced to the others, reconciled every
+ * `state.reconcileMs`). The request path never reads the store: the traffic policy answers from
+ * tables built from this local copy.
  *
  * Every change leaves an audit entry (who, what, before, after, why): a log line, a record of its
  * own in the store (`audit` scope), and the model's recent history shown by the admin API.
@@ -17,11 +17,13 @@
 import type { Logger } from 'pino';
 import { ConfigError, parseTraffic, type GatewayConfig, type TrafficConfig } from '../config.js';
 import { GatewayError } from '../errors.js';
+import { MirroredScope, storeUnavailable } from '../state/mirrored-scope.js';
 import type { StateStore } from '../state/store.js';
 
+/** The live run-time routes, one record per model (mirrored). */
 const SCOPE = 'traffic';
-const HISTORY_KEY = (model: string) => `history:${model}`;
-const CHANNEL = 'traffic';
+/** Each model's recent changes, one record per model (read by the admin view only). */
+const HISTORY_SCOPE = 'traffic-history';
 /** Entries of a model's history kept for the admin view; older ones stay in the `audit` scope. */
 export const HISTORY_LENGTH = 20;
 
@@ -57,27 +59,43 @@ export interface LiveTraffic {
   readonly reason?: string;
 }
 
-function storeDown(e: unknown): GatewayError {
-  return new GatewayError('STATE_STORE_UNAVAILABLE', undefined, { cause: e });
+/** A stored value as a TrafficRecord, structurally; its routes are checked against the configuration later. */
+function parseRecord(_model: string, value: unknown): TrafficRecord {
+  const r = value as Partial<TrafficRecord> | null;
+  if (r === null || typeof r !== 'object' || typeof r.revision !== 'number' || typeof r.traffic !== 'object' || r.traffic === null) {
+    throw new Error('not a traffic record');
+  }
+  return r as TrafficRecord;
+}
+
+/** What a stored record became under the current configuration: its routes, or none (they do not fit). */
+interface Derived {
+  readonly record: TrafficRecord;
+  readonly traffic: TrafficConfig | undefined;
 }
 
 export class TrafficRoutes {
   readonly #store: StateStore;
   readonly #log: Logger;
   readonly #onChange: (overrides: ReadonlyMap<string, TrafficConfig>) => void;
+  readonly #mirror: MirroredScope<TrafficRecord>;
   #config: GatewayConfig;
-  /** Valid run-time routes by model (records naming versions the configuration lacks are left out). */
-  readonly #records = new Map<string, TrafficRecord>();
+  /** Per model, the record last checked against the configuration and what it became. */
+  #derived = new Map<string, Derived>();
   #overrides: ReadonlyMap<string, TrafficConfig> = new Map();
-  #unsubscribe: (() => Promise<void>) | undefined;
-  #timer: NodeJS.Timeout | undefined;
-  #reconcileFailing = false;
 
   private constructor(store: StateStore, log: Logger, config: GatewayConfig, onChange: (overrides: ReadonlyMap<string, TrafficConfig>) => void) {
     this.#store = store;
     this.#log = log;
     this.#config = config;
     this.#onChange = onChange;
+    this.#mirror = new MirroredScope<TrafficRecord>(store, {
+      scope: SCOPE,
+      reconcileMs: config.state.reconcileMs,
+      log,
+      parse: parseRecord,
+      onChange: (records) => this.#derive(records),
+    });
   }
 
   /**
@@ -93,16 +111,7 @@ export class TrafficRoutes {
     onChange: (overrides: ReadonlyMap<string, TrafficConfig>) => void;
   }): Promise<TrafficRoutes> {
     const r = new TrafficRoutes(opts.store, opts.log, opts.config, opts.onChange);
-    try {
-      r.#unsubscribe = await opts.store.subscribe(CHANNEL, (model) => {
-        r.#refresh(model).catch((e: unknown) => r.#log.warn({ err: e, model }, 'traffic: could not read a changed model\'s routes (the next reconciliation retries)'));
-      });
-    } catch (e) {
-      r.#log.warn({ err: e }, 'traffic: could not subscribe to route changes; relying on reconciliation');
-    }
-    await r.reconcile();
-    r.#timer = setInterval(() => void r.reconcile(), opts.config.state.reconcileMs);
-    r.#timer.unref();
+    await r.#mirror.start();
     return r;
   }
 
@@ -111,83 +120,60 @@ export class TrafficRoutes {
     return this.#overrides;
   }
 
-  /** Re-reads every configured model's record; keeps the last known routes if the store fails. */
+  /** Re-reads every stored record; keeps the last known routes if the store fails. */
   async reconcile(): Promise<void> {
-    try {
-      const models = Object.keys(this.#config.models);
-      const found = await Promise.all(models.map((m) => this.#store.get(SCOPE, m)));
-      let changed = false;
-      models.forEach((m, i) => {
-        changed = this.#take(m, found[i]) || changed;
-      });
-      for (const m of this.#records.keys()) {
-        if (!(m in this.#config.models)) {
-          this.#records.delete(m);
-          changed = true;
-        }
+    await this.#mirror.reconcile();
+  }
+
+  /**
+   * Checks the mirrored records against the configuration's versions (only records that changed)
+   * and hands the routes on when they changed. A record naming a version the configuration lacks
+   * (removed since the routes were set) is set aside, warned once: the file's routes serve.
+   */
+  #derive(records: ReadonlyMap<string, TrafficRecord>, force = false): void {
+    let changed = false;
+    const next = new Map<string, Derived>();
+    for (const [model, record] of records) {
+      const mc = this.#config.models[model];
+      if (mc === undefined) continue;
+      const had = this.#derived.get(model);
+      if (had !== undefined && had.record.revision === record.revision && had.record.updatedAt === record.updatedAt) {
+        next.set(model, had);
+        continue;
       }
-      if (this.#reconcileFailing) this.#log.info('traffic: the shared store answers again; routes reconciled');
-      this.#reconcileFailing = false;
-      if (changed) this.#apply();
-    } catch (e) {
-      if (!this.#reconcileFailing) this.#log.warn({ err: e }, 'traffic: could not read routes from the shared store; the last known routes stand');
-      this.#reconcileFailing = true;
+      let traffic: TrafficConfig | undefined;
+      try {
+        traffic = parseTraffic(record.traffic, Object.keys(mc.versions), `stored routes of ${model}`);
+      } catch (e) {
+        this.#log.warn({ model, problems: e instanceof ConfigError ? e.problems : String(e) }, 'traffic: stored routes do not fit the configuration; using the configuration\'s');
+      }
+      next.set(model, { record, traffic });
+      changed ||= traffic !== undefined || had?.traffic !== undefined;
     }
+    for (const [model, had] of this.#derived) if (!next.has(model) && had.traffic !== undefined) changed = true;
+    this.#derived = next;
+    if (!changed && !force) return;
+    const overrides = new Map<string, TrafficConfig>();
+    for (const [model, d] of next) if (d.traffic !== undefined) overrides.set(model, d.traffic);
+    this.#overrides = overrides;
+    this.#onChange(overrides);
   }
 
-  async #refresh(model: string): Promise<void> {
-    if (!(model in this.#config.models)) return;
-    if (this.#take(model, await this.#store.get(SCOPE, model))) this.#apply();
-  }
-
-  /** Puts a stored record (or its absence) into the local copy; true if that changed anything. */
-  #take(model: string, raw: unknown): boolean {
-    const had = this.#records.get(model);
-    if (raw === undefined || raw === null) {
-      if (had === undefined) return false;
-      this.#records.delete(model);
-      return true;
-    }
-    const rec = raw as TrafficRecord;
-    if (had !== undefined && had.revision === rec.revision && had.updatedAt === rec.updatedAt) return false;
-    const versions = Object.keys(this.#config.models[model]?.versions ?? {});
-    try {
-      const traffic = parseTraffic(rec.traffic, versions, `stored routes of ${model}`);
-      this.#records.set(model, Object.freeze({ ...rec, traffic }));
-    } catch (e) {
-      // A version was removed from the configuration since the routes were set: the file's routes
-      // serve until someone sets new ones.
-      this.#log.warn({ model, problems: e instanceof ConfigError ? e.problems : String(e) }, 'traffic: stored routes do not fit the configuration; using the configuration\'s');
-      if (had === undefined) return false;
-      this.#records.delete(model);
-    }
-    return true;
-  }
-
-  #apply(): void {
-    const next = new Map<string, TrafficConfig>();
-    for (const [m, r] of this.#records) next.set(m, r.traffic);
-    this.#overrides = next;
-    this.#onChange(next);
-  }
-
-  /** A reloaded configuration: stored routes are re-checked against its versions. */
+  /** A reloaded configuration: stored routes are re-checked against its versions at once. */
   async reconfigure(config: GatewayConfig): Promise<void> {
     this.#config = config;
-    // Re-check the routes in hand against the new versions now, without a moment on the file's
-    // routes in between (that would move subjects between arms and back).
-    for (const [m, rec] of [...this.#records]) {
-      this.#records.delete(m);
-      if (m in config.models) this.#take(m, rec);
-    }
-    this.#apply();
-    await this.reconcile();
+    // Re-checked now, from the copy in hand, without a moment on the file's routes in between
+    // (that would move subjects between arms and back); then the store is read again.
+    this.#derived = new Map();
+    this.#derive(this.#mirror.entries, true);
+    await this.#mirror.reconcile();
   }
 
   live(model: string): LiveTraffic {
-    const rec = this.#records.get(model);
-    if (rec !== undefined) {
-      return { source: 'admin', traffic: rec.traffic, revision: rec.revision, updatedAt: rec.updatedAt, updatedBy: rec.updatedBy, reason: rec.reason };
+    const d = this.#derived.get(model);
+    if (d?.traffic !== undefined) {
+      const rec = d.record;
+      return { source: 'admin', traffic: d.traffic, revision: rec.revision, updatedAt: rec.updatedAt, updatedBy: rec.updatedBy, reason: rec.reason };
     }
     const fromFile = this.#config.models[model]?.traffic;
     return fromFile === undefined ? { source: 'none', traffic: null, revision: 0 } : { source: 'config', traffic: fromFile, revision: 0 };
@@ -195,10 +181,10 @@ export class TrafficRoutes {
 
   async history(model: string): Promise<readonly TrafficChange[]> {
     try {
-      const h = await this.#store.get(SCOPE, HISTORY_KEY(model));
+      const h = await this.#store.get(HISTORY_SCOPE, model);
       return Array.isArray(h) ? (h as TrafficChange[]) : [];
     } catch (e) {
-      throw storeDown(e);
+      throw storeUnavailable(e);
     }
   }
 
@@ -220,42 +206,28 @@ export class TrafficRoutes {
   }
 
   async #change(model: string, action: 'set' | 'reset', after: TrafficConfig | null, by: string, reason: string): Promise<TrafficChange> {
-    const store = this.#store;
-    let previous: TrafficRecord | undefined;
-    let history: TrafficChange[];
-    try {
-      const [rec, h] = await Promise.all([store.get(SCOPE, model), store.get(SCOPE, HISTORY_KEY(model))]);
-      previous = (rec ?? undefined) as TrafficRecord | undefined;
-      history = Array.isArray(h) ? (h as TrafficChange[]) : [];
-    } catch (e) {
-      throw storeDown(e);
-    }
+    // The stored record, not only the local copy: another replica may have changed it a moment ago.
+    const [history, stored] = await Promise.all([this.history(model), this.#mirror.fetch(model)]);
     const before = this.live(model).traffic;
     const at = new Date().toISOString();
-    const revision = Math.max(previous?.revision ?? 0, this.#records.get(model)?.revision ?? 0, history[0]?.revision ?? 0) + 1;
+    // Revisions only grow, across resets too (the history remembers the last one).
+    const previous = typeof (stored as TrafficRecord | undefined)?.revision === 'number' ? (stored as TrafficRecord).revision : 0;
+    const revision = Math.max(previous, history[0]?.revision ?? 0) + 1;
     const change: TrafficChange = { model, action, revision, at, by, reason, before, after: after ?? this.#config.models[model]?.traffic ?? null };
-    try {
-      if (after === null) await store.delete(SCOPE, model);
-      else await store.set(SCOPE, model, { traffic: after, revision, updatedAt: at, updatedBy: by, reason } satisfies TrafficRecord);
-    } catch (e) {
-      throw storeDown(e);
-    }
-    // The routes are in: from here on, failures only cost the audit copies or the announcement,
-    // and are logged (the log line below is itself the audit record of last resort).
+    if (after === null) await this.#mirror.remove(model);
+    else await this.#mirror.put(model, { traffic: after, revision, updatedAt: at, updatedBy: by, reason } satisfies TrafficRecord);
+    // The routes are in: from here on, failures only cost the audit copies, and are logged (the
+    // log line is itself the audit record of last resort).
     this.#log.info({ audit: 'traffic', ...change }, 'traffic routes changed');
-    this.#take(model, after === null ? undefined : { traffic: after, revision, updatedAt: at, updatedBy: by, reason });
-    this.#apply();
     const results = await Promise.allSettled([
-      store.set('audit', `traffic:${model}:${String(revision).padStart(8, '0')}`, change),
-      store.set(SCOPE, HISTORY_KEY(model), [change, ...history].slice(0, HISTORY_LENGTH)),
-      store.publish(CHANNEL, model),
+      this.#store.set('audit', `traffic:${model}:${String(revision).padStart(8, '0')}`, change),
+      this.#store.set(HISTORY_SCOPE, model, [change, ...history].slice(0, HISTORY_LENGTH)),
     ]);
-    for (const r of results) if (r.status === 'rejected') this.#log.warn({ err: r.reason, model }, 'traffic: change stored, but its audit copy or announcement failed (reconciliation spreads it)');
+    for (const r of results) if (r.status === 'rejected') this.#log.warn({ err: r.reason, model }, 'traffic: change stored, but its audit copy failed');
     return change;
   }
 
   async close(): Promise<void> {
-    clearInterval(this.#timer);
-    await this.#unsubscribe?.().catch(() => undefined);
+    await this.#mirror.close();
   }
 }

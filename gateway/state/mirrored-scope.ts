@@ -1,0 +1,220 @@
+/**
+ * A scope of the shared store mirrored in this replica's memory: the one mechanism behind every
+ * record the request path must read without I/O (opt-outs, run-time routes; kill-switch state next).
+ * Unleash's model: evaluate from a local copy, keep the copy fresh in the background.
+ *
+ * The copy is kept fresh three ways: a change made here is applied at once (after the store took
+ * it); a change made on another replica arrives as a notification on the scope's channel (the
+ * message is the key, whose record is then re-read); and because notifications are at most once
+ * (lost while Redis is away), the whole scope is re-read every `reconcileMs`. A reconcile that
+ * fails keeps the last known copy and warns once per outage; a change made while a reconcile reads
+ * is not undone by its older snapshot.
+ *
+ * A change goes to the store first: when the store cannot take it, the caller gets
+ * STATE_STORE_UNAVAILABLE and nothing changed here. (A write that timed out on a stalled Redis may
+ * still land once it answers; the next reconcile then applies it everywhere.)
+ */
+import type { Logger } from 'pino';
+import { GatewayError } from '../errors.js';
+import { StoreUnavailableError, type StateStore } from './store.js';
+
+export interface MirroredScopeOptions<T> {
+  /** The store scope mirrored; also the notification channel. */
+  readonly scope: string;
+  readonly reconcileMs: number;
+  /** Its log lines are prefixed with the scope. */
+  readonly log: Logger;
+  /**
+   * A stored value as what the copy holds: undefined for "no entry" (e.g. a record that opts out of
+   * nothing). Throws for a value that is not a record of this scope: it is left out and counted.
+   */
+  readonly parse: (key: string, value: unknown) => T | undefined;
+  /** Called after every change of the copy (not on a request path: it may rebuild tables). */
+  readonly onChange?: (entries: ReadonlyMap<string, T>) => void;
+}
+
+/** A store failure as the catalogue's 503 (nothing was changed); other errors as they are. */
+export function storeUnavailable(err: unknown): unknown {
+  return err instanceof StoreUnavailableError ? new GatewayError('STATE_STORE_UNAVAILABLE', undefined, { cause: err }) : err;
+}
+
+export class MirroredScope<T> {
+  readonly #store: StateStore;
+  readonly #opts: MirroredScopeOptions<T>;
+  readonly #log: Logger;
+  /** Replaced whole by a reconcile; read by `get` on the request path. */
+  #entries = new Map<string, T>();
+  /** Keys changed while a reconcile is in flight: its (older) snapshot must not undo them. */
+  #touched: Set<string> | undefined;
+  #reconciling: Promise<boolean> | undefined;
+  #failing = false;
+  /** Malformed records seen by the last reconcile: warned about when the number changes, not every time. */
+  #malformed = 0;
+  #timer: NodeJS.Timeout | undefined;
+  #unsubscribe: (() => Promise<void>) | undefined;
+  #closed = false;
+
+  constructor(store: StateStore, opts: MirroredScopeOptions<T>) {
+    this.#store = store;
+    this.#opts = opts;
+    this.#log = opts.log;
+  }
+
+  /**
+   * Subscribes, then loads the scope. Never fails for want of the store: without it the replica
+   * starts with an empty copy (and says so) and fills it at the first reconcile that succeeds.
+   */
+  async start(): Promise<void> {
+    // Subscribed before the first read, so no change made in between is missed.
+    try {
+      this.#unsubscribe = await this.#store.subscribe(this.#opts.scope, (key) => void this.#refresh(key));
+    } catch (err) {
+      this.#log.warn({ err }, `${this.#opts.scope}: could not subscribe to changes; relying on reconciliation`);
+    }
+    await this.reconcile();
+    this.#timer = setInterval(() => void this.reconcile(), this.#opts.reconcileMs);
+    this.#timer.unref();
+  }
+
+  /** The local copy's entry: memory only. */
+  get(key: string): T | undefined {
+    return this.#entries.get(key);
+  }
+
+  get entries(): ReadonlyMap<string, T> {
+    return this.#entries;
+  }
+
+  /** The stored value of `key`, read from the store (the local copy is brought in line with it). */
+  async fetch(key: string): Promise<unknown> {
+    let value: unknown;
+    try {
+      value = await this.#store.get(this.#opts.scope, key);
+    } catch (err) {
+      throw storeUnavailable(err);
+    }
+    this.#take(key, value);
+    this.#changed();
+    return value;
+  }
+
+  /** Stores `value` under `key`, applies it here, and announces it to the other replicas. */
+  async put(key: string, value: unknown): Promise<void> {
+    await this.#write(() => this.#store.set(this.#opts.scope, key, value));
+    this.#take(key, value);
+    this.#changed();
+    await this.#notify(key);
+  }
+
+  /** Removes `key` from the store and from every copy; harmless when it is absent. */
+  async remove(key: string): Promise<void> {
+    await this.#write(() => this.#store.delete(this.#opts.scope, key));
+    this.#take(key, undefined);
+    this.#changed();
+    await this.#notify(key);
+  }
+
+  /**
+   * Re-reads the whole scope into a new copy. Resolves to false (keeping the last known copy) when
+   * the store does not answer; never rejects. Concurrent calls share one read.
+   */
+  reconcile(): Promise<boolean> {
+    this.#reconciling ??= this.#reconcileOnce().finally(() => (this.#reconciling = undefined));
+    return this.#reconciling;
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    clearInterval(this.#timer);
+    await this.#unsubscribe?.().catch(() => undefined);
+  }
+
+  async #reconcileOnce(): Promise<boolean> {
+    if (this.#closed) return false;
+    const touched = new Set<string>();
+    this.#touched = touched;
+    const { scope } = this.#opts;
+    try {
+      const all = await this.#store.records(scope);
+      const next = new Map<string, T>();
+      let malformed = 0;
+      for (const [key, value] of all) {
+        try {
+          const entry = this.#opts.parse(key, value);
+          if (entry !== undefined) next.set(key, entry);
+        } catch {
+          malformed++;
+        }
+      }
+      // Changed here or notified while the snapshot was read: the newer value stands.
+      for (const key of touched) {
+        const entry = this.#entries.get(key);
+        if (entry === undefined) next.delete(key);
+        else next.set(key, entry);
+      }
+      this.#entries = next;
+      if (malformed > 0 && malformed !== this.#malformed) this.#log.warn({ malformed }, `${scope}: records that are not ${scope} records were ignored`);
+      this.#malformed = malformed;
+      if (this.#failing) {
+        this.#failing = false;
+        this.#log.info({ entries: next.size }, `${scope}: the store answers again; reloaded`);
+      }
+      this.#changed();
+      return true;
+    } catch (err) {
+      if (!this.#failing) {
+        this.#failing = true;
+        // Once per outage: the copy is still enforced, only changes from other replicas wait.
+        this.#log.warn({ err, entries: this.#entries.size }, `${scope}: could not read the shared store; keeping the last known copy`);
+      }
+      return false;
+    } finally {
+      if (this.#touched === touched) this.#touched = undefined;
+    }
+  }
+
+  /** A notification: re-read that key. A failure is left to the next reconcile. */
+  async #refresh(key: string): Promise<void> {
+    if (this.#closed) return;
+    try {
+      this.#take(key, await this.#store.get(this.#opts.scope, key));
+      this.#changed();
+    } catch (err) {
+      this.#log.debug({ err }, `${this.#opts.scope}: re-reading a changed record failed; the next reconcile applies it`);
+    }
+  }
+
+  /** Puts one stored value (undefined: none) into the copy; a malformed one counts as none. */
+  #take(key: string, value: unknown): void {
+    let entry: T | undefined;
+    try {
+      entry = value === undefined || value === null ? undefined : this.#opts.parse(key, value);
+    } catch {
+      entry = undefined;
+    }
+    if (entry === undefined) this.#entries.delete(key);
+    else this.#entries.set(key, entry);
+    this.#touched?.add(key);
+  }
+
+  #changed(): void {
+    this.#opts.onChange?.(this.#entries);
+  }
+
+  async #write(write: () => Promise<void>): Promise<void> {
+    try {
+      await write();
+    } catch (err) {
+      throw storeUnavailable(err);
+    }
+  }
+
+  /** The change is stored: a lost notification only delays other replicas until their reconcile. */
+  async #notify(key: string): Promise<void> {
+    try {
+      await this.#store.publish(this.#opts.scope, key);
+    } catch (err) {
+      this.#log.warn({ err, reconcileMs: this.#opts.reconcileMs }, `${this.#opts.scope}: change stored but not announced; other replicas apply it at their next reconcile`);
+    }
+  }
+}
