@@ -91,3 +91,27 @@ test('when the store fails, the last known routes stand and a write says nothing
     await routes.close();
   }
 });
+
+test('a change made while a reconcile reads is not undone by its older snapshot', async () => {
+  const store = new MemoryStore();
+  const { routes, seen } = await start(store, config(['1', '2'], { routes: [{ version: '1', weight: 100 }] }));
+  try {
+    // The next full read takes its snapshot, then waits until the test lets it finish.
+    let release: (() => void) | undefined;
+    const records = store.records.bind(store);
+    (store as unknown as { records: unknown }).records = async (scope: string) => {
+      const snapshot = await records(scope);
+      await new Promise<void>((res) => (release = res));
+      return snapshot;
+    };
+    const reconciling = routes.reconcile();
+    for (let i = 0; i < 100 && release === undefined; i++) await new Promise((r) => setTimeout(r, 5));
+    await routes.set('m', { routes: [{ version: '2', weight: 100 }] }, 'anna', 'during a reconcile');
+    release?.();
+    await reconciling;
+    assert.deepEqual(routes.overrides.get('m')?.routes, [{ version: '2', weight: 100 }]);
+    assert.ok(seen.every((o, i) => i === 0 || o.get('m') !== undefined), 'the split never went back to the file\'s routes');
+  } finally {
+    await routes.close();
+  }
+});
