@@ -19,12 +19,16 @@ export function createAdapter(backend: BackendConfig): Adapter {
   }
 }
 
+const NO_ARTIFACTS: ReadonlyMap<string, unknown> = new Map();
+
 /** One servable model version. `metadata` is undefined until its backend has answered once. */
 export class ServedVersion {
   readonly model: string;
   readonly version: string;
   readonly adapter: Adapter;
   readonly backendKey: string;
+  /** Per-version artefacts by name (see ArtifactLoader); empty when none is configured. */
+  artifacts: ReadonlyMap<string, unknown> = NO_ARTIFACTS;
   #metadata: ModelMetadata | undefined;
   #loading: Promise<void> | undefined;
   #retryTimer: NodeJS.Timeout | undefined;

@@ -276,6 +276,25 @@ const stateSchema = {
     // Shared records (routes, opt-outs) reach every replica by a change notification within a
     // second; notifications are at most once, so each replica also re-reads them this often.
     reconcileMs: { type: 'integer', minimum: 100, maximum: 3_600_000, default: 5000 },
+    // How each mirrored scope starts when the shared store does not answer at start-up: `open`
+    // serves from an empty copy until the store answers, `closed` refuses predictions
+    // (GATEWAY_NOT_READY) until it has read the scope once, `snapshot` serves this replica's last
+    // copy from snapshotDir (closed without one). Opt-outs default to `snapshot`: a replica that
+    // cannot know who opted out must not serve them as if nobody had. Routes default to `open`:
+    // the configuration file's routes are a complete answer. Without state.redisUrl (or a
+    // worker relay) nothing is shared and every scope is open.
+    mirrors: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      properties: {
+        optOuts: { enum: ['open', 'closed', 'snapshot'], default: 'snapshot' },
+        traffic: { enum: ['open', 'closed', 'snapshot'], default: 'open' },
+      },
+    },
+    // Where `snapshot` scopes keep their copy; relative to the configuration file's folder.
+    // Files are written 0600 (a scope may name subjects).
+    snapshotDir: { type: 'string', minLength: 1, default: '.breakwater/state' },
   },
 } as const;
 

@@ -116,7 +116,8 @@ export interface AuthConfig {
   };
 }
 
-export interface StateConfig {
+/** What the store itself needs of `state` (create-store.ts, the Redis store). */
+export interface StoreSettings {
   readonly redisUrl?: string;
   readonly keyPrefix: string;
   readonly commandTimeoutMs: number;
@@ -124,6 +125,14 @@ export interface StateConfig {
   readonly quotaBlocks: boolean;
   readonly reconcileMs: number;
 }
+
+export interface StateConfig extends StoreSettings {
+  readonly mirrors: { readonly optOuts: MirrorStart; readonly traffic: MirrorStart };
+  /** Resolved against the configuration's folder. */
+  readonly snapshotDir: string;
+}
+
+export type MirrorStart = 'open' | 'closed' | 'snapshot';
 
 export interface UnleashConfig {
   readonly url: string;
@@ -253,6 +262,8 @@ export function buildConfig(input: unknown, baseDir: string, source = 'configura
       problems.push(`models.${name}.fallback.version: version "${fb.version}" is not among its versions (${names.join(', ')})`);
     }
   }
+  const st = (raw as unknown as { state: { snapshotDir: string } }).state;
+  if (!isAbsolute(st.snapshotDir)) st.snapshotDir = resolve(baseDir, st.snapshotDir);
   const un = (raw as { unleash?: { bootstrapFile?: string } }).unleash;
   if (un?.bootstrapFile !== undefined && !isAbsolute(un.bootstrapFile)) un.bootstrapFile = resolve(baseDir, un.bootstrapFile);
   problems.push(...checkAuth(raw as unknown as { auth: Record<string, unknown> }, baseDir));

@@ -38,6 +38,9 @@ export const ERRORS = {
   HUMAN_DECISION_REQUIRED: { status: 403, message: 'this subject opted out of automated decisions; ask for a human decision' },
   // Admin API: a traffic change that fails validation (weights, versions, rules)
   INVALID_TRAFFIC: { status: 400, message: 'traffic routes are not valid' },
+  // Admin API: the change was made against a revision that has moved since (If-Match or "revision");
+  // the detail names the current one. Nothing was changed: read again, then decide.
+  REVISION_CONFLICT: { status: 409, message: 'the record changed since the revision given; nothing was changed' },
   // 404: the thing asked for does not exist
   NOT_FOUND: { status: 404, message: 'route not found' },
   MODEL_NOT_FOUND: { status: 404, message: 'model not found' },
@@ -56,6 +59,8 @@ export const ERRORS = {
   BACKEND_BAD_RESPONSE: { status: 502, message: 'model backend returned an invalid response' },
   BACKEND_ERROR: { status: 502, message: 'model backend failed to run the inference' },
   SHUTTING_DOWN: { status: 503, message: 'gateway is shutting down' },
+  // A replica told to start closed (state.mirrors) has not read the shared state it needs yet.
+  GATEWAY_NOT_READY: { status: 503, message: 'gateway is starting: shared state has not been read yet' },
   QUOTA_STORE_UNAVAILABLE: { status: 503, message: 'quota store is unavailable' },
   // An admin or self-service change could not be stored in the shared store (nothing was changed)
   STATE_STORE_UNAVAILABLE: { status: 503, message: 'shared state store is unavailable; nothing was changed' },
@@ -63,6 +68,23 @@ export const ERRORS = {
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof ERRORS;
+
+/**
+ * Whose fault an error is: the client's (every 4xx), the model's or its backend's (it could not
+ * answer), or the gateway's own (its store, its shutdown, a bug). Per-version figures and the
+ * canary analysis to come count only `backend` faults against a version: a misbehaving client must
+ * never make a healthy version look broken.
+ */
+export type Fault = 'client' | 'backend' | 'gateway';
+
+const BACKEND_FAULTS: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
+  'MODEL_NOT_READY', 'MODEL_LOAD_FAILED', 'BACKEND_UNAVAILABLE', 'BACKEND_TIMEOUT', 'BACKEND_BAD_RESPONSE', 'BACKEND_ERROR',
+]);
+
+export function faultOf(code: ErrorCode): Fault {
+  if (ERRORS[code].status < 500) return 'client';
+  return BACKEND_FAULTS.has(code) ? 'backend' : 'gateway';
+}
 
 /** An error with a catalogued code. `detail` is safe to show the client; `cause` is logged only. */
 export class GatewayError extends Error {

@@ -6,15 +6,13 @@ import { watch, type FSWatcher } from 'node:fs';
 import { basename, dirname, resolve } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
-import { flushAndExit } from './logger.js';
+import { compose } from './compose.js';
 import type { GatewayConfig } from './config.js';
-import { buildPolicies } from '../policies/index.js';
+import { flushAndExit } from './logger.js';
+import type { Observer } from './observers.js';
 import { buildServer } from './server.js';
-import { Serving } from './serving.js';
-import { ShadowMirror } from './shadow.js';
-import { createMetrics } from './telemetry/metrics.js';
-import { ArmFigures } from './telemetry/arm-figures.js';
-import { trafficFeature } from './routes/admin-traffic.js';
+import type { Serving } from './serving.js';
+import type { ShadowMirror } from './shadow.js';
 
 export interface RunningGateway {
   readonly app: FastifyInstance;
@@ -36,46 +34,27 @@ export interface StartOptions {
   readonly loadConfig: () => Promise<GatewayConfig>;
   /** A file to watch for changes when `server.watchConfig` is on. */
   readonly watchPath?: string;
+  /** Observers beyond the gateway's own (gateway/compose.ts ComposeOptions). */
+  readonly observers?: readonly Observer[];
 }
 
 export async function startGateway(opts: StartOptions): Promise<RunningGateway> {
   const { log } = opts;
-  const metrics = createMetrics();
-  const policies = await buildPolicies(opts.config, log);
-  let serving: Serving;
-  try {
-    serving = await Serving.start(opts.config, log, metrics);
-  } catch (e) {
-    await policies.close();
-    throw e;
-  }
-  const figures = new ArmFigures();
-  const shadow = new ShadowMirror({ metrics, log });
-  const features = [trafficFeature({ serving, routes: policies.routes, figures, shadowFigures: (m) => shadow.figures(m) }), ...policies.features];
-  const app = buildServer({ serving, log, metrics, policies: policies.chain, authenticate: policies.auth, features, figures, shadow });
+  const parts = await compose(opts.config, log, { observers: opts.observers });
+  const { serving } = parts;
+  const app = buildServer(parts, log);
   const { host, port } = opts.config.server;
   let url: string;
   try {
     url = await app.listen({ host, port, listenTextResolver: (address) => `listening at ${address}` });
   } catch (e) {
-    await serving.close();
-    await policies.close();
+    await parts.close(0);
     throw e;
   }
-  log.info({ url, models: [...serving.table.models.keys()] }, 'breakwater is serving');
+  log.info({ url, models: [...serving.table.models.keys()], observers: parts.observers.names }, 'breakwater is serving');
 
   const reload = async (): Promise<void> => {
-    const next = await opts.loadConfig();
-    // Identity, state and quotas are wired once, at start: say so rather than half-apply them.
-    const current = serving.config;
-    for (const section of ['auth', 'state', 'rateLimits', 'unleash', 'server'] as const) {
-      if (JSON.stringify(next[section]) !== JSON.stringify(current[section])) {
-        log.warn({ section }, 'this section changed; it takes effect at the next restart (a reload applies models and logging)');
-      }
-    }
-    await serving.reload(next);
-    // After the new model table is in: a split never points at a version that is not served yet.
-    policies.reconfigure(next);
+    await parts.reload(await opts.loadConfig());
   };
 
   let closing: Promise<void> | undefined;
@@ -100,13 +79,12 @@ export async function startGateway(opts: StartOptions): Promise<RunningGateway> 
         clearInterval(sweep);
         clearTimeout(force);
       }
-      await serving.close(Math.max(0, deadline - Date.now()));
-      await policies.close();
+      await parts.close(Math.max(0, deadline - Date.now()));
     })();
     return closing;
   };
 
-  return { app, serving, shadow, url, reload, close };
+  return { app, serving, shadow: parts.shadow, url, reload, close };
 }
 
 /** Wires process signals (and the optional file watch) to reload and shutdown. */

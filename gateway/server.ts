@@ -6,40 +6,17 @@ import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
-import { PolicyChain } from '../policies/chain.js';
-import type { Policy } from '../policies/policy.js';
+import type { Composed } from './compose.js';
 import { clientErrorHandler, installErrorHandlers } from './error-handler.js';
 import { GatewayError } from './errors.js';
-import { createCallerGuard, registerAdminScope, type ServerFeature } from './routes/admin.js';
+import { createCallerGuard, registerAdminScope } from './routes/admin.js';
 import { installGuard } from './routes/guard.js';
 import { registerInferRoutes } from './routes/infer.js';
 import { registerOipRoutes } from './routes/oip-v2.js';
 import type { Serving } from './serving.js';
-import { ShadowMirror } from './shadow.js';
-import type { GatewayMetrics } from './telemetry/metrics.js';
-import { ArmFigures } from './telemetry/arm-figures.js';
 
-export interface ServerDeps {
-  readonly serving: Serving;
-  readonly log: Logger;
-  readonly metrics: GatewayMetrics;
-  /** Safety controls on the infer path, in order; none by default. */
-  readonly policies?: PolicyChain;
-  /** Identifies callers of the admin and self-service routes; without it they are all refused. */
-  readonly authenticate?: Policy;
-  /** Admin and self-service routes (traffic, opt-outs…). */
-  readonly features?: readonly ServerFeature[];
-  /** Per-version figures for the admin API; one per process. */
-  readonly figures?: ArmFigures;
-  /** Sends shadow copies and keeps their figures (GET /admin/models/{m}); one per process. */
-  readonly shadow?: ShadowMirror;
-}
-
-const REFUSE_ALL: Policy = Object.freeze({
-  name: 'no-authentication-configured',
-  phase: 'request',
-  evaluate: () => ({ kind: 'deny', error: new GatewayError('UNAUTHENTICATED') }) as const,
-});
+/** What the HTTP surface is built over (gateway/compose.ts makes all of it). */
+export type ServerDeps = Pick<Composed, 'serving' | 'chain' | 'authenticate' | 'features' | 'observers' | 'shadow' | 'readiness'>;
 
 /** A client's request id is kept when it is short and plain; anything else is replaced. */
 const SAFE_REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -56,7 +33,7 @@ function bodyCap(serving: Serving): number {
   return max;
 }
 
-export function buildServer({ serving, log, metrics, policies = new PolicyChain([]), authenticate = REFUSE_ALL, features = [], figures = new ArmFigures(), shadow = new ShadowMirror({ metrics, log }) }: ServerDeps): FastifyInstance {
+export function buildServer({ serving, chain, authenticate, features, observers, shadow, readiness }: ServerDeps, log: Logger): FastifyInstance {
   const sc = serving.config.server;
   const app = Fastify({
     loggerInstance: log as FastifyBaseLogger,
@@ -100,9 +77,9 @@ export function buildServer({ serving, log, metrics, policies = new PolicyChain(
   });
 
   installErrorHandlers(app);
-  installGuard(app, serving, policies, metrics);
-  registerOipRoutes(app, serving);
-  registerInferRoutes(app, serving, metrics, policies, figures, shadow);
+  installGuard(app, serving, chain, observers);
+  registerOipRoutes(app, serving, readiness);
+  registerInferRoutes(app, { serving, policies: chain, observers, shadow });
   registerAdminScope(app, createCallerGuard(authenticate), features);
   return app;
 }

@@ -12,6 +12,7 @@ import { parseJwks } from './auth/jwks.js';
 import { createAuthPolicy, type AuthPolicy } from './authenticate.js';
 import { newOutcome, PolicyChain } from './chain.js';
 import type { Decision, PolicyContext } from './policy.js';
+import { testContext } from './test-context.js';
 import { ADMIN_SCOPES, type Principal } from './principal.js';
 
 const ISS = 'https://issuer.test';
@@ -54,10 +55,7 @@ async function policyFor(over: Partial<AuthConfig> = {}, deps: Partial<Parameter
 }
 
 function ctxWith(authorization?: string): PolicyContext {
-  return {
-    model: 'iris', action: 'infer', pinnedVersion: undefined, stableVersion: '1',
-    headers: authorization === undefined ? {} : { authorization }, requestId: 'r', principal: undefined, request: undefined, rows: 0,
-  };
+  return testContext('iris', { headers: authorization === undefined ? {} : { authorization } });
 }
 
 async function decide(policy: AuthPolicy, token: string | undefined): Promise<Decision> {

@@ -3,6 +3,7 @@ import { test } from 'node:test';
 import type { AuthConfig } from '../gateway/config.js';
 import { createScopePolicy } from './authorize.js';
 import { CONTINUE, type Decision, type PolicyAction, type PolicyContext } from './policy.js';
+import { testContext } from './test-context.js';
 import type { Principal } from './principal.js';
 
 function authConfig(over: Partial<AuthConfig> = {}): AuthConfig {
@@ -17,7 +18,7 @@ function principal(...scopes: string[]): Principal {
 }
 
 function ctx(model: string, action: PolicyAction, p: Principal | undefined): PolicyContext {
-  return { model, action, pinnedVersion: undefined, stableVersion: '1', headers: {}, requestId: 'r', principal: p, request: undefined, rows: 0 };
+  return testContext(model, { action, principal: p });
 }
 
 function evaluate(model: string, action: PolicyAction, p: Principal | undefined, over: Partial<AuthConfig> = {}): Decision {

@@ -1,12 +1,14 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { buildConfig } from '../gateway/config.js';
 import { GatewayError } from '../gateway/errors.js';
 import { newOutcome, PolicyChain, releaseAll } from './chain.js';
 import { CONTINUE, type Decision, type Policy, type PolicyContext, type PolicyPhase } from './policy.js';
+import { testContext, viewOf } from './test-context.js';
 
-const ctx = (pinned?: string): PolicyContext => ({
-  model: 'm', action: 'infer', pinnedVersion: pinned, stableVersion: '2', headers: {}, requestId: 'r', principal: undefined, request: undefined, rows: 0,
-});
+const onnx = { backend: { kind: 'onnx', path: '/abs/m.onnx' } };
+const SERVED = viewOf(buildConfig({ auth: { insecureNoAuth: true }, models: { m: { versions: { '1': onnx, '2': onnx }, stable: '2' } } }, '/'), 'm');
+const ctx = (pinned?: string): PolicyContext => testContext('m', { served: SERVED, pinnedVersion: pinned });
 
 function policy(name: string, decide: () => Decision | Promise<Decision>, seen: string[], phase: PolicyPhase = 'request'): Policy {
   return { name, phase, evaluate: () => (seen.push(name), decide()) };

@@ -4,7 +4,7 @@
  * overriding a canary) and the chain goes on. Runs synchronously while every policy answers
  * synchronously, so a chain of in-memory policies costs no promise.
  */
-import { NO_SHADOW, type Decision, type Policy, type PolicyContext, type PolicyPhase, type ShadowTarget } from './policy.js';
+import { NO_SHADOW, type Annotations, type Decision, type Policy, type PolicyContext, type PolicyPhase, type ShadowTarget } from './policy.js';
 
 /** What the chain decided so far; one per request, filled across both phases. */
 export interface ChainOutcome {
@@ -20,12 +20,21 @@ export interface ChainOutcome {
   shadow: ShadowTarget | undefined;
   /** The caller's OPT_OUT bits (0: none). */
   optOuts: number;
+  /** Notes policies left for the observers (undefined: none). */
+  annotations: Partial<Annotations> | undefined;
 }
 
 export function newOutcome(ctx: PolicyContext): ChainOutcome {
-  return ctx.pinnedVersion !== undefined
-    ? { version: ctx.pinnedVersion, reason: 'pinned', headers: undefined, releases: undefined, shadow: undefined, optOuts: 0 }
-    : { version: ctx.stableVersion, reason: 'stable', headers: undefined, releases: undefined, shadow: undefined, optOuts: 0 };
+  const pinned = ctx.pinnedVersion;
+  return {
+    version: pinned ?? ctx.served?.stable.version ?? '',
+    reason: pinned === undefined ? 'stable' : 'pinned',
+    headers: undefined,
+    releases: undefined,
+    shadow: undefined,
+    optOuts: 0,
+    annotations: undefined,
+  };
 }
 
 function apply(d: Decision, ctx: PolicyContext, out: ChainOutcome): void {
@@ -38,10 +47,12 @@ function apply(d: Decision, ctx: PolicyContext, out: ChainOutcome): void {
         out.optOuts |= d.optOuts;
         if ((out.optOuts & NO_SHADOW) !== 0) out.shadow = undefined;
       }
+      if (d.annotations !== undefined) Object.assign((out.annotations ??= {}), d.annotations);
       return;
     case 'route':
       out.version = d.version;
       out.reason = d.reason;
+      if (d.annotations !== undefined) Object.assign((out.annotations ??= {}), d.annotations);
       if (d.optOuts !== undefined) out.optOuts |= d.optOuts;
       // A subject who opted out of experiments or tracking is never mirrored, whichever policy routes later.
       out.shadow = (out.optOuts & NO_SHADOW) === 0 ? d.shadow : undefined;

@@ -7,6 +7,7 @@ import { newOutcome, PolicyChain, type ChainOutcome } from './chain.js';
 import { createOptOutPolicy, GENERIC_HUMAN_DECISION, REASON_EXPERIMENTS, REASON_FALLBACK } from './opt-out.js';
 import { CONTINUE, OPT_OUT, type Decision, type PolicyAction, type PolicyContext } from './policy.js';
 import type { Principal } from './principal.js';
+import { testContext, viewOf } from './test-context.js';
 import { createTrafficPolicy, effectiveTraffic } from './traffic-split.js';
 
 const onnx = { backend: { kind: 'onnx', path: '/abs/m.onnx' } };
@@ -56,26 +57,24 @@ function registry(entries: Record<string, number>): { bits(subject: string): num
   };
 }
 
-function ctx(p: Principal | undefined, model: string, over: { pinned?: string; action?: PolicyAction; stable?: string; headers?: Record<string, string> } = {}): PolicyContext {
-  const stables: Record<string, string> = { split: '2', fallback: '2', human: '1', plain: '1' };
-  return {
-    model,
-    action: over.action ?? 'infer',
-    pinnedVersion: over.pinned,
-    stableVersion: over.stable ?? stables[model] ?? '',
-    headers: over.headers ?? {},
-    requestId: 'r',
+const DEFAULT = config();
+
+/** A request for `model` as served under `over.config` (default: config()); `stable` as mid-reload. */
+function ctx(p: Principal | undefined, model: string, over: { pinned?: string; action?: PolicyAction; stable?: string; headers?: Record<string, string>; config?: GatewayConfig } = {}): PolicyContext {
+  return testContext(model, {
     principal: p,
-    request: undefined,
-    rows: 0,
-  };
+    pinnedVersion: over.pinned,
+    action: over.action,
+    headers: over.headers,
+    served: viewOf(over.config ?? DEFAULT, model, over.stable),
+  });
 }
 
 /** The request phase as the gateway runs it: traffic split, then opt-outs. */
 function setup(bits: Record<string, number>, cfg = config()) {
   const traffic = createTrafficPolicy(effectiveTraffic(cfg));
   const optOuts = registry(bits);
-  const policy = createOptOutPolicy(cfg, { optOuts, experiments: traffic });
+  const policy = createOptOutPolicy({ optOuts, experiments: traffic });
   const chain = new PolicyChain([traffic, policy]);
   return {
     traffic,
@@ -186,7 +185,8 @@ test('automated-decision: the fallback version serves, even over a pinned versio
     const out = outcome(run(ctx(principal('alice'), 'fallback', { pinned })));
     assert.deepEqual([out.version, out.reason, out.shadow, out.optOuts], ['review', REASON_FALLBACK, undefined, A], `pinned ${pinned}`);
   }
-  const split = outcome(setup({ alice: A }, config({ splitFallback: '1' })).run(ctx(principal('alice'), 'split')));
+  const withFallback = config({ splitFallback: '1' });
+  const split = outcome(setup({ alice: A }, withFallback).run(ctx(principal('alice'), 'split', { config: withFallback })));
   assert.deepEqual([split.version, split.reason, split.shadow], ['1', REASON_FALLBACK, undefined], 'overrides the split and its shadow');
 });
 
@@ -238,19 +238,17 @@ test('an unknown model is left to answer 404: the bits are reported, nothing is 
   assert.deepEqual([out.version, out.reason, out.optOuts], ['', 'stable', E | A]);
 });
 
-test('a reload brings new fallbacks and stable versions', () => {
-  const { run, policy, traffic } = setup({ alice: A, bob: E });
+test('a reload brings new fallbacks and stable versions with the served model, with nothing to update in the policy', () => {
+  const { run, traffic } = setup({ alice: A, bob: E });
   assert.ok(run(ctx(principal('alice'), 'split')) instanceof GatewayError);
   const next = config({ splitFallback: '1', stable: '4' });
   traffic.update(effectiveTraffic(next));
-  policy.update(next);
-  const alice = outcome(run(ctx(principal('alice'), 'split', { stable: '4' })));
+  const alice = outcome(run(ctx(principal('alice'), 'split', { config: next })));
   assert.deepEqual([alice.version, alice.reason], ['1', REASON_FALLBACK]);
-  const bob = outcome(run(ctx(principal('bob'), 'split', { stable: '4' })));
+  const bob = outcome(run(ctx(principal('bob'), 'split', { config: next })));
   assert.deepEqual([bob.version, bob.reason], ['4', REASON_EXPERIMENTS]);
-  policy.update(config());
   traffic.update(effectiveTraffic(config()));
-  assert.ok(run(ctx(principal('alice'), 'split')) instanceof GatewayError, 'the fallback is gone again');
+  assert.ok(run(ctx(principal('alice'), 'split')) instanceof GatewayError, 'the fallback is gone again: the served model says so');
 });
 
 test('the serving table\'s stable version wins over the configuration\'s while they differ (mid-reload)', () => {

@@ -1,7 +1,7 @@
 /**
  * Per-subject opt-outs (GDPR articles 21 and 22), applied in the request phase right after the
  * traffic split, so they override it. The caller's bits come from the registry's local copy
- * (policies/opt-outs/registry.ts): a Map lookup. A caller without opt-outs, an unauthenticated
+ * (gateway/control/opt-out-registry.ts): a Map lookup. A caller without opt-outs, an unauthenticated
  * request and the anonymous principal of auth.insecureNoAuth (everyone, so no one's choice) get the
  * shared frozen CONTINUE: the common path allocates nothing.
  *
@@ -16,10 +16,9 @@
  *   gateway keep nothing derived from the payload (gateway/retention.ts).
  * Every decision carries the subject's bits into `out.optOuts`.
  */
-import type { GatewayConfig } from '../gateway/config.js';
 import { GatewayError } from '../gateway/errors.js';
 import { ANONYMOUS } from './authenticate.js';
-import { CONTINUE, OPT_OUT, type Decision, type Policy, type PolicyContext } from './policy.js';
+import { CONTINUE, OPT_OUT, type Decision, type ModelView, type Policy, type PolicyContext } from './policy.js';
 
 export const REASON_FALLBACK = 'fallback';
 export const REASON_EXPERIMENTS = 'opt-out:experiments';
@@ -36,18 +35,12 @@ export interface ExperimentSource {
   experimentalVersions(model: string): ReadonlySet<string>;
 }
 
-export interface OptOutPolicy extends Policy {
-  /** Takes a reloaded configuration's stable and fallback versions. */
-  update(config: GatewayConfig): void;
-}
-
 /** All 8 combinations of bits, so a decision is picked, never built, per request. */
 const BIT_VALUES = 8;
 const ALL_BITS = BIT_VALUES - 1;
 
-interface ModelTable {
-  readonly stable: string;
-  /** Index: the subject's bits. */
+/** The decisions for one served model, by the subject's bits. */
+interface OptOutRoutes {
   readonly toStable: readonly Decision[];
   readonly toFallback: readonly Decision[] | undefined;
   readonly humanDecision: string;
@@ -61,33 +54,29 @@ function routes(version: string, reason: string): readonly Decision[] {
   return Object.freeze(Array.from({ length: BIT_VALUES }, (_, optOuts) => Object.freeze({ kind: 'route', version, reason, optOuts }) as Decision));
 }
 
-function buildTables(config: GatewayConfig): Map<string, ModelTable> {
-  const tables = new Map<string, ModelTable>();
-  for (const [name, m] of Object.entries(config.models)) {
-    const fb = m.fallback;
-    tables.set(name, Object.freeze({
-      stable: m.stable,
-      toStable: routes(m.stable, REASON_EXPERIMENTS),
-      toFallback: fb?.version === undefined ? undefined : routes(fb.version, REASON_FALLBACK),
-      humanDecision: fb?.humanDecision ?? GENERIC_HUMAN_DECISION,
-    }));
-  }
-  return tables;
+/**
+ * Built from the served model itself (its stable version, its configured fallback), once per model
+ * table: a reload builds new served models, so the decisions follow it without a copy to update.
+ */
+function routesOf(m: ModelView): OptOutRoutes {
+  const fb = m.config.fallback;
+  return Object.freeze({
+    toStable: routes(m.stable.version, REASON_EXPERIMENTS),
+    toFallback: fb?.version === undefined ? undefined : routes(fb.version, REASON_FALLBACK),
+    humanDecision: fb?.humanDecision ?? GENERIC_HUMAN_DECISION,
+  });
 }
 
-export function createOptOutPolicy(config: GatewayConfig, deps: { readonly optOuts: OptOutSource; readonly experiments: ExperimentSource }): OptOutPolicy {
+export function createOptOutPolicy(deps: { readonly optOuts: OptOutSource; readonly experiments: ExperimentSource }): Policy {
   const { optOuts, experiments } = deps;
-  let tables = buildTables(config);
-
-  function toStable(t: ModelTable, ctx: PolicyContext, bits: number): Decision {
-    // The serving table's stable version is the truth; it equals the configuration's but across a reload.
-    return ctx.stableVersion === t.stable ? t.toStable[bits] : { kind: 'route', version: ctx.stableVersion, reason: REASON_EXPERIMENTS, optOuts: bits };
-  }
+  const built = new WeakMap<ModelView, OptOutRoutes>();
 
   function decide(ctx: PolicyContext, bits: number): Decision {
-    const t = tables.get(ctx.model);
+    const m = ctx.served;
     // An unknown model is answered later (404); there is nothing to route.
-    if (t === undefined || ctx.stableVersion === '') return continueWith[bits];
+    if (m === undefined) return continueWith[bits];
+    let t = built.get(m);
+    if (t === undefined) built.set(m, (t = routesOf(m)));
     if ((bits & OPT_OUT.automatedDecision) !== 0 && ctx.action === 'infer') {
       if (t.toFallback !== undefined) return t.toFallback[bits];
       return { kind: 'deny', error: new GatewayError('HUMAN_DECISION_REQUIRED', t.humanDecision) };
@@ -95,22 +84,19 @@ export function createOptOutPolicy(config: GatewayConfig, deps: { readonly optOu
     if ((bits & OPT_OUT.experiments) !== 0) {
       const pinned = ctx.pinnedVersion;
       const experimental = experiments.experimentalVersions(ctx.model);
-      if (pinned === undefined ? experimental.size > 0 : experimental.has(pinned)) return toStable(t, ctx, bits);
+      if (pinned === undefined ? experimental.size > 0 : experimental.has(pinned)) return t.toStable[bits];
     }
     return continueWith[bits];
   }
 
-  return {
+  return Object.freeze({
     name: 'opt-out',
     phase: 'request',
-    update(next: GatewayConfig): void {
-      tables = buildTables(next);
-    },
     evaluate: function optOut(ctx: PolicyContext): Decision {
       const p = ctx.principal;
       if (p === undefined || p === ANONYMOUS) return CONTINUE;
       const bits = optOuts.bits(p.subject) & ALL_BITS;
       return bits === 0 ? CONTINUE : decide(ctx, bits);
     },
-  };
+  });
 }

@@ -10,7 +10,8 @@
  * Evaluation should read memory only (shared state reaches policies as local copies kept fresh in
  * the background); a policy that must ask a shared store (an exact quota) returns a promise.
  */
-import type { InferRequest } from '../adapters/adapter.js';
+import type { InferRequest, ModelMetadata } from '../adapters/adapter.js';
+import type { ModelConfig } from '../gateway/config.js';
 import type { GatewayError } from '../gateway/errors.js';
 import type { Principal } from './principal.js';
 
@@ -18,19 +19,53 @@ export type PolicyPhase = 'request' | 'payload';
 /** What the request asks for: an inference, or model metadata and readiness. */
 export type PolicyAction = 'infer' | 'metadata';
 
+/**
+ * What a policy sees of a served model version (adapters/registry.ts ServedVersion is one): facts
+ * read from the model table the request holds, never copied into a policy's own tables, so a
+ * reload changes them for every policy at once.
+ */
+export interface VersionView {
+  readonly version: string;
+  /** Undefined until the backend has answered once (a remote backend still starting). */
+  readonly metadata: ModelMetadata | undefined;
+  /**
+   * Per-version artefacts (a reference profile, …) by name, loaded with the model table and swapped
+   * with it on reload (adapters/registry.ts ArtifactLoader).
+   */
+  readonly artifacts: ReadonlyMap<string, unknown>;
+}
+
+/** What a policy sees of a served model (adapters/registry.ts ServedModel is one). */
+export interface ModelView {
+  readonly name: string;
+  readonly config: ModelConfig;
+  readonly stable: VersionView;
+  readonly versions: ReadonlyMap<string, VersionView>;
+}
+
+/**
+ * Notes policies leave on a request for the observers and headers (a guard's verdict in
+ * monitor-only mode, …). Each control adds its own fields by declaration merging:
+ *   declare module '../policies/policy.js' { interface Annotations { guard?: GuardVerdict } }
+ * so every note is typed where it is read.
+ */
+export interface Annotations {}
+
 export interface PolicyContext {
   /** The model asked for; it may not exist (identity is checked before existence). */
   readonly model: string;
+  /** The model as the table this request holds serves it; undefined for an unknown model. */
+  readonly served: ModelView | undefined;
   readonly action: PolicyAction;
   /** The version the client pinned with /versions/{v}, if any. */
   readonly pinnedVersion: string | undefined;
-  /** The model's stable version. */
-  readonly stableVersion: string;
   /** Request headers, lower-cased (Node's IncomingHttpHeaders). */
   readonly headers: Readonly<Record<string, string | string[] | undefined>>;
   readonly requestId: string;
   /** Set by the authentication policy's decision; undefined without authentication. */
   principal: Principal | undefined;
+  /** The version the request phase routed to: payload phase only. */
+  version: VersionView | undefined;
   /** The parsed, validated request: payload phase only. */
   request: InferRequest | undefined;
   /** Rows the request asks to infer (the batch dimension): payload phase only. */
@@ -70,6 +105,8 @@ export interface Continue {
   readonly release?: () => void;
   /** OPT_OUT bits of the caller (only the opt-out policy sets these); OR-ed into the outcome. */
   readonly optOuts?: number;
+  /** Notes for the observers, merged into the outcome's. */
+  readonly annotations?: Partial<Annotations>;
 }
 
 export type Decision =
@@ -80,7 +117,7 @@ export type Decision =
    * `shadow` mirrors the request; a later route decision replaces it (an opt-out clears it).
    * `optOuts` as on Continue (the opt-out policy routes and reports the caller's bits at once).
    */
-  | { readonly kind: 'route'; readonly version: string; readonly reason: string; readonly shadow?: ShadowTarget; readonly optOuts?: number };
+  | { readonly kind: 'route'; readonly version: string; readonly reason: string; readonly shadow?: ShadowTarget; readonly optOuts?: number; readonly annotations?: Partial<Annotations> };
 
 export interface Policy {
   readonly name: string;
@@ -89,3 +126,29 @@ export interface Policy {
 }
 
 export const CONTINUE: Decision = Object.freeze({ kind: 'continue' });
+
+/** The fields a request brings; the rest starts empty and is filled by the phases. */
+export interface ContextInit {
+  readonly model: string;
+  readonly served: ModelView | undefined;
+  readonly action: PolicyAction;
+  readonly pinnedVersion?: string;
+  readonly headers: Readonly<Record<string, string | string[] | undefined>>;
+  readonly requestId: string;
+}
+
+/** A fresh context, always of the same shape (one hidden class on the request path). */
+export function newContext(init: ContextInit): PolicyContext {
+  return {
+    model: init.model,
+    served: init.served,
+    action: init.action,
+    pinnedVersion: init.pinnedVersion,
+    headers: init.headers,
+    requestId: init.requestId,
+    principal: undefined,
+    version: undefined,
+    request: undefined,
+    rows: 0,
+  };
+}

@@ -8,6 +8,7 @@ import { GatewayError } from '../gateway/errors.js';
 import { MemoryStore } from '../gateway/state/memory-store.js';
 import { StoreUnavailableError, type ChargeResult, type CounterCharge, type LeaseResult, type StateStore } from '../gateway/state/store.js';
 import type { Decision, PolicyContext } from './policy.js';
+import { testContext } from './test-context.js';
 import type { Principal } from './principal.js';
 import { createRateLimitPolicy, STORE_FAILURES_METRIC, type RateLimitDeps } from './rate-limit.js';
 
@@ -102,7 +103,7 @@ const carol = principal('carol', 'globex');
 
 let nextId = 0;
 function ctx(p: Principal | undefined, model = 'titanic', rows = 1, requestId = `req-${++nextId}`): PolicyContext {
-  return { model, action: 'infer', pinnedVersion: undefined, stableVersion: '1', headers: {}, requestId, principal: p, request: undefined, rows };
+  return testContext(model, { requestId, principal: p, rows });
 }
 
 function rule(name: string, by: 'subject' | 'tenant', limit: number, windowMs = 60_000, models: string[] = ['*']): RateLimitRule {

@@ -25,9 +25,8 @@ import { metrics, type Attributes, type Counter } from '@opentelemetry/api';
 import type { Logger } from 'pino';
 import type { RateLimitConfig, RateLimitRule } from '../gateway/config.js';
 import { GatewayError } from '../gateway/errors.js';
-import { MemoryStore } from '../gateway/state/memory-store.js';
 import { StoreUnavailableError, type CounterCharge, type LeaseResult, type StateStore } from '../gateway/state/store.js';
-import { METER_NAME } from '../gateway/telemetry/metrics.js';
+import { METER_NAME } from '../gateway/telemetry/names.js';
 import { CONTINUE, type Decision, type Policy, type PolicyContext } from './policy.js';
 import type { Principal } from './principal.js';
 import { ruleSuffix, subjectPrefix, subjectScope, tenantCounterKey, tenantScope } from './rate-limit-keys.js';
@@ -43,8 +42,8 @@ const MAX_CACHED_PLANS = 1024;
 export interface RateLimitDeps {
   readonly store: StateStore;
   readonly log: Logger;
-  /** Per-replica limits while `store` is unavailable in failMode `local`; a new MemoryStore if absent. */
-  readonly fallback?: StateStore;
+  /** Per-replica limits while `store` is unavailable in failMode `local` (a MemoryStore). */
+  readonly fallback: StateStore;
 }
 
 /** What applies to one model, computed once: counters in charge order, subject rules first. */
@@ -103,9 +102,7 @@ export function createRateLimitPolicy(cfg: RateLimitConfig, deps: RateLimitDeps)
     names.add(r.name);
   }
   const { store, log } = deps;
-  // Made on first need: most replicas never see an outage and need no second store (or its timer).
-  let fallbackStore = deps.fallback;
-  const fallback = (): StateStore => (fallbackStore ??= new MemoryStore());
+  const fallback = (): StateStore => deps.fallback;
   const concurrency = cfg.tenantConcurrency;
   const failAttrs: Attributes = Object.freeze({ [FAIL_MODE_ATTR]: cfg.failMode });
   const failures: Counter = metrics.getMeter(METER_NAME).createCounter(STORE_FAILURES_METRIC, {

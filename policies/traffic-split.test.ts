@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { buildConfig, ConfigError, type GatewayConfig } from '../gateway/config.js';
 import { CONTINUE, type Decision, type PolicyContext } from './policy.js';
+import { testContext, viewOf, type TestContext } from './test-context.js';
 import type { Principal } from './principal.js';
 import { ANONYMOUS } from './authenticate.js';
 import { bucketOf, createTrafficPolicy as createFromModels, effectiveTraffic, type TrafficOptions } from './traffic-split.js';
@@ -33,8 +34,12 @@ function principal(subject: string, tenant?: string, ...scopes: string[]): Princ
   return { subject, tenant, scopes: new Set(['predict:*', ...scopes]), expiresAt: Date.now() + 60_000 };
 }
 
-function ctx(p: Principal | undefined, over: Partial<PolicyContext> = {}): PolicyContext {
-  return { model: 'm', action: 'infer', pinnedVersion: undefined, stableVersion: '2', headers: {}, requestId: 'r', principal: p, request: undefined, rows: 0, ...over };
+const SERVED = config({ routes: [{ version: '2', weight: 100 }] });
+
+/** A request for model `m` (or `model`, served unless it is not in the configuration). */
+function ctx(p: Principal | undefined, over: Omit<TestContext, 'principal' | 'served'> & { model?: string } = {}): PolicyContext {
+  const model = over.model ?? 'm';
+  return testContext(model, { ...over, principal: p, served: viewOf(SERVED, model) });
 }
 
 type Route = Extract<Decision, { kind: 'route' }>;
@@ -146,8 +151,8 @@ test('pinned versions, unknown models and models without a split are left alone'
   const policy = createTrafficPolicy(config({ routes: [{ version: '3', weight: 100 }], rules: [{ name: 'qa', version: '1', claim: { name: 'tenant', equals: 'qa' } }] }));
   assert.equal(policy.evaluate(ctx(principal('u', 'qa'), { pinnedVersion: '2' })), CONTINUE);
   assert.equal(policy.evaluate(ctx(principal('u'), { pinnedVersion: '2' })), CONTINUE);
-  assert.equal(policy.evaluate(ctx(principal('u'), { model: 'nope', stableVersion: '' })), CONTINUE);
-  assert.equal(policy.evaluate(ctx(principal('u'), { model: 'plain', stableVersion: '1' })), CONTINUE);
+  assert.equal(policy.evaluate(ctx(principal('u'), { model: 'nope' })), CONTINUE);
+  assert.equal(policy.evaluate(ctx(principal('u'), { model: 'plain' })), CONTINUE);
 });
 
 test('anonymous traffic is split per request, not per subject', () => {

@@ -81,7 +81,7 @@ interface Pair {
   readonly shadowed: Decision;
 }
 
-interface ModelTable {
+interface SplitTable {
   readonly rules: readonly { readonly matches: Matcher; readonly pair: Pair }[];
   /** Exclusive upper bucket of each arm, ascending; the last is BUCKETS. */
   readonly bounds: Uint16Array;
@@ -122,7 +122,7 @@ function pair(version: string, reason: string, shadow: ShadowTarget | undefined)
   return Object.freeze({ plain, shadowed });
 }
 
-function buildTable(m: ModelTraffic, traffic: TrafficConfig): ModelTable {
+function buildTable(m: ModelTraffic, traffic: TrafficConfig): SplitTable {
   const { stable, versions } = m;
   const sh = traffic.shadow;
   const shadow: ShadowTarget | undefined =
@@ -157,8 +157,8 @@ function buildTable(m: ModelTraffic, traffic: TrafficConfig): ModelTable {
 }
 
 /** Builds every split model's table once; the policy answers from them. */
-function buildTables(models: ReadonlyMap<string, ModelTraffic>): Map<string, ModelTable> {
-  const tables = new Map<string, ModelTable>();
+function buildTables(models: ReadonlyMap<string, ModelTraffic>): Map<string, SplitTable> {
+  const tables = new Map<string, SplitTable>();
   for (const [name, m] of models) if (m.traffic !== undefined) tables.set(name, buildTable(m, m.traffic));
   return tables;
 }
@@ -201,7 +201,7 @@ export function createTrafficPolicy(models: ReadonlyMap<string, ModelTraffic>, o
     phase: 'request',
     evaluate: function traffic(ctx: PolicyContext): Decision {
       // A pinned version is the client's explicit choice; an unknown model is answered later (404).
-      if (ctx.pinnedVersion !== undefined || ctx.stableVersion === '') return CONTINUE;
+      if (ctx.pinnedVersion !== undefined || ctx.served === undefined) return CONTINUE;
       const t = tables.get(ctx.model);
       if (t === undefined) return CONTINUE;
       const mirror = t.shadowBuckets > 0 && random() * BUCKETS < t.shadowBuckets;

@@ -8,7 +8,7 @@ import { after, describe, it, type TestContext } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import { pino, type Logger } from 'pino';
-import type { StateConfig } from '../gateway/config.js';
+import type { StoreSettings } from '../gateway/config.js';
 import { createStore } from '../gateway/state/create-store.js';
 import { RedisStore } from '../gateway/state/redis-store.js';
 import { ReservingStore } from '../gateway/state/reserving-store.js';
@@ -24,7 +24,7 @@ const FAIL_WITHIN_MS = 600;
 
 const silent = pino({ level: 'silent' });
 
-function config(url: string, overrides: Partial<StateConfig> = {}): StateConfig {
+function config(url: string, overrides: Partial<StoreSettings> = {}): StoreSettings {
   return { redisUrl: url, keyPrefix: PREFIX, commandTimeoutMs: COMMAND_TIMEOUT_MS, connectTimeoutMs: 1000, quotaBlocks: false, reconcileMs: 5000, ...overrides };
 }
 

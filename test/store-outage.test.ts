@@ -53,6 +53,7 @@ async function startPair(
   redis?: RedisServer,
   tenantConcurrency?: { limit: number },
   quotaBlocks = true,
+  mirrors?: { optOuts: 'open' | 'closed' | 'snapshot' },
 ): Promise<{ gw: ChildGateway; redis: RedisServer }> {
   const server = redis ?? (await RedisServer.start());
   redisServers.push(server);
@@ -61,7 +62,7 @@ async function startPair(
       issuer,
       backendUrl: backend?.url ?? '',
       models: [MODEL],
-      state: { redisUrl: server.url, keyPrefix: PREFIX, commandTimeoutMs: COMMAND_TIMEOUT_MS, quotaBlocks },
+      state: { redisUrl: server.url, keyPrefix: PREFIX, commandTimeoutMs: COMMAND_TIMEOUT_MS, quotaBlocks, ...(mirrors ? { mirrors } : {}) },
       rateLimits: { failMode, rules: [{ name: RULE, by: 'subject', limit: LIMIT, windowMs: 60_000 }], ...(tenantConcurrency ? { tenantConcurrency } : {}) },
     }),
     1,
@@ -183,7 +184,8 @@ describe('a gateway started while Redis is down', () => {
   test('starts and limits locally, then uses Redis once it is up', async (t) => {
     const redis = await RedisServer.stopped();
     const started = performance.now();
-    const { gw } = await startPair('local', redis);
+    // Opt-outs told to start open: this is about limits (a closed start is test/mirror-start.test.ts).
+    const { gw } = await startPair('local', redis, undefined, true, { optOuts: 'open' });
     t.diagnostic(`started without Redis in ${Math.round(performance.now() - started)} ms`);
     await waitForOutput(gw, /redis is not answering; starting without it/);
 

@@ -14,8 +14,9 @@
  * Concurrent changes of one model from two replicas are last-writer-wins (the store has no
  * compare-and-set); each is audited with what it replaced.
  */
+import { join } from 'node:path';
 import type { Logger } from 'pino';
-import { ConfigError, parseTraffic, type GatewayConfig, type TrafficConfig } from '../config.js';
+import { ConfigError, parseTraffic, type GatewayConfig, type MirrorStart, type TrafficConfig } from '../config.js';
 import { GatewayError } from '../errors.js';
 import { MirroredScope, storeUnavailable } from '../state/mirrored-scope.js';
 import type { StateStore } from '../state/store.js';
@@ -59,6 +60,12 @@ export interface LiveTraffic {
   readonly reason?: string;
 }
 
+export interface MirrorOptions {
+  readonly start?: MirrorStart;
+  /** Folder of the `snapshot` start's file. */
+  readonly snapshotDir?: string;
+}
+
 /** A stored value as a TrafficRecord, structurally; its routes are checked against the configuration later. */
 function parseRecord(_model: string, value: unknown): TrafficRecord {
   const r = value as Partial<TrafficRecord> | null;
@@ -84,7 +91,7 @@ export class TrafficRoutes {
   #derived = new Map<string, Derived>();
   #overrides: ReadonlyMap<string, TrafficConfig> = new Map();
 
-  private constructor(store: StateStore, log: Logger, config: GatewayConfig, onChange: (overrides: ReadonlyMap<string, TrafficConfig>) => void) {
+  private constructor(store: StateStore, log: Logger, config: GatewayConfig, onChange: (overrides: ReadonlyMap<string, TrafficConfig>) => void, mirror: MirrorOptions) {
     this.#store = store;
     this.#log = log;
     this.#config = config;
@@ -95,6 +102,8 @@ export class TrafficRoutes {
       log,
       parse: parseRecord,
       onChange: (records) => this.#derive(records),
+      start: mirror.start,
+      snapshotFile: mirror.snapshotDir === undefined ? undefined : join(mirror.snapshotDir, `${SCOPE}.json`),
     });
   }
 
@@ -109,10 +118,17 @@ export class TrafficRoutes {
     config: GatewayConfig;
     /** Called with the new run-time routes whenever they change (before `start` resolves, too). */
     onChange: (overrides: ReadonlyMap<string, TrafficConfig>) => void;
+    /** How the copy starts when the store does not answer; default `open`. */
+    mirror?: MirrorOptions;
   }): Promise<TrafficRoutes> {
-    const r = new TrafficRoutes(opts.store, opts.log, opts.config, opts.onChange);
+    const r = new TrafficRoutes(opts.store, opts.log, opts.config, opts.onChange, opts.mirror ?? {});
     await r.#mirror.start();
     return r;
+  }
+
+  /** False while the routes start closed and have not been read (the gateway must not serve). */
+  get ready(): boolean {
+    return this.#mirror.ready;
   }
 
   /** Run-time routes by model, for `effectiveTraffic`. */

@@ -9,13 +9,14 @@
  * replica (gateway/control/traffic-routes.ts); the answer is the audit entry (before/after).
  */
 import { hostname } from 'node:os';
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import { ADMIN_SCOPES } from '../../policies/principal.js';
 import type { TrafficRoutes } from '../control/traffic-routes.js';
 import { clip, GatewayError } from '../errors.js';
 import type { Serving } from '../serving.js';
 import type { ArmFigures } from '../telemetry/arm-figures.js';
-import { jsonBody, type CallerGuard, type ServerFeature } from './admin.js';
+import type { CallerGuard, ServerFeature } from './admin.js';
+import { callerOf, jsonBody, reasonOf } from './admin-request.js';
 
 export interface TrafficFeatureDeps {
   readonly serving: Serving;
@@ -27,19 +28,6 @@ export interface TrafficFeatureDeps {
 
 /** `name`, not `model`: a `model` parameter marks the prediction routes (routes/guard.ts). */
 interface ModelParams { name: string }
-
-const MAX_REASON = 500;
-
-function reasonOf(body: Record<string, unknown>): string {
-  const r = body.reason;
-  if (typeof r !== 'string' || r.trim().length === 0) throw new GatewayError('INVALID_TRAFFIC', 'say why: "reason" is required (it goes to the audit trail)');
-  if (r.length > MAX_REASON) throw new GatewayError('INVALID_TRAFFIC', `"reason" is longer than ${MAX_REASON} characters`);
-  return r;
-}
-
-function callerOf(request: FastifyRequest): string {
-  return request.caller?.subject ?? 'unknown';
-}
 
 export function trafficFeature(deps: TrafficFeatureDeps): ServerFeature {
   const { serving, routes, figures } = deps;
@@ -85,14 +73,14 @@ export function trafficFeature(deps: TrafficFeatureDeps): ServerFeature {
       admin.put<{ Params: ModelParams }>('/models/:name/traffic', allowed, async function setTraffic(request) {
         const m = modelOf(request.params.name);
         const body = jsonBody(request);
-        const reason = reasonOf(body);
+        const reason = reasonOf(body, true);
         const { reason: _why, ...traffic } = body;
-        return routes.set(m.name, traffic, callerOf(request), reason);
+        return routes.set(m.name, traffic, callerOf(request).subject, reason);
       });
 
       admin.delete<{ Params: ModelParams }>('/models/:name/traffic', allowed, async function resetTraffic(request) {
         const m = modelOf(request.params.name);
-        return routes.reset(m.name, callerOf(request), reasonOf(jsonBody(request)));
+        return routes.reset(m.name, callerOf(request).subject, reasonOf(jsonBody(request), true));
       });
     },
   };

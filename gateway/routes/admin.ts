@@ -6,14 +6,15 @@
  * Features (traffic, opt-outs, kill switch…) bring their routes as `ServerFeature`s; each route
  * states the scope it needs with `guard.require(scope)` (or `guard.authenticated()` for a caller's
  * own data). Callers are identified by the same authentication policy as the prediction API.
- * Bodies arrive as bytes (server.ts takes every body raw): `jsonBody` parses them.
+ * What routes read from a request (body, caller, reason, revision) is in admin-request.ts.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest, preHandlerAsyncHookHandler } from 'fastify';
 import { ANONYMOUS } from '../../policies/authenticate.js';
-import type { Policy, PolicyContext } from '../../policies/policy.js';
+import { newContext, type Policy } from '../../policies/policy.js';
 import type { Principal } from '../../policies/principal.js';
 import { sendError } from '../error-handler.js';
 import { GatewayError } from '../errors.js';
+import type {} from './admin-request.js';
 
 export const ADMIN_SECURITY_HEADERS: Readonly<Record<string, string>> = Object.freeze({
   'cache-control': 'no-store',
@@ -23,13 +24,6 @@ export const ADMIN_SECURITY_HEADERS: Readonly<Record<string, string>> = Object.f
   'referrer-policy': 'no-referrer',
   'cross-origin-resource-policy': 'same-origin',
 });
-
-declare module 'fastify' {
-  interface FastifyRequest {
-    /** Set by a CallerGuard pre-handler: who called an admin or self-service route. */
-    caller: Principal | null;
-  }
-}
 
 export interface CallerGuard {
   /** Authenticates the caller (401) and requires `scope` (403). */
@@ -47,37 +41,9 @@ export interface ServerFeature {
   readonly routes?: (app: FastifyInstance, guard: CallerGuard) => void;
 }
 
-/** Admin bodies are small documents; anything larger is refused before parsing. */
-export const ADMIN_BODY_LIMIT = 256 * 1024;
-
-/** The request body parsed as a JSON object (BAD_JSON / BAD_REQUEST / PAYLOAD_TOO_LARGE otherwise). */
-export function jsonBody(request: FastifyRequest): Record<string, unknown> {
-  const body = request.body;
-  if (!Buffer.isBuffer(body) || body.length === 0) throw new GatewayError('BAD_REQUEST', 'a JSON body is required');
-  if (body.length > ADMIN_BODY_LIMIT) throw new GatewayError('PAYLOAD_TOO_LARGE', `limit is ${ADMIN_BODY_LIMIT} bytes`);
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(body.toString('utf8'));
-  } catch {
-    throw new GatewayError('BAD_JSON');
-  }
-  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) throw new GatewayError('BAD_REQUEST', 'the body must be a JSON object');
-  return parsed as Record<string, unknown>;
-}
-
 export function createCallerGuard(authenticate: Policy): CallerGuard {
   async function identify(request: FastifyRequest): Promise<Principal> {
-    const ctx: PolicyContext = {
-      model: '',
-      action: 'metadata',
-      pinnedVersion: undefined,
-      stableVersion: '',
-      headers: request.headers,
-      requestId: String(request.id),
-      principal: undefined,
-      request: undefined,
-      rows: 0,
-    };
+    const ctx = newContext({ model: '', served: undefined, action: 'metadata', headers: request.headers, requestId: String(request.id) });
     const d = await authenticate.evaluate(ctx);
     if (d.kind === 'deny') throw d.headers === undefined ? d.error : d.error.withHeaders(d.headers);
     const p = d.kind === 'continue' ? d.principal : undefined;

@@ -5,10 +5,12 @@
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { newOutcome, type ChainOutcome, type PolicyChain } from '../../policies/chain.js';
-import type { PolicyAction, PolicyContext } from '../../policies/policy.js';
+import { newContext, type PolicyAction, type PolicyContext } from '../../policies/policy.js';
 import { toGatewayError } from '../error-handler.js';
+import { faultOf } from '../errors.js';
+import type { Observers } from '../observers.js';
 import type { Serving } from '../serving.js';
-import { UNKNOWN_MODEL, type GatewayMetrics } from '../telemetry/metrics.js';
+import { UNKNOWN_MODEL } from '../telemetry/metrics.js';
 
 export interface Guarded {
   readonly ctx: PolicyContext;
@@ -28,10 +30,19 @@ function actionOf(request: FastifyRequest): PolicyAction {
   return request.method === 'POST' ? 'infer' : 'metadata';
 }
 
-export function installGuard(app: FastifyInstance, serving: Serving, policies: PolicyChain, metrics: GatewayMetrics): void {
-  /** Refusals before the handler (401, 403) are counted like every other infer outcome. */
-  const refused = (request: FastifyRequest, model: string | undefined, err: unknown): Error => {
-    if (actionOf(request) === 'infer') metrics.recordInfer(model ?? UNKNOWN_MODEL, '', 0, toGatewayError(err).code);
+export function installGuard(app: FastifyInstance, serving: Serving, policies: PolicyChain, observers: Observers): void {
+  /** Predictions refused before the handler (401, 403, …) reach the observers like every other end. */
+  const refused = (request: FastifyRequest, ctx: PolicyContext, started: number, err: unknown): Error => {
+    if (ctx.action === 'infer') {
+      const ge = toGatewayError(err);
+      const ms = performance.now() - started;
+      observers.end({
+        requestId: ctx.requestId, startedAt: Date.now() - ms, ms,
+        model: ctx.served?.name ?? UNKNOWN_MODEL, version: '', reason: '', principal: ctx.principal,
+        status: ge.status, code: ge.code, fault: faultOf(ge.code), rows: 0, optOuts: request.guarded?.out.optOuts ?? 0,
+        annotations: request.guarded?.out.annotations, served: undefined, payload: undefined, answer: undefined, log: request.log,
+      });
+    }
     return err as Error;
   };
   app.decorateRequest('guarded', null);
@@ -41,29 +52,25 @@ export function installGuard(app: FastifyInstance, serving: Serving, policies: P
     // route's own parameters decide (no second look at the URL): only /v2/models/* routes have a
     // `model` parameter; /admin routes name theirs `name` and have guards of their own.
     if (params.model === undefined) return done();
-    const model = serving.table.models.get(params.model);
-    const ctx: PolicyContext = {
+    const started = performance.now();
+    const ctx = newContext({
       model: params.model,
+      // An unknown model still goes through identity first (404 only to those allowed to ask).
+      served: serving.table.models.get(params.model),
       action: actionOf(request),
       pinnedVersion: params.version,
-      // An unknown model still goes through identity first (404 only to those allowed to ask).
-      stableVersion: model?.stable.version ?? '',
       headers: request.headers,
       requestId: String(request.id),
-      principal: undefined,
-      request: undefined,
-      rows: 0,
-    };
+    });
     const out = newOutcome(ctx);
     request.guarded = { ctx, out };
     let pending: void | Promise<void>;
-    const known = model?.name;
     try {
       pending = policies.run('request', ctx, out);
     } catch (e) {
-      return done(refused(request, known, e));
+      return done(refused(request, ctx, started, e));
     }
     if (pending === undefined) return done();
-    pending.then(() => done(), (e: unknown) => done(refused(request, known, e)));
+    pending.then(() => done(), (e: unknown) => done(refused(request, ctx, started, e)));
   });
 }

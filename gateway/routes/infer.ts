@@ -5,16 +5,16 @@
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { TIMEOUT_HEADER, type InferRequest, type InferResponse } from '../../adapters/adapter.js';
+import type { ServedVersion } from '../../adapters/registry.js';
 import { releaseAll, type PolicyChain } from '../../policies/chain.js';
 import { toGatewayError } from '../error-handler.js';
-import { GatewayError } from '../errors.js';
+import { faultOf, GatewayError } from '../errors.js';
 import { encodeInferResponse } from '../infer-response.js';
 import { parseInferRequest } from '../infer-request.js';
+import type { Observers } from '../observers.js';
 import type { Serving } from '../serving.js';
-import { ShadowMirror } from '../shadow.js';
-import { outcomeRetainsPayload } from '../retention.js';
-import { UNKNOWN_MODEL, type GatewayMetrics } from '../telemetry/metrics.js';
-import { ArmFigures } from '../telemetry/arm-figures.js';
+import type { ShadowMirror } from '../shadow.js';
+import { UNKNOWN_MODEL } from '../telemetry/metrics.js';
 import { validateAgainstMetadata } from '../validate-request.js';
 import { findModel, findVersion } from './oip-v2.js';
 
@@ -48,18 +48,25 @@ function timeoutFor(asked: string | string[] | undefined, configured: number): n
   return ms > 0 && ms < configured ? ms : configured;
 }
 
-export function registerInferRoutes(app: FastifyInstance, serving: Serving, metrics: GatewayMetrics, policies: PolicyChain, figures: ArmFigures = new ArmFigures(), shadow: ShadowMirror = new ShadowMirror({ metrics })): void {
-  const accessLog = (): boolean => serving.config.logging.accessLog;
+export interface InferDeps {
+  readonly serving: Serving;
+  readonly policies: PolicyChain;
+  /** What runs after the answer: metrics, per-version figures, the access log, … */
+  readonly observers: Observers;
+  readonly shadow: ShadowMirror;
+}
 
+export function registerInferRoutes(app: FastifyInstance, { serving, policies, observers, shadow }: InferDeps): void {
   async function infer(request: FastifyRequest<{ Params: InferParams }>, reply: FastifyReply) {
     const started = performance.now();
     const table = serving.table;
     table.acquire();
-    // Metric attributes take names from the table only: a client spraying unknown model or version
-    // names must not create a time series per name.
+    // Observers see names from the table only: a client spraying unknown model or version names
+    // must not create a time series (or a figure) per name.
     let modelName = UNKNOWN_MODEL;
-    let version = '';
-    let errorCode: string | undefined;
+    let served: ServedVersion | undefined;
+    let failure: GatewayError | undefined;
+    let inferRequest: InferRequest | undefined;
     let answer: InferResponse | undefined;
     const guarded = request.guarded;
     try {
@@ -67,29 +74,31 @@ export function registerInferRoutes(app: FastifyInstance, serving: Serving, metr
       const { ctx, out } = guarded;
       const model = findModel(serving, request.params.model);
       modelName = model.name;
-      const served = findVersion(model, out.version);
-      version = served.version;
+      served = findVersion(model, out.version);
+      const version = served.version;
       reply.header('x-model-version', version).header('x-route-reason', out.reason);
       const md = served.requireMetadata();
       const body = request.body;
       if (!Buffer.isBuffer(body) || body.length === 0) throw new GatewayError('BAD_REQUEST', 'the request has no body');
       const mc = model.config;
       if (body.length > mc.maxBodyBytes) throw new GatewayError('PAYLOAD_TOO_LARGE', `limit for ${model.name} is ${mc.maxBodyBytes} bytes`);
-      const inferRequest = parseInferRequest(body, headerLength(request.headers[HEADER_LENGTH], body.length), {
+      const parsed = parseInferRequest(body, headerLength(request.headers[HEADER_LENGTH], body.length), {
         maxElements: mc.maxElements,
         nonFinite: mc.nonFinite,
       });
-      validateAgainstMetadata(inferRequest, md);
+      validateAgainstMetadata(parsed, md);
+      inferRequest = parsed;
+      ctx.version = served;
+      ctx.request = parsed;
+      ctx.rows = rowsOf(parsed);
       if (policies.has('payload')) {
-        ctx.request = inferRequest;
-        ctx.rows = rowsOf(inferRequest);
         const pending = policies.run('payload', ctx, out);
         if (pending !== undefined) await pending;
       }
       if (out.headers !== undefined) reply.headers(out.headers);
       // The adapter enforces the deadline itself: one timer per request, not one here and one there.
       const primaryStarted = performance.now();
-      const primary = served.adapter.infer(inferRequest, {
+      const primary = served.adapter.infer(parsed, {
         deadline: Date.now() + timeoutFor(request.headers[TIMEOUT_HEADER], mc.inferTimeoutMs),
         requestId: String(request.id),
       });
@@ -97,16 +106,14 @@ export function registerInferRoutes(app: FastifyInstance, serving: Serving, metr
       if (out.shadow !== undefined) {
         const raw = reply.raw;
         shadow.mirror({
-          model: model.name, version, request: inferRequest, target: out.shadow, optOuts: out.optOuts, table,
+          model: model.name, version, request: parsed, target: out.shadow, optOuts: out.optOuts, table,
           primary, primaryStarted, requestId: String(request.id),
           onResponded: (done) => (raw.closed ? done() : void raw.once('close', done)),
         });
       }
       const response: InferResponse = await primary;
-      // Prediction labels are derived from the payload: not kept for a tracking opt-out (the
-      // request is still counted).
-      if (outcomeRetainsPayload(out)) answer = response;
-      const encoded = encodeInferResponse(response, inferRequest, model.name, version);
+      answer = response;
+      const encoded = encodeInferResponse(response, parsed, model.name, version);
       if (encoded.headerLength !== undefined) {
         reply.header(HEADER_LENGTH, encoded.headerLength).header('content-type', 'application/octet-stream');
       } else {
@@ -114,18 +121,34 @@ export function registerInferRoutes(app: FastifyInstance, serving: Serving, metr
       }
       return reply.send(encoded.body);
     } catch (e) {
-      const ge = toGatewayError(e);
-      errorCode = ge.code;
-      throw ge;
+      failure = toGatewayError(e);
+      throw failure;
     } finally {
       if (guarded !== null) releaseAll(guarded.out, (e) => request.log.warn({ err: e }, 'a policy release failed'));
       table.release();
-      const seconds = (performance.now() - started) / 1000;
-      metrics.recordInfer(modelName, version, seconds, errorCode);
-      figures.record(modelName, version, seconds * 1000, errorCode, answer);
-      if (accessLog()) {
-        request.log.info({ model: modelName, version, code: errorCode ?? 'OK', ms: Math.round(seconds * 1e4) / 10 }, 'infer');
-      }
+      const ms = performance.now() - started;
+      const out = guarded?.out;
+      // The observers get the payload and the answer; Observers.end withholds both from a caller
+      // who opted out of tracking (gateway/retention.ts), whatever the observer.
+      observers.end({
+        requestId: String(request.id),
+        startedAt: Date.now() - ms,
+        ms,
+        model: modelName,
+        version: served?.version ?? '',
+        reason: served === undefined ? '' : (out?.reason ?? ''),
+        principal: guarded?.ctx.principal,
+        status: failure?.status ?? 200,
+        code: failure?.code,
+        fault: failure === undefined ? undefined : faultOf(failure.code),
+        rows: guarded?.ctx.rows ?? 0,
+        optOuts: out?.optOuts ?? 0,
+        annotations: out?.annotations,
+        served,
+        payload: inferRequest,
+        answer,
+        log: request.log,
+      });
     }
   }
 

@@ -5,6 +5,7 @@
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import type { ServedModel, ServedVersion } from '../../adapters/registry.js';
 import { clip, GatewayError } from '../errors.js';
+import type { Readiness } from '../readiness.js';
 import type { Serving } from '../serving.js';
 import { GATEWAY_VERSION } from '../version.js';
 
@@ -39,7 +40,7 @@ function sendJson(reply: FastifyReply, status: number, body: string): FastifyRep
   return reply.code(status).header('content-type', JSON_TYPE).send(body);
 }
 
-export function registerOipRoutes(app: FastifyInstance, serving: Serving): void {
+export function registerOipRoutes(app: FastifyInstance, serving: Serving, readiness: Readiness): void {
   app.get('/v2', async function serverMetadata(_req, reply) {
     return sendJson(reply, 200, SERVER_METADATA);
   });
@@ -48,10 +49,11 @@ export function registerOipRoutes(app: FastifyInstance, serving: Serving): void 
     return sendJson(reply, 200, '{"live":true}');
   });
 
-  // Ready when not draining and every model's stable version can serve: a load balancer then
-  // sends traffic only to replicas that can answer for every model they advertise.
+  // Ready when not draining, holding the shared state it must not serve without (readiness.ts),
+  // and every model's stable version can serve: a load balancer then sends traffic only to
+  // replicas that can answer for every model they advertise.
   app.get('/v2/health/ready', async function ready(_req, reply) {
-    let ok = !serving.draining;
+    let ok = !serving.draining && readiness.ready;
     if (ok) {
       const checks = await Promise.all([...serving.table.models.values()].map((m) => versionReady(m.stable)));
       ok = checks.every(Boolean);

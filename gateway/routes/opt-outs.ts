@@ -9,14 +9,13 @@
  * logs one audit line (who, whose, kinds before and after, reason); never anything of a payload.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { ADMIN_SCOPES, type Principal } from '../../policies/principal.js';
-import type { Eraser } from '../../policies/opt-outs/erasure.js';
-import { isKindName, KIND_NAMES, type Change, type OptOutKindName, type OptOutRecord, type OptOutRegistry } from '../../policies/opt-outs/registry.js';
+import { ADMIN_SCOPES } from '../../policies/principal.js';
+import type { Eraser } from '../control/erasure.js';
+import { isKindName, KIND_NAMES, type Change, type OptOutKindName, type OptOutRecord, type OptOutRegistry } from '../control/opt-out-registry.js';
 import { clip, GatewayError } from '../errors.js';
-import { jsonBody, type CallerGuard, type ServerFeature } from './admin.js';
+import type { CallerGuard, ServerFeature } from './admin.js';
+import { callerOf, jsonBody, onlyFields, optionalJsonBody, reasonOf } from './admin-request.js';
 
-/** Long enough for a ticket reference and a sentence; it goes to the audit log, not the record. */
-export const MAX_REASON_LENGTH = 512;
 const KNOWN = KIND_NAMES.map((k) => `"${k}"`).join(', ');
 
 export interface OptOutAnswer {
@@ -30,18 +29,9 @@ function answer(subject: string, r: OptOutRecord | undefined): OptOutAnswer {
   return r === undefined ? { subject, kinds: [] } : { subject, kinds: r.kinds, updatedAt: r.updatedAt, updatedBy: r.updatedBy };
 }
 
-function reasonOf(body: Record<string, unknown>): string | undefined {
-  const r = body.reason;
-  if (r === undefined) return undefined;
-  if (typeof r !== 'string' || r.length > MAX_REASON_LENGTH) throw new GatewayError('BAD_REQUEST', `reason must be a string of at most ${MAX_REASON_LENGTH} characters`);
-  return r;
-}
-
 /** The body of a PUT: known kinds, each once, at least one; nothing but kinds and reason. */
 export function parseChange(body: Record<string, unknown>): { kinds: OptOutKindName[]; reason: string | undefined } {
-  for (const field of Object.keys(body)) {
-    if (field !== 'kinds' && field !== 'reason') throw new GatewayError('BAD_REQUEST', `unknown field "${clip(field)}"; the fields are kinds and reason`);
-  }
+  onlyFields(body, ['kinds', 'reason']);
   const kinds = body.kinds;
   if (!Array.isArray(kinds) || kinds.length === 0) {
     throw new GatewayError('BAD_REQUEST', `kinds must be a non-empty array of ${KNOWN} (DELETE removes every opt-out)`);
@@ -52,24 +42,14 @@ export function parseChange(body: Record<string, unknown>): { kinds: OptOutKindN
     if (seen.has(k)) throw new GatewayError('BAD_REQUEST', `kind "${k}" is listed twice`);
     seen.add(k);
   }
-  return { kinds: [...seen], reason: reasonOf(body) };
+  return { kinds: [...seen], reason: reasonOf(body, false) };
 }
 
-/** An optional JSON body (DELETE may say why); an empty body is no reason. */
+/** An optional JSON body: a DELETE may say why. */
 function optionalReason(request: FastifyRequest): string | undefined {
-  const b = request.body;
-  if (!Buffer.isBuffer(b) || b.length === 0) return undefined;
-  const body = jsonBody(request);
-  for (const field of Object.keys(body)) {
-    if (field !== 'reason') throw new GatewayError('BAD_REQUEST', `unknown field "${clip(field)}"; the only field is reason`);
-  }
-  return reasonOf(body);
-}
-
-function callerOf(request: FastifyRequest): Principal {
-  // The guard's pre-handler has run; without a caller the route was registered without it.
-  if (request.caller === null) throw new GatewayError('INTERNAL', 'opt-out route without its guard');
-  return request.caller;
+  const body = optionalJsonBody(request);
+  onlyFields(body, ['reason']);
+  return reasonOf(body, false);
 }
 
 function subjectParam(request: FastifyRequest): string {

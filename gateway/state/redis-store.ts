@@ -12,7 +12,7 @@
  */
 import { Redis, type RedisOptions } from 'ioredis';
 import type { Logger } from 'pino';
-import type { StateConfig } from '../config.js';
+import type { StoreSettings } from '../config.js';
 import { ACQUIRE_LUA, CHARGE_LUA, RESERVE_LUA } from './redis-scripts.js';
 import { StoreUnavailableError, type ChargeResult, type CounterCharge, type LeaseResult, type StateStore } from './store.js';
 import { checkCharge, checkLease, toJson } from './checks.js';
@@ -72,7 +72,7 @@ export class RedisStore implements StateStore {
   #batches = new Map<string, PendingCharge[]>();
   #flushScheduled = false;
 
-  private constructor(cfg: StateConfig, log: Logger) {
+  private constructor(cfg: StoreSettings, log: Logger) {
     const url = cfg.redisUrl;
     if (url === undefined) throw new Error('RedisStore needs state.redisUrl');
     if (/[{}]/.test(cfg.keyPrefix)) throw new Error(`state.keyPrefix must not contain { or } (it would break the {scope} hash tag): ${cfg.keyPrefix}`);
@@ -108,7 +108,7 @@ export class RedisStore implements StateStore {
    * Connects, waiting at most `connectTimeoutMs`. Without Redis it still returns a store: unhealthy,
    * failing every call with StoreUnavailableError, and reconnecting in the background.
    */
-  static async connect(cfg: StateConfig, log: Logger): Promise<RedisStore> {
+  static async connect(cfg: StoreSettings, log: Logger): Promise<RedisStore> {
     const store = new RedisStore(cfg, log);
     const up = await Promise.all([untilReady(store.#redis, cfg.connectTimeoutMs), untilReady(store.#sub, cfg.connectTimeoutMs)]);
     if (up.every(Boolean)) {

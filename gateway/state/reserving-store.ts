@@ -13,7 +13,7 @@
  * Everything but `charge` goes straight to the wrapped store.
  */
 import type { Logger } from 'pino';
-import type { StateConfig } from '../config.js';
+import type { StoreSettings } from '../config.js';
 import { checkCharge } from './checks.js';
 import { RedisStore } from './redis-store.js';
 import type { ChargeResult, CounterCharge, LeaseResult, StateStore } from './store.js';
@@ -56,7 +56,7 @@ export class ReservingStore implements StateStore {
     this.#prune.unref();
   }
 
-  static async connect(cfg: StateConfig, log: Logger): Promise<ReservingStore> {
+  static async connect(cfg: StoreSettings, log: Logger): Promise<ReservingStore> {
     return new ReservingStore(await RedisStore.connect(cfg, log));
   }
 

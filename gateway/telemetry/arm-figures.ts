@@ -3,13 +3,21 @@
  * requests, errors by code, latency percentiles and the distribution of predictions, so two arms
  * of a split can be compared at a glance. The fleet-wide view is the metrics (dashboards/).
  *
- * Cheap on the request path: a few counter increments, one bucket of a fixed log-scale latency
- * histogram, and one pass over the first output's rows. Prediction values are counted, never kept
+ * Client mistakes are counted apart (`clientErrors`) and kept out of the error rate and the latency
+ * figures: a misbehaving client must not make a healthy version look broken (nor its quick 400s make
+ * a slow version look fast). `errors` are failures of the model or its backend (errors.ts faultOf);
+ * failures of the gateway itself (its store, its shutdown) are `gatewayErrors`. `errorRate` is
+ * errors / (answers + errors): of the requests that reached the version, the share that failed.
+ *
+ * An observer (gateway/observers.ts), after the answer: a few counter increments, one bucket of a
+ * fixed log-scale latency histogram, and one pass over the first output's rows. Prediction values are counted, never kept
  * one by one: at most MAX_CLASSES distinct labels per version, the rest fall into `other`. A
  * subject who opted out of tracking is counted (requests, errors, latency) but their predictions
- * are not (routes/infer.ts passes no answer): labels are derived from the payload.
+ * are not (the observer phase hands no answer): labels are derived from the payload.
  */
 import type { InferResponse, InferTensor } from '../../adapters/adapter.js';
+import type { Fault } from '../errors.js';
+import type { Observer, RequestEnd } from '../observers.js';
 
 /** Latency buckets: upper bounds in ms, 1.25× apart from 0.05 ms to ~60 s. */
 const BOUNDS: Float64Array = (() => {
@@ -25,7 +33,12 @@ const OTHER = 'other';
 
 class VersionFigures {
   requests = 0;
+  answers = 0;
   errors = 0;
+  clientErrors = 0;
+  gatewayErrors = 0;
+  /** Requests in the latency histogram (all but client errors). */
+  timed = 0;
   readonly errorsByCode = new Map<string, number>();
   readonly latency = new Uint32Array(BOUNDS.length);
   latencySumMs = 0;
@@ -35,9 +48,16 @@ class VersionFigures {
 }
 
 export interface VersionSummary {
+  /** Every request routed to the version, whatever became of it. */
   readonly requests: number;
+  /** Failures of the model or its backend. */
   readonly errors: number;
+  /** errors / (answers + errors). */
   readonly errorRate: number;
+  /** Requests refused for the client's own mistake (4xx): not the version's doing. */
+  readonly clientErrors: number;
+  /** Failures of the gateway itself (its store, its shutdown). */
+  readonly gatewayErrors: number;
   readonly errorsByCode: Readonly<Record<string, number>>;
   readonly latencyMs: { readonly mean: number; readonly p50: number; readonly p90: number; readonly p99: number } | null;
   /** Output the predictions are read from, and its value (or arg-max) counts. */
@@ -96,35 +116,56 @@ export class ArmFigures {
   }
 
   /** One finished inference. `model` and `version` come from the model table, never the client. */
-  record(model: string, version: string, ms: number, errorCode: string | undefined, response: InferResponse | undefined): void {
+  record(model: string, version: string, ms: number, fault: Fault | undefined, code: string | undefined, response: InferResponse | undefined): void {
     if (version === '') return;
     const f = this.#of(model, version);
     f.requests++;
+    if (code !== undefined) f.errorsByCode.set(code, (f.errorsByCode.get(code) ?? 0) + 1);
+    if (fault === 'client') {
+      f.clientErrors++;
+      return;
+    }
+    f.timed++;
     f.latencySumMs += ms;
     let i = 0;
     while (ms > BOUNDS[i]) i++;
     f.latency[i]++;
-    if (errorCode !== undefined) {
+    if (fault === 'backend') {
       f.errors++;
-      f.errorsByCode.set(errorCode, (f.errorsByCode.get(errorCode) ?? 0) + 1);
       return;
     }
+    if (fault === 'gateway') {
+      f.gatewayErrors++;
+      return;
+    }
+    f.answers++;
     const first = response?.outputs[0];
     if (first === undefined) return;
     if (f.output === undefined) f.output = first.name;
     if (f.output === first.name) countPredictions(f, first);
   }
 
+  /** The observer that feeds these figures. */
+  observer(): Observer {
+    return {
+      name: 'per-version figures',
+      onEnd: (e: RequestEnd) => this.record(e.model, e.version, e.ms, e.fault, e.code, e.answer),
+    };
+  }
+
   /** The figures of every version of `model` this replica has served since it started. */
   summary(model: string): { readonly since: string; readonly versions: Readonly<Record<string, VersionSummary>> } {
     const versions: Record<string, VersionSummary> = {};
     for (const [v, f] of this.#models.get(model) ?? []) {
-      const n = f.requests;
+      const n = f.timed;
+      const reached = f.answers + f.errors;
       const round = (x: number) => Math.round(x * 100) / 100;
       versions[v] = {
-        requests: n,
+        requests: f.requests,
         errors: f.errors,
-        errorRate: n === 0 ? 0 : round(f.errors / n),
+        errorRate: reached === 0 ? 0 : round(f.errors / reached),
+        clientErrors: f.clientErrors,
+        gatewayErrors: f.gatewayErrors,
         errorsByCode: Object.fromEntries(f.errorsByCode),
         latencyMs: n === 0 ? null : { mean: round(f.latencySumMs / n), p50: round(percentile(f.latency, n, 0.5)), p90: round(percentile(f.latency, n, 0.9)), p99: round(percentile(f.latency, n, 0.99)) },
         predictions: f.output === undefined ? null : { output: f.output, counts: Object.fromEntries(f.predictions) },
@@ -133,8 +174,18 @@ export class ArmFigures {
     return { since: this.#since, versions };
   }
 
-  /** Forgets a model's figures (it left the configuration). */
-  drop(model: string): void {
-    this.#models.delete(model);
+  /**
+   * Forgets the figures of models and versions a reloaded configuration no longer serves (so a
+   * model removed, then added again, starts afresh, and memory follows the configuration).
+   */
+  retain(serving: ReadonlyMap<string, { readonly versions: ReadonlyMap<string, unknown> }>): void {
+    for (const [model, versions] of this.#models) {
+      const m = serving.get(model);
+      if (m === undefined) {
+        this.#models.delete(model);
+        continue;
+      }
+      for (const v of versions.keys()) if (!m.versions.has(v)) versions.delete(v);
+    }
   }
 }

@@ -4,25 +4,10 @@
  * Metric and attribute names are constants here so dashboards and tests refer to one spelling.
  */
 import { metrics, type Attributes, type Counter, type Histogram } from '@opentelemetry/api';
+import type { Observer } from '../observers.js';
 
-export const METER_NAME = 'breakwater';
-export const METRIC = {
-  requests: 'breakwater.infer.requests',
-  errors: 'breakwater.infer.errors',
-  duration: 'breakwater.infer.duration',
-  reloads: 'breakwater.config.reloads',
-  shadowRequests: 'breakwater.shadow.requests',
-  shadowDuration: 'breakwater.shadow.duration',
-} as const;
-/** The model attribute of a request whose model is not in the table (never the client's string). */
-export const UNKNOWN_MODEL = '(unknown)';
-
-export const ATTR = {
-  model: 'model',
-  version: 'model_version',
-  code: 'code',
-  outcome: 'outcome',
-} as const;
+export { ATTR, METER_NAME, METRIC, UNKNOWN_MODEL } from './names.js';
+import { ATTR, METER_NAME, METRIC } from './names.js';
 
 /**
  * What became of a mirrored request (gateway/shadow.ts): compared (agree, disagree), failed (error,
@@ -72,5 +57,13 @@ export function createMetrics(): GatewayMetrics {
       shadowRequests.add(1, attrs);
       if (seconds !== undefined) shadowDuration.record(seconds, attrs);
     },
+  };
+}
+
+/** Every ended prediction request, refusals included, as metrics. */
+export function metricsObserver(m: GatewayMetrics): Observer {
+  return {
+    name: 'metrics',
+    onEnd: (e) => m.recordInfer(e.model, e.version, e.ms / 1000, e.code),
   };
 }

@@ -9,7 +9,7 @@ import { delimiter, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
 import { buildConfig } from '../../gateway/config.js';
-import { startGateway, type RunningGateway } from '../../gateway/main.js';
+import { startGateway, type RunningGateway, type StartOptions } from '../../gateway/main.js';
 
 /** The repository root (tests run from dist/test/...). */
 export const REPO_ROOT = resolve(fileURLToPath(new URL('../../..', import.meta.url)));
@@ -17,7 +17,7 @@ export const ASSETS = resolve(REPO_ROOT, '../shared/assets');
 export const CLI = join(REPO_ROOT, 'dist/gateway/cli/main.js');
 
 /** Starts a gateway in this process on 127.0.0.1:0 from a configuration object. */
-export async function startInProcess(config: Record<string, unknown>, baseDir = REPO_ROOT): Promise<RunningGateway> {
+export async function startInProcess(config: Record<string, unknown>, baseDir = REPO_ROOT, opts: Pick<StartOptions, 'observers'> = {}): Promise<RunningGateway> {
   // Tests that are not about identity run without it; those that are pass their own `auth`.
   const withPort = {
     auth: { insecureNoAuth: true },
@@ -26,7 +26,7 @@ export async function startInProcess(config: Record<string, unknown>, baseDir = 
   };
   const cfg = buildConfig(withPort, baseDir, 'test');
   const log = pino({ level: 'silent' });
-  return startGateway({ config: cfg, log, loadConfig: async () => cfg });
+  return startGateway({ config: cfg, log, loadConfig: async () => cfg, ...opts });
 }
 
 export interface ChildGateway {

@@ -3,13 +3,13 @@ import { randomUUID } from 'node:crypto';
 import { after, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { pino, type Logger } from 'pino';
-import { GatewayError } from '../../gateway/errors.js';
-import { MemoryStore } from '../../gateway/state/memory-store.js';
-import { RedisStore } from '../../gateway/state/redis-store.js';
-import { StoreUnavailableError, type StateStore } from '../../gateway/state/store.js';
+import { GatewayError } from '../errors.js';
+import { MemoryStore } from '../state/memory-store.js';
+import { RedisStore } from '../state/redis-store.js';
+import { StoreUnavailableError, type StateStore } from '../state/store.js';
 import { RedisServer } from '../../test/helpers/redis.js';
-import { OPT_OUT } from '../policy.js';
-import { OPT_OUTS_SCOPE, OptOutRegistry } from './registry.js';
+import { OPT_OUT } from '../../policies/policy.js';
+import { OPT_OUTS_SCOPE, OptOutRegistry } from './opt-out-registry.js';
 
 const { experiments: E, tracking: T, automatedDecision: A } = OPT_OUT;
 

@@ -7,9 +7,10 @@
  * nothing changed; a store that cannot be read leaves the last known copy enforced.
  */
 import type { Logger } from 'pino';
-import { MirroredScope } from '../../gateway/state/mirrored-scope.js';
-import type { StateStore } from '../../gateway/state/store.js';
-import { OPT_OUT } from '../policy.js';
+import type { MirrorStart } from '../config.js';
+import { MirroredScope } from '../state/mirrored-scope.js';
+import type { StateStore } from '../state/store.js';
+import { OPT_OUT } from '../../policies/policy.js';
 
 export const OPT_OUTS_SCOPE = 'opt-outs';
 
@@ -66,6 +67,9 @@ export interface RegistryOptions {
   /** How often the whole registry is re-read (state.reconcileMs). */
   readonly reconcileMs: number;
   readonly now?: () => number;
+  /** How the copy starts when the store does not answer (state.mirrors.optOuts); default `open`. */
+  readonly start?: MirrorStart;
+  readonly snapshotFile?: string;
 }
 
 /** What a change did, for the answer and the audit line. */
@@ -84,6 +88,8 @@ export class OptOutRegistry {
       scope: OPT_OUTS_SCOPE,
       reconcileMs: opts.reconcileMs,
       log: opts.log.child({ component: 'opt-outs' }),
+      start: opts.start,
+      snapshotFile: opts.snapshotFile,
       parse: (_subject, value) => {
         const record = asRecord(value);
         if (record === undefined) throw new Error('not an opt-out record');
@@ -104,6 +110,11 @@ export class OptOutRegistry {
   /** The subject's OPT_OUT bits (0: none), from memory: the request path's only call. */
   bits(subject: string): number {
     return this.#mirror.get(subject) ?? 0;
+  }
+
+  /** False while the copy starts closed and has not been read (the gateway must not serve). */
+  get ready(): boolean {
+    return this.#mirror.ready;
   }
 
   /** Subjects with an opt-out in the local copy. */

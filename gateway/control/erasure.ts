@@ -10,11 +10,11 @@
  * applies to (a `*` rule: every configured model). Concurrency leases are not touched: they name a
  * request, not a subject, and expire by themselves.
  */
-import type { GatewayConfig } from '../../gateway/config.js';
-import { GatewayError } from '../../gateway/errors.js';
-import { StoreUnavailableError, type StateStore } from '../../gateway/state/store.js';
-import { ruleSuffix, subjectPrefix, subjectScope, tenantCounterKey, tenantScope } from '../rate-limit-keys.js';
-import type { OptOutKindName, OptOutRegistry } from './registry.js';
+import type { GatewayConfig } from '../config.js';
+import { GatewayError } from '../errors.js';
+import { StoreUnavailableError, type StateStore } from '../state/store.js';
+import { ruleSuffix, subjectPrefix, subjectScope, tenantCounterKey, tenantScope } from '../../policies/rate-limit-keys.js';
+import type { OptOutKindName, OptOutRegistry } from './opt-out-registry.js';
 
 export interface CounterSet {
   readonly scope: string;

@@ -1,0 +1,184 @@
+/**
+ * The composition root: the one place that builds every part of a running gateway from a
+ * configuration, wires the parts together, and owns their start and close order. Nothing else
+ * creates a store, a policy chain or an admin feature; `policies/` and `adapters/` only receive
+ * what they need (test/layering.test.ts keeps it so).
+ *
+ * Start order: telemetry, the shared store, identity, flags, the mirrored scopes (opt-outs, live
+ * routes), the policy chain (Envoy filter order: readiness, who is calling, may they, which version
+ * serves them, then the caller's opt-outs, then how much may they take), the model table, then
+ * what runs after the answer (observers) and the admin features. Close runs in reverse, the store
+ * last: a part never outlives what it depends on.
+ */
+import { join } from 'node:path';
+import type { Logger } from 'pino';
+import { createAuthPolicy } from '../policies/authenticate.js';
+import { createScopePolicy } from '../policies/authorize.js';
+import { PolicyChain } from '../policies/chain.js';
+import { createOptOutPolicy } from '../policies/opt-out.js';
+import type { Policy } from '../policies/policy.js';
+import { createRateLimitPolicy } from '../policies/rate-limit.js';
+import { createTrafficPolicy, effectiveTraffic } from '../policies/traffic-split.js';
+import { createUnleashSource } from '../policies/unleash.js';
+import { accessLogObserver } from './access-log.js';
+import type { GatewayConfig, MirrorStart } from './config.js';
+import { Eraser } from './control/erasure.js';
+import { OPT_OUTS_SCOPE, OptOutRegistry } from './control/opt-out-registry.js';
+import { TrafficRoutes } from './control/traffic-routes.js';
+import { Observers, type Observer } from './observers.js';
+import { Readiness, readinessPolicy } from './readiness.js';
+import type { ServerFeature } from './routes/admin.js';
+import { trafficFeature } from './routes/admin-traffic.js';
+import { optOutsFeature } from './routes/opt-outs.js';
+import { Serving } from './serving.js';
+import { ShadowMirror } from './shadow.js';
+import { createStore } from './state/create-store.js';
+import { MemoryStore } from './state/memory-store.js';
+import type { StateStore } from './state/store.js';
+import { ArmFigures } from './telemetry/arm-figures.js';
+import { createMetrics, metricsObserver, type GatewayMetrics } from './telemetry/metrics.js';
+
+/** Everything a running gateway is made of; server.ts builds the HTTP surface over it. */
+export interface Composed {
+  readonly serving: Serving;
+  readonly store: StateStore;
+  readonly metrics: GatewayMetrics;
+  /** The policy chain of the prediction routes. */
+  readonly chain: PolicyChain;
+  /** Identifies callers of the admin and self-service routes too. */
+  readonly authenticate: Policy;
+  /** What runs once a prediction request has ended. */
+  readonly observers: Observers;
+  /** Admin and self-service routes. */
+  readonly features: readonly ServerFeature[];
+  readonly shadow: ShadowMirror;
+  readonly readiness: Readiness;
+  /** Applies a validated configuration: the model table first, then every part that follows it. */
+  reload(next: GatewayConfig): Promise<void>;
+  /** Closes every part in reverse start order; in-flight backend calls get at most `waitMs`. */
+  close(waitMs?: number): Promise<void>;
+}
+
+interface Part {
+  readonly name: string;
+  close(waitMs: number): Promise<unknown>;
+}
+
+/** Sections wired once, at start; a reload says so rather than half-apply them. */
+const RESTART_SECTIONS = ['auth', 'state', 'rateLimits', 'unleash', 'server'] as const;
+
+async function closeAll(parts: Part[], log: Logger, waitMs: number): Promise<void> {
+  for (const p of parts.reverse()) {
+    try {
+      await p.close(waitMs);
+    } catch (err) {
+      log.warn({ err, part: p.name }, 'closing a part failed');
+    }
+  }
+}
+
+export interface ComposeOptions {
+  /**
+   * Observers added after the gateway's own (metrics, figures, access log): what an embedding
+   * application or a test watches. They get what every observer gets, under the same rules.
+   */
+  readonly observers?: readonly Observer[];
+}
+
+export async function compose(config: GatewayConfig, log: Logger, opts: ComposeOptions = {}): Promise<Composed> {
+  const parts: Part[] = [];
+  const started = <T extends { close(): Promise<unknown> }>(name: string, part: T): T => {
+    parts.push({ name, close: () => part.close() });
+    return part;
+  };
+  try {
+    const metrics = createMetrics();
+    const store = started('state store', await createStore(config.state, log));
+    // Only a shared store can be out of reach; a per-process one is the copy itself.
+    const startOf = (mode: MirrorStart): MirrorStart => (store.kind === 'memory' ? 'open' : mode);
+    const { snapshotDir } = config.state;
+    const readiness = new Readiness();
+
+    const auth = started('authentication', await createAuthPolicy(config.auth, { log }));
+    // Flag-driven splits read a local copy of Unleash's flags; start-up waits briefly for it,
+    // never for an unreachable Unleash.
+    const unleash = config.unleash === undefined ? undefined : started('unleash', await createUnleashSource(config.unleash, log));
+    // Always present (a model without a split costs one map lookup) so a reload can add splits.
+    const traffic = createTrafficPolicy(effectiveTraffic(config), { variants: unleash });
+    const optOuts = started('opt-outs', new OptOutRegistry(store, {
+      log,
+      reconcileMs: config.state.reconcileMs,
+      start: startOf(config.state.mirrors.optOuts),
+      snapshotFile: join(snapshotDir, `${OPT_OUTS_SCOPE}.json`),
+    }));
+    await optOuts.start();
+    let current = config;
+    const routes = started('traffic routes', await TrafficRoutes.start({
+      store,
+      log,
+      config,
+      onChange: (overrides) => traffic.update(effectiveTraffic(current, overrides)),
+      mirror: { start: startOf(config.state.mirrors.traffic), snapshotDir },
+    }));
+    if (startOf(config.state.mirrors.optOuts) !== 'open') readiness.add('opt-outs', () => optOuts.ready);
+    if (startOf(config.state.mirrors.traffic) !== 'open') readiness.add('traffic routes', () => routes.ready);
+
+    const policies: Policy[] = [];
+    if (readiness.hasChecks) policies.push(readinessPolicy(readiness));
+    // Routing after authorization: a caller refused a model never learns which arm it would get.
+    // Opt-outs right after the split, so they override it (stable, fallback).
+    policies.push(auth, createScopePolicy(config.auth), traffic, createOptOutPolicy({ optOuts, experiments: traffic }));
+    const rl = config.rateLimits;
+    let limitsFallback: MemoryStore | undefined;
+    if (rl.rules.length > 0 || rl.tenantConcurrency !== undefined) {
+      // The per-replica stand-in for a shared store that does not answer (failMode local).
+      limitsFallback = started('rate-limit fallback', new MemoryStore());
+      policies.push(createRateLimitPolicy(rl, { store, log, fallback: limitsFallback }));
+    }
+
+    const serving = await Serving.start(config, log, metrics);
+    parts.push({ name: 'models', close: (waitMs) => serving.close(waitMs) });
+
+    const figures = new ArmFigures();
+    const shadow = new ShadowMirror({ metrics, log });
+    const observers = new Observers([
+      metricsObserver(metrics),
+      figures.observer(),
+      accessLogObserver(() => serving.config.logging.accessLog),
+      ...(opts.observers ?? []),
+    ], log);
+    const features: ServerFeature[] = [
+      trafficFeature({ serving, routes, figures, shadowFigures: (m) => shadow.figures(m) }),
+      optOutsFeature({ registry: optOuts, eraser: new Eraser({ store, registry: optOuts, fallback: limitsFallback, config: () => current }) }),
+    ];
+
+    return {
+      serving,
+      store,
+      metrics,
+      chain: new PolicyChain(policies),
+      authenticate: auth,
+      observers,
+      features,
+      shadow,
+      readiness,
+      async reload(next: GatewayConfig): Promise<void> {
+        for (const section of RESTART_SECTIONS) {
+          if (JSON.stringify(next[section]) !== JSON.stringify(current[section])) {
+            log.warn({ section }, 'this section changed; it takes effect at the next restart (a reload applies models and logging)');
+          }
+        }
+        await serving.reload(next);
+        // After the new model table is in: a split never points at a version that is not served yet.
+        current = next;
+        traffic.update(effectiveTraffic(next, routes.overrides));
+        figures.retain(serving.table.models);
+        routes.reconfigure(next).catch((e: unknown) => log.warn({ err: e }, 'traffic: re-reading stored routes after a reload failed'));
+      },
+      close: (waitMs = Infinity) => closeAll(parts, log, waitMs),
+    };
+  } catch (e) {
+    await closeAll(parts, log, 0);
+    throw e;
+  }
+}

@@ -1,0 +1,70 @@
+/**
+ * What every admin and self-service route reads from a request, said once: its JSON body, who is
+ * calling, why (the reason that goes to the audit log), and the revision a change was made against.
+ * Bodies arrive as bytes (server.ts takes every body raw).
+ */
+import type { FastifyRequest } from 'fastify';
+import type { Principal } from '../../policies/principal.js';
+import { clip, GatewayError } from '../errors.js';
+
+/** Admin bodies are small documents; anything larger is refused before parsing. */
+export const ADMIN_BODY_LIMIT = 256 * 1024;
+/** Long enough for a ticket reference and a sentence; it goes to the audit log. */
+export const MAX_REASON_LENGTH = 512;
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** Set by a CallerGuard pre-handler: who called an admin or self-service route. */
+    caller: Principal | null;
+  }
+}
+
+/** The request body parsed as a JSON object (BAD_JSON / BAD_REQUEST / PAYLOAD_TOO_LARGE otherwise). */
+export function jsonBody(request: FastifyRequest): Record<string, unknown> {
+  const body = request.body;
+  if (!Buffer.isBuffer(body) || body.length === 0) throw new GatewayError('BAD_REQUEST', 'a JSON body is required');
+  if (body.length > ADMIN_BODY_LIMIT) throw new GatewayError('PAYLOAD_TOO_LARGE', `limit is ${ADMIN_BODY_LIMIT} bytes`);
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(body.toString('utf8'));
+  } catch {
+    throw new GatewayError('BAD_JSON');
+  }
+  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) throw new GatewayError('BAD_REQUEST', 'the body must be a JSON object');
+  return parsed as Record<string, unknown>;
+}
+
+/** The body if there is one (a DELETE may say why), else an empty object. */
+export function optionalJsonBody(request: FastifyRequest): Record<string, unknown> {
+  const b = request.body;
+  return !Buffer.isBuffer(b) || b.length === 0 ? {} : jsonBody(request);
+}
+
+/** The authenticated caller; the route's guard has run (without it the route was registered wrong). */
+export function callerOf(request: FastifyRequest): Principal {
+  if (request.caller === null) throw new GatewayError('INTERNAL', 'admin route without its guard');
+  return request.caller;
+}
+
+/**
+ * The body's `reason`: a non-blank string of at most MAX_REASON_LENGTH characters. Required for
+ * changes an operator makes to everyone's traffic; optional for a subject's own choices.
+ */
+export function reasonOf(body: Record<string, unknown>, required: true): string;
+export function reasonOf(body: Record<string, unknown>, required: false): string | undefined;
+export function reasonOf(body: Record<string, unknown>, required: boolean): string | undefined {
+  const r = body.reason;
+  if (r === undefined && !required) return undefined;
+  if (typeof r !== 'string' || r.trim().length === 0) {
+    throw new GatewayError('BAD_REQUEST', required ? 'say why: "reason" is required (it goes to the audit log)' : '"reason" must be a non-empty string');
+  }
+  if (r.length > MAX_REASON_LENGTH) throw new GatewayError('BAD_REQUEST', `"reason" is longer than ${MAX_REASON_LENGTH} characters`);
+  return r;
+}
+
+/** Refuses fields other than `allowed` (a typo must not pass silently). */
+export function onlyFields(body: Record<string, unknown>, allowed: readonly string[]): void {
+  for (const field of Object.keys(body)) {
+    if (!allowed.includes(field)) throw new GatewayError('BAD_REQUEST', `unknown field "${clip(field)}"; the fields are ${allowed.join(', ')}`);
+  }
+}
