@@ -10,13 +10,24 @@
  * fails keeps the last known copy and warns once per outage; a change made while a reconcile reads
  * is not undone by its older snapshot.
  *
+ * How a replica starts when the store does not answer (`start`): `open` serves from an empty copy
+ * until the first reconcile that succeeds (right for routes: the configuration file's stand);
+ * `closed` is not `ready` until the first successful read (the gateway then refuses predictions,
+ * GATEWAY_NOT_READY, rather than ignore what it cannot read); `snapshot` starts from the last copy
+ * this replica wrote to disk (`snapshotFile`, rewritten after every change and reconcile), and is
+ * closed when there is none. A copy that loaded once stays ready: later outages keep the last
+ * known copy enforced.
+ *
  * A change goes to the store first: when the store cannot take it, the caller gets
  * STATE_STORE_UNAVAILABLE and nothing changed here. (A write that timed out on a stalled Redis may
  * still land once it answers; the next reconcile then applies it everywhere.)
  */
 import type { Logger } from 'pino';
+import type { MirrorStart } from '../config.js';
 import { GatewayError } from '../errors.js';
+import { readSnapshot, SnapshotWriter } from './snapshot.js';
 import { StoreUnavailableError, type StateStore } from './store.js';
+
 
 export interface MirroredScopeOptions<T> {
   /** The store scope mirrored; also the notification channel. */
@@ -31,6 +42,10 @@ export interface MirroredScopeOptions<T> {
   readonly parse: (key: string, value: unknown) => T | undefined;
   /** Called after every change of the copy (not on a request path: it may rebuild tables). */
   readonly onChange?: (entries: ReadonlyMap<string, T>) => void;
+  /** Default `open`. */
+  readonly start?: MirrorStart;
+  /** Where `snapshot` keeps this replica's last copy (written with mode 0600: it may name subjects). */
+  readonly snapshotFile?: string;
 }
 
 /** A store failure as the catalogue's 503 (nothing was changed); other errors as they are. */
@@ -53,11 +68,27 @@ export class MirroredScope<T> {
   #timer: NodeJS.Timeout | undefined;
   #unsubscribe: (() => Promise<void>) | undefined;
   #closed = false;
+  #ready: boolean;
+  /** The stored values behind the copy, kept only to write snapshots. */
+  readonly #raw: Map<string, unknown> | undefined;
+  readonly #snapshots: SnapshotWriter | undefined;
 
   constructor(store: StateStore, opts: MirroredScopeOptions<T>) {
     this.#store = store;
     this.#opts = opts;
     this.#log = opts.log;
+    const start = opts.start ?? 'open';
+    this.#ready = start === 'open';
+    if (start === 'snapshot') {
+      if (opts.snapshotFile === undefined) throw new Error(`${opts.scope}: start "snapshot" needs a snapshotFile`);
+      this.#raw = new Map();
+      this.#snapshots = new SnapshotWriter(opts.snapshotFile, opts.scope, opts.log);
+    }
+  }
+
+  /** False while a `closed` or `snapshot` scope has nothing it can trust yet: the gateway must not serve. */
+  get ready(): boolean {
+    return this.#ready;
   }
 
   /**
@@ -71,9 +102,32 @@ export class MirroredScope<T> {
     } catch (err) {
       this.#log.warn({ err }, `${this.#opts.scope}: could not subscribe to changes; relying on reconciliation`);
     }
-    await this.reconcile();
+    const loaded = await this.reconcile();
+    if (!loaded && this.#opts.start === 'snapshot') await this.#fromSnapshot();
+    if (!this.#ready) {
+      this.#log.warn(`${this.#opts.scope}: the shared store does not answer and this scope starts closed; predictions are refused (GATEWAY_NOT_READY) until it can be read`);
+    }
     this.#timer = setInterval(() => void this.reconcile(), this.#opts.reconcileMs);
     this.#timer.unref();
+  }
+
+  async #fromSnapshot(): Promise<void> {
+    const snap = await readSnapshot(this.#opts.snapshotFile as string, this.#opts.scope, this.#log);
+    if (snap === undefined || this.#ready) return;
+    const next = new Map<string, T>();
+    for (const [key, value] of snap.records) {
+      try {
+        const entry = this.#opts.parse(key, value);
+        if (entry !== undefined) next.set(key, entry);
+        this.#raw?.set(key, value);
+      } catch {
+        // Not a record of this scope: left out, as a reconcile would.
+      }
+    }
+    this.#entries = next;
+    this.#ready = true;
+    this.#log.warn({ entries: next.size, writtenAt: snap.writtenAt }, `${this.#opts.scope}: the shared store does not answer; serving from this replica's last snapshot until it does`);
+    this.#changed();
   }
 
   /** The local copy's entry: memory only. */
@@ -127,6 +181,7 @@ export class MirroredScope<T> {
     this.#closed = true;
     clearInterval(this.#timer);
     await this.#unsubscribe?.().catch(() => undefined);
+    await this.#snapshots?.close();
   }
 
   async #reconcileOnce(): Promise<boolean> {
@@ -136,6 +191,12 @@ export class MirroredScope<T> {
     const { scope } = this.#opts;
     try {
       const all = await this.#store.records(scope);
+      if (this.#raw !== undefined) {
+        const touchedRaw = new Map([...touched].map((k) => [k, this.#raw?.get(k)]));
+        this.#raw.clear();
+        for (const [k, v] of all) this.#raw.set(k, v);
+        for (const [k, v] of touchedRaw) if (v === undefined) this.#raw.delete(k); else this.#raw.set(k, v);
+      }
       const next = new Map<string, T>();
       let malformed = 0;
       for (const [key, value] of all) {
@@ -153,6 +214,7 @@ export class MirroredScope<T> {
         else next.set(key, entry);
       }
       this.#entries = next;
+      this.#ready = true;
       if (malformed > 0 && malformed !== this.#malformed) this.#log.warn({ malformed }, `${scope}: records that are not ${scope} records were ignored`);
       this.#malformed = malformed;
       if (this.#failing) {
@@ -194,11 +256,16 @@ export class MirroredScope<T> {
     }
     if (entry === undefined) this.#entries.delete(key);
     else this.#entries.set(key, entry);
+    if (this.#raw !== undefined) {
+      if (entry === undefined) this.#raw.delete(key);
+      else this.#raw.set(key, value);
+    }
     this.#touched?.add(key);
   }
 
   #changed(): void {
     this.#opts.onChange?.(this.#entries);
+    if (this.#raw !== undefined) this.#snapshots?.schedule(this.#raw);
   }
 
   async #write(write: () => Promise<void>): Promise<void> {
