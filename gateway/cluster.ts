@@ -6,10 +6,18 @@
  * The primary serves nothing itself. It forwards SIGHUP to every worker (each reloads and validates
  * on its own, from the same file), and on SIGTERM/SIGINT asks every worker to drain, then exits once
  * they have. A worker that dies unexpectedly is replaced, with back-off so a crash loop cannot spin.
+ *
+ * Without Redis the primary also holds the one StateStore the workers share (through the state
+ * relay, gateway/state/relay-host.ts): otherwise each worker would keep its own, an admin change
+ * would reach one worker only and every limit would be multiplied by the number of workers.
  */
 import cluster, { type Worker } from 'node:cluster';
 import type { Logger } from 'pino';
+import type { StoreSettings } from './config.js';
 import { flushAndExit } from './logger.js';
+import { MemoryStore } from './state/memory-store.js';
+import { RelayHost } from './state/relay-host.js';
+import { workerChannel } from './state/relay-ipc.js';
 
 const RESTART_MIN_MS = 100;
 const RESTART_MAX_MS = 5_000;
@@ -24,17 +32,25 @@ export interface PrimaryOptions {
   readonly workers: number;
   /** Time workers get to drain on shutdown; past it (plus a margin) they are killed. */
   readonly shutdownGraceMs: number;
+  /** Without `redisUrl`, the workers' state lives here and they reach it through the relay. */
+  readonly state: StoreSettings;
   readonly log: Logger;
 }
 
-export function runPrimary({ workers, shutdownGraceMs, log }: PrimaryOptions): void {
+export function runPrimary({ workers, shutdownGraceMs, state, log }: PrimaryOptions): void {
   let stopping = false;
   let restartDelay = RESTART_MIN_MS;
   const startedAt = new WeakMap<Worker, number>();
+  const relay = state.redisUrl === undefined ? new RelayHost(new MemoryStore(), log) : undefined;
+  if (relay !== undefined) {
+    log.info('state is shared between workers through the primary (per host only; use state.redisUrl to share across hosts)');
+  }
 
   const fork = (): void => {
     const w = cluster.fork();
     startedAt.set(w, Date.now());
+    // Before the worker runs any code, so its first request finds the relay listening.
+    relay?.serve(workerChannel(w));
   };
 
   let everListened = false;

@@ -262,7 +262,8 @@ const stateSchema = {
   additionalProperties: false,
   default: {},
   properties: {
-    // Without it, state is per process (one replica, or tests).
+    // Without it, state lives in one process: the gateway's, or with server.workers > 1 the
+    // primary's, which its workers share (one host only; several hosts need Redis).
     redisUrl: { type: 'string', pattern: '^rediss?://' },
     keyPrefix: { type: 'string', pattern: '^[A-Za-z0-9:_-]{0,32}$', default: 'bw:' },
     // A rate-limit check must not hold a request: past this, the store counts as unavailable.

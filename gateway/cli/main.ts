@@ -196,7 +196,7 @@ async function main(argv: string[]): Promise<void> {
   };
   if (loaded.config.server.workers > 1 && !isClusterWorker()) {
     // The primary validated the configuration above, so a bad file fails once, not once per worker.
-    runPrimary({ workers: loaded.config.server.workers, shutdownGraceMs: loaded.config.server.shutdownGraceMs, log });
+    runPrimary({ workers: loaded.config.server.workers, shutdownGraceMs: loaded.config.server.shutdownGraceMs, state: loaded.config.state, log });
     return;
   }
   try {

@@ -148,7 +148,7 @@ export async function loadFor(opts: {
 }
 
 /** "status code" → count, e.g. {"200": 20, "429 RATE_LIMITED": 5}. */
-export function tally(outcomes: readonly Outcome[]): Record<string, number> {
+export function tally(outcomes: readonly Pick<Outcome, 'status' | 'code' | 'error'>[]): Record<string, number> {
   const out: Record<string, number> = {};
   for (const o of outcomes) {
     const k = o.status === 200 ? '200' : `${o.status} ${o.code ?? o.error ?? ''}`;
