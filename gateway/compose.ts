@@ -94,8 +94,9 @@ export async function compose(config: GatewayConfig, log: Logger, opts: ComposeO
   try {
     const metrics = createMetrics();
     const store = started('state store', await createStore(config.state, log));
-    // Only a shared store can be out of reach; a per-process one is the copy itself.
-    const startOf = (mode: MirrorStart): MirrorStart => (store.kind === 'memory' ? 'open' : mode);
+    // Only Redis can be out of reach at start: a per-process store is the copy itself, and the
+    // primary that relays for its workers lives and dies with them.
+    const startOf = (mode: MirrorStart): MirrorStart => (store.kind === 'redis' ? mode : 'open');
     const { snapshotDir } = config.state;
     const readiness = new Readiness();
 
