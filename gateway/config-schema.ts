@@ -2,6 +2,7 @@
  * The configuration file's JSON Schema. Defaults live next to their field, with the reason for the
  * value. README.md's configuration reference is written from this file; keep the two together.
  */
+import { ASYMMETRIC_ALGORITHMS, JWT_ALGORITHMS, MIN_SECRET_BYTES } from './jwt-algorithms.js';
 
 const positiveInt = (def: number, max = 2 ** 31 - 1) => ({ type: 'integer', minimum: 1, maximum: max, default: def });
 
@@ -201,8 +202,6 @@ const model = {
   },
 } as const;
 
-const ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA', 'HS256', 'HS384', 'HS512'];
-
 const authSchema = {
   type: 'object',
   additionalProperties: false,
@@ -233,9 +232,9 @@ const authSchema = {
           publicKey: { type: 'string', minLength: 1 },
           publicKeyFile: { type: 'string', minLength: 1 },
           // HS* only, and only when named here: a shared secret lets whoever holds it mint tokens.
-          secret: { type: 'string', minLength: 32 },
+          secret: { type: 'string', minLength: MIN_SECRET_BYTES },
           secretFile: { type: 'string', minLength: 1 },
-          algorithms: { type: 'array', minItems: 1, uniqueItems: true, items: { enum: ALGORITHMS } },
+          algorithms: { type: 'array', minItems: 1, uniqueItems: true, items: { enum: JWT_ALGORITHMS } },
         },
       },
       default: [],
@@ -247,7 +246,7 @@ const authSchema = {
       properties: {
         url: { type: 'string', pattern: '^https?://' },
         // Asymmetric algorithms only: a JWKS is public, so an HS key in it would be a public secret.
-        algorithms: { type: 'array', minItems: 1, uniqueItems: true, items: { enum: ALGORITHMS.filter((a) => !a.startsWith('HS')) }, default: ['RS256', 'ES256', 'EdDSA'] },
+        algorithms: { type: 'array', minItems: 1, uniqueItems: true, items: { enum: ASYMMETRIC_ALGORITHMS }, default: ['RS256', 'ES256', 'EdDSA'] },
         refreshIntervalMs: { type: 'integer', minimum: 1000, maximum: 86_400_000, default: 300_000 },
         // An unknown kid triggers a refetch (key rotation), at most this often.
         cooldownMs: { type: 'integer', minimum: 0, maximum: 3_600_000, default: 30_000 },

@@ -2,7 +2,6 @@
  * Configuration: parsed from YAML, validated once against the JSON Schema in config-schema.ts,
  * defaults filled, relative paths resolved, then deep-frozen. Nothing downstream re-checks it.
  */
-import { createPublicKey } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
@@ -12,6 +11,7 @@ import { parse as parseYaml } from 'yaml';
 import type { OnnxBackendOptions } from '../adapters/onnx.js';
 import type { OipHttpBackendOptions } from '../adapters/oip-http.js';
 import { configSchema, oipHttpBackendSchema, onnxBackendSchema, trafficSchema } from './config-schema.js';
+import { ALGORITHM_FAMILY, HMAC_ALGORITHMS, importPublicPem, keyKindOf, type JwtAlgorithm } from './jwt-algorithms.js';
 
 export type BackendConfig = OnnxBackendOptions | OipHttpBackendOptions;
 
@@ -84,7 +84,7 @@ export interface ServerConfig {
   readonly workers: number;
 }
 
-export type JwtAlgorithm = 'RS256' | 'RS384' | 'RS512' | 'PS256' | 'PS384' | 'PS512' | 'ES256' | 'ES384' | 'ES512' | 'EdDSA' | 'HS256' | 'HS384' | 'HS512';
+export type { JwtAlgorithm } from './jwt-algorithms.js';
 
 export interface AuthKeyConfig {
   readonly kid?: string;
@@ -294,9 +294,9 @@ function checkAuth(cfg: { auth: Record<string, unknown> }, baseDir: string): str
     const sources = ['publicKey', 'publicKeyFile', 'secret', 'secretFile'].filter((f) => k[f] !== undefined);
     if (sources.length !== 1) problems.push(`auth.keys.${i}: give exactly one of publicKey, publicKeyFile, secret, secretFile`);
     const symmetric = k.secret !== undefined || k.secretFile !== undefined;
-    const algs = k.algorithms as string[];
-    if (symmetric && algs.some((a) => !a.startsWith('HS'))) problems.push(`auth.keys.${i}.algorithms: a secret can only be used with HS256/HS384/HS512`);
-    if (!symmetric && algs.some((a) => a.startsWith('HS'))) problems.push(`auth.keys.${i}.algorithms: HS* needs a secret, never a public key (algorithm confusion)`);
+    const hmac = (k.algorithms as JwtAlgorithm[]).map((a) => ALGORITHM_FAMILY[a] === 'hmac');
+    if (symmetric && hmac.includes(false)) problems.push(`auth.keys.${i}.algorithms: a secret can only be used with ${HMAC_ALGORITHMS.join('/')}`);
+    if (!symmetric && hmac.includes(true)) problems.push(`auth.keys.${i}.algorithms: HS* needs a secret, never a public key (algorithm confusion)`);
     for (const f of ['publicKeyFile', 'secretFile']) {
       if (typeof k[f] === 'string' && !isAbsolute(k[f] as string)) k[f] = resolve(baseDir, k[f] as string);
     }
@@ -325,27 +325,30 @@ export interface ConfigOverrides {
 }
 
 /**
- * The one algorithm a PEM public key given by flag is pinned to, from its type (RSA → RS256,
- * P-256 → ES256, P-384 → ES384, Ed25519 → EdDSA). An unreadable file is reported by validation.
+ * The one algorithm a PEM public key given by flag is pinned to, from its kind (jwt-algorithms.ts:
+ * RSA → RS256, P-256 → ES256, P-384 → ES384, P-521 → ES512, Ed25519/Ed448 → EdDSA). A key no
+ * algorithm may use, or a file that cannot be read, is a ConfigError naming the file.
  */
-function algorithmsForKey(file: string): string[] {
+function algorithmsForKey(file: string): JwtAlgorithm[] {
+  const refuse = (problem: string) => new ConfigError(file, [`the JWT public key (--jwt-public-key) ${problem}`]);
+  let pem: string;
   try {
-    const key = createPublicKey(readFileSync(file));
-    const type = key.asymmetricKeyType;
-    if (type === 'rsa') return ['RS256'];
-    if (type === 'ed25519') return ['EdDSA'];
-    if (type === 'ec') return key.asymmetricKeyDetails?.namedCurve === 'secp384r1' ? ['ES384'] : ['ES256'];
-    return ['unsupported-key-type'];
-  } catch {
-    return ['unreadable-key-file'];
+    pem = readFileSync(file, 'utf8');
+  } catch (e) {
+    throw refuse(`cannot be read: ${(e as NodeJS.ErrnoException).code ?? 'error'}`);
   }
+  const key = importPublicPem(pem);
+  if (typeof key === 'string') throw refuse(key);
+  const kind = keyKindOf(key);
+  if (typeof kind === 'string') throw refuse(`cannot be used: ${kind}`);
+  return [kind.inferred];
 }
 
 function asRecord(x: unknown): Record<string, unknown> {
   return typeof x === 'object' && x !== null && !Array.isArray(x) ? (x as Record<string, unknown>) : {};
 }
 
-/** Applies overrides to a parsed (not yet validated) configuration object. */
+/** Applies overrides to a parsed (not yet validated) configuration object; throws ConfigError for an unusable key file. */
 export function applyOverrides(raw: unknown, overrides: ConfigOverrides): unknown {
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) return raw;
   const obj = raw as Record<string, unknown>;
