@@ -151,7 +151,7 @@ export const trafficSchema = {
         // Mirrors in flight per replica; past it a mirror is dropped (counted), never queued.
         maxConcurrent: { type: 'integer', minimum: 1, maximum: 10_000, default: 16 },
         // Copies in a row that fail (error or timeout) before the shadow is suspended for a
-        // cool-down (1 s doubling to 30 s; gateway/shadow.ts): a dead shadow then costs a few calls
+        // cool-down (1 s doubling to 30 s; gateway/shadow-breaker.ts): a dead shadow then costs a few calls
         // a second, not one per request. 0 never suspends.
         suspendAfter: { type: 'integer', minimum: 0, maximum: 10_000, default: 5 },
       },
