@@ -4,7 +4,7 @@
  */
 import { ASYMMETRIC_ALGORITHMS, JWT_ALGORITHMS, MIN_SECRET_BYTES } from './jwt-algorithms.js';
 
-const positiveInt = (def: number, max = 2 ** 31 - 1) => ({ type: 'integer', minimum: 1, maximum: max, default: def });
+const positiveInt = (def: number, max = 2 ** 31 - 1) => ({ type: 'integer', minimum: 1, maximum: max, default: def }) as const;
 
 export const onnxBackendSchema = {
   type: 'object',
@@ -97,6 +97,7 @@ export const trafficSchema = {
           version: { type: 'string', minLength: 1 },
           // Percent, whole numbers: 1% of traffic is the finest step an operator needs.
           weight: { type: 'integer', minimum: 0, maximum: 100 },
+          // Reported as x-route-reason; without it `arm:<version>` (`stable` for the stable version).
           name: reasonName,
         },
       },
@@ -172,7 +173,7 @@ export const trafficSchema = {
  * (a rules model, a human-review backend), or else a refusal that tells them how to get a human
  * decision.
  */
-const fallbackSchema = {
+export const fallbackSchema = {
   type: 'object',
   additionalProperties: false,
   properties: {
@@ -202,7 +203,7 @@ const model = {
   },
 } as const;
 
-const authSchema = {
+export const authSchema = {
   type: 'object',
   additionalProperties: false,
   default: {},
@@ -210,6 +211,7 @@ const authSchema = {
     // Named as what it is: without authentication anyone reaching the port can call every model.
     // Never a default; the gateway warns at start-up when it is on.
     insecureNoAuth: { type: 'boolean', default: false },
+    // Both required unless insecureNoAuth (config.ts).
     issuer: { type: 'string', minLength: 1 },
     audience: { anyOf: [{ type: 'string', minLength: 1 }, { type: 'array', minItems: 1, items: { type: 'string', minLength: 1 } }] },
     // Clocks drift; more than a few minutes of tolerance would stretch a token's life noticeably.
@@ -227,6 +229,8 @@ const authSchema = {
         type: 'object',
         additionalProperties: false,
         required: ['algorithms'],
+        // Exactly one of publicKey, publicKeyFile, secret, secretFile (config.ts); files resolve
+        // against the configuration file's folder and are read once, at start (policies/auth/keys.ts).
         properties: {
           kid: { type: 'string', pattern: '^[A-Za-z0-9._-]{1,128}$' },
           publicKey: { type: 'string', minLength: 1 },
@@ -256,7 +260,7 @@ const authSchema = {
   },
 } as const;
 
-const stateSchema = {
+export const stateSchema = {
   type: 'object',
   additionalProperties: false,
   default: {},
@@ -279,7 +283,7 @@ const stateSchema = {
 } as const;
 
 /** An Unleash server whose flags may drive splits (policies/unleash.ts). */
-const unleashSchema = {
+export const unleashSchema = {
   type: 'object',
   additionalProperties: false,
   required: ['url'],
@@ -290,12 +294,13 @@ const unleashSchema = {
     // A client token; read from this environment variable (never from the file itself).
     apiTokenEnv: { type: 'string', pattern: '^[A-Z_][A-Z0-9_]*$', default: 'UNLEASH_API_TOKEN' },
     refreshIntervalMs: { type: 'integer', minimum: 1000, maximum: 3_600_000, default: 15_000 },
-    // A client API response (GET /api/client/features) served until the server first answers.
+    // A client API response (GET /api/client/features) served until the server first answers;
+    // relative to the configuration file's folder.
     bootstrapFile: { type: 'string', minLength: 1 },
   },
 } as const;
 
-const rateLimitSchema = {
+export const rateLimitSchema = {
   type: 'object',
   additionalProperties: false,
   default: {},
@@ -334,47 +339,51 @@ const rateLimitSchema = {
   },
 } as const;
 
+export const serverSchema = {
+  type: 'object',
+  additionalProperties: false,
+  default: {},
+  properties: {
+    // Loopback by default: exposing the gateway is a deliberate act (a flag or HOST).
+    host: { type: 'string', minLength: 1, default: '127.0.0.1' },
+    port: { type: 'integer', minimum: 0, maximum: 65535, default: 8080 },
+    // Time for a client to send its headers: short, against slow-loris clients.
+    headersTimeoutMs: positiveInt(10_000, 600_000),
+    // Time for a client to send the whole request.
+    requestTimeoutMs: positiveInt(60_000, 3_600_000),
+    // Below typical load-balancer idle timeouts (60 s) so the LB never reuses a socket we close.
+    keepAliveTimeoutMs: positiveInt(5_000, 600_000),
+    // 0 = unlimited is not offered: a cap protects the process's file descriptors.
+    maxConnections: positiveInt(10_000, 1_000_000),
+    // Time in-flight requests get to finish on SIGTERM before the process exits anyway.
+    shutdownGraceMs: positiveInt(10_000, 600_000),
+    // Reload when the file changes (SIGHUP always reloads).
+    watchConfig: { type: 'boolean', default: false },
+    // Worker processes sharing the port. One by default (predictable memory: each worker holds
+    // its own model sessions); raise it to use more cores, or set "auto" for one per core.
+    workers: { anyOf: [{ type: 'integer', minimum: 1, maximum: 256 }, { const: 'auto' }], default: 1 },
+  },
+} as const;
+
+export const loggingSchema = {
+  type: 'object',
+  additionalProperties: false,
+  default: {},
+  properties: {
+    level: { enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], default: 'info' },
+    // One JSON line per inference. Off by default, as in Envoy: measured at about +10 µs of CPU
+    // per request on the proxy path (npm run bench, target e); errors are logged either way.
+    accessLog: { type: 'boolean', default: false },
+  },
+} as const;
+
 export const configSchema = {
   type: 'object',
   additionalProperties: false,
   required: ['models'],
   properties: {
-    server: {
-      type: 'object',
-      additionalProperties: false,
-      default: {},
-      properties: {
-        // Loopback by default: exposing the gateway is a deliberate act (a flag or HOST).
-        host: { type: 'string', minLength: 1, default: '127.0.0.1' },
-        port: { type: 'integer', minimum: 0, maximum: 65535, default: 8080 },
-        // Time for a client to send its headers: short, against slow-loris clients.
-        headersTimeoutMs: positiveInt(10_000, 600_000),
-        // Time for a client to send the whole request.
-        requestTimeoutMs: positiveInt(60_000, 3_600_000),
-        // Below typical load-balancer idle timeouts (60 s) so the LB never reuses a socket we close.
-        keepAliveTimeoutMs: positiveInt(5_000, 600_000),
-        // 0 = unlimited is not offered: a cap protects the process's file descriptors.
-        maxConnections: positiveInt(10_000, 1_000_000),
-        // Time in-flight requests get to finish on SIGTERM before the process exits anyway.
-        shutdownGraceMs: positiveInt(10_000, 600_000),
-        // Reload when the file changes (SIGHUP always reloads).
-        watchConfig: { type: 'boolean', default: false },
-        // Worker processes sharing the port. One by default (predictable memory: each worker holds
-        // its own model sessions); raise it to use more cores, or set "auto" for one per core.
-        workers: { anyOf: [{ type: 'integer', minimum: 1, maximum: 256 }, { const: 'auto' }], default: 1 },
-      },
-    },
-    logging: {
-      type: 'object',
-      additionalProperties: false,
-      default: {},
-      properties: {
-        level: { enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], default: 'info' },
-        // One JSON line per inference. Off by default, as in Envoy: measured at about +10 µs of CPU
-        // per request on the proxy path (npm run bench, target e); errors are logged either way.
-        accessLog: { type: 'boolean', default: false },
-      },
-    },
+    server: serverSchema,
+    logging: loggingSchema,
     auth: authSchema,
     state: stateSchema,
     rateLimits: rateLimitSchema,

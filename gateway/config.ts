@@ -7,59 +7,52 @@ import { readFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
+import type { FromSchema, JSONSchema } from 'json-schema-to-ts';
 import { parse as parseYaml } from 'yaml';
 import type { OnnxBackendOptions } from '../adapters/onnx.js';
 import type { OipHttpBackendOptions } from '../adapters/oip-http.js';
-import { configSchema, oipHttpBackendSchema, onnxBackendSchema, trafficSchema } from './config-schema.js';
+import {
+  authSchema,
+  configSchema,
+  fallbackSchema,
+  loggingSchema,
+  oipHttpBackendSchema,
+  onnxBackendSchema,
+  rateLimitSchema,
+  serverSchema,
+  stateSchema,
+  trafficSchema,
+  unleashSchema,
+} from './config-schema.js';
 import { ALGORITHM_FAMILY, HMAC_ALGORITHMS, importPublicPem, keyKindOf, type JwtAlgorithm } from './jwt-algorithms.js';
 
+/**
+ * The configuration's types. Where the validated value is exactly what the schema says (Ajv fills
+ * every default, so a defaulted field is present), the type is derived from the schema
+ * (json-schema-to-ts, type-only) and a field is described once, in config-schema.ts. Types stay
+ * written by hand where config.ts changes the value after validation in a way the schema cannot
+ * say: see each one.
+ */
+type Validated<S extends JSONSchema> = DeepReadonly<FromSchema<S>>;
+/** The configuration is deep-frozen once built; its types say so. */
+type DeepReadonly<T> = T extends readonly (infer U)[] ? readonly DeepReadonly<U>[] : T extends object ? { readonly [K in keyof T]: DeepReadonly<T[K]> } : T;
+/** The schema's type with the fields config.ts resolves after validation retyped (one flat type in hovers). */
+type Resolved<T, R> = { readonly [K in keyof T]: K extends keyof R ? R[K] : T[K] };
+
+/** By hand: the schema checks only `kind` here, and each kind's own schema (and type) after it. */
 export type BackendConfig = OnnxBackendOptions | OipHttpBackendOptions;
 
 export interface VersionConfig {
   readonly backend: BackendConfig;
 }
 
-export interface TrafficRoute {
-  readonly version: string;
-  /** Percent, integer; a model's weights sum to 100. */
-  readonly weight: number;
-  /** Reported as x-route-reason; default `arm:<version>` (`stable` for the stable version). */
-  readonly name?: string;
-}
+export type TrafficConfig = Validated<typeof trafficSchema>;
+export type TrafficRoute = TrafficConfig['routes'][number];
+export type TrafficRule = TrafficConfig['rules'][number];
+export type ShadowConfig = NonNullable<TrafficConfig['shadow']>;
+export type FallbackConfig = Validated<typeof fallbackSchema>;
 
-export interface TrafficRule {
-  readonly name: string;
-  readonly version: string;
-  /** Exactly one of claim and header. `scope` matches when the principal holds that scope. */
-  readonly claim?: { readonly name: 'sub' | 'tenant' | 'scope'; readonly equals: string };
-  readonly header?: { readonly name: string; readonly equals: string };
-}
-
-export interface ShadowConfig {
-  readonly version: string;
-  /** Percent of requests mirrored, per request, in 0.01 steps. */
-  readonly percent: number;
-  readonly mode: 'after' | 'parallel';
-  readonly timeoutMs: number;
-  readonly maxConcurrent: number;
-  /** Failed copies in a row before the shadow is suspended for a cool-down; 0: never. */
-  readonly suspendAfter: number;
-}
-
-export interface TrafficConfig {
-  readonly routes: readonly TrafficRoute[];
-  readonly rules: readonly TrafficRule[];
-  readonly shadow?: ShadowConfig;
-  readonly unleash?: { readonly flag: string };
-}
-
-export interface FallbackConfig {
-  /** Served to subjects who opted out of automated decisions. */
-  readonly version?: string;
-  /** Told to them when there is no fallback version (HUMAN_DECISION_REQUIRED). */
-  readonly humanDecision?: string;
-}
-
+/** By hand: `stable` is always set (config.ts picks the highest version), and backends are typed by kind. */
 export interface ModelConfig {
   readonly versions: Readonly<Record<string, VersionConfig>>;
   readonly stable: string;
@@ -71,90 +64,29 @@ export interface ModelConfig {
   readonly inferTimeoutMs: number;
 }
 
-export interface ServerConfig {
-  readonly host: string;
-  readonly port: number;
-  readonly headersTimeoutMs: number;
-  readonly requestTimeoutMs: number;
-  readonly keepAliveTimeoutMs: number;
-  readonly maxConnections: number;
-  readonly shutdownGraceMs: number;
-  readonly watchConfig: boolean;
-  /** Resolved: "auto" becomes the number of cores. */
-  readonly workers: number;
-}
+/** `workers` is resolved: "auto" becomes the number of cores. */
+export type ServerConfig = Resolved<Validated<typeof serverSchema>, { workers: number }>;
 
 export type { JwtAlgorithm } from './jwt-algorithms.js';
 
-export interface AuthKeyConfig {
-  readonly kid?: string;
-  /** Exactly one of these four, checked at validation; files are resolved against the config's folder. */
-  readonly publicKey?: string;
-  readonly publicKeyFile?: string;
-  readonly secret?: string;
-  readonly secretFile?: string;
-  readonly algorithms: readonly JwtAlgorithm[];
-}
+/** Key files are resolved against the configuration's folder (still strings: the schema's type holds). */
+export type AuthConfig = Validated<typeof authSchema>;
+export type AuthKeyConfig = AuthConfig['keys'][number];
+export type StateConfig = Validated<typeof stateSchema>;
+/** `bootstrapFile` is resolved against the configuration's folder. */
+export type UnleashConfig = Validated<typeof unleashSchema>;
+export type RateLimitConfig = Validated<typeof rateLimitSchema>;
+export type RateLimitRule = RateLimitConfig['rules'][number];
+export type LoggingConfig = Validated<typeof loggingSchema>;
 
-export interface AuthConfig {
-  readonly insecureNoAuth: boolean;
-  /** Required unless insecureNoAuth. */
-  readonly issuer?: string;
-  readonly audience?: string | readonly string[];
-  readonly clockSkewSeconds: number;
-  readonly maxTokenBytes: number;
-  readonly tenantClaim: string;
-  readonly metadataRequiresScope: boolean;
-  readonly cacheSize: number;
-  readonly keys: readonly AuthKeyConfig[];
-  readonly jwks?: {
-    readonly url: string;
-    readonly algorithms: readonly JwtAlgorithm[];
-    readonly refreshIntervalMs: number;
-    readonly cooldownMs: number;
-    readonly timeoutMs: number;
-  };
-}
-
-export interface StateConfig {
-  readonly redisUrl?: string;
-  readonly keyPrefix: string;
-  readonly commandTimeoutMs: number;
-  readonly connectTimeoutMs: number;
-  readonly quotaBlocks: boolean;
-  readonly reconcileMs: number;
-}
-
-export interface UnleashConfig {
-  readonly url: string;
-  readonly appName: string;
-  readonly apiTokenEnv: string;
-  readonly refreshIntervalMs: number;
-  /** Resolved against the configuration's folder. */
-  readonly bootstrapFile?: string;
-}
-
-export interface RateLimitRule {
-  readonly name: string;
-  readonly by: 'subject' | 'tenant';
-  readonly models: readonly string[];
-  readonly limit: number;
-  readonly windowMs: number;
-}
-
-export interface RateLimitConfig {
-  readonly failMode: 'local' | 'closed' | 'open';
-  readonly rules: readonly RateLimitRule[];
-  readonly tenantConcurrency?: { readonly limit: number; readonly leaseTtlMs: number };
-}
-
+/** By hand, as a list of the named sections, so an editor shows names rather than one large type. */
 export interface GatewayConfig {
   readonly auth: AuthConfig;
   readonly state: StateConfig;
   readonly rateLimits: RateLimitConfig;
   readonly unleash?: UnleashConfig;
   readonly server: ServerConfig;
-  readonly logging: { readonly level: string; readonly accessLog: boolean };
+  readonly logging: LoggingConfig;
   readonly models: Readonly<Record<string, ModelConfig>>;
 }
 
