@@ -2,8 +2,9 @@
  * The configuration file's JSON Schema. Defaults live next to their field, with the reason for the
  * value. README.md's configuration reference is written from this file; keep the two together.
  */
+import { ASYMMETRIC_ALGORITHMS, JWT_ALGORITHMS, MIN_SECRET_BYTES } from './jwt-algorithms.js';
 
-const positiveInt = (def: number, max = 2 ** 31 - 1) => ({ type: 'integer', minimum: 1, maximum: max, default: def });
+const positiveInt = (def: number, max = 2 ** 31 - 1) => ({ type: 'integer', minimum: 1, maximum: max, default: def }) as const;
 
 export const onnxBackendSchema = {
   type: 'object',
@@ -96,6 +97,7 @@ export const trafficSchema = {
           version: { type: 'string', minLength: 1 },
           // Percent, whole numbers: 1% of traffic is the finest step an operator needs.
           weight: { type: 'integer', minimum: 0, maximum: 100 },
+          // Reported as x-route-reason; without it `arm:<version>` (`stable` for the stable version).
           name: reasonName,
         },
       },
@@ -150,7 +152,7 @@ export const trafficSchema = {
         // Mirrors in flight per replica; past it a mirror is dropped (counted), never queued.
         maxConcurrent: { type: 'integer', minimum: 1, maximum: 10_000, default: 16 },
         // Copies in a row that fail (error or timeout) before the shadow is suspended for a
-        // cool-down (1 s doubling to 30 s; gateway/shadow.ts): a dead shadow then costs a few calls
+        // cool-down (1 s doubling to 30 s; gateway/shadow-breaker.ts): a dead shadow then costs a few calls
         // a second, not one per request. 0 never suspends.
         suspendAfter: { type: 'integer', minimum: 0, maximum: 10_000, default: 5 },
       },
@@ -171,7 +173,7 @@ export const trafficSchema = {
  * (a rules model, a human-review backend), or else a refusal that tells them how to get a human
  * decision.
  */
-const fallbackSchema = {
+export const fallbackSchema = {
   type: 'object',
   additionalProperties: false,
   properties: {
@@ -201,9 +203,7 @@ const model = {
   },
 } as const;
 
-const ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA', 'HS256', 'HS384', 'HS512'];
-
-const authSchema = {
+export const authSchema = {
   type: 'object',
   additionalProperties: false,
   default: {},
@@ -211,6 +211,7 @@ const authSchema = {
     // Named as what it is: without authentication anyone reaching the port can call every model.
     // Never a default; the gateway warns at start-up when it is on.
     insecureNoAuth: { type: 'boolean', default: false },
+    // Both required unless insecureNoAuth (config.ts).
     issuer: { type: 'string', minLength: 1 },
     audience: { anyOf: [{ type: 'string', minLength: 1 }, { type: 'array', minItems: 1, items: { type: 'string', minLength: 1 } }] },
     // Clocks drift; more than a few minutes of tolerance would stretch a token's life noticeably.
@@ -228,14 +229,16 @@ const authSchema = {
         type: 'object',
         additionalProperties: false,
         required: ['algorithms'],
+        // Exactly one of publicKey, publicKeyFile, secret, secretFile (config.ts); files resolve
+        // against the configuration file's folder and are read once, at start (policies/auth/keys.ts).
         properties: {
           kid: { type: 'string', pattern: '^[A-Za-z0-9._-]{1,128}$' },
           publicKey: { type: 'string', minLength: 1 },
           publicKeyFile: { type: 'string', minLength: 1 },
           // HS* only, and only when named here: a shared secret lets whoever holds it mint tokens.
-          secret: { type: 'string', minLength: 32 },
+          secret: { type: 'string', minLength: MIN_SECRET_BYTES },
           secretFile: { type: 'string', minLength: 1 },
-          algorithms: { type: 'array', minItems: 1, uniqueItems: true, items: { enum: ALGORITHMS } },
+          algorithms: { type: 'array', minItems: 1, uniqueItems: true, items: { enum: JWT_ALGORITHMS } },
         },
       },
       default: [],
@@ -247,7 +250,7 @@ const authSchema = {
       properties: {
         url: { type: 'string', pattern: '^https?://' },
         // Asymmetric algorithms only: a JWKS is public, so an HS key in it would be a public secret.
-        algorithms: { type: 'array', minItems: 1, uniqueItems: true, items: { enum: ALGORITHMS.filter((a) => !a.startsWith('HS')) }, default: ['RS256', 'ES256', 'EdDSA'] },
+        algorithms: { type: 'array', minItems: 1, uniqueItems: true, items: { enum: ASYMMETRIC_ALGORITHMS }, default: ['RS256', 'ES256', 'EdDSA'] },
         refreshIntervalMs: { type: 'integer', minimum: 1000, maximum: 86_400_000, default: 300_000 },
         // An unknown kid triggers a refetch (key rotation), at most this often.
         cooldownMs: { type: 'integer', minimum: 0, maximum: 3_600_000, default: 30_000 },
@@ -257,7 +260,7 @@ const authSchema = {
   },
 } as const;
 
-const stateSchema = {
+export const stateSchema = {
   type: 'object',
   additionalProperties: false,
   default: {},
@@ -300,7 +303,7 @@ const stateSchema = {
 } as const;
 
 /** An Unleash server whose flags may drive splits (policies/unleash.ts). */
-const unleashSchema = {
+export const unleashSchema = {
   type: 'object',
   additionalProperties: false,
   required: ['url'],
@@ -311,12 +314,13 @@ const unleashSchema = {
     // A client token; read from this environment variable (never from the file itself).
     apiTokenEnv: { type: 'string', pattern: '^[A-Z_][A-Z0-9_]*$', default: 'UNLEASH_API_TOKEN' },
     refreshIntervalMs: { type: 'integer', minimum: 1000, maximum: 3_600_000, default: 15_000 },
-    // A client API response (GET /api/client/features) served until the server first answers.
+    // A client API response (GET /api/client/features) served until the server first answers;
+    // relative to the configuration file's folder.
     bootstrapFile: { type: 'string', minLength: 1 },
   },
 } as const;
 
-const rateLimitSchema = {
+export const rateLimitSchema = {
   type: 'object',
   additionalProperties: false,
   default: {},
@@ -355,47 +359,51 @@ const rateLimitSchema = {
   },
 } as const;
 
+export const serverSchema = {
+  type: 'object',
+  additionalProperties: false,
+  default: {},
+  properties: {
+    // Loopback by default: exposing the gateway is a deliberate act (a flag or HOST).
+    host: { type: 'string', minLength: 1, default: '127.0.0.1' },
+    port: { type: 'integer', minimum: 0, maximum: 65535, default: 8080 },
+    // Time for a client to send its headers: short, against slow-loris clients.
+    headersTimeoutMs: positiveInt(10_000, 600_000),
+    // Time for a client to send the whole request.
+    requestTimeoutMs: positiveInt(60_000, 3_600_000),
+    // Below typical load-balancer idle timeouts (60 s) so the LB never reuses a socket we close.
+    keepAliveTimeoutMs: positiveInt(5_000, 600_000),
+    // 0 = unlimited is not offered: a cap protects the process's file descriptors.
+    maxConnections: positiveInt(10_000, 1_000_000),
+    // Time in-flight requests get to finish on SIGTERM before the process exits anyway.
+    shutdownGraceMs: positiveInt(10_000, 600_000),
+    // Reload when the file changes (SIGHUP always reloads).
+    watchConfig: { type: 'boolean', default: false },
+    // Worker processes sharing the port. One by default (predictable memory: each worker holds
+    // its own model sessions); raise it to use more cores, or set "auto" for one per core.
+    workers: { anyOf: [{ type: 'integer', minimum: 1, maximum: 256 }, { const: 'auto' }], default: 1 },
+  },
+} as const;
+
+export const loggingSchema = {
+  type: 'object',
+  additionalProperties: false,
+  default: {},
+  properties: {
+    level: { enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], default: 'info' },
+    // One JSON line per inference. Off by default, as in Envoy: measured at about +10 µs of CPU
+    // per request on the proxy path (npm run bench, target e); errors are logged either way.
+    accessLog: { type: 'boolean', default: false },
+  },
+} as const;
+
 export const configSchema = {
   type: 'object',
   additionalProperties: false,
   required: ['models'],
   properties: {
-    server: {
-      type: 'object',
-      additionalProperties: false,
-      default: {},
-      properties: {
-        // Loopback by default: exposing the gateway is a deliberate act (a flag or HOST).
-        host: { type: 'string', minLength: 1, default: '127.0.0.1' },
-        port: { type: 'integer', minimum: 0, maximum: 65535, default: 8080 },
-        // Time for a client to send its headers: short, against slow-loris clients.
-        headersTimeoutMs: positiveInt(10_000, 600_000),
-        // Time for a client to send the whole request.
-        requestTimeoutMs: positiveInt(60_000, 3_600_000),
-        // Below typical load-balancer idle timeouts (60 s) so the LB never reuses a socket we close.
-        keepAliveTimeoutMs: positiveInt(5_000, 600_000),
-        // 0 = unlimited is not offered: a cap protects the process's file descriptors.
-        maxConnections: positiveInt(10_000, 1_000_000),
-        // Time in-flight requests get to finish on SIGTERM before the process exits anyway.
-        shutdownGraceMs: positiveInt(10_000, 600_000),
-        // Reload when the file changes (SIGHUP always reloads).
-        watchConfig: { type: 'boolean', default: false },
-        // Worker processes sharing the port. One by default (predictable memory: each worker holds
-        // its own model sessions); raise it to use more cores, or set "auto" for one per core.
-        workers: { anyOf: [{ type: 'integer', minimum: 1, maximum: 256 }, { const: 'auto' }], default: 1 },
-      },
-    },
-    logging: {
-      type: 'object',
-      additionalProperties: false,
-      default: {},
-      properties: {
-        level: { enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], default: 'info' },
-        // One JSON line per inference. Off by default, as in Envoy: measured at about +10 µs of CPU
-        // per request on the proxy path (npm run bench, target e); errors are logged either way.
-        accessLog: { type: 'boolean', default: false },
-      },
-    },
+    server: serverSchema,
+    logging: loggingSchema,
     auth: authSchema,
     state: stateSchema,
     rateLimits: rateLimitSchema,

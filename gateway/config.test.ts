@@ -1,6 +1,10 @@
 import assert from 'node:assert/strict';
+import { generateKeyPairSync } from 'node:crypto';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { test } from 'node:test';
-import { buildConfig, ConfigError } from './config.js';
+import { applyOverrides, buildConfig, ConfigError } from './config.js';
 
 const onnx = (path = 'm.onnx') => ({ backend: { kind: 'onnx', path } });
 const NO_AUTH = { insecureNoAuth: true };
@@ -98,4 +102,22 @@ test('an HS algorithm needs a secret and a secret only HS algorithms', () => {
 test('a JWKS offers no symmetric algorithms', () => {
   const problems = problemsOf({ auth: { issuer: 'i', audience: 'a', jwks: { url: 'http://127.0.0.1:1/jwks', algorithms: ['HS256'] } }, models: { m: { versions: { '1': onnx() } } } });
   assert.ok(problems.some((p) => p.startsWith('auth.jwks.algorithms.0')), problems.join('\n'));
+});
+
+test('a key file given by flag that cannot be read, or is a private key, is refused naming the file', async () => {
+  const refusal = (file: string) => {
+    try {
+      applyOverrides({ models: {} }, { jwtPublicKeyFile: file });
+    } catch (e) {
+      assert.ok(e instanceof ConfigError);
+      return e.message;
+    }
+    assert.fail('expected a ConfigError');
+  };
+  assert.match(refusal('/nonexistent/key.pem'), /\/nonexistent\/key\.pem:\n.*--jwt-public-key\) cannot be read: ENOENT/);
+  const dir = await mkdtemp(join(tmpdir(), 'bw-config-'));
+  const file = join(dir, 'private.pem');
+  await writeFile(file, generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }));
+  assert.match(refusal(file), /is a private key: give the public key/);
+  await rm(dir, { recursive: true });
 });

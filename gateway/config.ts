@@ -2,64 +2,57 @@
  * Configuration: parsed from YAML, validated once against the JSON Schema in config-schema.ts,
  * defaults filled, relative paths resolved, then deep-frozen. Nothing downstream re-checks it.
  */
-import { createPublicKey } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
+import type { FromSchema, JSONSchema } from 'json-schema-to-ts';
 import { parse as parseYaml } from 'yaml';
 import type { OnnxBackendOptions } from '../adapters/onnx.js';
 import type { OipHttpBackendOptions } from '../adapters/oip-http.js';
-import { configSchema, oipHttpBackendSchema, onnxBackendSchema, trafficSchema } from './config-schema.js';
+import {
+  authSchema,
+  configSchema,
+  fallbackSchema,
+  loggingSchema,
+  oipHttpBackendSchema,
+  onnxBackendSchema,
+  rateLimitSchema,
+  serverSchema,
+  stateSchema,
+  trafficSchema,
+  unleashSchema,
+} from './config-schema.js';
+import { ALGORITHM_FAMILY, HMAC_ALGORITHMS, importPublicPem, keyKindOf, type JwtAlgorithm } from './jwt-algorithms.js';
 
+/**
+ * The configuration's types. Where the validated value is exactly what the schema says (Ajv fills
+ * every default, so a defaulted field is present), the type is derived from the schema
+ * (json-schema-to-ts, type-only) and a field is described once, in config-schema.ts. Types stay
+ * written by hand where config.ts changes the value after validation in a way the schema cannot
+ * say: see each one.
+ */
+type Validated<S extends JSONSchema> = DeepReadonly<FromSchema<S>>;
+/** The configuration is deep-frozen once built; its types say so. */
+type DeepReadonly<T> = T extends readonly (infer U)[] ? readonly DeepReadonly<U>[] : T extends object ? { readonly [K in keyof T]: DeepReadonly<T[K]> } : T;
+/** The schema's type with the fields config.ts resolves after validation retyped (one flat type in hovers). */
+type Resolved<T, R> = { readonly [K in keyof T]: K extends keyof R ? R[K] : T[K] };
+
+/** By hand: the schema checks only `kind` here, and each kind's own schema (and type) after it. */
 export type BackendConfig = OnnxBackendOptions | OipHttpBackendOptions;
 
 export interface VersionConfig {
   readonly backend: BackendConfig;
 }
 
-export interface TrafficRoute {
-  readonly version: string;
-  /** Percent, integer; a model's weights sum to 100. */
-  readonly weight: number;
-  /** Reported as x-route-reason; default `arm:<version>` (`stable` for the stable version). */
-  readonly name?: string;
-}
+export type TrafficConfig = Validated<typeof trafficSchema>;
+export type TrafficRoute = TrafficConfig['routes'][number];
+export type TrafficRule = TrafficConfig['rules'][number];
+export type ShadowConfig = NonNullable<TrafficConfig['shadow']>;
+export type FallbackConfig = Validated<typeof fallbackSchema>;
 
-export interface TrafficRule {
-  readonly name: string;
-  readonly version: string;
-  /** Exactly one of claim and header. `scope` matches when the principal holds that scope. */
-  readonly claim?: { readonly name: 'sub' | 'tenant' | 'scope'; readonly equals: string };
-  readonly header?: { readonly name: string; readonly equals: string };
-}
-
-export interface ShadowConfig {
-  readonly version: string;
-  /** Percent of requests mirrored, per request, in 0.01 steps. */
-  readonly percent: number;
-  readonly mode: 'after' | 'parallel';
-  readonly timeoutMs: number;
-  readonly maxConcurrent: number;
-  /** Failed copies in a row before the shadow is suspended for a cool-down; 0: never. */
-  readonly suspendAfter: number;
-}
-
-export interface TrafficConfig {
-  readonly routes: readonly TrafficRoute[];
-  readonly rules: readonly TrafficRule[];
-  readonly shadow?: ShadowConfig;
-  readonly unleash?: { readonly flag: string };
-}
-
-export interface FallbackConfig {
-  /** Served to subjects who opted out of automated decisions. */
-  readonly version?: string;
-  /** Told to them when there is no fallback version (HUMAN_DECISION_REQUIRED). */
-  readonly humanDecision?: string;
-}
-
+/** By hand: `stable` is always set (config.ts picks the highest version), and backends are typed by kind. */
 export interface ModelConfig {
   readonly versions: Readonly<Record<string, VersionConfig>>;
   readonly stable: string;
@@ -71,99 +64,33 @@ export interface ModelConfig {
   readonly inferTimeoutMs: number;
 }
 
-export interface ServerConfig {
-  readonly host: string;
-  readonly port: number;
-  readonly headersTimeoutMs: number;
-  readonly requestTimeoutMs: number;
-  readonly keepAliveTimeoutMs: number;
-  readonly maxConnections: number;
-  readonly shutdownGraceMs: number;
-  readonly watchConfig: boolean;
-  /** Resolved: "auto" becomes the number of cores. */
-  readonly workers: number;
-}
+/** `workers` is resolved: "auto" becomes the number of cores. */
+export type ServerConfig = Resolved<Validated<typeof serverSchema>, { workers: number }>;
 
-export type JwtAlgorithm = 'RS256' | 'RS384' | 'RS512' | 'PS256' | 'PS384' | 'PS512' | 'ES256' | 'ES384' | 'ES512' | 'EdDSA' | 'HS256' | 'HS384' | 'HS512';
+export type { JwtAlgorithm } from './jwt-algorithms.js';
 
-export interface AuthKeyConfig {
-  readonly kid?: string;
-  /** Exactly one of these four, checked at validation; files are resolved against the config's folder. */
-  readonly publicKey?: string;
-  readonly publicKeyFile?: string;
-  readonly secret?: string;
-  readonly secretFile?: string;
-  readonly algorithms: readonly JwtAlgorithm[];
-}
+/** Key files are resolved against the configuration's folder (still strings: the schema's type holds). */
+export type AuthConfig = Validated<typeof authSchema>;
+export type AuthKeyConfig = AuthConfig['keys'][number];
+/** `snapshotDir` is resolved against the configuration's folder. */
+export type StateConfig = Validated<typeof stateSchema>;
+/** What the store itself needs of `state` (create-store.ts, the Redis store): tests and tools build it by hand. */
+export type StoreSettings = Pick<StateConfig, 'redisUrl' | 'keyPrefix' | 'commandTimeoutMs' | 'connectTimeoutMs' | 'quotaBlocks' | 'reconcileMs'>;
+export type MirrorStart = StateConfig['mirrors']['optOuts'];
+/** `bootstrapFile` is resolved against the configuration's folder. */
+export type UnleashConfig = Validated<typeof unleashSchema>;
+export type RateLimitConfig = Validated<typeof rateLimitSchema>;
+export type RateLimitRule = RateLimitConfig['rules'][number];
+export type LoggingConfig = Validated<typeof loggingSchema>;
 
-export interface AuthConfig {
-  readonly insecureNoAuth: boolean;
-  /** Required unless insecureNoAuth. */
-  readonly issuer?: string;
-  readonly audience?: string | readonly string[];
-  readonly clockSkewSeconds: number;
-  readonly maxTokenBytes: number;
-  readonly tenantClaim: string;
-  readonly metadataRequiresScope: boolean;
-  readonly cacheSize: number;
-  readonly keys: readonly AuthKeyConfig[];
-  readonly jwks?: {
-    readonly url: string;
-    readonly algorithms: readonly JwtAlgorithm[];
-    readonly refreshIntervalMs: number;
-    readonly cooldownMs: number;
-    readonly timeoutMs: number;
-  };
-}
-
-/** What the store itself needs of `state` (create-store.ts, the Redis store). */
-export interface StoreSettings {
-  readonly redisUrl?: string;
-  readonly keyPrefix: string;
-  readonly commandTimeoutMs: number;
-  readonly connectTimeoutMs: number;
-  readonly quotaBlocks: boolean;
-  readonly reconcileMs: number;
-}
-
-export interface StateConfig extends StoreSettings {
-  readonly mirrors: { readonly optOuts: MirrorStart; readonly traffic: MirrorStart };
-  /** Resolved against the configuration's folder. */
-  readonly snapshotDir: string;
-}
-
-export type MirrorStart = 'open' | 'closed' | 'snapshot';
-
-export interface UnleashConfig {
-  readonly url: string;
-  readonly appName: string;
-  readonly apiTokenEnv: string;
-  readonly refreshIntervalMs: number;
-  /** Resolved against the configuration's folder. */
-  readonly bootstrapFile?: string;
-}
-
-export interface RateLimitRule {
-  readonly name: string;
-  readonly by: 'subject' | 'tenant';
-  readonly models: readonly string[];
-  readonly limit: number;
-  readonly windowMs: number;
-}
-
-export interface RateLimitConfig {
-  readonly failMode: 'local' | 'closed' | 'open';
-  readonly rules: readonly RateLimitRule[];
-  readonly tenantConcurrency?: { readonly limit: number; readonly leaseTtlMs: number };
-}
-
+/** By hand, as a list of the named sections, so an editor shows names rather than one large type. */
 export interface GatewayConfig {
   readonly auth: AuthConfig;
   readonly state: StateConfig;
   readonly rateLimits: RateLimitConfig;
   readonly unleash?: UnleashConfig;
   readonly server: ServerConfig;
-  readonly logging: { readonly level: string; readonly accessLog: boolean };
+  readonly logging: LoggingConfig;
   readonly models: Readonly<Record<string, ModelConfig>>;
 }
 
@@ -305,9 +232,9 @@ function checkAuth(cfg: { auth: Record<string, unknown> }, baseDir: string): str
     const sources = ['publicKey', 'publicKeyFile', 'secret', 'secretFile'].filter((f) => k[f] !== undefined);
     if (sources.length !== 1) problems.push(`auth.keys.${i}: give exactly one of publicKey, publicKeyFile, secret, secretFile`);
     const symmetric = k.secret !== undefined || k.secretFile !== undefined;
-    const algs = k.algorithms as string[];
-    if (symmetric && algs.some((a) => !a.startsWith('HS'))) problems.push(`auth.keys.${i}.algorithms: a secret can only be used with HS256/HS384/HS512`);
-    if (!symmetric && algs.some((a) => a.startsWith('HS'))) problems.push(`auth.keys.${i}.algorithms: HS* needs a secret, never a public key (algorithm confusion)`);
+    const hmac = (k.algorithms as JwtAlgorithm[]).map((a) => ALGORITHM_FAMILY[a] === 'hmac');
+    if (symmetric && hmac.includes(false)) problems.push(`auth.keys.${i}.algorithms: a secret can only be used with ${HMAC_ALGORITHMS.join('/')}`);
+    if (!symmetric && hmac.includes(true)) problems.push(`auth.keys.${i}.algorithms: HS* needs a secret, never a public key (algorithm confusion)`);
     for (const f of ['publicKeyFile', 'secretFile']) {
       if (typeof k[f] === 'string' && !isAbsolute(k[f] as string)) k[f] = resolve(baseDir, k[f] as string);
     }
@@ -336,27 +263,30 @@ export interface ConfigOverrides {
 }
 
 /**
- * The one algorithm a PEM public key given by flag is pinned to, from its type (RSA → RS256,
- * P-256 → ES256, P-384 → ES384, Ed25519 → EdDSA). An unreadable file is reported by validation.
+ * The one algorithm a PEM public key given by flag is pinned to, from its kind (jwt-algorithms.ts:
+ * RSA → RS256, P-256 → ES256, P-384 → ES384, P-521 → ES512, Ed25519/Ed448 → EdDSA). A key no
+ * algorithm may use, or a file that cannot be read, is a ConfigError naming the file.
  */
-function algorithmsForKey(file: string): string[] {
+function algorithmsForKey(file: string): JwtAlgorithm[] {
+  const refuse = (problem: string) => new ConfigError(file, [`the JWT public key (--jwt-public-key) ${problem}`]);
+  let pem: string;
   try {
-    const key = createPublicKey(readFileSync(file));
-    const type = key.asymmetricKeyType;
-    if (type === 'rsa') return ['RS256'];
-    if (type === 'ed25519') return ['EdDSA'];
-    if (type === 'ec') return key.asymmetricKeyDetails?.namedCurve === 'secp384r1' ? ['ES384'] : ['ES256'];
-    return ['unsupported-key-type'];
-  } catch {
-    return ['unreadable-key-file'];
+    pem = readFileSync(file, 'utf8');
+  } catch (e) {
+    throw refuse(`cannot be read: ${(e as NodeJS.ErrnoException).code ?? 'error'}`);
   }
+  const key = importPublicPem(pem);
+  if (typeof key === 'string') throw refuse(key);
+  const kind = keyKindOf(key);
+  if (typeof kind === 'string') throw refuse(`cannot be used: ${kind}`);
+  return [kind.inferred];
 }
 
 function asRecord(x: unknown): Record<string, unknown> {
   return typeof x === 'object' && x !== null && !Array.isArray(x) ? (x as Record<string, unknown>) : {};
 }
 
-/** Applies overrides to a parsed (not yet validated) configuration object. */
+/** Applies overrides to a parsed (not yet validated) configuration object; throws ConfigError for an unusable key file. */
 export function applyOverrides(raw: unknown, overrides: ConfigOverrides): unknown {
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) return raw;
   const obj = raw as Record<string, unknown>;

@@ -13,7 +13,8 @@ import { OPT_OUT, type ShadowTarget } from '../policies/policy.js';
 import { ROW_STATS_METADATA, rowStatsHandler, slow, startFakeOipBackend, type FakeOipBackend } from '../test/helpers/backends.js';
 import { GatewayError } from './errors.js';
 import { agrees } from './shadow-compare.js';
-import { FIRST_COOLDOWN_MS, MAX_COOLDOWN_MS, ShadowMirror, type MirrorCall, type ShadowTable, type ShadowVersion } from './shadow.js';
+import { FIRST_COOLDOWN_MS, MAX_COOLDOWN_MS } from './shadow-breaker.js';
+import { ShadowMirror, type MirrorCall, type ShadowTable, type ShadowVersion } from './shadow.js';
 import type { ShadowOutcome } from './telemetry/metrics.js';
 
 const MD: ModelMetadata = {

@@ -13,28 +13,19 @@
  * time). A copy holds the model table the primary used until it ends, so a reload cannot close the
  * shadow's adapter under it.
  *
- * A shadow that keeps failing is suspended (a circuit breaker, as Envoy's outlier detection does
- * for a host): after `suspendAfter` (default 5) copies in a row end in an error or a timeout, no copy of that
- * model is sent for a cool-down (1 s, doubling on each re-opening up to 30 s). The first copy after
- * it is a probe: a failure re-opens the breaker at once, an answer closes it. A dead shadow then
- * costs the gateway a few failed calls a second instead of one per mirrored request. Suspended
- * copies are counted as dropped (and as `suspended` in the figures).
- *
- * The answers are compared by gateway/shadow-compare.ts; the figures per model are kept here.
+ * Beside it: a shadow that keeps failing is suspended by its breaker (shadow-breaker.ts; suspended
+ * copies are counted as dropped, and as `suspended`), the answers are compared by shadow-compare.ts,
+ * and the figures per model are counted in a ShadowTally (shadow-figures.ts).
  */
-
-export const FIRST_COOLDOWN_MS = 1000;
-export const MAX_COOLDOWN_MS = 30_000;
 import type { Logger } from 'pino';
 import type { Adapter, InferRequest, InferResponse, ModelMetadata } from '../adapters/adapter.js';
-import { OPT_OUT, type ShadowTarget } from '../policies/policy.js';
+import { NO_SHADOW, type ShadowTarget } from '../policies/policy.js';
 import { isGatewayError } from './errors.js';
+import { ShadowBreaker } from './shadow-breaker.js';
 import { agrees } from './shadow-compare.js';
+import { ShadowTally, type ShadowFigures } from './shadow-figures.js';
 import type { GatewayMetrics, ShadowOutcome } from './telemetry/metrics.js';
 import { validateAgainstMetadata } from './validate-request.js';
-
-/** Who opted out of either is never mirrored (the opt-out policy clears the shadow too). */
-const NEVER_MIRRORED = OPT_OUT.experiments | OPT_OUT.tracking;
 
 /** What the mirror needs of a model table (adapters/registry.ts ModelTable satisfies it). */
 export interface ShadowTable {
@@ -73,34 +64,6 @@ export interface MirrorCall {
   readonly requestId: string;
 }
 
-/**
- * This replica's figures for one model, since its shadow target (version or mode) last changed
- * here, or since the process started. `sent` copies end as agreed, disagreed, errors, timeouts or
- * (parallel mode, primary failed) skipped.primaryFailed. Never sent: `dropped`, skipped.optedOut,
- * skipped.primaryFailed in after mode, and errors before the call (shadow version not served or not
- * ready, request not valid for it). Latencies are means over the compared pairs (agreed +
- * disagreed), null before the first.
- */
-export interface ShadowFigures {
-  readonly version: string;
-  readonly mode: ShadowTarget['mode'];
-  /** When these figures started (ISO 8601). */
-  readonly since: string;
-  readonly inFlight: number;
-  readonly sent: number;
-  readonly agreed: number;
-  readonly disagreed: number;
-  readonly errors: number;
-  readonly timeouts: number;
-  /** Never sent for want of room or while suspended. */
-  readonly dropped: number;
-  /** Of `dropped`: while the breaker was open; and whether it is open now. */
-  readonly suspended: number;
-  readonly suspendedNow: boolean;
-  readonly skipped: { readonly optedOut: number; readonly primaryFailed: number };
-  readonly latencyMs: { readonly shadowMean: number | null; readonly primaryMean: number | null };
-}
-
 export interface ShadowMirrorOptions {
   readonly metrics?: Pick<GatewayMetrics, 'recordShadow'>;
   /** Backend failures of copies are logged at debug; failures of the mirror itself at warn. */
@@ -109,34 +72,11 @@ export interface ShadowMirrorOptions {
   readonly now?: () => number;
 }
 
-class Tally {
-  readonly since = new Date().toISOString();
-  sent = 0;
-  agreed = 0;
-  disagreed = 0;
-  errors = 0;
-  timeouts = 0;
-  dropped = 0;
-  suspended = 0;
-  optedOut = 0;
-  primaryFailed = 0;
-  shadowMs = 0;
-  primaryMs = 0;
-
-  constructor(
-    readonly version: string,
-    readonly mode: ShadowTarget['mode'],
-  ) {}
-}
-
 interface ModelState {
   /** Copies of this model in flight here, whatever their target. */
   inFlight: number;
-  tally: Tally;
-  /** The breaker: copies in a row that failed, when the current suspension ends, and its length. */
-  failures: number;
-  openUntil: number;
-  cooldownMs: number;
+  tally: ShadowTally;
+  breaker: ShadowBreaker;
 }
 
 type Timed = { readonly ok: true; readonly response: InferResponse; readonly ms: number } | { readonly ok: false; readonly ms: number };
@@ -187,12 +127,13 @@ export class ShadowMirror {
 
   /** Mirrors one request; returns at once and never throws. */
   mirror(call: MirrorCall): void {
-    let tally: Tally | undefined;
+    let tally: ShadowTally | undefined;
     try {
       const { model, target } = call;
       const state = this.#stateFor(model, target);
       tally = state.tally;
-      if ((call.optOuts & NEVER_MIRRORED) !== 0) {
+      // The chain clears the shadow of such callers already; a copy must never slip through regardless.
+      if ((call.optOuts & NO_SHADOW) !== 0) {
         tally.optedOut++;
         this.#record(model, target.version, 'skipped', undefined);
         return;
@@ -209,28 +150,7 @@ export class ShadowMirror {
   /** Figures for `model` on this replica, or undefined if it was never mirrored here. */
   figures(model: string): ShadowFigures | undefined {
     const state = this.#models.get(model);
-    if (state === undefined) return undefined;
-    const t = state.tally;
-    const compared = t.agreed + t.disagreed;
-    return {
-      version: t.version,
-      mode: t.mode,
-      since: t.since,
-      inFlight: state.inFlight,
-      sent: t.sent,
-      agreed: t.agreed,
-      disagreed: t.disagreed,
-      errors: t.errors,
-      timeouts: t.timeouts,
-      dropped: t.dropped,
-      suspended: t.suspended,
-      suspendedNow: this.#now() < state.openUntil,
-      skipped: { optedOut: t.optedOut, primaryFailed: t.primaryFailed },
-      latencyMs: {
-        shadowMean: compared === 0 ? null : t.shadowMs / compared,
-        primaryMean: compared === 0 ? null : t.primaryMs / compared,
-      },
-    };
+    return state?.tally.figures(state.inFlight, state.breaker.isOpen());
   }
 
   /** Resolves once no mirror is waiting or in flight (tests; a shutdown that wants the figures complete). */
@@ -242,19 +162,17 @@ export class ShadowMirror {
   #stateFor(model: string, target: ShadowTarget): ModelState {
     let state = this.#models.get(model);
     if (state === undefined) {
-      state = { inFlight: 0, tally: new Tally(target.version, target.mode), failures: 0, openUntil: 0, cooldownMs: 0 };
+      state = { inFlight: 0, tally: new ShadowTally(target.version, target.mode), breaker: new ShadowBreaker(this.#now) };
       this.#models.set(model, state);
     } else if (state.tally.version !== target.version || state.tally.mode !== target.mode) {
       // A new comparison: copies still in flight for the old target finish into the old tally.
-      state.tally = new Tally(target.version, target.mode);
-      state.failures = 0;
-      state.openUntil = 0;
-      state.cooldownMs = 0;
+      state.tally = new ShadowTally(target.version, target.mode);
+      state.breaker = new ShadowBreaker(this.#now);
     }
     return state;
   }
 
-  #begin(call: MirrorCall, state: ModelState, tally: Tally): void {
+  #begin(call: MirrorCall, state: ModelState, tally: ShadowTally): void {
     call.table.acquire();
     this.#pending++;
     let primary: Promise<Timed>;
@@ -286,7 +204,7 @@ export class ShadowMirror {
   async #complete(
     call: MirrorCall,
     state: ModelState,
-    tally: Tally,
+    tally: ShadowTally,
     primaryP: Promise<Timed>,
     responded: Promise<void> | undefined,
     shadowP: Promise<ShadowResult> | undefined,
@@ -334,10 +252,10 @@ export class ShadowMirror {
   }
 
   /** Starts the copy now, if there is room; never rejects. */
-  #send(call: MirrorCall, state: ModelState, tally: Tally): Promise<ShadowResult> {
+  #send(call: MirrorCall, state: ModelState, tally: ShadowTally): Promise<ShadowResult> {
     const { target } = call;
     if (state.inFlight >= target.maxConcurrent) return Promise.resolve(DROPPED);
-    if (state.openUntil !== 0 && this.#now() < state.openUntil) return Promise.resolve(SUSPENDED);
+    if (state.breaker.isOpen()) return Promise.resolve(SUSPENDED);
     const sv = call.table.models.get(call.model)?.versions.get(target.version);
     let deadline: number;
     let started: number;
@@ -376,25 +294,15 @@ export class ShadowMirror {
     );
   }
 
-  /** A copy failed: `after` in a row (or one probe after a suspension) suspend the shadow. */
+  /** A copy failed: its breaker may suspend the shadow. */
   #failed(model: string, state: ModelState, after: number): void {
-    if (after === 0) return;
-    state.failures++;
-    const now = this.#now();
-    if (state.failures < after || now < state.openUntil) return;
-    state.cooldownMs = Math.min(MAX_COOLDOWN_MS, state.cooldownMs === 0 ? FIRST_COOLDOWN_MS : state.cooldownMs * 2);
-    state.openUntil = now + state.cooldownMs;
-    // A probe's failure re-opens at once: keep the count at the threshold.
-    state.failures = after - 1;
-    this.#log?.warn({ model, version: state.tally.version, suspendedMs: state.cooldownMs }, 'shadow copies keep failing; suspended');
+    const suspendedMs = state.breaker.failed(after);
+    if (suspendedMs !== undefined) this.#log?.warn({ model, version: state.tally.version, suspendedMs }, 'shadow copies keep failing; suspended');
   }
 
-  /** A copy was answered: the breaker closes. */
+  /** A copy was answered: its breaker closes. */
   #answered(model: string, state: ModelState): void {
-    if (state.cooldownMs !== 0) this.#log?.info({ model, version: state.tally.version }, 'shadow answers again; copies resume');
-    state.failures = 0;
-    state.cooldownMs = 0;
-    state.openUntil = 0;
+    if (state.breaker.answered()) this.#log?.info({ model, version: state.tally.version }, 'shadow answers again; copies resume');
   }
 
   #end(call: MirrorCall): void {

@@ -11,7 +11,7 @@ import { test } from 'node:test';
 import { REPO_ROOT } from './helpers/gateway.js';
 
 /** What every layer may use: errors, configuration, the store interface, telemetry names. */
-const KERNEL = new Set(['gateway/errors.ts', 'gateway/config.ts', 'gateway/config-schema.ts', 'gateway/state/store.ts', 'gateway/telemetry/names.ts']);
+const KERNEL = new Set(['gateway/errors.ts', 'gateway/config.ts', 'gateway/config-schema.ts', 'gateway/jwt-algorithms.ts', 'gateway/state/store.ts', 'gateway/telemetry/names.ts']);
 
 interface Import {
   readonly target: string;

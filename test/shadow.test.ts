@@ -15,7 +15,7 @@ import { metrics } from '@opentelemetry/api';
 import { AggregationTemporality, InMemoryMetricExporter, MeterProvider, PeriodicExportingMetricReader, type DataPoint, type Histogram } from '@opentelemetry/sdk-metrics';
 import { Agent, request } from 'undici';
 import type { RunningGateway } from '../gateway/main.js';
-import type { ShadowFigures } from '../gateway/shadow.js';
+import type { ShadowFigures } from '../gateway/shadow-figures.js';
 import { METRIC } from '../gateway/telemetry/metrics.js';
 import { ROW_STATS_METADATA, rowStatsHandler, startFakeOipBackend, type FakeOipBackend, type OipInferResponseJson } from './helpers/backends.js';
 import { startInProcess } from './helpers/gateway.js';

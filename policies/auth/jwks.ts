@@ -10,8 +10,8 @@
 import { createPublicKey, type JsonWebKey } from 'node:crypto';
 import type { Logger } from 'pino';
 import { Agent, request } from 'undici';
-import type { JwtAlgorithm } from '../../gateway/config.js';
-import { algorithmsForPublicKey, toSpkiPem, type TrustedKey } from './keys.js';
+import { algorithmsForPublicKey, type JwtAlgorithm } from '../../gateway/jwt-algorithms.js';
+import { toSpkiPem, type TrustedKey } from './keys.js';
 
 export interface JwksOptions {
   readonly url: string;

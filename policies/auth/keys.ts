@@ -1,12 +1,13 @@
 /**
- * Verification keys: PEM public keys and shared secrets from the configuration, and the rule that
- * pins each key to algorithms its type can actually use (RFC 7518 §3.1). A token's `alg` is only
+ * Verification keys: PEM public keys and shared secrets from the configuration, each pinned to
+ * algorithms its type can actually use (the table in gateway/jwt-algorithms.ts). A token's `alg` is only
  * ever tried against a key whose list holds it, so an RSA public key can never be used as an HMAC
  * secret (algorithm confusion) and a P-256 key never checks an ES384 signature.
  */
-import { createPublicKey, type KeyObject } from 'node:crypto';
+import type { KeyObject } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import type { AuthKeyConfig, JwtAlgorithm } from '../../gateway/config.js';
+import type { AuthKeyConfig } from '../../gateway/config.js';
+import { algorithmsForPublicKey, HMAC_ALGORITHMS, importPublicPem, MIN_SECRET_BYTES, type JwtAlgorithm } from '../../gateway/jwt-algorithms.js';
 
 /** A key a token may be verified with. */
 export interface TrustedKey {
@@ -25,59 +26,11 @@ export interface TrustedKey {
   retired: boolean;
 }
 
-export const HMAC_ALGORITHMS: readonly JwtAlgorithm[] = ['HS256', 'HS384', 'HS512'];
-const RSA_ALGORITHMS: readonly JwtAlgorithm[] = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512'];
-/** ES256/384/512 name their curve (RFC 7518 §3.4): secp256k1 is not P-256, whatever its size. */
-const EC_ALGORITHMS: Readonly<Record<string, JwtAlgorithm>> = { prime256v1: 'ES256', secp384r1: 'ES384', secp521r1: 'ES512' };
-/** RFC 7518 §3.3: RSA keys of 2048 bits or more. */
-const MIN_RSA_BITS = 2048;
-/** A shared secret shorter than the hash it keys is guessable (RFC 7518 §3.2 asks for at least 256 bits). */
-export const MIN_SECRET_BYTES = 32;
-
-export const ALL_ALGORITHMS: ReadonlySet<string> = new Set<JwtAlgorithm>([...RSA_ALGORITHMS, 'ES256', 'ES384', 'ES512', 'EdDSA', ...HMAC_ALGORITHMS]);
-
-export function isJwtAlgorithm(alg: unknown): alg is JwtAlgorithm {
-  return typeof alg === 'string' && ALL_ALGORITHMS.has(alg);
-}
-
-/**
- * The algorithms a public key's type allows, or a reason why it is not usable at all.
- * RSA-PSS-only keys (`rsa-pss`) are refused: PS* tokens are verified with plain RSA keys.
- */
-export function algorithmsForPublicKey(key: KeyObject): readonly JwtAlgorithm[] | string {
-  switch (key.asymmetricKeyType) {
-    case 'rsa': {
-      const bits = key.asymmetricKeyDetails?.modulusLength ?? 0;
-      return bits >= MIN_RSA_BITS ? RSA_ALGORITHMS : `an RSA key needs at least ${MIN_RSA_BITS} bits (this one has ${bits})`;
-    }
-    case 'ec': {
-      const curve = key.asymmetricKeyDetails?.namedCurve ?? 'unknown';
-      const alg = EC_ALGORITHMS[curve];
-      return alg !== undefined ? [alg] : `EC curve ${curve} has no JWS algorithm (use P-256, P-384 or P-521)`;
-    }
-    case 'ed25519':
-    case 'ed448':
-      return ['EdDSA'];
-    default:
-      return `key type ${String(key.asymmetricKeyType)} is not supported`;
-  }
-}
-
 /** The configured algorithms if every one fits the key type; otherwise the problem. */
 function pin(wanted: readonly JwtAlgorithm[], fits: readonly JwtAlgorithm[], what: string): ReadonlySet<JwtAlgorithm> | string {
   const misfits = wanted.filter((a) => !fits.includes(a));
   if (misfits.length > 0) return `${misfits.join(', ')} cannot be used with ${what} (it allows ${fits.join(', ')})`;
   return new Set(wanted);
-}
-
-/** Parses a PEM public key (or certificate); a private key is refused, never turned into its public half. */
-export function importPublicPem(pem: string): KeyObject | string {
-  if (/-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(pem)) return 'is a private key: give the public key';
-  try {
-    return createPublicKey(pem);
-  } catch {
-    return 'is not a PEM public key or certificate';
-  }
 }
 
 /** A secret file usually ends in a newline that is no part of the secret. */

@@ -13,12 +13,13 @@
  *     library's text, the server's time, or a kid it knows.
  */
 import { createVerifier } from 'fast-jwt';
-import type { AuthConfig, JwtAlgorithm } from '../../gateway/config.js';
+import type { AuthConfig } from '../../gateway/config.js';
 import { GatewayError } from '../../gateway/errors.js';
+import { isJwtAlgorithm, type JwtAlgorithm } from '../../gateway/jwt-algorithms.js';
 import type { Principal } from '../principal.js';
 import { TokenCache } from './cache.js';
 import type { JwksClient } from './jwks.js';
-import { isJwtAlgorithm, type TrustedKey } from './keys.js';
+import type { TrustedKey } from './keys.js';
 
 /** RFC 6750 §3: a request without credentials gets the challenge alone, a bad token the error code. */
 export const CHALLENGE = Object.freeze({ 'www-authenticate': 'Bearer' });
