@@ -57,6 +57,13 @@ class DownStore implements StateStore {
   async forget(): Promise<number> { return this.#fail(); }
   async publish(): Promise<void> { return this.#fail(); }
   async subscribe(): Promise<() => Promise<void>> { return this.#fail(); }
+  async read(): Promise<never> { return this.#fail(); }
+  async compareAndSet(): Promise<never> { return this.#fail(); }
+  async append(): Promise<never> { return this.#fail(); }
+  async readLog(): Promise<never> { return this.#fail(); }
+  async logHead(): Promise<never> { return this.#fail(); }
+  async add(): Promise<never> { return this.#fail(); }
+  async sum(): Promise<never> { return this.#fail(); }
   healthy(): boolean { return this.isHealthy; }
   async close(): Promise<void> {}
 }
@@ -83,7 +90,14 @@ function spy(inner: StateStore, overrides: Partial<Pick<StateStore, 'charge' | '
       held--;
     },
     get: (s, k) => inner.get(s, k),
-    set: (s, k, v) => inner.set(s, k, v),
+    set: (s, k, v, o) => inner.set(s, k, v, o),
+    read: (s, k) => inner.read(s, k),
+    compareAndSet: (s, k, r, v, o) => inner.compareAndSet(s, k, r, v, o),
+    append: (s, e) => inner.append(s, e),
+    readLog: (s, f, n) => inner.readLog(s, f, n),
+    logHead: (s) => inner.logHead(s),
+    add: (s, k, b, t) => inner.add(s, k, b, t),
+    sum: (s, k) => inner.sum(s, k),
     delete: (s, k) => inner.delete(s, k),
     records: (s) => inner.records(s),
     forget: (s, k) => inner.forget(s, k),

@@ -1,32 +1,26 @@
 /**
- * RedisStore against real Redis: the shared contract on 127.0.0.1:6379, the key layout as Redis
- * sees it, and failures on private redis-server children (crash, stall, down at start).
+ * RedisStore against real Redis: the shared contract on 127.0.0.1:6379 (with two clients), and
+ * failures on private redis-server children (crash, stall, down at start). What it keeps in Redis:
+ * redis-store-keys.test.ts.
  */
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { after, describe, it, type TestContext } from 'node:test';
+import { describe, it, type TestContext } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Redis } from 'ioredis';
 import { pino, type Logger } from 'pino';
-import type { StoreSettings } from '../gateway/config.js';
 import { createStore } from '../gateway/state/create-store.js';
 import { RedisStore } from '../gateway/state/redis-store.js';
 import { ReservingStore } from '../gateway/state/reserving-store.js';
 import { StoreUnavailableError, type StateStore } from '../gateway/state/store.js';
 import { ensureDefaultRedis, RedisServer } from './helpers/redis.js';
+import { sharedRedisStores, silent } from './helpers/shared-redis-store.js';
 import { storeContract } from './helpers/store-contract.js';
 
-/** Every key this run writes to the shared Redis starts with it; removed at the end. */
-const PREFIX = `bwtest-${randomUUID().slice(0, 8)}:`;
 const COMMAND_TIMEOUT_MS = 100;
 /** The bound the brief sets for a failing call with a 100 ms command timeout. */
 const FAIL_WITHIN_MS = 600;
 
-const silent = pino({ level: 'silent' });
-
-function config(url: string, overrides: Partial<StoreSettings> = {}): StoreSettings {
-  return { redisUrl: url, keyPrefix: PREFIX, commandTimeoutMs: COMMAND_TIMEOUT_MS, connectTimeoutMs: 1000, quotaBlocks: false, reconcileMs: 5000, ...overrides };
-}
+const { prefix: PREFIX, config, replica } = sharedRedisStores(COMMAND_TIMEOUT_MS);
 
 /** A logger that keeps its lines, to check what an operator would see. */
 function capturingLogger(): { log: Logger; lines: { level: number; msg: string }[] } {
@@ -54,6 +48,13 @@ function everyCall(store: StateStore): Record<string, () => Promise<unknown>> {
     get: () => store.get('acme', 'routes'),
     set: () => store.set('acme', 'routes', { v: 1 }),
     delete: () => store.delete('acme', 'routes'),
+    read: () => store.read('acme', 'routes'),
+    compareAndSet: () => store.compareAndSet('acme', 'routes', 0, { v: 1 }),
+    append: () => store.append('audit', { action: 'test' }),
+    readLog: () => store.readLog('audit', 1, 10),
+    logHead: () => store.logHead('audit'),
+    add: () => store.add('acme', 'figures', { ok: 1 }, 60_000),
+    sum: () => store.sum('acme', ['figures']),
     publish: () => store.publish('news', 'm'),
   };
 }
@@ -78,60 +79,15 @@ function inbox(): { messages: string[]; handler: (m: string) => void; until: (n:
   return { messages, handler: (m) => void messages.push(m), until: (n) => until(`${n} message(s)`, () => messages.length >= n, 2_000) };
 }
 
-after(async () => {
-  const raw = new Redis(await ensureDefaultRedis(), { lazyConnect: true });
-  await raw.connect();
-  const keys = await raw.keys(`${PREFIX}*`);
-  if (keys.length > 0) await raw.del(...keys);
-  await raw.quit();
-});
-
-storeContract('RedisStore (127.0.0.1:6379)', async () => ({ store: await RedisStore.connect(config(await ensureDefaultRedis()), silent) }));
+// Two clients: the concurrent-writer tests run across two connections, as across two replicas.
+storeContract('RedisStore (127.0.0.1:6379)', async () => ({ store: await replica(), peer: await replica() }));
 // The same contract with quota reserved in blocks and handed out locally (the default with Redis).
 storeContract('ReservingStore over Redis (127.0.0.1:6379)', async () => ({
-  store: new ReservingStore(await RedisStore.connect(config(await ensureDefaultRedis()), silent)),
+  store: new ReservingStore(await replica()),
+  peer: new ReservingStore(await replica()),
 }));
 
 describe('RedisStore', () => {
-  it('keeps all keys of one scope under its {scope} hash tag, one key per kind; channels carry the prefix', async () => {
-    const url = await ensureDefaultRedis();
-    const store = await RedisStore.connect(config(url), silent);
-    const raw = new Redis(url);
-    const sub = new Redis(url);
-    try {
-      const scope = `tenant-${randomUUID().slice(0, 8)}`;
-      await store.charge(scope, [{ key: 'sub:alice:rpm', limit: 5, windowMs: 60_000 }, { key: 'tenant:rpm', limit: 50, windowMs: 3_600_000 }], 1);
-      await store.acquire(scope, 'concurrency', 'req-1', 2, 30_000);
-      await store.set(scope, 'routes', { v: 2 });
-      const keys = (await raw.keys(`${PREFIX}{${scope}}*`)).sort();
-      assert.deepEqual(keys, [
-        `${PREFIX}{${scope}}:c:sub:alice:rpm`,
-        `${PREFIX}{${scope}}:c:tenant:rpm`,
-        `${PREFIX}{${scope}}:l:concurrency`,
-        `${PREFIX}{${scope}}:r:routes`,
-      ]);
-      for (const k of keys) assert.equal(/^[^{]*\{([^}]*)\}/.exec(k)?.[1], scope, `${k}: the hash tag is the scope`);
-      const rpmTtl = await raw.pttl(`${PREFIX}{${scope}}:c:sub:alice:rpm`);
-      assert.ok(rpmTtl > 59_000 && rpmTtl <= 60_000, `a counter expires with its window (${rpmTtl})`);
-      assert.equal(await raw.get(`${PREFIX}{${scope}}:c:tenant:rpm`), '1');
-      const leaseTtl = await raw.pttl(`${PREFIX}{${scope}}:l:concurrency`);
-      assert.ok(leaseTtl > 29_000 && leaseTtl <= 30_000, `a lease set expires with its longest lease (${leaseTtl})`);
-      assert.equal(await raw.pttl(`${PREFIX}{${scope}}:r:routes`), -1, 'records do not expire');
-      assert.equal(await raw.get(`${PREFIX}{${scope}}:r:routes`), '{"v":2}');
-
-      const got = inbox();
-      sub.on('message', (channel: string, m: string) => got.handler(`${channel} ${m}`));
-      await sub.subscribe(`${PREFIX}news`);
-      await store.publish('news', 'hello');
-      await got.until(1);
-      assert.deepEqual(got.messages, [`${PREFIX}news hello`]);
-    } finally {
-      await store.close();
-      raw.disconnect();
-      sub.disconnect();
-    }
-  });
-
   it('refuses a key prefix with braces (it would move the hash tag)', async () => {
     await assert.rejects(RedisStore.connect(config('redis://127.0.0.1:6379', { keyPrefix: 'bw{x}:' }), silent), /keyPrefix/);
   });

@@ -57,6 +57,13 @@ class Breakable implements StateStore {
   async records(...a: Parameters<StateStore['records']>) { this.#check(); return this.inner.records(...a); }
   async forget(...a: Parameters<StateStore['forget']>) { this.#check(); return this.inner.forget(...a); }
   async publish(...a: Parameters<StateStore['publish']>) { this.#check(); return this.inner.publish(...a); }
+  async read(...a: Parameters<StateStore['read']>) { this.#check(); return this.inner.read(...a); }
+  async compareAndSet(...a: Parameters<StateStore['compareAndSet']>) { this.#check(); return this.inner.compareAndSet(...a); }
+  async append(...a: Parameters<StateStore['append']>) { this.#check(); return this.inner.append(...a); }
+  async readLog(...a: Parameters<StateStore['readLog']>) { this.#check(); return this.inner.readLog(...a); }
+  async logHead(...a: Parameters<StateStore['logHead']>) { this.#check(); return this.inner.logHead(...a); }
+  async add(...a: Parameters<StateStore['add']>) { this.#check(); return this.inner.add(...a); }
+  async sum(...a: Parameters<StateStore['sum']>) { this.#check(); return this.inner.sum(...a); }
   subscribe(...a: Parameters<StateStore['subscribe']>) { return this.inner.subscribe(...a); }
   healthy() { return !this.down; }
   close() { return this.inner.close(); }

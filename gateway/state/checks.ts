@@ -17,7 +17,36 @@ export function checkCharge(counters: readonly CounterCharge[], cost: number): v
 
 export function checkLease(limit: number, ttlMs: number): void {
   if (!Number.isFinite(limit) || limit < 0) throw new RangeError(`lease limit must be a finite number >= 0, got ${limit}`);
+  checkTtl(ttlMs);
+}
+
+export function checkTtl(ttlMs: number): void {
   if (!Number.isSafeInteger(ttlMs) || ttlMs < 1) throw new RangeError(`ttlMs must be a positive integer, got ${ttlMs}`);
+}
+
+/** A record's TTL, if any: `undefined` means none. */
+export function recordTtl(opts: { readonly ttlMs?: number } | undefined): number | undefined {
+  const ttlMs = opts?.ttlMs;
+  if (ttlMs !== undefined) checkTtl(ttlMs);
+  return ttlMs;
+}
+
+export function checkRevision(expectedRevision: number): void {
+  if (!Number.isSafeInteger(expectedRevision) || expectedRevision < 0) {
+    throw new RangeError(`expectedRevision must be a non-negative integer, got ${expectedRevision}`);
+  }
+}
+
+/** Bucket amounts are integers (Redis HINCRBY), negative ones included. */
+export function checkBuckets(key: string, buckets: Readonly<Record<string, number>>, ttlMs: number): void {
+  for (const [name, n] of Object.entries(buckets)) {
+    if (!Number.isSafeInteger(n)) throw new RangeError(`bucket ${name} of ${key} must be an integer, got ${n}`);
+  }
+  checkTtl(ttlMs);
+}
+
+export function checkScope(scope: string): void {
+  if (scope.length === 0) throw new RangeError('scope must not be empty');
 }
 
 export function toJson(value: unknown): string {

@@ -10,7 +10,7 @@ function fakeClock(start = 1_700_000_000_000): { now: () => number; advance: (ms
 
 storeContract('MemoryStore (fake clock)', async () => {
   const clock = fakeClock();
-  return { store: new MemoryStore({ now: clock.now, pruneIntervalMs: 0 }), advance: clock.advance };
+  return { store: new MemoryStore({ now: clock.now, pruneIntervalMs: 0 }), advance: clock.advance, now: clock.now };
 });
 
 storeContract('MemoryStore (real clock)', async () => ({ store: new MemoryStore() }));
@@ -23,14 +23,30 @@ describe('MemoryStore', () => {
       await store.charge(`tenant-${i}`, [{ key: 'rpm', limit: 10, windowMs: 60_000 }], 1);
       await store.acquire(`tenant-${i}`, 'concurrency', `req-${i}`, 5, 30_000);
     }
-    assert.deepEqual(store.stats(), { windows: 1000, leaseKeys: 1000, records: 0, channels: 0 });
+    assert.deepEqual(store.stats(), { windows: 1000, leaseKeys: 1000, records: 0, bucketKeys: 0, logEntries: 0, channels: 0 });
     clock.advance(30_000);
     store.prune();
-    assert.deepEqual(store.stats(), { windows: 1000, leaseKeys: 0, records: 0, channels: 0 }, 'leases expired, windows not yet');
+    assert.deepEqual(store.stats(), { windows: 1000, leaseKeys: 0, records: 0, bucketKeys: 0, logEntries: 0, channels: 0 }, 'leases expired, windows not yet');
     await store.charge('tenant-late', [{ key: 'rpm', limit: 10, windowMs: 60_000 }], 1);
     clock.advance(30_000);
     store.prune();
-    assert.deepEqual(store.stats(), { windows: 1, leaseKeys: 0, records: 0, channels: 0 }, 'only the window started later is still live');
+    assert.deepEqual(store.stats(), { windows: 1, leaseKeys: 0, records: 0, bucketKeys: 0, logEntries: 0, channels: 0 }, 'only the window started later is still live');
+    await store.close();
+  });
+
+  it('prunes records and bucket counters whose TTL passed; records without one and logs stay', async () => {
+    const clock = fakeClock();
+    const store = new MemoryStore({ now: clock.now, pruneIntervalMs: 0 });
+    for (let i = 0; i < 100; i++) {
+      await store.set(`tenant-${i}`, 'session', { i }, { ttlMs: 1_000 });
+      await store.add(`tenant-${i}`, 'figures', { ok: 1 }, 1_000);
+    }
+    await store.set('routes', 'iris', { v: 1 });
+    await store.append('audit', { action: 'set' });
+    assert.deepEqual(store.stats(), { windows: 0, leaseKeys: 0, records: 101, bucketKeys: 100, logEntries: 1, channels: 0 });
+    clock.advance(1_000);
+    store.prune();
+    assert.deepEqual(store.stats(), { windows: 0, leaseKeys: 0, records: 1, bucketKeys: 0, logEntries: 1, channels: 0 });
     await store.close();
   });
 

@@ -2,13 +2,16 @@
  * The single-process StateStore: the default without Redis, and the `local` fallback when Redis is
  * down. It sits on the request path, so every operation is a few Map look-ups and no I/O.
  *
- * The rules match the Lua in redis-scripts.ts (the contract suite runs against both): fixed
+ * The rules match the Lua in redis-*scripts.ts (the contract suite runs against both): fixed
  * windows that start at the first charge, all-or-nothing charges, leases that expire, records
- * stored as JSON text (so a caller gets a copy and sees exactly what Redis would return), and
- * messages delivered asynchronously.
+ * stored as JSON text (so a caller gets a copy and sees exactly what Redis would return) with
+ * revisions from one sequence per scope, logs chained by log-chain.ts, bucket counters that expire
+ * as a whole, and messages delivered asynchronously. Every expiry follows the injected clock.
  */
-import type { ChargeResult, CounterCharge, LeaseResult, StateStore } from './store.js';
-import { checkCharge, checkLease, toJson } from './checks.js';
+import type { ChargeResult, CompareAndSetResult, CounterCharge, LeaseResult, LogEntry, LogHead, RecordOptions, StateStore, VersionedRecord } from './store.js';
+import { checkBuckets, checkCharge, checkLease, checkScope } from './checks.js';
+import { MemoryLogs } from './memory-log.js';
+import { liveEntry, MemoryRecords, slot } from './memory-records.js';
 
 export interface MemoryStoreOptions {
   /** The clock, in ms. Tests pass a fake one. */
@@ -30,27 +33,31 @@ interface Window {
 /** id → expiry (clock time). */
 type Leases = Map<string, number>;
 
+interface Buckets {
+  readonly counts: Map<string, number>;
+  /** Clock time at which the whole key disappears. */
+  expiresAt: number;
+}
+
 type Handler = (message: string) => void;
 
 const DEFAULT_PRUNE_INTERVAL_MS = 10_000;
-
-/** Scope and key joined; NUL does not occur in the names we build (tenants, models, rule names). */
-function slot(scope: string, key: string): string {
-  if (scope.length === 0) throw new RangeError('scope must not be empty');
-  return `${scope}\u0000${key}`;
-}
 
 export class MemoryStore implements StateStore {
   readonly kind = 'memory';
   readonly #now: () => number;
   readonly #windows = new Map<string, Window>();
   readonly #leases = new Map<string, Leases>();
-  readonly #records = new Map<string, string>();
+  readonly #records: MemoryRecords;
+  readonly #logs: MemoryLogs;
+  readonly #buckets = new Map<string, Buckets>();
   readonly #channels = new Map<string, Set<Handler>>();
   readonly #timer: NodeJS.Timeout | undefined;
 
   constructor(options: MemoryStoreOptions = {}) {
     this.#now = options.now ?? Date.now;
+    this.#records = new MemoryRecords(this.#now);
+    this.#logs = new MemoryLogs(this.#now);
     const every = options.pruneIntervalMs ?? DEFAULT_PRUNE_INTERVAL_MS;
     if (every > 0) {
       // unref: a sweep timer must never keep a process alive that is otherwise done.
@@ -111,23 +118,67 @@ export class MemoryStore implements StateStore {
   }
 
   async get(scope: string, key: string): Promise<unknown> {
-    const text = this.#records.get(slot(scope, key));
-    return text === undefined ? undefined : JSON.parse(text);
+    return this.#records.get(scope, key);
   }
 
-  async set(scope: string, key: string, value: unknown): Promise<void> {
-    this.#records.set(slot(scope, key), toJson(value));
+  async set(scope: string, key: string, value: unknown, opts?: RecordOptions): Promise<void> {
+    this.#records.set(scope, key, value, opts);
   }
 
   async delete(scope: string, key: string): Promise<void> {
-    this.#records.delete(slot(scope, key));
+    this.#records.delete(scope, key);
+  }
+
+  async read(scope: string, key: string): Promise<VersionedRecord | undefined> {
+    return this.#records.read(scope, key);
+  }
+
+  async compareAndSet(scope: string, key: string, expectedRevision: number, value: unknown, opts?: RecordOptions): Promise<CompareAndSetResult> {
+    return this.#records.compareAndSet(scope, key, expectedRevision, value, opts);
   }
 
   async records(scope: string): Promise<Map<string, unknown>> {
-    const start = slot(scope, '');
-    const out = new Map<string, unknown>();
-    for (const [s, text] of this.#records) if (s.startsWith(start)) out.set(s.slice(start.length), JSON.parse(text));
-    return out;
+    return this.#records.records(scope);
+  }
+
+  async append(scope: string, entry: unknown): Promise<LogHead> {
+    return this.#logs.append(scope, entry);
+  }
+
+  async readLog(scope: string, fromSeq: number, limit: number): Promise<LogEntry[]> {
+    return this.#logs.read(scope, fromSeq, limit);
+  }
+
+  async logHead(scope: string): Promise<LogHead> {
+    return this.#logs.head(scope);
+  }
+
+  async add(scope: string, key: string, buckets: Readonly<Record<string, number>>, ttlMs: number): Promise<void> {
+    checkBuckets(key, buckets, ttlMs);
+    const s = slot(scope, key);
+    const now = this.#now();
+    const amounts = Object.entries(buckets);
+    let b = this.#liveBuckets(s, now);
+    if (b === undefined) {
+      // Nothing to add to nothing: Redis would not create the key either.
+      if (amounts.length === 0) return;
+      b = { counts: new Map(), expiresAt: 0 };
+      this.#buckets.set(s, b);
+    }
+    for (const [name, n] of amounts) b.counts.set(name, (b.counts.get(name) ?? 0) + n);
+    b.expiresAt = now + ttlMs;
+  }
+
+  async sum(scope: string, keys: readonly string[]): Promise<Record<string, number>> {
+    checkScope(scope);
+    const now = this.#now();
+    const total = new Map<string, number>();
+    for (const key of keys) {
+      const b = this.#liveBuckets(slot(scope, key), now);
+      if (b !== undefined) for (const [name, n] of b.counts) total.set(name, (total.get(name) ?? 0) + n);
+    }
+    // fromEntries, not assignment: a bucket named __proto__ stays a bucket.
+    return Object.fromEntries(total);
   }
 
   async forget(scope: string, counterKeys: readonly string[]): Promise<number> {
@@ -184,10 +235,12 @@ export class MemoryStore implements StateStore {
     this.#channels.clear();
   }
 
-  /** Drops every expired window and lease. Runs on the timer; public for tests and callers that want it now. */
+  /** Drops every expired window, lease, record and bucket key. Runs on the timer; public for tests and callers that want it now. */
   prune(): void {
     const now = this.#now();
     for (const [s, w] of this.#windows) if (w.resetAt <= now) this.#windows.delete(s);
+    for (const [s, b] of this.#buckets) if (b.expiresAt <= now) this.#buckets.delete(s);
+    this.#records.prune(now);
     for (const [s, leases] of this.#leases) {
       dropExpired(leases, now);
       if (leases.size === 0) this.#leases.delete(s);
@@ -195,16 +248,23 @@ export class MemoryStore implements StateStore {
   }
 
   /** Entries held, expired or not (for tests and metrics). */
-  stats(): { windows: number; leaseKeys: number; records: number; channels: number } {
-    return { windows: this.#windows.size, leaseKeys: this.#leases.size, records: this.#records.size, channels: this.#channels.size };
+  stats(): { windows: number; leaseKeys: number; records: number; bucketKeys: number; logEntries: number; channels: number } {
+    return {
+      windows: this.#windows.size,
+      leaseKeys: this.#leases.size,
+      records: this.#records.size,
+      bucketKeys: this.#buckets.size,
+      logEntries: this.#logs.size,
+      channels: this.#channels.size,
+    };
   }
 
-  /** The live window of a counter, dropping an expired one (lazy pruning). */
   #window(s: string, now: number): Window | undefined {
-    const w = this.#windows.get(s);
-    if (w === undefined || w.resetAt > now) return w;
-    this.#windows.delete(s);
-    return undefined;
+    return liveEntry(this.#windows, s, now, (w) => w.resetAt);
+  }
+
+  #liveBuckets(s: string, now: number): Buckets | undefined {
+    return liveEntry(this.#buckets, s, now, (b) => b.expiresAt);
   }
 }
 

@@ -1,10 +1,49 @@
 /**
- * The Lua behind RedisStore. Each script runs atomically in Redis, so a check and the write it
- * guards cannot interleave with another replica's. Keys of one call share a `{scope}` hash tag, so
- * a script stays legal on Redis Cluster.
+ * The Lua behind RedisStore, and the commands it becomes on a connection. Each script runs
+ * atomically in Redis, so a check and the write it guards cannot interleave with another replica's.
+ * Keys of one call share a `{scope}` hash tag, so a script stays legal on Redis Cluster.
  *
- * MemoryStore implements the same rules in TypeScript; the shared contract suite keeps them equal.
+ * Here: counters and leases. Records and buckets: redis-record-scripts.ts; logs:
+ * redis-log-scripts.ts (with SHA-256 in Lua, redis-sha256.ts). MemoryStore implements the same
+ * rules in TypeScript; the shared contract suite keeps them equal.
  */
+import type { Redis } from 'ioredis';
+import { APPEND_LUA, READ_LOG_LUA } from './redis-log-scripts.js';
+import { ADD_BUCKETS_LUA, READ_RECORD_LUA, SUM_BUCKETS_LUA, WRITE_RECORD_LUA } from './redis-record-scripts.js';
+import { StoreUnavailableError } from './store.js';
+
+/** The commands `withScripts` adds (EVALSHA, falling back to EVAL on NOSCRIPT). */
+export interface ScriptedRedis extends Redis {
+  bwCharge(numKeys: number, ...keysThenArgs: (string | number)[]): Promise<unknown>;
+  bwAcquire(key: string, id: string, limit: number, ttlMs: number): Promise<unknown>;
+  bwReserve(numKeys: number, ...keysThenArgs: (string | number)[]): Promise<unknown>;
+  bwReadRecord(record: string, revision: string, sequence: string): Promise<unknown>;
+  bwWriteRecord(record: string, revision: string, sequence: string, expected: number, json: string, ttlMs: number): Promise<unknown>;
+  bwAppend(entries: string, head: string, json: string): Promise<unknown>;
+  bwReadLog(entries: string, head: string, fromSeq: number, limit: number): Promise<unknown>;
+  bwAddBuckets(key: string, ttlMs: number, ...bucketsThenAmounts: (string | number)[]): Promise<unknown>;
+  bwSumBuckets(numKeys: number, ...keys: string[]): Promise<unknown>;
+}
+
+/** Defines every script on the commands connection (scripts are loaded lazily, once per server). */
+export function withScripts(redis: Redis): ScriptedRedis {
+  redis.defineCommand('bwCharge', { lua: CHARGE_LUA });
+  redis.defineCommand('bwAcquire', { lua: ACQUIRE_LUA, numberOfKeys: 1 });
+  redis.defineCommand('bwReserve', { lua: RESERVE_LUA });
+  redis.defineCommand('bwReadRecord', { lua: READ_RECORD_LUA, numberOfKeys: 3 });
+  redis.defineCommand('bwWriteRecord', { lua: WRITE_RECORD_LUA, numberOfKeys: 3 });
+  redis.defineCommand('bwAppend', { lua: APPEND_LUA, numberOfKeys: 2 });
+  redis.defineCommand('bwReadLog', { lua: READ_LOG_LUA, numberOfKeys: 2 });
+  redis.defineCommand('bwAddBuckets', { lua: ADD_BUCKETS_LUA, numberOfKeys: 1 });
+  redis.defineCommand('bwSumBuckets', { lua: SUM_BUCKETS_LUA });
+  return redis as ScriptedRedis;
+}
+
+/** A script's reply as `length` integers, or StoreUnavailableError (a server that is not ours, a script that broke). */
+export function integers(reply: unknown, length: number, what: string): number[] {
+  if (Array.isArray(reply) && reply.length === length && reply.every((x) => typeof x === 'number')) return reply as number[];
+  throw new StoreUnavailableError(`redis ${what} returned an unexpected reply`);
+}
 
 /**
  * A batch of charges (the requests of one event-loop turn, all of one scope), each all or nothing,

@@ -1,35 +1,27 @@
 /**
- * The StateStore shared by replicas, on Redis (ioredis).
+ * The StateStore shared by replicas, on Redis (ioredis). It composes, as undici composes a client
+ * by role: the connections and the deadline of every command (redis-connection.ts), pub/sub
+ * (redis-pubsub.ts), the Lua scripts (redis-scripts.ts and beside it), the key layout
+ * (redis-keys.ts), batched charges (redis-charges.ts) and records (redis-records.ts). What is left
+ * here is small enough to read at once: leases, reservations, logs and bucket counters.
  *
- * It must never make a request wait on a Redis that is gone: there is no offline queue (a command
- * while disconnected fails at once), every call has a deadline of `commandTimeoutMs`, and every
- * failure becomes a `StoreUnavailableError` that callers answer with their failMode. It starts
- * without Redis (unhealthy) and keeps reconnecting with a capped back-off.
- *
- * Keys: `${prefix}{${scope}}:${kind}:${key}`, kind c (counter), l (leases) or r (record). The scope
- * is the hash tag, so every key of one call sits in one Redis Cluster slot; the kind keeps a
- * counter, a lease set and a record of the same name apart, as in MemoryStore.
+ * Every call has a deadline of `commandTimeoutMs` and fails with StoreUnavailableError rather than
+ * wait on a Redis that is gone; the store starts without Redis (unhealthy) and reconnects by itself.
  */
-import { Redis, type RedisOptions } from 'ioredis';
 import type { Logger } from 'pino';
 import type { StoreSettings } from '../config.js';
-import { ACQUIRE_LUA, CHARGE_LUA, RESERVE_LUA } from './redis-scripts.js';
-import { StoreUnavailableError, type ChargeResult, type CounterCharge, type LeaseResult, type StateStore } from './store.js';
-import { checkCharge, checkLease, toJson } from './checks.js';
-
-interface PendingCharge {
-  readonly counters: readonly CounterCharge[];
-  readonly cost: number;
-  readonly resolve: (r: ChargeResult) => void;
-  readonly reject: (e: unknown) => void;
-}
-
-/** The commands `defineCommand` adds (EVALSHA, falling back to EVAL on NOSCRIPT). */
-interface ScriptedRedis extends Redis {
-  bwCharge(numKeys: number, ...keysThenArgs: (string | number)[]): Promise<unknown>;
-  bwAcquire(key: string, id: string, limit: number, ttlMs: number): Promise<unknown>;
-  bwReserve(numKeys: number, ...keysThenArgs: (string | number)[]): Promise<unknown>;
-}
+import { checkBuckets, checkCharge, checkLease, checkScope } from './checks.js';
+import { checkLogRead, GENESIS, logEntryJson } from './log-chain.js';
+import { ChargeBatcher } from './redis-charges.js';
+import { RedisConnection } from './redis-connection.js';
+import { RedisKeys } from './redis-keys.js';
+import { RedisPubSub } from './redis-pubsub.js';
+import { RECORDS_BATCH, RedisRecords } from './redis-records.js';
+import { integers, withScripts, type ScriptedRedis } from './redis-scripts.js';
+import {
+  StoreUnavailableError, type ChargeResult, type CompareAndSetResult, type CounterCharge, type LeaseResult, type LogEntry, type LogHead,
+  type RecordOptions, type StateStore, type VersionedRecord,
+} from './store.js';
 
 /** What one counter gave a reservation: `granted` units, its count after, ms until its window resets. */
 export interface Reservation {
@@ -37,71 +29,23 @@ export interface Reservation {
   readonly counters: readonly { readonly granted: number; readonly count: number; readonly resetMs: number }[];
 }
 
-/** Back-off between reconnect attempts: 100 ms, 200 ms, … capped at 2 s so recovery is noticed quickly. */
-const RETRY_CAP_MS = 2000;
-const retryStrategy = (attempt: number): number => Math.min(attempt * 100, RETRY_CAP_MS);
-
-type Handler = (message: string) => void;
-
-/** SCAN's COUNT hint and the MGET/DEL batch size of records() and forget(). */
-const RECORDS_BATCH = 500;
-
-/** A literal for a SCAN MATCH pattern: a scope may hold glob characters (`*`, `?`, `[`, a backslash). */
-function globEscape(s: string): string {
-  return s.replace(/[*?[\]\\]/g, '\\$&');
-}
-
 export class RedisStore implements StateStore {
   readonly kind = 'redis';
+  readonly #conn: RedisConnection;
   readonly #redis: ScriptedRedis;
-  /** Subscriber mode takes a connection over, so pub/sub has its own. */
-  readonly #sub: Redis;
-  readonly #prefix: string;
-  readonly #timeoutMs: number;
-  readonly #log: Logger;
-  /** Prefixed channel → handlers. Ours, not ioredis's, so a subscription made while Redis is down takes effect once it is back. */
-  readonly #channels = new Map<string, Set<Handler>>();
-  /** Prefixed channel → its SUBSCRIBE in flight, which later subscribers to the channel wait for too. */
-  readonly #subscribing = new Map<string, Promise<void>>();
-  #probing = false;
-  /** Set when a command timed out (the server is stalled though the socket is open), cleared by the next answer. */
-  #stalled = false;
-  #closed = false;
-
-  /** Charges waiting for this turn's flush, by scope (one script call per scope). */
-  #batches = new Map<string, PendingCharge[]>();
-  #flushScheduled = false;
+  readonly #keys: RedisKeys;
+  readonly #pubsub: RedisPubSub;
+  readonly #charges: ChargeBatcher;
+  readonly #records: RedisRecords;
 
   private constructor(cfg: StoreSettings, log: Logger) {
-    const url = cfg.redisUrl;
-    if (url === undefined) throw new Error('RedisStore needs state.redisUrl');
-    if (/[{}]/.test(cfg.keyPrefix)) throw new Error(`state.keyPrefix must not contain { or } (it would break the {scope} hash tag): ${cfg.keyPrefix}`);
-    this.#prefix = cfg.keyPrefix;
-    this.#timeoutMs = cfg.commandTimeoutMs;
-    this.#log = log.child({ component: 'redis-store', redis: redacted(url) });
-    const options: RedisOptions = {
-      // No queue while disconnected: a command fails at once rather than piling up behind an outage.
-      enableOfflineQueue: false,
-      maxRetriesPerRequest: 0,
-      // A charge already reported as failed must not be replayed after a reconnect.
-      autoResendUnfulfilledCommands: false,
-      autoResubscribe: false,
-      // Only a backstop: #call's own deadline (which tells lag from silence) decides first.
-      commandTimeout: cfg.commandTimeoutMs * 4,
-      connectTimeout: cfg.connectTimeoutMs,
-      retryStrategy,
-      // Concurrent requests' commands share one write and one round trip.
-      enableAutoPipelining: true,
-    };
-    this.#redis = new Redis(url, options) as ScriptedRedis;
-    this.#redis.defineCommand('bwCharge', { lua: CHARGE_LUA });
-    this.#redis.defineCommand('bwAcquire', { lua: ACQUIRE_LUA, numberOfKeys: 1 });
-    this.#redis.defineCommand('bwReserve', { lua: RESERVE_LUA });
-    this.#sub = this.#redis.duplicate();
-    this.#watch(this.#redis, 'commands');
-    this.#watch(this.#sub, 'subscriber');
-    this.#sub.on('ready', () => this.#resubscribe());
-    this.#sub.on('message', (channel: string, message: string) => this.#deliver(channel, message));
+    // Checked before a connection is opened, so a refused configuration leaves nothing behind.
+    this.#keys = new RedisKeys(cfg.keyPrefix);
+    this.#conn = new RedisConnection(cfg, log);
+    this.#redis = withScripts(this.#conn.commands);
+    this.#pubsub = new RedisPubSub(this.#conn, this.#keys);
+    this.#charges = new ChargeBatcher(this.#conn, this.#redis, this.#keys);
+    this.#records = new RedisRecords(this.#conn, this.#redis, this.#keys);
   }
 
   /**
@@ -110,77 +54,16 @@ export class RedisStore implements StateStore {
    */
   static async connect(cfg: StoreSettings, log: Logger): Promise<RedisStore> {
     const store = new RedisStore(cfg, log);
-    const up = await Promise.all([untilReady(store.#redis, cfg.connectTimeoutMs), untilReady(store.#sub, cfg.connectTimeoutMs)]);
-    if (up.every(Boolean)) {
-      store.#log.info('connected to redis');
+    if (await store.#conn.ready(cfg.connectTimeoutMs)) {
+      store.#conn.log.info('connected to redis');
     } else {
-      store.#log.warn('redis is not answering; starting without it (unhealthy) and reconnecting in the background');
+      store.#conn.log.warn('redis is not answering; starting without it (unhealthy) and reconnecting in the background');
     }
     return store;
   }
 
-  /**
-   * Charges made in the same event-loop turn for the same scope go to Redis as ONE script call
-   * (flushed with setImmediate, so no charge waits longer than the turn it was made in): the round
-   * trip, not the script, is what a check costs, and under load many requests share it.
-   */
   charge(scope: string, counters: readonly CounterCharge[], cost: number): Promise<ChargeResult> {
-    try {
-      checkCharge(counters, cost);
-      if (scope.length === 0) throw new RangeError('scope must not be empty');
-    } catch (e) {
-      return Promise.reject(e);
-    }
-    if (counters.length === 0) return Promise.resolve({ allowed: true, counters: [] });
-    return new Promise<ChargeResult>((resolve, reject) => {
-      let batch = this.#batches.get(scope);
-      if (batch === undefined) {
-        batch = [];
-        this.#batches.set(scope, batch);
-      }
-      batch.push({ counters, cost, resolve, reject });
-      if (!this.#flushScheduled) {
-        this.#flushScheduled = true;
-        setImmediate(() => this.#flushCharges());
-      }
-    });
-  }
-
-  #flushCharges(): void {
-    this.#flushScheduled = false;
-    const batches = this.#batches;
-    this.#batches = new Map();
-    for (const [scope, batch] of batches) void this.#sendCharges(scope, batch);
-  }
-
-  async #sendCharges(scope: string, batch: readonly PendingCharge[]): Promise<void> {
-    // KEYS = every counter of every charge; ARGV = m, then per charge n, cost, limits, windows.
-    const keys: string[] = [];
-    const args: (string | number)[] = [batch.length];
-    for (const p of batch) {
-      args.push(p.counters.length, p.cost);
-      for (const c of p.counters) {
-        keys.push(this.#key(scope, 'c', c.key));
-        args.push(c.limit);
-      }
-      for (const c of p.counters) args.push(c.windowMs);
-    }
-    let r: number[];
-    try {
-      const size = batch.reduce((s, p) => s + 1 + 2 * p.counters.length, 0);
-      r = integers(await this.#call('charge', this.#redis, () => this.#redis.bwCharge(keys.length, ...keys, ...args)), size, 'charge');
-    } catch (e) {
-      for (const p of batch) p.reject(e);
-      return;
-    }
-    let at = 0;
-    for (const p of batch) {
-      const n = p.counters.length;
-      const out = new Array<{ count: number; resetMs: number }>(n);
-      for (let i = 0; i < n; i++) out[i] = { count: r[at + 1 + 2 * i], resetMs: r[at + 2 + 2 * i] };
-      p.resolve({ allowed: r[at] === 1, counters: out });
-      at += 1 + 2 * n;
-    }
+    return this.#charges.charge(scope, counters, cost);
   }
 
   /**
@@ -194,13 +77,13 @@ export class RedisStore implements StateStore {
     for (let i = 0; i < n; i++) {
       const c = counters[i];
       const need = needs[i] ?? 0;
-      keysThenArgs[i] = this.#key(scope, 'c', c.key);
+      keysThenArgs[i] = this.#keys.key(scope, 'c', c.key);
       keysThenArgs[n + 4 * i] = c.limit;
       keysThenArgs[n + 4 * i + 1] = c.windowMs;
       keysThenArgs[n + 4 * i + 2] = need;
       keysThenArgs[n + 4 * i + 3] = Math.max(need, wants[i] ?? need);
     }
-    const r = integers(await this.#call('reserve', this.#redis, () => this.#redis.bwReserve(n, ...keysThenArgs)), 1 + 3 * n, 'reserve');
+    const r = integers(await this.#conn.call('reserve', () => this.#redis.bwReserve(n, ...keysThenArgs)), 1 + 3 * n, 'reserve');
     const out = new Array<{ granted: number; count: number; resetMs: number }>(n);
     for (let i = 0; i < n; i++) out[i] = { granted: r[1 + 3 * i], count: r[2 + 3 * i], resetMs: r[3 + 3 * i] };
     return { allowed: r[0] === 1, counters: out };
@@ -208,297 +91,132 @@ export class RedisStore implements StateStore {
 
   async acquire(scope: string, key: string, id: string, limit: number, ttlMs: number): Promise<LeaseResult> {
     checkLease(limit, ttlMs);
-    const k = this.#key(scope, 'l', key);
-    const reply = await this.#call('acquire', this.#redis, () => this.#redis.bwAcquire(k, id, limit, ttlMs));
+    const k = this.#keys.key(scope, 'l', key);
+    const reply = await this.#conn.call('acquire', () => this.#redis.bwAcquire(k, id, limit, ttlMs));
     const r = integers(reply, 2, 'acquire');
     return { granted: r[0] === 1, held: r[1] };
   }
 
   async release(scope: string, key: string, id: string): Promise<void> {
-    const k = this.#key(scope, 'l', key);
-    await this.#call('release', this.#redis, () => this.#redis.zrem(k, id));
+    const k = this.#keys.key(scope, 'l', key);
+    await this.#conn.call('release', () => this.#redis.zrem(k, id));
   }
 
-  async get(scope: string, key: string): Promise<unknown> {
-    const k = this.#key(scope, 'r', key);
-    const text = await this.#call('get', this.#redis, () => this.#redis.get(k));
-    if (text === null) return undefined;
-    try {
-      return JSON.parse(text);
-    } catch (e) {
-      throw new StoreUnavailableError(`record ${key} in ${scope} is not JSON`, { cause: e });
-    }
+  get(scope: string, key: string): Promise<unknown> {
+    return this.#records.get(scope, key);
   }
 
-  async set(scope: string, key: string, value: unknown): Promise<void> {
-    const k = this.#key(scope, 'r', key);
-    const text = toJson(value);
-    await this.#call('set', this.#redis, () => this.#redis.set(k, text));
+  set(scope: string, key: string, value: unknown, opts?: RecordOptions): Promise<void> {
+    return this.#records.set(scope, key, value, opts);
   }
 
-  async delete(scope: string, key: string): Promise<void> {
-    const k = this.#key(scope, 'r', key);
-    await this.#call('delete', this.#redis, () => this.#redis.del(k));
+  delete(scope: string, key: string): Promise<void> {
+    return this.#records.delete(scope, key);
   }
 
-  /**
-   * SCAN over the scope's record keys (COUNT 500), then MGET in batches of at most 500: each
-   * command bounded by commandTimeoutMs like every other call, so a scope of n records costs about
-   * 2n/500 round trips and never one long blocking command.
-   */
-  async records(scope: string): Promise<Map<string, unknown>> {
-    const head = this.#key(scope, 'r', '');
-    const match = `${globEscape(head)}*`;
-    const keys = new Set<string>();
-    let cursor = '0';
-    do {
-      const [next, found] = await this.#call('records', this.#redis, () => this.#redis.scan(cursor, 'MATCH', match, 'COUNT', RECORDS_BATCH));
-      for (const k of found) keys.add(k);
-      cursor = next;
-    } while (cursor !== '0');
-    const out = new Map<string, unknown>();
-    const all = [...keys];
-    for (let i = 0; i < all.length; i += RECORDS_BATCH) {
-      const batch = all.slice(i, i + RECORDS_BATCH);
-      const texts = await this.#call('records', this.#redis, () => this.#redis.mget(batch));
-      for (let j = 0; j < batch.length; j++) {
-        const text = texts[j];
-        // Deleted between SCAN and MGET.
-        if (text === null || text === undefined) continue;
-        const key = batch[j].slice(head.length);
-        try {
-          out.set(key, JSON.parse(text));
-        } catch (e) {
-          throw new StoreUnavailableError(`record ${key} in ${scope} is not JSON`, { cause: e });
-        }
-      }
-    }
-    return out;
+  read(scope: string, key: string): Promise<VersionedRecord | undefined> {
+    return this.#records.read(scope, key);
+  }
+
+  compareAndSet(scope: string, key: string, expectedRevision: number, value: unknown, opts?: RecordOptions): Promise<CompareAndSetResult> {
+    return this.#records.compareAndSet(scope, key, expectedRevision, value, opts);
+  }
+
+  records(scope: string): Promise<Map<string, unknown>> {
+    return this.#records.records(scope);
   }
 
   async forget(scope: string, counterKeys: readonly string[]): Promise<number> {
     let n = 0;
     for (let i = 0; i < counterKeys.length; i += RECORDS_BATCH) {
-      const keys = counterKeys.slice(i, i + RECORDS_BATCH).map((k) => this.#key(scope, 'c', k));
-      n += await this.#call('forget', this.#redis, () => this.#redis.del(keys));
+      const keys = counterKeys.slice(i, i + RECORDS_BATCH).map((k) => this.#keys.key(scope, 'c', k));
+      n += await this.#conn.call('forget', () => this.#redis.del(keys));
     }
     return n;
   }
 
-  async publish(channel: string, message: string): Promise<void> {
-    await this.#call('publish', this.#redis, () => this.#redis.publish(this.#prefix + channel, message));
+  async append(scope: string, entry: unknown): Promise<LogHead> {
+    const json = logEntryJson(entry);
+    const [entries, head] = this.#logKeys(scope);
+    const reply = await this.#conn.call('append', () => this.#redis.bwAppend(entries, head, json));
+    if (Array.isArray(reply) && reply.length === 2 && typeof reply[0] === 'number' && typeof reply[1] === 'string') return { seq: reply[0], hash: reply[1] };
+    throw new StoreUnavailableError('redis append returned an unexpected reply');
   }
 
-  /**
-   * Never fails for want of Redis: the subscription is recorded and (re)made on every reconnect of
-   * the subscriber connection. While Redis is down, messages are lost (at most once): callers
-   * reconcile from records.
-   */
-  async subscribe(channel: string, onMessage: (message: string) => void): Promise<() => Promise<void>> {
-    const full = this.#prefix + channel;
-    let handlers = this.#channels.get(full);
-    const first = handlers === undefined;
-    if (handlers === undefined) {
-      handlers = new Set();
-      this.#channels.set(full, handlers);
-    }
-    // A wrapper, so the same function subscribed twice is two subscriptions, as in MemoryStore.
-    const h: Handler = (m) => onMessage(m);
-    handlers.add(h);
-    if (first && this.#sub.status === 'ready') {
-      // Wait for the server's confirmation, so a publish made after this resolves reaches us.
-      // On failure the subscription stays recorded and is made on reconnect.
-      const confirmed = this.#call('subscribe', this.#sub, () => this.#sub.subscribe(full)).then(
-        () => undefined,
-        (e: unknown) => void this.#log.warn({ err: e, channel }, 'subscribe failed; will retry on reconnect'),
-      );
-      this.#subscribing.set(full, confirmed);
-      void confirmed.then(() => this.#subscribing.get(full) === confirmed && this.#subscribing.delete(full));
-    }
-    await this.#subscribing.get(full);
-    return () => this.#unsubscribeOne(full, h);
+  async readLog(scope: string, fromSeq: number, limit: number): Promise<LogEntry[]> {
+    const n = checkLogRead(fromSeq, limit);
+    const [entries, head] = this.#logKeys(scope);
+    if (n === 0) return [];
+    const reply = await this.#conn.call('readLog', () => this.#redis.bwReadLog(entries, head, fromSeq, n));
+    if (!Array.isArray(reply)) throw new StoreUnavailableError('redis readLog returned an unexpected reply');
+    // An entry missing from Redis is left out rather than hidden: verifyLog reports the gap.
+    return reply.filter((text): text is string => typeof text === 'string').map((text) => logEntry(text, scope));
   }
 
-  async #unsubscribeOne(full: string, h: Handler): Promise<void> {
-    const handlers = this.#channels.get(full);
-    if (handlers === undefined || !handlers.delete(h) || handlers.size > 0) return;
-    this.#channels.delete(full);
-    // Messages for the channel are dropped from now on whether or not UNSUBSCRIBE reaches Redis.
-    if (this.#sub.status !== 'ready') return;
-    await this.#call('unsubscribe', this.#sub, () => this.#sub.unsubscribe(full)).catch((e: unknown) => {
-      this.#log.debug({ err: e }, 'unsubscribe failed (the connection is being replaced)');
-    });
+  async logHead(scope: string): Promise<LogHead> {
+    const [, head] = this.#logKeys(scope);
+    const [seq, hash] = await this.#conn.call('logHead', () => this.#redis.hmget(head, 'seq', 'hash'));
+    return seq === null || hash === null ? { seq: 0, hash: GENESIS } : { seq: Number(seq), hash };
+  }
+
+  async add(scope: string, key: string, buckets: Readonly<Record<string, number>>, ttlMs: number): Promise<void> {
+    checkBuckets(key, buckets, ttlMs);
+    const k = this.#keys.key(scope, 'b', key);
+    const pairs = Object.entries(buckets).flat();
+    await this.#conn.call('add', () => this.#redis.bwAddBuckets(k, ttlMs, ...pairs));
+  }
+
+  async sum(scope: string, keys: readonly string[]): Promise<Record<string, number>> {
+    checkScope(scope);
+    if (keys.length === 0) return {};
+    const ks = keys.map((k) => this.#keys.key(scope, 'b', k));
+    const reply = await this.#conn.call('sum', () => this.#redis.bwSumBuckets(ks.length, ...ks));
+    if (!Array.isArray(reply) || reply.length % 2 !== 0) throw new StoreUnavailableError('redis sum returned an unexpected reply');
+    const total = new Map<string, number>();
+    for (let i = 0; i < reply.length; i += 2) {
+      const [name, n] = [reply[i], reply[i + 1]];
+      if (typeof name !== 'string' || typeof n !== 'number') throw new StoreUnavailableError('redis sum returned an unexpected reply');
+      total.set(name, n);
+    }
+    // fromEntries, not assignment: a bucket named __proto__ stays a bucket.
+    return Object.fromEntries(total);
+  }
+
+  publish(channel: string, message: string): Promise<void> {
+    return this.#pubsub.publish(channel, message);
+  }
+
+  subscribe(channel: string, onMessage: (message: string) => void): Promise<() => Promise<void>> {
+    return this.#pubsub.subscribe(channel, onMessage);
   }
 
   healthy(): boolean {
-    if (this.#stalled) this.#probe();
-    return !this.#closed && !this.#stalled && this.#redis.status === 'ready' && this.#sub.status === 'ready';
+    return this.#conn.healthy();
   }
 
   /** Quits both connections, waiting at most about commandTimeoutMs, then drops them. */
   async close(): Promise<void> {
-    if (this.#closed) return;
-    this.#closed = true;
-    this.#channels.clear();
-    await Promise.all([quit(this.#redis, this.#timeoutMs), quit(this.#sub, this.#timeoutMs)]);
+    if (this.#conn.closed) return;
+    this.#pubsub.clear();
+    await this.#conn.close();
   }
 
-  #key(scope: string, kind: 'c' | 'l' | 'r', key: string): string {
-    if (scope.length === 0) throw new RangeError('scope must not be empty');
-    return `${this.#prefix}{${scope}}:${kind}:${key}`;
-  }
-
-  /**
-   * Runs one command with a hard deadline. ioredis's commandTimeout also applies, but a command can
-   * wait behind a running auto-pipeline or be re-sent after NOSCRIPT, each with a fresh timer; this
-   * deadline bounds the caller's wait however ioredis schedules it.
-   */
-  #call<T>(what: string, conn: Redis, command: () => Promise<T>): Promise<T> {
-    // Fails at once, without a round through ioredis's auto-pipeline, when there is no connection.
-    const status = conn.status;
-    if (status !== 'ready') {
-      return Promise.reject(new StoreUnavailableError(`redis ${what} failed: connection is ${status}`));
-    }
-    return new Promise<T>((resolve, reject) => {
-      let answered = false;
-      const timer = setTimeout(() => {
-        // Timers run before the event loop polls its sockets: after a long synchronous stretch
-        // (a burst of requests) the answer may already be waiting unread. Decide after the poll
-        // phase, so a busy gateway does not mistake its own lag for a dead Redis.
-        setImmediate(() => {
-          if (answered) return;
-          this.#stalled = true;
-          this.#probe();
-          reject(new StoreUnavailableError(`redis ${what} timed out after ${this.#timeoutMs} ms`));
-        });
-      }, this.#timeoutMs);
-      command().then(
-        (value) => {
-          answered = true;
-          clearTimeout(timer);
-          this.#stalled = false;
-          resolve(value);
-        },
-        (e: unknown) => {
-          answered = true;
-          clearTimeout(timer);
-          if (e instanceof Error && e.message === 'Command timed out') this.#stalled = true;
-          reject(new StoreUnavailableError(`redis ${what} failed: ${e instanceof Error ? e.message : String(e)}`, { cause: e }));
-        },
-      );
-    });
-  }
-
-  /**
-   * After a timeout the socket may still be open while the server answers nothing (paused, or a
-   * partition). One PING at a time tells when it answers again, even if no request tries.
-   */
-  #probe(): void {
-    if (this.#probing || this.#closed) return;
-    this.#probing = true;
-    this.#call('ping', this.#redis, () => this.#redis.ping()).then(
-      () => (this.#probing = false),
-      () => {
-        this.#probing = false;
-        // Still silent: look again shortly, so recovery does not wait for the next request.
-        if (this.#stalled && !this.#closed) setTimeout(() => this.#probe(), this.#timeoutMs).unref();
-      },
-    );
-  }
-
-  #resubscribe(): void {
-    const channels = [...this.#channels.keys()];
-    if (channels.length === 0) return;
-    this.#sub.subscribe(...channels).then(
-      () => this.#log.info({ channels: channels.length }, 'resubscribed'),
-      (e: unknown) => this.#log.warn({ err: e }, 'resubscribe failed; will retry on reconnect'),
-    );
-  }
-
-  #deliver(channel: string, message: string): void {
-    const handlers = this.#channels.get(channel);
-    if (handlers === undefined) return;
-    for (const h of handlers) {
-      try {
-        h(message);
-      } catch (e) {
-        // A subscriber's failure is its own; it must not stop delivery to the others.
-        this.#log.error({ err: e, channel: channel.slice(this.#prefix.length) }, 'subscriber threw');
-      }
-    }
-  }
-
-  /** Logs transitions (lost, back), not every failed reconnect attempt. */
-  #watch(conn: Redis, role: string): void {
-    let up = false;
-    let reported = false;
-    conn.on('ready', () => {
-      if (reported) this.#log.info({ role }, 'redis is back');
-      up = true;
-      reported = false;
-    });
-    conn.on('error', (e: unknown) => {
-      if (reported || this.#closed) return this.#log.debug({ err: e, role }, 'redis still unavailable');
-      reported = true;
-      // At start-up connect() reports the outage once for both connections.
-      if (up) this.#log.warn({ err: e, role }, 'redis connection failed; reconnecting');
-    });
-    conn.on('close', () => {
-      if (up && !reported && !this.#closed) {
-        this.#log.warn({ role }, 'redis connection lost; reconnecting');
-        reported = true;
-      }
-      up = false;
-    });
+  #logKeys(scope: string): [string, string] {
+    return [this.#keys.key(scope, 'j'), this.#keys.key(scope, 'h')];
   }
 }
 
-/** True once `conn` is ready; false on its first failure or after `ms`. */
-function untilReady(conn: Redis, ms: number): Promise<boolean> {
-  if (conn.status === 'ready') return Promise.resolve(true);
-  return new Promise((resolve) => {
-    const done = (ok: boolean) => {
-      clearTimeout(timer);
-      conn.off('ready', onReady);
-      conn.off('error', onFail);
-      conn.off('close', onFail);
-      resolve(ok);
-    };
-    const onReady = () => done(true);
-    const onFail = () => done(false);
-    const timer = setTimeout(onFail, ms);
-    conn.once('ready', onReady);
-    conn.once('error', onFail);
-    conn.once('close', onFail);
-  });
-}
-
-async function quit(conn: Redis, ms: number): Promise<void> {
-  if (conn.status === 'ready') {
-    let timer: NodeJS.Timeout | undefined;
-    const deadline = new Promise<void>((resolve) => {
-      timer = setTimeout(resolve, ms);
-    });
-    await Promise.race([conn.quit().catch(() => undefined), deadline]);
-    clearTimeout(timer);
-  }
-  // Stops reconnecting and drops the socket if QUIT did not.
-  conn.disconnect(false);
-}
-
-function integers(reply: unknown, length: number, what: string): number[] {
-  if (Array.isArray(reply) && reply.length === length && reply.every((x) => typeof x === 'number')) return reply as number[];
-  throw new StoreUnavailableError(`redis ${what} returned an unexpected reply`);
-}
-
-/** A URL fit for logs: no password. */
-function redacted(url: string): string {
+/** An entry as stored by APPEND_LUA (redis-log-scripts.ts). */
+function logEntry(text: string, scope: string): LogEntry {
+  let e: unknown;
   try {
-    const u = new URL(url);
-    if (u.password !== '') u.password = '***';
-    return u.toString();
-  } catch {
-    return '(unparseable url)';
+    e = JSON.parse(text);
+  } catch (err) {
+    throw new StoreUnavailableError(`an entry of log ${scope} is not JSON`, { cause: err });
   }
+  const { seq, at, prev, hash } = (typeof e === 'object' && e !== null ? e : {}) as Partial<Record<keyof LogEntry, unknown>>;
+  if (typeof seq === 'number' && typeof at === 'number' && typeof prev === 'string' && typeof hash === 'string' && 'entry' in (e as object)) {
+    return e as LogEntry;
+  }
+  throw new StoreUnavailableError(`an entry of log ${scope} is not a log entry`);
 }
-

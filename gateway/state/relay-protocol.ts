@@ -14,7 +14,9 @@ import { StoreUnavailableError, type StateStore } from './store.js';
  * same arguments. A method added to StateStore is relayed by adding its name here (the compiler
  * insists: RelayStore would not implement StateStore, and `Unlisted` below would not be never).
  */
-export const RELAYED = ['charge', 'acquire', 'release', 'get', 'set', 'delete', 'records', 'forget', 'publish'] as const satisfies readonly (keyof StateStore)[];
+export const RELAYED = [
+  'charge', 'acquire', 'release', 'get', 'set', 'delete', 'read', 'compareAndSet', 'records', 'forget', 'append', 'readLog', 'logHead', 'add', 'sum', 'publish',
+] as const satisfies readonly (keyof StateStore)[];
 export type Relayed = (typeof RELAYED)[number];
 
 /** What the relay handles itself: a callback cannot cross processes, and the rest is its own state. */

@@ -10,13 +10,12 @@
  * counter's limit, and a replica hands out only what it was granted. What a replica reserved but did
  * not use before its window ended is lost (the window resets in Redis), so a replica whose traffic
  * stops may leave at most a block unused: the error is on the side of refusing, never of admitting.
- * Everything but `charge` goes straight to the wrapped store.
+ * Everything but `charge` (and forget, which drops this replica's blocks) goes straight to the
+ * wrapped store.
  */
-import type { Logger } from 'pino';
-import type { StoreSettings } from '../config.js';
 import { checkCharge } from './checks.js';
-import { RedisStore } from './redis-store.js';
-import type { ChargeResult, CounterCharge, LeaseResult, StateStore } from './store.js';
+import type { RedisStore } from './redis-store.js';
+import type { ChargeResult, CompareAndSetResult, CounterCharge, LeaseResult, LogEntry, LogHead, RecordOptions, StateStore, VersionedRecord } from './store.js';
 
 /** The largest block a replica takes beyond what a request needs. */
 const MAX_EXTRA = 63;
@@ -54,10 +53,6 @@ export class ReservingStore implements StateStore {
       for (const [k, b] of this.#blocks) if (b.windowEnd <= t) this.#blocks.delete(k);
     }, 10_000);
     this.#prune.unref();
-  }
-
-  static async connect(cfg: StoreSettings, log: Logger): Promise<ReservingStore> {
-    return new ReservingStore(await RedisStore.connect(cfg, log));
   }
 
   async charge(scope: string, counters: readonly CounterCharge[], cost: number): Promise<ChargeResult> {
@@ -157,12 +152,40 @@ export class ReservingStore implements StateStore {
     return this.#inner.get(scope, key);
   }
 
-  set(scope: string, key: string, value: unknown): Promise<void> {
-    return this.#inner.set(scope, key, value);
+  set(scope: string, key: string, value: unknown, opts?: RecordOptions): Promise<void> {
+    return this.#inner.set(scope, key, value, opts);
   }
 
   delete(scope: string, key: string): Promise<void> {
     return this.#inner.delete(scope, key);
+  }
+
+  read(scope: string, key: string): Promise<VersionedRecord | undefined> {
+    return this.#inner.read(scope, key);
+  }
+
+  compareAndSet(scope: string, key: string, expectedRevision: number, value: unknown, opts?: RecordOptions): Promise<CompareAndSetResult> {
+    return this.#inner.compareAndSet(scope, key, expectedRevision, value, opts);
+  }
+
+  append(scope: string, entry: unknown): Promise<LogHead> {
+    return this.#inner.append(scope, entry);
+  }
+
+  readLog(scope: string, fromSeq: number, limit: number): Promise<LogEntry[]> {
+    return this.#inner.readLog(scope, fromSeq, limit);
+  }
+
+  logHead(scope: string): Promise<LogHead> {
+    return this.#inner.logHead(scope);
+  }
+
+  add(scope: string, key: string, buckets: Readonly<Record<string, number>>, ttlMs: number): Promise<void> {
+    return this.#inner.add(scope, key, buckets, ttlMs);
+  }
+
+  sum(scope: string, keys: readonly string[]): Promise<Record<string, number>> {
+    return this.#inner.sum(scope, keys);
   }
 
   records(scope: string): Promise<Map<string, unknown>> {

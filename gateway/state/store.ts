@@ -1,7 +1,8 @@
 /**
  * The one interface for everything replicas share: windowed counters (rate limits and quotas),
- * leases (concurrency caps), small records (routes, opt-outs, kill-switch state) and change
- * notifications. `MemoryStore` is the single-process default; `RedisStore` shares state across
+ * leases (concurrency caps), small records with revisions (routes, opt-outs, kill-switch state),
+ * append-only hash-chained logs (audit), mergeable bucket counters (drift windows, canary figures)
+ * and change notifications. `MemoryStore` is the single-process default; `RedisStore` shares state across
  * replicas. One contract suite (test/helpers/store-contract.ts) runs against both.
  *
  * Keys are grouped by a `scope` (a tenant, a model…): everything one call touches shares a scope,
@@ -29,6 +30,42 @@ export interface LeaseResult {
   readonly held: number;
 }
 
+/** One entry of an append-only log, as readLog returns it. */
+export interface LogEntry {
+  /** 1, 2, 3… in the order the store took them: no gap, no duplicate, whoever appended. */
+  readonly seq: number;
+  /** When the store took it, in ms by the store's clock (Redis's TIME, not a replica's). */
+  readonly at: number;
+  /** The previous entry's hash (GENESIS for seq 1). */
+  readonly prev: string;
+  /** SHA-256 over prev, seq, at and the entry's JSON (gateway/state/log-chain.ts). */
+  readonly hash: string;
+  readonly entry: unknown;
+}
+
+/** A log's last entry: `{ seq: 0, hash: GENESIS }` while the log is empty. */
+export interface LogHead {
+  readonly seq: number;
+  readonly hash: string;
+}
+
+/** A record and the revision its last write got (revisions only grow within a scope). */
+export interface VersionedRecord {
+  readonly value: unknown;
+  readonly revision: number;
+}
+
+export interface CompareAndSetResult {
+  readonly ok: boolean;
+  /** On success the new revision (0 after a delete); on a mismatch the current one (0: absent). */
+  readonly revision: number;
+}
+
+export interface RecordOptions {
+  /** The record (and its revision) disappear this many ms after the write. Without it: never. */
+  readonly ttlMs?: number;
+}
+
 export interface StateStore {
   /** `memory` or `redis`: reported in metrics and logs. */
   readonly kind: string;
@@ -45,8 +82,24 @@ export interface StateStore {
   release(scope: string, key: string, id: string): Promise<void>;
   /** Small records (JSON-serialisable), e.g. a model's routes. */
   get(scope: string, key: string): Promise<unknown>;
-  set(scope: string, key: string, value: unknown): Promise<void>;
+  /**
+   * Writes a record unconditionally. Like every write it takes a new revision from the scope's
+   * sequence; with `ttlMs` the record expires (a later write without it makes it permanent again).
+   */
+  set(scope: string, key: string, value: unknown, opts?: RecordOptions): Promise<void>;
+  /**
+   * Deletes a record and its revision: nothing naming `key` is left (erasure). Deleting a record
+   * that exists is a write (it moves the scope's sequence); the sequence itself names only the scope.
+   */
   delete(scope: string, key: string): Promise<void>;
+  /** A record with its revision; undefined when absent (an absent record has revision 0). */
+  read(scope: string, key: string): Promise<VersionedRecord | undefined>;
+  /**
+   * Writes `value` (undefined: deletes) only if the record's revision is still `expectedRevision`
+   * (0: only if absent). Revisions come from one sequence per scope, so they are never reused, even
+   * after a delete: a revision read before a delete and re-create can never match again.
+   */
+  compareAndSet(scope: string, key: string, expectedRevision: number, value: unknown, opts?: RecordOptions): Promise<CompareAndSetResult>;
   /**
    * Every record of `scope`, key → value: how a replica loads (and reconciles) its local copy of a
    * registry (opt-outs…). Not for the request path: it reads the whole scope. A record deleted or
@@ -58,6 +111,22 @@ export interface StateStore {
    * harmless. Resolves to how many existed. Leases are not touched: they expire by themselves.
    */
   forget(scope: string, counterKeys: readonly string[]): Promise<number>;
+  /**
+   * Appends to the scope's log: the entry gets the next sequence number (from 1, without gaps, even
+   * with concurrent appends from several replicas) and is chained to the one before. Resolves to its
+   * seq and hash. An entry is JSON of at most 8 KiB (MAX_LOG_ENTRY_BYTES).
+   */
+  append(scope: string, entry: unknown): Promise<LogHead>;
+  /** Entries with seq >= fromSeq, ascending, at most `limit` (itself at most MAX_LOG_READ, 1000). */
+  readLog(scope: string, fromSeq: number, limit: number): Promise<LogEntry[]>;
+  logHead(scope: string): Promise<LogHead>;
+  /**
+   * Adds integer amounts to named buckets of a counter `key` (creating what is missing) and makes
+   * the whole key expire `ttlMs` after this call: a window of figures several replicas add to.
+   */
+  add(scope: string, key: string, buckets: Readonly<Record<string, number>>, ttlMs: number): Promise<void>;
+  /** Bucket by bucket, the sum over `keys`; a missing or expired key adds nothing. */
+  sum(scope: string, keys: readonly string[]): Promise<Record<string, number>>;
   /** Publishes to every subscriber of `channel` on every replica (including this one). */
   publish(channel: string, message: string): Promise<void>;
   /** Returns the unsubscribe function. Delivery is at most once; reconcile from records on reconnect. */
