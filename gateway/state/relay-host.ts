@@ -8,7 +8,7 @@
  * (the publisher's included, as with Redis). A worker whose channel closes loses its subscriptions.
  */
 import type { Logger } from 'pino';
-import { asRequest, encodeError, encodeValue, withHoles, type RelayChannel, type RelayMessage, type RelayRequest } from './relay-protocol.js';
+import { asRequest, decodeArgs, encodeError, encodeValue, withHoles, type RelayChannel, type RelayMessage, type RelayRequest } from './relay-protocol.js';
 import type { StateStore } from './store.js';
 
 type Call = Extract<RelayRequest, { op: 'call' }>;
@@ -78,7 +78,7 @@ export class RelayHost {
   #run(m: Call): Promise<unknown> {
     // Only a listed method (asRequest checked): a worker cannot close or reach into the primary's store.
     const method = this.#store[m.method] as (...args: unknown[]) => Promise<unknown>;
-    return method.apply(this.#store, withHoles(m.args, m.holes));
+    return method.apply(this.#store, withHoles(decodeArgs(m.args, m.nonFinite), m.holes));
   }
 }
 

@@ -38,7 +38,7 @@ export interface RelayChannel {
 
 /** A worker's request; `id` numbers the worker's requests and names its subscriptions. */
 export type RelayRequest =
-  | { readonly bw: 'store'; readonly op: 'call'; readonly id: number; readonly method: Relayed; readonly args: readonly unknown[]; readonly holes?: readonly number[] }
+  | { readonly bw: 'store'; readonly op: 'call'; readonly id: number; readonly method: Relayed; readonly args: readonly unknown[]; readonly holes?: readonly number[]; readonly nonFinite?: true }
   | { readonly bw: 'store'; readonly op: 'subscribe'; readonly id: number; readonly channel: string }
   | { readonly bw: 'store'; readonly op: 'unsubscribe'; readonly id: number; readonly sub: number }
   /** The worker's store closed: its subscriptions go. */
@@ -75,7 +75,7 @@ export function asRequest(m: unknown): RelayRequest | undefined {
   if (op === 'call') {
     if (typeof m.method !== 'string' || !RELAYED_NAMES.has(m.method) || !Array.isArray(m.args)) return undefined;
     const holes = Array.isArray(m.holes) ? m.holes.filter(isId) : undefined;
-    return { bw: 'store', op, id, method: m.method as Relayed, args: m.args, holes };
+    return { bw: 'store', op, id, method: m.method as Relayed, args: m.args, holes, ...(m.nonFinite === true ? { nonFinite: true } : {}) };
   }
   if (op === 'subscribe' && typeof m.channel === 'string') return { bw: 'store', op, id, channel: m.channel };
   if (op === 'unsubscribe' && isId(m.sub)) return { bw: 'store', op, id, sub: m.sub };
@@ -105,6 +105,40 @@ export function withHoles(args: readonly unknown[], holes: readonly number[] | u
   const out = [...args];
   for (const i of holes ?? []) out[i] = undefined;
   return out;
+}
+
+/** How a number JSON cannot write (NaN, ±Infinity) crosses: the store must see it to refuse it. */
+const NON_FINITE = '$bwNonFinite';
+
+function hasNonFinite(v: unknown, depth = 0): boolean {
+  if (typeof v === 'number') return !Number.isFinite(v);
+  if (v === null || typeof v !== 'object' || depth > 8) return false;
+  for (const x of Array.isArray(v) ? v : Object.values(v)) if (hasNonFinite(x, depth + 1)) return true;
+  return false;
+}
+
+function mapNumbers(v: unknown, f: (n: unknown) => unknown, depth = 0): unknown {
+  const mapped = f(v);
+  if (mapped !== v || v === null || typeof v !== 'object' || depth > 8) return mapped;
+  if (Array.isArray(v)) return v.map((x) => mapNumbers(x, f, depth + 1));
+  return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, mapNumbers(x, f, depth + 1)]));
+}
+
+/**
+ * Arguments as they cross: non-finite numbers tagged (only when there are any: the common call
+ * is left as it is). `nonFinite` tells the primary to untag them.
+ */
+export function encodeArgs(args: readonly unknown[]): { args: readonly unknown[]; nonFinite?: true } {
+  if (!hasNonFinite(args)) return { args };
+  return { args: mapNumbers(args, (n) => (typeof n === 'number' && !Number.isFinite(n) ? { [NON_FINITE]: String(n) } : n)) as unknown[], nonFinite: true };
+}
+
+export function decodeArgs(args: readonly unknown[], nonFinite: boolean | undefined): readonly unknown[] {
+  if (nonFinite !== true) return args;
+  return mapNumbers(args, (n) => {
+    const tag = n !== null && typeof n === 'object' && !Array.isArray(n) ? (n as Record<string, unknown>)[NON_FINITE] : undefined;
+    return typeof tag === 'string' ? Number(tag) : n;
+  }) as unknown[];
 }
 
 /** An answer as reply fields: a Map (records) as its entries, undefined as nothing. */

@@ -10,7 +10,7 @@
  */
 import type { Logger } from 'pino';
 import {
-  asReply, decodeError, decodeValue, holesOf, RELAYED, type RelayChannel, type RelayReply, type RelayRequest, type Relayed,
+  asReply, decodeError, decodeValue, encodeArgs, holesOf, RELAYED, type RelayChannel, type RelayReply, type RelayRequest, type Relayed,
 } from './relay-protocol.js';
 import { StoreUnavailableError, type StateStore } from './store.js';
 
@@ -73,7 +73,7 @@ export class RelayStore implements StateStore {
       // JSON would send null in its place; the primary's store must not take it for a value.
       if (typeof a === 'function' || typeof a === 'symbol') return Promise.reject(new TypeError(`${method}: a ${typeof a} cannot be relayed to the primary`));
     }
-    return this.#request(method, { op: 'call', method, args, holes: holesOf(args) });
+    return this.#request(method, { op: 'call', method, ...encodeArgs(args), holes: holesOf(args) });
   }
 
   async subscribe(channel: string, onMessage: (message: string) => void): Promise<() => Promise<void>> {
