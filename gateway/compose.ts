@@ -21,6 +21,7 @@ import { createRateLimitPolicy } from '../policies/rate-limit.js';
 import { createTrafficPolicy, effectiveTraffic } from '../policies/traffic-split.js';
 import { createUnleashSource } from '../policies/unleash.js';
 import { accessLogObserver } from './access-log.js';
+import { AuditLog } from './audit/audit-log.js';
 import type { GatewayConfig, MirrorStart } from './config.js';
 import { Eraser } from './control/erasure.js';
 import { OPT_OUTS_SCOPE, OptOutRegistry } from './control/opt-out-registry.js';
@@ -28,6 +29,7 @@ import { TrafficRoutes } from './control/traffic-routes.js';
 import { Observers, type Observer } from './observers.js';
 import { Readiness, readinessPolicy } from './readiness.js';
 import type { ServerFeature } from './routes/admin.js';
+import { auditFeature } from './routes/admin-audit.js';
 import { trafficFeature } from './routes/admin-traffic.js';
 import { optOutsFeature } from './routes/opt-outs.js';
 import { Serving } from './serving.js';
@@ -53,6 +55,8 @@ export interface Composed {
   readonly features: readonly ServerFeature[];
   readonly shadow: ShadowMirror;
   readonly readiness: Readiness;
+  /** Where every change is recorded. */
+  readonly audit: AuditLog;
   /** Applies a validated configuration: the model table first, then every part that follows it. */
   reload(next: GatewayConfig): Promise<void>;
   /** Closes every part in reverse start order; in-flight backend calls get at most `waitMs`. */
@@ -148,9 +152,14 @@ export async function compose(config: GatewayConfig, log: Logger, opts: ComposeO
       accessLogObserver(() => serving.config.logging.accessLog),
       ...(opts.observers ?? []),
     ], log);
+    // One audit log for every change; records the store could not take yet are retried, and
+    // flushed (as far as the store allows) when the gateway closes.
+    const audit = new AuditLog(store, log);
+    parts.push({ name: 'audit log', close: () => audit.close() });
     const features: ServerFeature[] = [
-      trafficFeature({ serving, routes, figures, shadowFigures: (m) => shadow.figures(m) }),
-      optOutsFeature({ registry: optOuts, eraser: new Eraser({ store, registry: optOuts, fallback: limitsFallback, config: () => current }) }),
+      trafficFeature({ serving, routes, figures, audit, shadowFigures: (m) => shadow.figures(m) }),
+      optOutsFeature({ registry: optOuts, audit, eraser: new Eraser({ store, registry: optOuts, fallback: limitsFallback, config: () => current }) }),
+      auditFeature(audit),
     ];
 
     return {
@@ -163,6 +172,7 @@ export async function compose(config: GatewayConfig, log: Logger, opts: ComposeO
       features,
       shadow,
       readiness,
+      audit,
       async reload(next: GatewayConfig): Promise<void> {
         for (const section of RESTART_SECTIONS) {
           if (JSON.stringify(next[section]) !== JSON.stringify(current[section])) {

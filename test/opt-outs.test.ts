@@ -279,7 +279,7 @@ test('automated-decision: served by the fallback version (even when pinned), or 
 
 test('self-service: a subject sets, reads and removes their own opt-outs with their own token; bad bodies are 400', async () => {
   const me = token('self-1');
-  assert.deepEqual((await call(A, 'GET', '/me/opt-outs', me)).json, { subject: 'self-1', kinds: [] });
+  assert.deepEqual((await call(A, 'GET', '/me/opt-outs', me)).json, { subject: 'self-1', kinds: [], revision: 0 });
   const set = await call(A, 'PUT', '/me/opt-outs', me, { kinds: ['tracking', 'experiments'] });
   assert.equal(set.status, 200);
   assert.equal(set.headers['cache-control'], 'no-store');
@@ -305,8 +305,8 @@ test('self-service: a subject sets, reads and removes their own opt-outs with th
   }
   assert.deepEqual((await call(A, 'GET', '/me/opt-outs', me)).json.kinds, ['experiments', 'tracking'], 'refused changes changed nothing');
   const removed = await call(A, 'DELETE', '/me/opt-outs', me);
-  assert.deepEqual(removed.json, { subject: 'self-1', kinds: [], removed: true });
-  assert.deepEqual((await call(A, 'GET', '/me/opt-outs', me)).json, { subject: 'self-1', kinds: [] });
+  assert.deepEqual(removed.json, { subject: 'self-1', kinds: [], revision: 0, removed: true });
+  assert.deepEqual((await call(A, 'GET', '/me/opt-outs', me)).json, { subject: 'self-1', kinds: [], revision: 0 });
   assert.equal((await call(A, 'DELETE', '/me/opt-outs', me)).json.removed, false);
   assert.equal((await call(A, 'GET', '/me/opt-outs')).status, 401, 'no token');
   assert.equal((await call(A, 'PUT', '/me/opt-outs', undefined, { kinds: ['tracking'] })).status, 401);
@@ -331,10 +331,11 @@ test('admin routes need admin:opt-outs: 401 without a token, 403 with a predict-
   const set = await call(A, 'PUT', '/admin/opt-outs/someone', adminToken(), { kinds: ['automated-decision'], reason: 'DSR-1234' });
   assert.deepEqual([set.json.kinds, set.json.updatedBy], [['automated-decision'], 'admin-1']);
   assert.deepEqual((await call(B, 'GET', '/admin/opt-outs/someone', adminToken())).json.kinds, ['automated-decision']);
-  const audit = await until('the audit line', () => logLines(A.output()).some((l) => l.audit === 'opt-outs' && l.reason === 'DSR-1234'));
+  // The audit record's log line (its copy of last resort; the record itself is in the audit log).
+  const audit = await until('the audit line', () => logLines(A.output()).some((l) => l.audit === true && l.reason === 'DSR-1234'));
   assert.ok(audit >= 0);
-  const line = logLines(A.output()).find((l) => l.audit === 'opt-outs' && l.reason === 'DSR-1234');
-  assert.deepEqual([line?.by, line?.subject, line?.before, line?.after, line?.level], ['admin-1', 'someone', [], ['automated-decision'], 'info']);
+  const line = logLines(A.output()).find((l) => l.audit === true && l.reason === 'DSR-1234');
+  assert.deepEqual([line?.action, line?.actor, line?.via, line?.target, line?.before, line?.after, line?.level], ['opt-outs.set', 'admin-1', 'admin:opt-outs', { kind: 'subject', id: 'someone' }, [], ['automated-decision'], 'info']);
 });
 
 test('an opt-out set through replica A applies on replica B within 1 s', async () => {
@@ -396,6 +397,6 @@ test('erasure removes the opt-out record and the subject\'s rate-limit counters,
   for (const k of [...ownKeys, counterKeys('erase-admin', 'globex')[0], recordKey('erase-admin')]) assert.ok(!(await exists(k)), `${k} is gone`);
   // B applies the removal too: the subject is served by the model again.
   await until('B serves erase-admin again', async () => (await infer(B, 'nofb', 'erase-admin', { tenant: 'globex' })).status === 200, 1_000);
-  const line = await until('the erasure audit line', () => logLines(A.output()).some((l) => l.action === 'erase' && l.reason === 'DSR-99'));
+  const line = await until('the erasure audit line', () => logLines(A.output()).some((l) => l.action === 'subject.erase' && l.reason === 'DSR-99'));
   assert.ok(line >= 0);
 });

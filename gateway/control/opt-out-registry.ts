@@ -72,10 +72,12 @@ export interface RegistryOptions {
   readonly snapshotFile?: string;
 }
 
-/** What a change did, for the answer and the audit line. */
+/** What a change did, for the answer and the audit log. */
 export interface Change {
   readonly before: OptOutRecord | undefined;
   readonly after: OptOutRecord | undefined;
+  /** The record's revision after the change (0: removed). */
+  readonly revision: number;
 }
 
 export class OptOutRegistry {
@@ -122,24 +124,26 @@ export class OptOutRegistry {
     return this.#mirror.entries.size;
   }
 
-  /** The subject's record, read from the store (the local copy is brought in line with it). */
-  async get(subject: string): Promise<OptOutRecord | undefined> {
-    return asRecord(await this.#mirror.fetch(subject));
+  /** The subject's record and its revision (0: none), read from the store (the local copy follows). */
+  async get(subject: string): Promise<{ readonly record: OptOutRecord | undefined; readonly revision: number }> {
+    const stored = await this.#mirror.read(subject);
+    return { record: asRecord(stored?.value), revision: stored?.revision ?? 0 };
   }
 
-  /** Replaces the subject's opt-outs with `kinds` (non-empty, validated by the caller). */
-  async set(subject: string, kinds: readonly OptOutKindName[], by: string): Promise<Change> {
-    const before = await this.get(subject);
+  /**
+   * Replaces the subject's opt-outs with `kinds` (non-empty, validated by the caller): a
+   * compare-and-set, against `expected` if given (REVISION_CONFLICT when it moved).
+   */
+  async set(subject: string, kinds: readonly OptOutKindName[], by: string, expected?: number): Promise<Change> {
     const after: OptOutRecord = { kinds: kindsOf(bitsOf(kinds)), updatedAt: new Date(this.#now()).toISOString(), updatedBy: by };
-    await this.#mirror.put(subject, after);
-    return { before, after };
+    const done = await this.#mirror.change(subject, expected, () => after);
+    return { before: asRecord(done.before?.value), after, revision: done.revision };
   }
 
-  /** Removes the subject's record (every opt-out); harmless when there is none. */
-  async clear(subject: string): Promise<Change> {
-    const before = await this.get(subject);
-    await this.#mirror.remove(subject);
-    return { before, after: undefined };
+  /** Removes the subject's record (every opt-out) and its revision; harmless when there is none. */
+  async clear(subject: string, expected?: number): Promise<Change> {
+    const done = await this.#mirror.change(subject, expected, () => undefined);
+    return { before: asRecord(done.before?.value), after: undefined, revision: 0 };
   }
 
   /**

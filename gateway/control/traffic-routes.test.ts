@@ -34,9 +34,12 @@ test('a change is stored, applied here at once and picked up by another replica 
     for (let i = 0; i < 50 && b.routes.overrides.get('m') === undefined; i++) await new Promise((r) => setTimeout(r, 5));
     assert.deepEqual(b.routes.overrides.get('m')?.routes, [{ version: '2', weight: 100 }]);
     assert.equal(b.routes.live('m').updatedBy, 'anna');
-    await a.routes.reset('m', 'anna', 'undo');
+    const undo = await a.routes.reset('m', 'anna', 'undo');
     assert.equal(a.routes.live('m').source, 'config');
-    assert.deepEqual((await b.routes.history('m')).map((h) => h.action), ['reset', 'set']);
+    assert.ok(undo.revision > change.revision, 'a reset has a revision of its own');
+    assert.equal(await b.routes.revision('m'), undo.revision);
+    for (let i = 0; i < 50 && b.routes.overrides.get('m') !== undefined; i++) await new Promise((r) => setTimeout(r, 5));
+    assert.equal(b.routes.live('m').source, 'config', 'the reset reaches b');
   } finally {
     await a.routes.close();
     await b.routes.close();
@@ -79,8 +82,8 @@ test('when the store fails, the last known routes stand and a write says nothing
   try {
     await routes.set('m', { routes: [{ version: '2', weight: 100 }] }, 'anna', 'x');
     // What a real store throws when Redis is gone, for reads of one record and of the whole scope.
-    const broken = store as unknown as { get: unknown; records: unknown };
-    broken.get = broken.records = async () => {
+    const broken = store as unknown as { get: unknown; read: unknown; records: unknown };
+    broken.get = broken.read = broken.records = async () => {
       throw new StoreUnavailableError('store down');
     };
     await routes.reconcile();
@@ -113,5 +116,29 @@ test('a change made while a reconcile reads is not undone by its older snapshot'
     assert.ok(seen.every((o, i) => i === 0 || o.get('m') !== undefined), 'the split never went back to the file\'s routes');
   } finally {
     await routes.close();
+  }
+});
+
+test('concurrent changes each get their own revision and replace exactly what the one before wrote; a stale revision is refused', async () => {
+  const store = new MemoryStore();
+  const cfg = config(['1', '2', '3']);
+  const a = await start(store, cfg);
+  const b = await start(store, cfg);
+  try {
+    const weights = Array.from({ length: 10 }, (_, i) => i * 10);
+    const changes = await Promise.all(weights.map((w, i) => (i % 2 === 0 ? a : b).routes.set('m', { routes: [{ version: '1', weight: 100 - w }, { version: '2', weight: w }] }, `po-${i}`, `step ${i}`)));
+    const revisions = changes.map((c) => c.revision);
+    assert.equal(new Set(revisions).size, changes.length, 'no two changes share a revision');
+    // In revision order, each change's before is the previous change's after: none was lost.
+    const ordered = [...changes].sort((x, y) => x.revision - y.revision);
+    for (let i = 1; i < ordered.length; i++) assert.deepEqual(ordered[i].before, ordered[i - 1].after, `change ${ordered[i].revision}`);
+    const current = await a.routes.revision('m');
+    assert.equal(current, ordered[ordered.length - 1].revision);
+    await assert.rejects(b.routes.set('m', { routes: [{ version: '3', weight: 100 }] }, 'late', 'stale', current - 1), (e: unknown) => e instanceof GatewayError && e.code === 'REVISION_CONFLICT' && e.headers?.etag === `"${current}"`);
+    const fresh = await b.routes.set('m', { routes: [{ version: '3', weight: 100 }] }, 'late', 'fresh', current);
+    assert.ok(fresh.revision > current);
+  } finally {
+    await a.routes.close();
+    await b.routes.close();
   }
 });

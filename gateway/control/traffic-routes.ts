@@ -8,38 +8,36 @@
  * `state.reconcileMs`). The request path never reads the store: the traffic policy answers from
  * tables built from this local copy.
  *
- * Every change leaves an audit entry (who, what, before, after, why): a log line, a record of its
- * own in the store (`audit` scope), and the model's recent history shown by the admin API.
- *
- * Concurrent changes of one model from two replicas are last-writer-wins (the store has no
- * compare-and-set); each is audited with what it replaced.
+ * Changes are compare-and-set on the model's record: its revision comes from the store's sequence,
+ * so two replicas changing one model at once each get their own revision and each change's
+ * `before` is exactly what it replaced; a caller that says which revision it read (If-Match) gets
+ * REVISION_CONFLICT if it moved. A reset writes a record too (routes null: the file's serve), so
+ * it has a revision of its own and says who reset and why. The admin feature writes each change
+ * to the audit log (gateway/audit/audit-log.ts), which is also the model's history.
  */
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { ConfigError, parseTraffic, type GatewayConfig, type MirrorStart, type TrafficConfig } from '../config.js';
 import { GatewayError } from '../errors.js';
-import { MirroredScope, storeUnavailable } from '../state/mirrored-scope.js';
+import { MirroredScope } from '../state/mirrored-scope.js';
 import type { StateStore } from '../state/store.js';
 
 /** The live run-time routes, one record per model (mirrored). */
 const SCOPE = 'traffic';
-/** Each model's recent changes, one record per model (read by the admin view only). */
-const HISTORY_SCOPE = 'traffic-history';
-/** Entries of a model's history kept for the admin view; older ones stay in the `audit` scope. */
-export const HISTORY_LENGTH = 20;
 
-/** A model's run-time routes as stored. */
+/** A model's run-time routes as stored; `traffic: null` is a reset (the file's routes serve). */
 export interface TrafficRecord {
-  readonly traffic: TrafficConfig;
-  readonly revision: number;
+  readonly traffic: TrafficConfig | null;
   readonly updatedAt: string;
   readonly updatedBy: string;
   readonly reason: string;
 }
 
+/** What a change did; the admin API answers with it and the audit log keeps it. */
 export interface TrafficChange {
   readonly model: string;
   readonly action: 'set' | 'reset';
+  /** The model's record revision after the change (If-Match takes it). */
   readonly revision: number;
   readonly at: string;
   readonly by: string;
@@ -54,7 +52,6 @@ export interface LiveTraffic {
   /** `admin`: set at run time; `config`: the configuration file's; `none`: no split. */
   readonly source: 'admin' | 'config' | 'none';
   readonly traffic: TrafficConfig | null;
-  readonly revision: number;
   readonly updatedAt?: string;
   readonly updatedBy?: string;
   readonly reason?: string;
@@ -66,13 +63,17 @@ export interface MirrorOptions {
   readonly snapshotDir?: string;
 }
 
-/** A stored value as a TrafficRecord, structurally; its routes are checked against the configuration later. */
-function parseRecord(_model: string, value: unknown): TrafficRecord {
+/** A stored value as a TrafficRecord, structurally (records of older versions carried a revision: ignored). */
+function asRecord(value: unknown): TrafficRecord {
   const r = value as Partial<TrafficRecord> | null;
-  if (r === null || typeof r !== 'object' || typeof r.revision !== 'number' || typeof r.traffic !== 'object' || r.traffic === null) {
-    throw new Error('not a traffic record');
-  }
-  return r as TrafficRecord;
+  if (r === null || typeof r !== 'object' || typeof r.traffic !== 'object') throw new Error('not a traffic record');
+  return { traffic: r.traffic, updatedAt: String(r.updatedAt ?? ''), updatedBy: String(r.updatedBy ?? ''), reason: String(r.reason ?? '') };
+}
+
+/** The mirror holds run-time routes only: a reset record is no entry. Its routes are checked against the configuration later. */
+function parseRecord(_model: string, value: unknown): TrafficRecord | undefined {
+  const r = asRecord(value);
+  return r.traffic === null ? undefined : r;
 }
 
 /** What a stored record became under the current configuration: its routes, or none (they do not fit). */
@@ -153,7 +154,7 @@ export class TrafficRoutes {
       const mc = this.#config.models[model];
       if (mc === undefined) continue;
       const had = this.#derived.get(model);
-      if (had !== undefined && had.record.revision === record.revision && had.record.updatedAt === record.updatedAt) {
+      if (had !== undefined && had.record.updatedAt === record.updatedAt && had.record.updatedBy === record.updatedBy && had.record.reason === record.reason) {
         next.set(model, had);
         continue;
       }
@@ -189,23 +190,19 @@ export class TrafficRoutes {
     const d = this.#derived.get(model);
     if (d?.traffic !== undefined) {
       const rec = d.record;
-      return { source: 'admin', traffic: d.traffic, revision: rec.revision, updatedAt: rec.updatedAt, updatedBy: rec.updatedBy, reason: rec.reason };
+      return { source: 'admin', traffic: d.traffic, updatedAt: rec.updatedAt, updatedBy: rec.updatedBy, reason: rec.reason };
     }
     const fromFile = this.#config.models[model]?.traffic;
-    return fromFile === undefined ? { source: 'none', traffic: null, revision: 0 } : { source: 'config', traffic: fromFile, revision: 0 };
+    return fromFile === undefined ? { source: 'none', traffic: null } : { source: 'config', traffic: fromFile };
   }
 
-  async history(model: string): Promise<readonly TrafficChange[]> {
-    try {
-      const h = await this.#store.get(HISTORY_SCOPE, model);
-      return Array.isArray(h) ? (h as TrafficChange[]) : [];
-    } catch (e) {
-      throw storeUnavailable(e);
-    }
+  /** The revision of the model's stored record (0: never changed at run time), read from the store: for If-Match. */
+  async revision(model: string): Promise<number> {
+    return (await this.#mirror.read(model))?.revision ?? 0;
   }
 
   /** Validates and stores new routes for `model`; INVALID_TRAFFIC lists every problem. */
-  async set(model: string, input: unknown, by: string, reason: string): Promise<TrafficChange> {
+  async set(model: string, input: unknown, by: string, reason: string, expected?: number): Promise<TrafficChange> {
     const versions = Object.keys(this.#config.models[model]?.versions ?? {});
     let traffic: TrafficConfig;
     try {
@@ -213,34 +210,43 @@ export class TrafficRoutes {
     } catch (e) {
       throw new GatewayError('INVALID_TRAFFIC', e instanceof ConfigError ? e.problems.join('; ') : String(e));
     }
-    return this.#change(model, 'set', traffic, by, reason);
+    return this.#change(model, 'set', traffic, by, reason, expected);
   }
 
   /** Drops the run-time routes: the configuration file's routes serve again. */
-  async reset(model: string, by: string, reason: string): Promise<TrafficChange> {
-    return this.#change(model, 'reset', null, by, reason);
+  async reset(model: string, by: string, reason: string, expected?: number): Promise<TrafficChange> {
+    return this.#change(model, 'reset', null, by, reason, expected);
   }
 
-  async #change(model: string, action: 'set' | 'reset', after: TrafficConfig | null, by: string, reason: string): Promise<TrafficChange> {
-    // The stored record, not only the local copy: another replica may have changed it a moment ago.
-    const [history, stored] = await Promise.all([this.history(model), this.#mirror.fetch(model)]);
-    const before = this.live(model).traffic;
+  /** The routes a stored value stands for under the current configuration. */
+  #routesOf(model: string, stored: unknown): TrafficConfig | null {
+    const fromFile = this.#config.models[model]?.traffic ?? null;
+    if (stored === undefined || stored === null) return fromFile;
+    let r: TrafficRecord;
+    try {
+      r = asRecord(stored);
+    } catch {
+      return fromFile;
+    }
+    if (r.traffic === null) return fromFile;
+    try {
+      return parseTraffic(r.traffic, Object.keys(this.#config.models[model]?.versions ?? {}));
+    } catch {
+      return fromFile;
+    }
+  }
+
+  async #change(model: string, action: 'set' | 'reset', after: TrafficConfig | null, by: string, reason: string, expected: number | undefined): Promise<TrafficChange> {
     const at = new Date().toISOString();
-    // Revisions only grow, across resets too (the history remembers the last one).
-    const previous = typeof (stored as TrafficRecord | undefined)?.revision === 'number' ? (stored as TrafficRecord).revision : 0;
-    const revision = Math.max(previous, history[0]?.revision ?? 0) + 1;
-    const change: TrafficChange = { model, action, revision, at, by, reason, before, after: after ?? this.#config.models[model]?.traffic ?? null };
-    if (after === null) await this.#mirror.remove(model);
-    else await this.#mirror.put(model, { traffic: after, revision, updatedAt: at, updatedBy: by, reason } satisfies TrafficRecord);
-    // The routes are in: from here on, failures only cost the audit copies, and are logged (the
-    // log line is itself the audit record of last resort).
-    this.#log.info({ audit: 'traffic', ...change }, 'traffic routes changed');
-    const results = await Promise.allSettled([
-      this.#store.set('audit', `traffic:${model}:${String(revision).padStart(8, '0')}`, change),
-      this.#store.set(HISTORY_SCOPE, model, [change, ...history].slice(0, HISTORY_LENGTH)),
-    ]);
-    for (const r of results) if (r.status === 'rejected') this.#log.warn({ err: r.reason, model }, 'traffic: change stored, but its audit copy failed');
-    return change;
+    const record: TrafficRecord = { traffic: after, updatedAt: at, updatedBy: by, reason };
+    let before: TrafficConfig | null = null;
+    // Compare-and-set against the stored record, not the local copy: another replica may have
+    // changed it a moment ago, and `before` must be what this change replaced.
+    const done = await this.#mirror.change(model, expected, (stored) => {
+      before = this.#routesOf(model, stored);
+      return record;
+    });
+    return { model, action, revision: done.revision, at, by, reason, before, after: after ?? this.#config.models[model]?.traffic ?? null };
   }
 
   async close(): Promise<void> {

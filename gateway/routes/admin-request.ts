@@ -68,3 +68,28 @@ export function onlyFields(body: Record<string, unknown>, allowed: readonly stri
     if (!allowed.includes(field)) throw new GatewayError('BAD_REQUEST', `unknown field "${clip(field)}"; the fields are ${allowed.join(', ')}`);
   }
 }
+
+/**
+ * The revision a change is made against, if the caller says: `If-Match: "12"` (RFC 9110; `W/` and
+ * unquoted are taken too, `*` means no condition) or a `revision` field in the body. Undefined:
+ * unconditional (the change is made against whatever is current, and says what it replaced).
+ */
+export function expectedRevision(request: FastifyRequest, body: Record<string, unknown> = {}): number | undefined {
+  const header = request.headers['if-match'];
+  let fromHeader: number | undefined;
+  if (typeof header === 'string' && header.trim() !== '*') {
+    const m = /^\s*(?:W\/)?"?(\d{1,15})"?\s*$/.exec(header);
+    if (m === null) throw new GatewayError('BAD_REQUEST', 'If-Match must be one revision, e.g. "12" (as the ETag of the GET)');
+    fromHeader = Number(m[1]);
+  }
+  const field = body.revision;
+  if (field !== undefined && (!Number.isSafeInteger(field) || (field as number) < 0)) throw new GatewayError('BAD_REQUEST', '"revision" must be a non-negative integer (as the GET shows it)');
+  const fromBody = field as number | undefined;
+  if (fromHeader !== undefined && fromBody !== undefined && fromHeader !== fromBody) throw new GatewayError('BAD_REQUEST', 'If-Match and "revision" name different revisions');
+  return fromHeader ?? fromBody;
+}
+
+/** The ETag of a revision (strong: a revision names exactly one stored value). */
+export function etag(revision: number): string {
+  return `"${revision}"`;
+}

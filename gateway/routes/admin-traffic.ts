@@ -3,20 +3,25 @@
  *   GET    /admin/models                  every model: stable version and where its routes come from
  *   GET    /admin/models/{m}              versions, live routes (weights, rules, shadow, flag),
  *                                          this replica's per-version figures, recent changes
- *   PUT    /admin/models/{m}/traffic      replaces the routes: {routes, rules?, shadow?, unleash?, reason}
- *   DELETE /admin/models/{m}/traffic      back to the configuration file's routes: {reason}
+ *   PUT    /admin/models/{m}/traffic      replaces the routes: {routes, rules?, shadow?, unleash?, reason, revision?}
+ *   DELETE /admin/models/{m}/traffic      back to the configuration file's routes: {reason, revision?}
  * Changes are validated like the configuration, stored in the shared store and reach every
- * replica (gateway/control/traffic-routes.ts); the answer is the audit entry (before/after).
+ * replica (gateway/control/traffic-routes.ts). GET answers with the routes' revision as its ETag; a
+ * change sent with it (If-Match, or `revision`) is refused with 409 REVISION_CONFLICT if another
+ * change came first. Every change is one record of the audit log (gateway/audit/audit-log.ts),
+ * which is also the model's history; the answer is the change and where its record went.
  */
 import { hostname } from 'node:os';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyReply } from 'fastify';
 import { ADMIN_SCOPES } from '../../policies/principal.js';
-import type { TrafficRoutes } from '../control/traffic-routes.js';
+import type { AuditLog, AuditReceipt, AuditedRecord } from '../audit/audit-log.js';
+import type { TrafficChange, TrafficRoutes } from '../control/traffic-routes.js';
+import { storeUnavailable } from '../state/mirrored-scope.js';
 import { clip, GatewayError } from '../errors.js';
 import type { Serving } from '../serving.js';
 import type { ArmFigures } from '../telemetry/arm-figures.js';
 import type { CallerGuard, ServerFeature } from './admin.js';
-import { callerOf, jsonBody, reasonOf } from './admin-request.js';
+import { callerOf, etag, expectedRevision, jsonBody, onlyFields, reasonOf } from './admin-request.js';
 
 export interface TrafficFeatureDeps {
   readonly serving: Serving;
@@ -24,13 +29,40 @@ export interface TrafficFeatureDeps {
   readonly figures: ArmFigures;
   /** This replica's shadow figures of a model, if it mirrors. */
   readonly shadowFigures?: (model: string) => unknown;
+  /** Where every change is recorded; a model's history is read from it. */
+  readonly audit: AuditLog;
+}
+
+/** Changes of a model shown by GET /admin/models/{m}; older ones are in the audit log. */
+export const HISTORY_LENGTH = 20;
+
+/** An audit record of a traffic change, as the model's history shows it. */
+function historyEntry(a: AuditedRecord): Record<string, unknown> {
+  const r = a.record;
+  return { seq: a.seq, action: r.action.replace(/^traffic\./, ''), revision: r.revision, at: r.at, by: r.actor, reason: r.reason, before: r.before, after: r.after, ...(r.digests ? { digests: r.digests } : {}) };
 }
 
 /** `name`, not `model`: a `model` parameter marks the prediction routes (routes/guard.ts). */
 interface ModelParams { name: string }
 
 export function trafficFeature(deps: TrafficFeatureDeps): ServerFeature {
-  const { serving, routes, figures } = deps;
+  const { serving, routes, figures, audit } = deps;
+
+  /** Records the change (its log line at once; its log entry now or once the store answers). */
+  async function recorded(change: TrafficChange, reply: FastifyReply): Promise<TrafficChange & { audit: AuditReceipt }> {
+    const receipt = await audit.record({
+      actor: change.by,
+      via: ADMIN_SCOPES.traffic,
+      action: `traffic.${change.action}`,
+      target: { kind: 'model', id: change.model },
+      revision: change.revision,
+      before: change.before,
+      after: change.after,
+      reason: change.reason,
+    });
+    reply.header('etag', etag(change.revision));
+    return { ...change, audit: receipt };
+  }
   const replica = `${hostname()}:${process.pid}`;
 
   const modelOf = (name: string) => {
@@ -53,9 +85,16 @@ export function trafficFeature(deps: TrafficFeatureDeps): ServerFeature {
         return { models };
       });
 
-      admin.get<{ Params: ModelParams }>('/models/:name', allowed, async function showModel(request) {
+      admin.get<{ Params: ModelParams }>('/models/:name', allowed, async function showModel(request, reply) {
         const m = modelOf(request.params.name);
         const live = routes.live(m.name);
+        const [revision, history] = await Promise.all([
+          routes.revision(m.name),
+          audit.query({ targetKind: 'model', targetId: m.name, actionPrefix: 'traffic.', limit: HISTORY_LENGTH }).catch((e: unknown) => {
+            throw storeUnavailable(e);
+          }),
+        ]);
+        reply.header('etag', etag(revision));
         return {
           model: m.name,
           stable: m.stable.version,
@@ -63,24 +102,28 @@ export function trafficFeature(deps: TrafficFeatureDeps): ServerFeature {
             const sv = m.versions.get(v);
             return { version: v, backend: m.config.versions[v]?.backend.kind, ready: sv?.metadata !== undefined };
           }),
-          traffic: { ...live, traffic: live.traffic ?? { routes: [{ version: m.stable.version, weight: 100 }], rules: [] } },
+          traffic: { ...live, revision, traffic: live.traffic ?? { routes: [{ version: m.stable.version, weight: 100 }], rules: [] } },
           fallback: m.config.fallback ?? null,
           figures: { replica, ...figures.summary(m.name), shadow: deps.shadowFigures?.(m.name) ?? null },
-          history: await routes.history(m.name),
+          history: history.map(historyEntry),
         };
       });
 
-      admin.put<{ Params: ModelParams }>('/models/:name/traffic', allowed, async function setTraffic(request) {
+      admin.put<{ Params: ModelParams }>('/models/:name/traffic', allowed, async function setTraffic(request, reply) {
         const m = modelOf(request.params.name);
         const body = jsonBody(request);
         const reason = reasonOf(body, true);
-        const { reason: _why, ...traffic } = body;
-        return routes.set(m.name, traffic, callerOf(request).subject, reason);
+        const expected = expectedRevision(request, body);
+        const { reason: _why, revision: _rev, ...traffic } = body;
+        return recorded(await routes.set(m.name, traffic, callerOf(request).subject, reason, expected), reply);
       });
 
-      admin.delete<{ Params: ModelParams }>('/models/:name/traffic', allowed, async function resetTraffic(request) {
+      admin.delete<{ Params: ModelParams }>('/models/:name/traffic', allowed, async function resetTraffic(request, reply) {
         const m = modelOf(request.params.name);
-        return routes.reset(m.name, callerOf(request).subject, reasonOf(jsonBody(request), true));
+        const body = jsonBody(request);
+        onlyFields(body, ['reason', 'revision']);
+        const reason = reasonOf(body, true);
+        return recorded(await routes.reset(m.name, callerOf(request).subject, reason, expectedRevision(request, body)), reply);
       });
     },
   };

@@ -5,22 +5,27 @@
  *   GET|PUT|DELETE /admin/opt-outs/:subject     GET|PUT|DELETE /me/opt-outs
  *   DELETE /admin/subjects/:subject[?tenant=]   DELETE /me                      (erasure)
  *
- * PUT takes `{"kinds": [...], "reason"?: "..."}` and replaces the subject's opt-outs. Every change
- * logs one audit line (who, whose, kinds before and after, reason); never anything of a payload.
+ * PUT takes `{"kinds": [...], "reason"?: "...", "revision"?: n}` and replaces the subject's
+ * opt-outs (compare-and-set: with If-Match or `revision`, 409 REVISION_CONFLICT if it moved). Every
+ * change and erasure is one record of the audit log (who, through what, whose, kinds before and
+ * after, why); never anything of a payload.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { ADMIN_SCOPES } from '../../policies/principal.js';
+import type { AuditLog, AuditReceipt } from '../audit/audit-log.js';
 import type { Eraser } from '../control/erasure.js';
 import { isKindName, KIND_NAMES, type Change, type OptOutKindName, type OptOutRecord, type OptOutRegistry } from '../control/opt-out-registry.js';
 import { clip, GatewayError } from '../errors.js';
 import type { CallerGuard, ServerFeature } from './admin.js';
-import { callerOf, jsonBody, onlyFields, optionalJsonBody, reasonOf } from './admin-request.js';
+import { callerOf, etag, expectedRevision, jsonBody, onlyFields, optionalJsonBody, reasonOf } from './admin-request.js';
 
 const KNOWN = KIND_NAMES.map((k) => `"${k}"`).join(', ');
 
 export interface OptOutAnswer {
   readonly subject: string;
   readonly kinds: readonly OptOutKindName[];
+  /** The record's revision (0: none); If-Match takes it. */
+  readonly revision?: number;
   readonly updatedAt?: string;
   readonly updatedBy?: string;
 }
@@ -31,7 +36,7 @@ function answer(subject: string, r: OptOutRecord | undefined): OptOutAnswer {
 
 /** The body of a PUT: known kinds, each once, at least one; nothing but kinds and reason. */
 export function parseChange(body: Record<string, unknown>): { kinds: OptOutKindName[]; reason: string | undefined } {
-  onlyFields(body, ['kinds', 'reason']);
+  onlyFields(body, ['kinds', 'reason', 'revision']);
   const kinds = body.kinds;
   if (!Array.isArray(kinds) || kinds.length === 0) {
     throw new GatewayError('BAD_REQUEST', `kinds must be a non-empty array of ${KNOWN} (DELETE removes every opt-out)`);
@@ -43,13 +48,6 @@ export function parseChange(body: Record<string, unknown>): { kinds: OptOutKindN
     seen.add(k);
   }
   return { kinds: [...seen], reason: reasonOf(body, false) };
-}
-
-/** An optional JSON body: a DELETE may say why. */
-function optionalReason(request: FastifyRequest): string | undefined {
-  const body = optionalJsonBody(request);
-  onlyFields(body, ['reason']);
-  return reasonOf(body, false);
 }
 
 function subjectParam(request: FastifyRequest): string {
@@ -73,80 +71,101 @@ function personal(reply: FastifyReply): FastifyReply {
 export interface OptOutsFeatureDeps {
   readonly registry: OptOutRegistry;
   readonly eraser: Eraser;
+  readonly audit: AuditLog;
 }
 
-export function optOutsFeature({ registry, eraser }: OptOutsFeatureDeps): ServerFeature {
-  function audit(request: FastifyRequest, action: string, subject: string, change: Change, reason: string | undefined, extra: Record<string, unknown> = {}): void {
-    request.log.info(
-      { audit: 'opt-outs', action, by: callerOf(request).subject, subject, before: change.before?.kinds ?? [], after: change.after?.kinds ?? [], reason, ...extra },
-      'opt-outs changed',
-    );
+/** What the audit log says let a subject change their own data: their own token. */
+const SELF = 'self';
+
+export function optOutsFeature({ registry, eraser, audit }: OptOutsFeatureDeps): ServerFeature {
+  /** One audit record per change: who, through what (an admin scope or their own token), whose, before, after, why. */
+  async function record(request: FastifyRequest, via: string, action: string, subject: string, change: Change, reason: string | undefined, details?: Record<string, unknown>): Promise<AuditReceipt> {
+    return audit.record({
+      actor: callerOf(request).subject,
+      via,
+      action: `${action}`,
+      target: { kind: 'subject', id: subject },
+      revision: change.revision,
+      before: change.before?.kinds ?? [],
+      after: change.after?.kinds ?? [],
+      reason,
+      ...(details === undefined ? {} : { details }),
+    });
   }
 
-  async function read(subject: string): Promise<OptOutAnswer> {
-    return answer(subject, await registry.get(subject));
+  async function read(reply: FastifyReply, subject: string): Promise<OptOutAnswer> {
+    const { record: r, revision } = await registry.get(subject);
+    reply.header('etag', etag(revision));
+    return { ...answer(subject, r), revision };
   }
 
-  async function put(request: FastifyRequest, subject: string): Promise<OptOutAnswer> {
-    const { kinds, reason } = parseChange(jsonBody(request));
-    const change = await registry.set(subject, kinds, callerOf(request).subject);
-    audit(request, 'set', subject, change, reason);
-    return answer(subject, change.after);
+  async function put(request: FastifyRequest, reply: FastifyReply, subject: string, via: string): Promise<OptOutAnswer> {
+    const body = jsonBody(request);
+    const { kinds, reason } = parseChange(body);
+    const change = await registry.set(subject, kinds, callerOf(request).subject, expectedRevision(request, body));
+    await record(request, via, 'opt-outs.set', subject, change, reason);
+    reply.header('etag', etag(change.revision));
+    return { ...answer(subject, change.after), revision: change.revision };
   }
 
-  async function remove(request: FastifyRequest, subject: string): Promise<OptOutAnswer & { removed: boolean }> {
-    const reason = optionalReason(request);
-    const change = await registry.clear(subject);
-    audit(request, 'clear', subject, change, reason);
-    return { subject, kinds: [], removed: change.before !== undefined };
+  async function remove(request: FastifyRequest, subject: string, via: string): Promise<OptOutAnswer & { removed: boolean }> {
+    const body = optionalJsonBody(request);
+    onlyFields(body, ['reason', 'revision']);
+    const reason = reasonOf(body, false);
+    const change = await registry.clear(subject, expectedRevision(request, body));
+    await record(request, via, 'opt-outs.clear', subject, change, reason);
+    return { subject, kinds: [], revision: 0, removed: change.before !== undefined };
   }
 
-  async function erase(request: FastifyRequest, subject: string, tenants: readonly string[]) {
-    const reason = optionalReason(request);
+  async function erase(request: FastifyRequest, subject: string, tenants: readonly string[], via: string) {
+    const body = optionalJsonBody(request);
+    onlyFields(body, ['reason']);
+    const reason = reasonOf(body, false);
     const summary = await eraser.erase(subject, tenants);
     const before = summary.optOuts.removed ? { kinds: summary.optOuts.kinds, updatedAt: '', updatedBy: '' } : undefined;
-    audit(request, 'erase', subject, { before, after: undefined }, reason, { counters: summary.counters.removed });
+    await record(request, via, 'subject.erase', subject, { before, after: undefined, revision: 0 }, reason, { counters: summary.counters.removed, scopes: summary.counters.scopes });
     return summary;
   }
 
   return {
     admin(admin: FastifyInstance, guard: CallerGuard) {
       const preHandler = guard.require(ADMIN_SCOPES.optOuts);
+      const via = ADMIN_SCOPES.optOuts;
       admin.get('/opt-outs/:subject', { preHandler }, async function getOptOuts(request, reply) {
         personal(reply);
-        return read(subjectParam(request));
+        return read(reply, subjectParam(request));
       });
       admin.put('/opt-outs/:subject', { preHandler }, async function putOptOuts(request, reply) {
         personal(reply);
-        return put(request, subjectParam(request));
+        return put(request, reply, subjectParam(request), via);
       });
       admin.delete('/opt-outs/:subject', { preHandler }, async function deleteOptOuts(request, reply) {
         personal(reply);
-        return remove(request, subjectParam(request));
+        return remove(request, subjectParam(request), via);
       });
       admin.delete('/subjects/:subject', { preHandler }, async function eraseSubject(request, reply) {
         personal(reply);
-        return erase(request, subjectParam(request), tenantQuery(request));
+        return erase(request, subjectParam(request), tenantQuery(request), via);
       });
     },
     routes(app: FastifyInstance, guard: CallerGuard) {
       const preHandler = guard.authenticated();
       app.get('/me/opt-outs', { preHandler }, async function getMyOptOuts(request, reply) {
         personal(reply);
-        return read(callerOf(request).subject);
+        return read(reply, callerOf(request).subject);
       });
       app.put('/me/opt-outs', { preHandler }, async function putMyOptOuts(request, reply) {
         personal(reply);
-        return put(request, callerOf(request).subject);
+        return put(request, reply, callerOf(request).subject, SELF);
       });
       app.delete('/me/opt-outs', { preHandler }, async function deleteMyOptOuts(request, reply) {
         personal(reply);
-        return remove(request, callerOf(request).subject);
+        return remove(request, callerOf(request).subject, SELF);
       });
       app.delete('/me', { preHandler }, async function eraseMe(request, reply) {
         personal(reply);
         const me = callerOf(request);
-        return erase(request, me.subject, me.tenant === undefined ? [] : [me.tenant]);
+        return erase(request, me.subject, me.tenant === undefined ? [] : [me.tenant], SELF);
       });
     },
   };

@@ -22,11 +22,29 @@
  * STATE_STORE_UNAVAILABLE and nothing changed here. (A write that timed out on a stalled Redis may
  * still land once it answers; the next reconcile then applies it everywhere.)
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import type { MirrorStart } from '../config.js';
 import { GatewayError } from '../errors.js';
 import { readSnapshot, SnapshotWriter } from './snapshot.js';
-import { StoreUnavailableError, type StateStore } from './store.js';
+import { StoreUnavailableError, type CompareAndSetResult, type StateStore, type VersionedRecord } from './store.js';
+
+/** Tries of an unconditional change that keeps losing the race to other writers. */
+const MAX_ATTEMPTS = 32;
+
+/** What a change did: the stored record it replaced, what it wrote, and the revision that got. */
+export interface ScopeChange {
+  readonly before: VersionedRecord | undefined;
+  /** undefined: the record was removed. */
+  readonly after: unknown;
+  /** The record's new revision (0: removed). */
+  readonly revision: number;
+}
+
+/** The record moved since the caller read it: the answer names the current revision (ETag). */
+export function revisionConflict(current: number): GatewayError {
+  return new GatewayError('REVISION_CONFLICT', `the current revision is ${current}`, { headers: { etag: `"${current}"` } });
+}
 
 
 export interface MirroredScopeOptions<T> {
@@ -152,20 +170,51 @@ export class MirroredScope<T> {
     return value;
   }
 
-  /** Stores `value` under `key`, applies it here, and announces it to the other replicas. */
-  async put(key: string, value: unknown): Promise<void> {
-    await this.#write(() => this.#store.set(this.#opts.scope, key, value));
-    this.#take(key, value);
+  /** The stored value of `key` with its revision (the local copy is brought in line with it). */
+  async read(key: string): Promise<VersionedRecord | undefined> {
+    let stored: VersionedRecord | undefined;
+    try {
+      stored = await this.#store.read(this.#opts.scope, key);
+    } catch (err) {
+      throw storeUnavailable(err);
+    }
+    this.#take(key, stored?.value);
     this.#changed();
-    await this.#notify(key);
+    return stored;
   }
 
-  /** Removes `key` from the store and from every copy; harmless when it is absent. */
-  async remove(key: string): Promise<void> {
-    await this.#write(() => this.#store.delete(this.#opts.scope, key));
-    this.#take(key, undefined);
-    this.#changed();
-    await this.#notify(key);
+  /**
+   * Changes `key` to what `compute` makes of its stored value (undefined: removes it), only if
+   * nobody wrote it in between: a compare-and-set on the record's revision, so two replicas changing
+   * one record at once each get their own revision, and each change's `before` is what it replaced.
+   * With `expected` (the revision the caller read, If-Match), the change is made against that
+   * revision only, else REVISION_CONFLICT; without, it is tried again against the newer value.
+   * On success the change is applied here and announced to the other replicas.
+   */
+  async change(key: string, expected: number | undefined, compute: (current: unknown) => unknown): Promise<ScopeChange> {
+    for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+      const current = await this.read(key);
+      const revision = current?.revision ?? 0;
+      if (expected !== undefined && expected !== revision) throw revisionConflict(revision);
+      const after = compute(current?.value);
+      let result: CompareAndSetResult;
+      try {
+        result = await this.#store.compareAndSet(this.#opts.scope, key, revision, after);
+      } catch (err) {
+        throw storeUnavailable(err);
+      }
+      if (result.ok) {
+        this.#take(key, after);
+        this.#changed();
+        await this.#notify(key);
+        return { before: current, after, revision: result.revision };
+      }
+      if (expected !== undefined) throw revisionConflict(result.revision);
+      // Another writer got in between: read its value and decide again, after a short random pause
+      // so that writers racing in step do not keep colliding.
+      await sleep(Math.random() * Math.min(50, 2 ** attempt));
+    }
+    throw new GatewayError('REVISION_CONFLICT', `${this.#opts.scope}/${key} kept changing; try again`);
   }
 
   /**
@@ -266,14 +315,6 @@ export class MirroredScope<T> {
   #changed(): void {
     this.#opts.onChange?.(this.#entries);
     if (this.#raw !== undefined) this.#snapshots?.schedule(this.#raw);
-  }
-
-  async #write(write: () => Promise<void>): Promise<void> {
-    try {
-      await write();
-    } catch (err) {
-      throw storeUnavailable(err);
-    }
   }
 
   /** The change is stored: a lost notification only delays other replicas until their reconcile. */
