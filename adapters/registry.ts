@@ -26,6 +26,7 @@ export class ServedVersion {
   readonly adapter: Adapter;
   readonly backendKey: string;
   #metadata: ModelMetadata | undefined;
+  #loadError: Error | undefined;
   #loading: Promise<void> | undefined;
   #retryTimer: NodeJS.Timeout | undefined;
   #closed = false;
@@ -41,14 +42,21 @@ export class ServedVersion {
     return this.#metadata;
   }
 
+  /** Why the last load failed, while the version is not loaded (an unreachable remote backend). */
+  get loadError(): Error | undefined {
+    return this.#loadError;
+  }
+
   /** Loads once; concurrent callers share the attempt. */
   load(): Promise<void> {
     this.#loading ??= this.adapter.load().then(
       () => {
         this.#metadata = this.adapter.metadata();
+        this.#loadError = undefined;
       },
       (e: unknown) => {
         this.#loading = undefined;
+        this.#loadError = e instanceof Error ? e : new Error(String(e));
         throw e;
       },
     );
@@ -126,6 +134,21 @@ export class ModelTable {
   }
 }
 
+/** Where a version's model comes from, for messages: its file, or its remote server and model. */
+export function backendSource(backend: BackendConfig): string {
+  return backend.kind === 'onnx' ? backend.path : `${backend.url} (model ${backend.model})`;
+}
+
+/** The versions of a table that could not be loaded, each named with its model, version and source. */
+export class TableLoadError extends Error {
+  readonly failures: readonly string[];
+  constructor(failures: readonly string[], causes: readonly unknown[]) {
+    super(failures.join('; '), { cause: causes.length === 1 ? causes[0] : new AggregateError(causes) });
+    this.name = 'TableLoadError';
+    this.failures = failures;
+  }
+}
+
 export interface BuildOptions {
   readonly log: Logger;
   /** The table being replaced: adapters with an identical backend are reused, not reloaded. */
@@ -137,7 +160,10 @@ export interface BuildOptions {
   readonly tolerateUnreachable: boolean;
 }
 
-/** Builds and loads a table. On failure, closes what it opened and rethrows. */
+/**
+ * Builds and loads a table. On failure, closes what it opened and throws a TableLoadError naming
+ * every version that failed (not only the first), so one attempt shows everything to fix.
+ */
 export async function buildModelTable(config: GatewayConfig, opts: BuildOptions): Promise<ModelTable> {
   const reusable = new Map<string, ServedVersion>();
   if (opts.previous) {
@@ -147,6 +173,8 @@ export async function buildModelTable(config: GatewayConfig, opts: BuildOptions)
   }
   const created: ServedVersion[] = [];
   const models = new Map<string, ServedModel>();
+  const failures: string[] = [];
+  const causes: unknown[] = [];
   try {
     const pending: Promise<void>[] = [];
     for (const [name, mc] of Object.entries(config.models)) {
@@ -164,7 +192,8 @@ export async function buildModelTable(config: GatewayConfig, opts: BuildOptions)
             opts.log.warn({ model: name, version: v, err: e }, 'backend not reachable yet; retrying in the background');
             served.loadInBackground(opts.log);
           }) : loading.catch((e: unknown) => {
-            throw new Error(`model ${name} version ${v} failed to load: ${(e as Error).message}`, { cause: e });
+            failures.push(`model ${name} version ${v} failed to load from ${backendSource(vc.backend)}: ${(e as Error).message}`);
+            causes.push(e);
           }));
         }
         versions.set(v, sv);
@@ -174,6 +203,7 @@ export async function buildModelTable(config: GatewayConfig, opts: BuildOptions)
       models.set(name, { name, config: mc, versions, stable, versionNames: [...versions.keys()] });
     }
     await Promise.all(pending);
+    if (failures.length > 0) throw new TableLoadError(failures, causes);
   } catch (e) {
     await Promise.allSettled(created.map((sv) => sv.close()));
     throw e;

@@ -2,11 +2,10 @@
  * The `breakwater` command: `serve` and `validate`. Flags win over environment variables, which win
  * over the configuration file.
  */
-import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import type { Logger } from 'pino';
-import { ConfigError, type GatewayConfig } from '../config.js';
+import type { GatewayConfig } from '../config.js';
 import { createLogger, flushAndExit } from '../logger.js';
 import { isClusterWorker, runPrimary } from '../cluster.js';
 import { handleProcessSignals, startGateway } from '../main.js';
@@ -14,6 +13,7 @@ import { GATEWAY_VERSION } from '../version.js';
 import { DEV_DIR, ensureDevKeys, mintToken } from './dev-keys.js';
 import { resolveSource, type ConfigSource } from './source.js';
 import { tokenCommand } from './token.js';
+import { validateSource } from './validate.js';
 import { CliError, trafficCommand } from './traffic.js';
 
 const USAGE = `breakwater ${GATEWAY_VERSION}: a model-serving gateway speaking the Open Inference Protocol v2
@@ -22,8 +22,9 @@ Usage:
   breakwater serve --config FILE            serve the models of a configuration file
   breakwater serve --model-repository DIR   serve DIR/<model>/<version>/model.onnx
   breakwater serve --demo                   serve the bundled demo (titanic, iris)
-  breakwater validate FILE                  check a configuration file and exit
-  breakwater validate --model-repository DIR
+  breakwater validate FILE                  load every model as serve would, then exit: 0 when
+  breakwater validate --model-repository DIR  serve would start and serve everything, 1 otherwise
+                                            (identity flags are optional here)
 
 Options for serve:
   --host HOST   address to listen on (env HOST; default 127.0.0.1)
@@ -44,19 +45,6 @@ Options for serve:
 `;
 
 const DEMO_CONFIG = fileURLToPath(new URL('../../../demo/breakwater.yaml', import.meta.url));
-
-/** `validate` also checks what `serve` would need from the disk: every in-process model file. */
-function missingModelFiles(config: GatewayConfig): string[] {
-  const problems: string[] = [];
-  for (const [name, model] of Object.entries(config.models)) {
-    for (const [v, vc] of Object.entries(model.versions)) {
-      if (vc.backend.kind === 'onnx' && !existsSync(vc.backend.path)) {
-        problems.push(`models.${name}.versions.${v}.backend.path: no such file (${vc.backend.path})`);
-      }
-    }
-  }
-  return problems;
-}
 
 function fail(message: string, code = 2): never {
   process.stderr.write(`breakwater: ${message}\n`);
@@ -80,6 +68,11 @@ function sourceFrom(values: { config?: string; 'model-repository'?: string; demo
   if (given.length !== 1) fail('give exactly one of --config FILE, --model-repository DIR or --demo\n\n' + USAGE);
   if (values['model-repository'] !== undefined) return { kind: 'repository', path: values['model-repository'] };
   return { kind: 'file', path: values.config ?? positional ?? DEMO_CONFIG };
+}
+
+/** The demo's configuration names a development key that the first `--demo` run creates. */
+function ensureDemoKeys(): void {
+  if (ensureDevKeys()) process.stderr.write(`breakwater: created a development signing key in ${DEV_DIR}\n`);
 }
 
 /** Start-up warnings for every setting that trades safety for convenience. */
@@ -162,23 +155,17 @@ async function main(argv: string[]): Promise<void> {
 
   if (command === 'validate') {
     const source = sourceFrom(values, positional);
-    try {
-      const { config, warnings } = await resolveSource(source, overrides);
-      for (const w of warnings) process.stderr.write(`warning: ${w}\n`);
-      const missing = missingModelFiles(config);
-      if (missing.length > 0) throw new ConfigError(source.path, missing);
-      process.stdout.write(`${source.path}: valid (${Object.keys(config.models).length} models: ${Object.keys(config.models).join(', ')})\n`);
-    } catch (e) {
-      fail(e instanceof ConfigError ? e.message : (e as Error).message, 1);
-    }
+    if (values.demo) ensureDemoKeys();
+    const report = await validateSource(source, overrides);
+    for (const w of report.warnings) process.stderr.write(`warning: ${w}\n`);
+    if (report.problems.length > 0) fail(`${source.path} is not valid:\n  - ${report.problems.join('\n  - ')}`, 1);
+    process.stdout.write(`${report.summary}\n`);
     return;
   }
   if (command !== 'serve') fail(`unknown command "${command}"\n\n${USAGE}`);
 
   const source = sourceFrom(values, positional);
-  if (values.demo && !isClusterWorker() && ensureDevKeys()) {
-    process.stderr.write(`breakwater: created a development signing key in ${DEV_DIR}\n`);
-  }
+  if (values.demo && !isClusterWorker()) ensureDemoKeys();
   let loaded;
   try {
     loaded = await resolveSource(source, overrides);
