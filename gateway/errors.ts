@@ -40,6 +40,8 @@ export const ERRORS = {
   INVALID_TRAFFIC: { status: 400, message: 'traffic routes are not valid' },
   // 404: the thing asked for does not exist
   NOT_FOUND: { status: 404, message: 'route not found' },
+  // 405: the route exists, not for this method; the Allow header lists the methods it takes
+  METHOD_NOT_ALLOWED: { status: 405, message: 'method not allowed on this route' },
   MODEL_NOT_FOUND: { status: 404, message: 'model not found' },
   VERSION_NOT_FOUND: { status: 404, message: 'model version not found' },
   // 408/431: the client's connection misbehaved before a request could be routed

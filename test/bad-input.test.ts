@@ -178,3 +178,46 @@ describe('binary tensor requests', () => {
       'content-type': 'application/octet-stream',
     }));
 });
+
+describe('a wrong method on an existing route gets 405 with Allow; unknown paths stay 404', () => {
+  async function send(method: string, path: string) {
+    const res = await request(`${gw.url}${path}`, { method, headers: method === 'GET' || method === 'HEAD' ? {} : { 'content-type': 'application/json' }, body: method === 'GET' || method === 'HEAD' ? undefined : '{}' });
+    const text = await res.body.text();
+    return { status: res.statusCode, headers: res.headers, json: text === '' ? undefined : (JSON.parse(text) as { code: string; error: string }) };
+  }
+  const cases: [string, string, string][] = [
+    ['GET', '/v2/models/wide/infer', 'POST'],
+    ['GET', '/v2/models/wide/versions/1/infer?x=1', 'POST'],
+    ['PUT', '/v2/health/ready', 'GET, HEAD'],
+    ['DELETE', '/v2/models/wide', 'GET, HEAD'],
+    ['POST', '/admin/models', 'GET, HEAD'],
+    ['POST', '/admin/models/wide/traffic', 'PUT, DELETE'],
+  ];
+  for (const [method, path, allow] of cases) {
+    test(`${method} ${path} is 405 METHOD_NOT_ALLOWED, Allow: ${allow}`, async () => {
+      const before = backend.calls();
+      const res = await send(method, path);
+      assert.equal(res.status, 405, JSON.stringify(res.json));
+      assert.equal(res.headers.allow, allow);
+      assert.equal(res.json?.code, 'METHOD_NOT_ALLOWED');
+      assert.ok(res.json?.error.includes(`${method} is not one of ${allow}`), res.json?.error);
+      assert.equal(backend.calls(), before);
+    });
+  }
+
+  test('a 405 under /admin carries the admin security headers', async () => {
+    const res = await send('POST', '/admin/models');
+    assert.equal(res.status, 405);
+    assert.equal(res.headers['x-frame-options'], 'DENY');
+    assert.equal(res.headers['cache-control'], 'no-store');
+  });
+
+  for (const [method, path] of [['GET', '/v2/nothing'], ['POST', '/v2/models/wide/infer/more'], ['PUT', '/admin/nothing']]) {
+    test(`${method} ${path} (no route under any method) stays 404 NOT_FOUND`, async () => {
+      const res = await send(method, path);
+      assert.equal(res.status, 404);
+      assert.equal(res.json?.code, 'NOT_FOUND');
+      assert.equal(res.headers.allow, undefined);
+    });
+  }
+});

@@ -12,7 +12,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest, preHandlerAsyncHook
 import { ANONYMOUS } from '../../policies/authenticate.js';
 import type { Policy, PolicyContext } from '../../policies/policy.js';
 import type { Principal } from '../../policies/principal.js';
-import { sendError } from '../error-handler.js';
+import { routeMiss } from '../error-handler.js';
 import { GatewayError } from '../errors.js';
 
 export const ADMIN_SECURITY_HEADERS: Readonly<Record<string, string>> = Object.freeze({
@@ -109,9 +109,7 @@ export function registerAdminScope(app: FastifyInstance, guard: CallerGuard, fea
       reply.headers(ADMIN_SECURITY_HEADERS);
       return payload;
     });
-    admin.setNotFoundHandler(function adminNotFound(_request, reply) {
-      return sendError(reply, new GatewayError('NOT_FOUND'));
-    });
+    admin.setNotFoundHandler(routeMiss);
     for (const f of features) f.admin?.(admin, guard);
   }, { prefix: '/admin' });
 }
