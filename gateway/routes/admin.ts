@@ -6,7 +6,8 @@
  * Features (traffic, opt-outs, kill switch…) bring their routes as `ServerFeature`s; each route
  * states the scope it needs with `guard.require(scope)` (or `guard.authenticated()` for a caller's
  * own data). Callers are identified by the same authentication policy as the prediction API.
- * Bodies arrive as bytes (server.ts takes every body raw): `jsonBody` parses them.
+ * Bodies arrive as bytes (server.ts takes every body raw): a body that is not JSON is refused before
+ * it is read (body-types.ts), `jsonBody` parses the rest.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest, preHandlerAsyncHookHandler } from 'fastify';
 import { ANONYMOUS } from '../../policies/authenticate.js';
@@ -14,6 +15,7 @@ import type { Policy, PolicyContext } from '../../policies/policy.js';
 import type { Principal } from '../../policies/principal.js';
 import { routeMiss } from '../error-handler.js';
 import { GatewayError } from '../errors.js';
+import { acceptBodies } from './body-types.js';
 
 export const ADMIN_SECURITY_HEADERS: Readonly<Record<string, string>> = Object.freeze({
   'cache-control': 'no-store',
@@ -103,8 +105,14 @@ export function createCallerGuard(authenticate: Policy): CallerGuard {
 
 export function registerAdminScope(app: FastifyInstance, guard: CallerGuard, features: readonly ServerFeature[]): void {
   app.decorateRequest('caller', null);
-  for (const f of features) f.routes?.(app, guard);
+  // Admin and self-service bodies are JSON documents: anything else is 415 before it is read.
+  const jsonBodies = acceptBodies('json');
+  void app.register(async function selfServiceScope(scope) {
+    scope.addHook('onRequest', jsonBodies);
+    for (const f of features) f.routes?.(scope, guard);
+  });
   void app.register(async function adminScope(admin) {
+    admin.addHook('onRequest', jsonBodies);
     admin.addHook('onSend', async function adminSecurityHeaders(_request, reply: FastifyReply, payload) {
       reply.headers(ADMIN_SECURITY_HEADERS);
       return payload;

@@ -16,6 +16,7 @@ import { outcomeRetainsPayload } from '../retention.js';
 import { UNKNOWN_MODEL, type GatewayMetrics } from '../telemetry/metrics.js';
 import { ArmFigures } from '../telemetry/arm-figures.js';
 import { validateAgainstMetadata } from '../validate-request.js';
+import { acceptBodies } from './body-types.js';
 import { findModel, findVersion } from './oip-v2.js';
 
 interface InferParams { model: string; version?: string }
@@ -129,8 +130,13 @@ export function registerInferRoutes(app: FastifyInstance, serving: Serving, metr
     }
   }
 
+  // Refused before the body is read, and counted like the guard's refusals (names from the table only).
+  const onRequest = acceptBodies('inference', function countRefusedBody(request, error) {
+    const model = serving.table.models.get((request.params as InferParams).model);
+    metrics.recordInfer(model?.name ?? UNKNOWN_MODEL, '', 0, error.code);
+  });
   // Bodies are taken as raw bytes: plain JSON is forwarded as is to HTTP backends, and the binary
   // extension needs the bytes anyway. The per-model limit is checked in the handler; this is the cap.
-  app.post<{ Params: InferParams }>('/v2/models/:model/infer', infer);
-  app.post<{ Params: InferParams }>('/v2/models/:model/versions/:version/infer', infer);
+  app.post<{ Params: InferParams }>('/v2/models/:model/infer', { onRequest }, infer);
+  app.post<{ Params: InferParams }>('/v2/models/:model/versions/:version/infer', { onRequest }, infer);
 }
