@@ -13,7 +13,8 @@ export interface ErrorSpec {
 export const ERRORS = {
   // 400: the client's request is wrong
   BAD_JSON: { status: 400, message: 'request body is not valid JSON' },
-  BAD_REQUEST: { status: 400, message: 'request does not follow the inference protocol' },
+  // Neutral: admin and self-service routes answer it too; the detail says what is wrong.
+  BAD_REQUEST: { status: 400, message: 'request is not valid' },
   BAD_BINARY_HEADER: { status: 400, message: 'binary tensor request is malformed' },
   UNSUPPORTED_MEDIA_TYPE: { status: 415, message: 'content type is not supported' },
   UNKNOWN_INPUT: { status: 400, message: 'input is not an input of the model' },
