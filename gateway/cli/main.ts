@@ -3,18 +3,18 @@
  * over the configuration file.
  */
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 import type { Logger } from 'pino';
 import type { GatewayConfig } from '../config.js';
 import { createLogger, flushAndExit } from '../logger.js';
 import { isClusterWorker, runPrimary } from '../cluster.js';
 import { handleProcessSignals, startGateway } from '../main.js';
 import { GATEWAY_VERSION } from '../version.js';
+import { CliError, parseOrUsage } from './args.js';
 import { DEV_DIR, ensureDevKeys, mintToken } from './dev-keys.js';
 import { resolveSource, type ConfigSource } from './source.js';
 import { tokenCommand } from './token.js';
 import { validateSource } from './validate.js';
-import { CliError, trafficCommand } from './traffic.js';
+import { trafficCommand } from './traffic.js';
 
 const USAGE = `breakwater ${GATEWAY_VERSION}: a model-serving gateway speaking the Open Inference Protocol v2
 
@@ -42,6 +42,8 @@ Options for serve:
                            mint a token with the demo's development key (see README)
 
   breakwater traffic show|set|reset MODEL ...   read or change a model's routes (admin:traffic)
+
+Every command answers --help.
 `;
 
 const DEMO_CONFIG = fileURLToPath(new URL('../../../demo/breakwater.yaml', import.meta.url));
@@ -105,19 +107,9 @@ function demoBanner(config: GatewayConfig): string {
 }
 
 async function main(argv: string[]): Promise<void> {
-  if (argv[0] === 'token') {
-    process.stdout.write(`${tokenCommand(argv.slice(1))}\n`);
-    return;
-  }
-  if (argv[0] === 'traffic') {
-    try {
-      process.stdout.write(await trafficCommand(argv.slice(1)));
-    } catch (e) {
-      fail((e as Error).message, e instanceof CliError ? 1 : 2);
-    }
-    return;
-  }
-  const { values, positionals } = parseArgs({
+  if (argv[0] === 'token') return void process.stdout.write(`${tokenCommand(argv.slice(1)).trimEnd()}\n`);
+  if (argv[0] === 'traffic') return void process.stdout.write(await trafficCommand(argv.slice(1)));
+  const { values, positionals } = parseOrUsage({
     args: argv,
     allowPositionals: true,
     options: {
@@ -136,10 +128,10 @@ async function main(argv: string[]): Promise<void> {
       help: { type: 'boolean', short: 'h' },
       version: { type: 'boolean' },
     },
-  });
+  }, USAGE);
   const [command, positional] = positionals;
   if (values.version) return void process.stdout.write(`${GATEWAY_VERSION}\n`);
-  if (values.help || command === undefined) return void process.stdout.write(USAGE);
+  if (values.help || command === undefined || command === 'help') return void process.stdout.write(USAGE);
 
   const overrides = {
     host: values.host ?? (process.env.HOST || undefined),
@@ -196,4 +188,4 @@ async function main(argv: string[]): Promise<void> {
   }
 }
 
-main(process.argv.slice(2)).catch((e: unknown) => fail((e as Error).message, 1));
+main(process.argv.slice(2)).catch((e: unknown) => fail((e as Error).message, e instanceof CliError ? e.exitCode : 1));
