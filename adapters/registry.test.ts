@@ -5,13 +5,13 @@ import { copyFile, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
 import { buildConfig } from '../gateway/config.js';
+import { ASSETS } from '../test/helpers/assets.js';
 import { buildModelTable, retireTable } from './registry.js';
 
-const IRIS = fileURLToPath(new URL('../../../shared/assets/models/iris_mlp_dynamic.onnx', import.meta.url));
-const TITANIC = fileURLToPath(new URL('../../../shared/assets/models/titanic_logreg_nozipmap.onnx', import.meta.url));
+const IRIS = join(ASSETS, 'models/iris_mlp_dynamic.onnx');
+const TITANIC = join(ASSETS, 'models/titanic_logreg_nozipmap.onnx');
 const log = pino({ level: 'silent' });
 const onnx = (path = IRIS) => ({ backend: { kind: 'onnx', path } });
 

@@ -4,19 +4,10 @@
  * argument-parser error.
  */
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { describe, test } from 'node:test';
-import { CLI, REPO_ROOT } from './helpers/gateway.js';
+import { runCli } from './helpers/gateway.js';
 
-interface Run { code: number | null; stdout: string; stderr: string }
-
-function breakwater(args: readonly string[]): Promise<Run> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [CLI, ...args], { cwd: REPO_ROOT, timeout: 15_000 }, (err, stdout, stderr) => {
-      resolve({ code: err === null ? 0 : typeof err.code === 'number' ? err.code : null, stdout, stderr });
-    });
-  });
-}
+const breakwater = (args: readonly string[]) => runCli(args);
 
 const HELP: [string[], RegExp][] = [
   [['--help'], /breakwater serve --config FILE/],

@@ -1,6 +1,6 @@
 /**
- * RedisStore against real Redis: the shared contract on 127.0.0.1:6379, the key layout as Redis
- * sees it, and failures on private redis-server children (crash, stall, down at start).
+ * RedisStore against real Redis (private redis-server children, stopped at the end): the shared
+ * contract, the key layout as Redis sees it, and failures (crash, stall, down at start).
  */
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
@@ -13,10 +13,10 @@ import { createStore } from '../gateway/state/create-store.js';
 import { RedisStore } from '../gateway/state/redis-store.js';
 import { ReservingStore } from '../gateway/state/reserving-store.js';
 import { StoreUnavailableError, type StateStore } from '../gateway/state/store.js';
-import { ensureDefaultRedis, RedisServer } from './helpers/redis.js';
+import { RedisServer, sharedTestRedis, stopSharedTestRedis } from './helpers/redis.js';
 import { storeContract } from './helpers/store-contract.js';
 
-/** Every key this run writes to the shared Redis starts with it; removed at the end. */
+/** Every key this run writes starts with it. */
 const PREFIX = `bwtest-${randomUUID().slice(0, 8)}:`;
 const COMMAND_TIMEOUT_MS = 100;
 /** The bound the brief sets for a failing call with a 100 ms command timeout. */
@@ -78,23 +78,17 @@ function inbox(): { messages: string[]; handler: (m: string) => void; until: (n:
   return { messages, handler: (m) => void messages.push(m), until: (n) => until(`${n} message(s)`, () => messages.length >= n, 2_000) };
 }
 
-after(async () => {
-  const raw = new Redis(await ensureDefaultRedis(), { lazyConnect: true });
-  await raw.connect();
-  const keys = await raw.keys(`${PREFIX}*`);
-  if (keys.length > 0) await raw.del(...keys);
-  await raw.quit();
-});
+after(stopSharedTestRedis);
 
-storeContract('RedisStore (127.0.0.1:6379)', async () => ({ store: await RedisStore.connect(config(await ensureDefaultRedis()), silent) }));
+storeContract('RedisStore (real Redis)', async () => ({ store: await RedisStore.connect(config(await sharedTestRedis()), silent) }));
 // The same contract with quota reserved in blocks and handed out locally (the default with Redis).
-storeContract('ReservingStore over Redis (127.0.0.1:6379)', async () => ({
-  store: new ReservingStore(await RedisStore.connect(config(await ensureDefaultRedis()), silent)),
+storeContract('ReservingStore over Redis (real Redis)', async () => ({
+  store: new ReservingStore(await RedisStore.connect(config(await sharedTestRedis()), silent)),
 }));
 
 describe('RedisStore', () => {
   it('keeps all keys of one scope under its {scope} hash tag, one key per kind; channels carry the prefix', async () => {
-    const url = await ensureDefaultRedis();
+    const url = await sharedTestRedis();
     const store = await RedisStore.connect(config(url), silent);
     const raw = new Redis(url);
     const sub = new Redis(url);
@@ -261,7 +255,7 @@ describe('RedisStore', () => {
 
 describe('createStore', () => {
   it('is a RedisStore when state.redisUrl is set, a MemoryStore otherwise', async () => {
-    const shared = await createStore(config(await ensureDefaultRedis()), silent);
+    const shared = await createStore(config(await sharedTestRedis()), silent);
     const local = await createStore({ keyPrefix: PREFIX, commandTimeoutMs: COMMAND_TIMEOUT_MS, connectTimeoutMs: 1000, quotaBlocks: true, reconcileMs: 5000 }, silent);
     try {
       assert.equal(shared.kind, 'redis');

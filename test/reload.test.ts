@@ -11,7 +11,8 @@ import { dirname, join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { Agent, request } from 'undici';
 import { stringify } from 'yaml';
-import { ASSETS, logLines, spawnGateway, stopWithin, waitForOutput, writeTempFile, type ChildGateway } from './helpers/gateway.js';
+import { ASSETS } from './helpers/assets.js';
+import { logLines, spawnGateway, stopWithin, waitForOutput, writeTempFile, type ChildGateway } from './helpers/gateway.js';
 
 const IRIS_ONNX = join(ASSETS, 'models/iris_mlp_dynamic.onnx');
 const TITANIC_ONNX = join(ASSETS, 'models/titanic_logreg_nozipmap.onnx');

@@ -5,12 +5,12 @@
  * retries it.
  */
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { stringify } from 'yaml';
-import { ASSETS, CLI, makeRepository, REPO_ROOT, spawnGateway, writeTempFile } from './helpers/gateway.js';
+import { ASSETS } from './helpers/assets.js';
+import { makeRepository, runCli, spawnGateway, writeTempFile } from './helpers/gateway.js';
 import { freePort } from './helpers/redis.js';
 
 const IRIS = join(ASSETS, 'models/iris_mlp_dynamic.onnx');
@@ -21,17 +21,9 @@ after(async () => {
   for (const d of temp) await rm(d, { recursive: true, force: true });
 });
 
-interface Run { code: number | null; stdout: string; stderr: string }
-
-function breakwater(args: readonly string[]): Promise<Run> {
-  return new Promise((resolve) => {
-    // No identity variables from the environment: validation must not need them.
-    const env = { ...process.env, JWT_ISSUER: '', JWT_AUDIENCE: '', JWT_PUBLIC_KEY_FILE: '', JWKS_URL: '' };
-    execFile(process.execPath, [CLI, ...args], { cwd: REPO_ROOT, env, timeout: 30_000 }, (err, stdout, stderr) => {
-      resolve({ code: err === null ? 0 : typeof err.code === 'number' ? err.code : null, stdout, stderr });
-    });
-  });
-}
+// No identity variables from the environment: validation must not need them.
+const NO_IDENTITY = { JWT_ISSUER: '', JWT_AUDIENCE: '', JWT_PUBLIC_KEY_FILE: '', JWKS_URL: '' };
+const breakwater = (args: readonly string[]) => runCli(args, { env: NO_IDENTITY, timeoutMs: 30_000 });
 
 /** A repository of real models plus garbage files at `garbage` (model name → version). */
 async function repository(good: Record<string, Record<string, string>>, garbage: Record<string, string> = {}): Promise<string> {
