@@ -4,7 +4,10 @@
 
 FROM node:20-bookworm-slim AS build
 WORKDIR /app
-COPY package.json package-lock.json .npmrc ./
+# onnxruntime-node's postinstall would fetch CUDA libraries (the CPU build ships in the package).
+# npm 11 skips it (package.json allowScripts); this image's npm 10 ignores allowScripts, so say it here.
+ENV ONNXRUNTIME_NODE_INSTALL=skip
+COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
 COPY tsconfig.json ./
 COPY gateway gateway

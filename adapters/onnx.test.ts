@@ -4,14 +4,13 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { GatewayError, type ErrorCode } from '../gateway/errors.js';
 import { adapterContract } from '../test/helpers/adapter-contract.js';
+import { ASSETS } from '../test/helpers/assets.js';
 import type { Datatype, InferOptions, InferTensor, TensorData } from './adapter.js';
 import { OnnxAdapter, type OnnxBackendOptions } from './onnx.js';
 
 // dist/adapters/ → repo root (/work/main) → ../shared
-const ASSETS = fileURLToPath(new URL('../../../shared/assets/', import.meta.url));
 
 interface JsonTensor { name: string; datatype: Datatype; shape: number[]; data: unknown[] }
 interface ModelSample {

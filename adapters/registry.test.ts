@@ -1,12 +1,17 @@
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { copyFile, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
 import { buildConfig } from '../gateway/config.js';
+import { ASSETS } from '../test/helpers/assets.js';
 import { buildModelTable, retireTable } from './registry.js';
 
-const IRIS = fileURLToPath(new URL('../../../shared/assets/models/iris_mlp_dynamic.onnx', import.meta.url));
+const IRIS = join(ASSETS, 'models/iris_mlp_dynamic.onnx');
+const TITANIC = join(ASSETS, 'models/titanic_logreg_nozipmap.onnx');
 const log = pino({ level: 'silent' });
 const onnx = (path = IRIS) => ({ backend: { kind: 'onnx', path } });
 
@@ -33,4 +38,27 @@ test('a reload reuses unchanged versions and closes the removed ones once idle',
 test('a table whose model fails to load closes what it opened and rejects', async () => {
   const cfg = buildConfig({ auth: { insecureNoAuth: true }, models: { ok: { versions: { '1': onnx() } }, broken: { versions: { '1': onnx(join('/nonexistent', 'm.onnx')) } } } }, '/');
   await assert.rejects(buildModelTable(cfg, { log, tolerateUnreachable: true }), /model broken version 1 failed to load/);
+});
+
+test('a version whose model file changed in place is loaded anew with its new hash; an unchanged one is reused', async () => {
+  const sha256 = (file: string) => createHash('sha256').update(readFileSync(file)).digest('hex');
+  const dir = await mkdtemp(join(tmpdir(), 'bw-registry-'));
+  const file = join(dir, 'model.onnx');
+  await copyFile(IRIS, file);
+  const cfg = buildConfig({ auth: { insecureNoAuth: true }, models: { m: { versions: { '1': onnx(file) } } } }, '/');
+  const first = await buildModelTable(cfg, { log, tolerateUnreachable: false });
+  const before = first.models.get('m')?.stable;
+  assert.equal(before?.artifactSha256, sha256(IRIS));
+  const same = await buildModelTable(cfg, { log, previous: first, tolerateUnreachable: false });
+  assert.equal(same.models.get('m')?.stable, before, 'same file: the same session');
+
+  await writeFile(file, readFileSync(TITANIC));
+  const next = await buildModelTable(cfg, { log, previous: same, tolerateUnreachable: false });
+  const after = next.models.get('m')?.stable;
+  assert.notEqual(after, before, 'changed file: a new session');
+  assert.equal(after?.artifactSha256, sha256(TITANIC));
+  assert.deepEqual(after?.metadata?.inputs.map((i) => i.name), ['pclass', 'sex', 'age', 'fare', 'embarked']);
+  await retireTable(same, next);
+  await retireTable(next, undefined);
+  await rm(dir, { recursive: true, force: true });
 });

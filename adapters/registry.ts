@@ -1,12 +1,13 @@
 /**
  * The model table: model → version → adapter, built from a frozen configuration. A table is
- * immutable once built; a reload builds a new one (reusing adapters whose backend did not change)
- * and swaps it in whole, so a request sees one consistent table from start to end.
+ * immutable once built; a reload builds a new one (reusing versions whose backend and model file
+ * did not change) and swaps it in whole, so a request sees one consistent table from start to end.
  */
 import type { Logger } from 'pino';
 import type { BackendConfig, GatewayConfig, ModelConfig } from '../gateway/config.js';
 import { GatewayError } from '../gateway/errors.js';
 import type { Adapter, ModelMetadata } from './adapter.js';
+import { artifactSha256 } from './artifact.js';
 import { OipHttpAdapter } from './oip-http.js';
 import { OnnxAdapter } from './onnx.js';
 
@@ -27,22 +28,31 @@ export class ServedVersion {
   readonly version: string;
   readonly adapter: Adapter;
   readonly backendKey: string;
+  /** SHA-256 of the model file this version loaded (in-process backends); see artifact.ts. */
+  readonly artifactSha256: string | undefined;
   /** Per-version artefacts by name (see ArtifactLoader); empty when none is configured. */
   artifacts: ReadonlyMap<string, unknown> = NO_ARTIFACTS;
   #metadata: ModelMetadata | undefined;
+  #loadError: Error | undefined;
   #loading: Promise<void> | undefined;
   #retryTimer: NodeJS.Timeout | undefined;
   #closed = false;
 
-  constructor(model: string, version: string, backend: BackendConfig) {
+  constructor(model: string, version: string, backend: BackendConfig, artifactSha256?: string) {
     this.model = model;
     this.version = version;
     this.adapter = createAdapter(backend);
     this.backendKey = JSON.stringify(backend);
+    this.artifactSha256 = artifactSha256;
   }
 
   get metadata(): ModelMetadata | undefined {
     return this.#metadata;
+  }
+
+  /** Why the last load failed, while the version is not loaded (an unreachable remote backend). */
+  get loadError(): Error | undefined {
+    return this.#loadError;
   }
 
   /** Loads once; concurrent callers share the attempt. */
@@ -50,9 +60,11 @@ export class ServedVersion {
     this.#loading ??= this.adapter.load().then(
       () => {
         this.#metadata = this.adapter.metadata();
+        this.#loadError = undefined;
       },
       (e: unknown) => {
         this.#loading = undefined;
+        this.#loadError = e instanceof Error ? e : new Error(String(e));
         throw e;
       },
     );
@@ -130,9 +142,24 @@ export class ModelTable {
   }
 }
 
+/** Where a version's model comes from, for messages: its file, or its remote server and model. */
+export function backendSource(backend: BackendConfig): string {
+  return backend.kind === 'onnx' ? backend.path : `${backend.url} (model ${backend.model})`;
+}
+
+/** The versions of a table that could not be loaded, each named with its model, version and source. */
+export class TableLoadError extends Error {
+  readonly failures: readonly string[];
+  constructor(failures: readonly string[], causes: readonly unknown[]) {
+    super(failures.join('; '), { cause: causes.length === 1 ? causes[0] : new AggregateError(causes) });
+    this.name = 'TableLoadError';
+    this.failures = failures;
+  }
+}
+
 export interface BuildOptions {
   readonly log: Logger;
-  /** The table being replaced: adapters with an identical backend are reused, not reloaded. */
+  /** The table being replaced: versions with an identical backend and model file are reused, not reloaded. */
   readonly previous?: ModelTable;
   /**
    * Remote backends that do not answer yet are retried in the background instead of failing the
@@ -141,46 +168,66 @@ export interface BuildOptions {
   readonly tolerateUnreachable: boolean;
 }
 
-/** Builds and loads a table. On failure, closes what it opened and rethrows. */
+/**
+ * Builds and loads a table. A version of `previous` is reused when its backend and its model file's
+ * content are unchanged; anything else is loaded anew. On failure, closes what it opened and throws
+ * a TableLoadError naming every version that failed (not only the first), so one attempt shows
+ * everything to fix.
+ */
 export async function buildModelTable(config: GatewayConfig, opts: BuildOptions): Promise<ModelTable> {
-  const reusable = new Map<string, ServedVersion>();
-  if (opts.previous) {
-    for (const sv of opts.previous.allVersions()) {
-      if (sv.metadata !== undefined) reusable.set(`${sv.model}@${sv.version}|${sv.backendKey}`, sv);
-    }
-  }
+  const previous = new Map<string, ServedVersion>();
+  for (const sv of opts.previous?.allVersions() ?? []) previous.set(`${sv.model}@${sv.version}`, sv);
   const created: ServedVersion[] = [];
-  const models = new Map<string, ServedModel>();
-  try {
-    const pending: Promise<void>[] = [];
-    for (const [name, mc] of Object.entries(config.models)) {
-      const versions = new Map<string, ServedVersion>();
-      for (const [v, vc] of Object.entries(mc.versions)) {
-        const key = `${name}@${v}|${JSON.stringify(vc.backend)}`;
-        let sv = reusable.get(key);
-        if (sv === undefined) {
-          sv = new ServedVersion(name, v, vc.backend);
-          created.push(sv);
-          const loading = sv.load();
-          const tolerate = opts.tolerateUnreachable && vc.backend.kind !== 'onnx';
-          const served = sv;
-          pending.push(tolerate ? loading.catch((e: unknown) => {
-            opts.log.warn({ model: name, version: v, err: e }, 'backend not reachable yet; retrying in the background');
-            served.loadInBackground(opts.log);
-          }) : loading.catch((e: unknown) => {
-            throw new Error(`model ${name} version ${v} failed to load: ${(e as Error).message}`, { cause: e });
-          }));
-        }
-        versions.set(v, sv);
-      }
-      const stable = versions.get(mc.stable);
-      if (stable === undefined) throw new Error(`model ${name}: stable version ${mc.stable} is missing`);
-      models.set(name, { name, config: mc, versions, stable, versionNames: [...versions.keys()] });
+  const failures: string[] = [];
+  const causes: unknown[] = [];
+  const failed = (name: string, v: string, backend: BackendConfig, e: unknown): undefined => {
+    failures.push(`model ${name} version ${v} failed to load from ${backendSource(backend)}: ${(e as Error).message}`);
+    causes.push(e);
+    return undefined;
+  };
+
+  async function place(name: string, v: string, backend: BackendConfig): Promise<ServedVersion | undefined> {
+    let sha: string | undefined;
+    try {
+      sha = await artifactSha256(backend);
+    } catch (e) {
+      return failed(name, v, backend, e);
     }
-    await Promise.all(pending);
-  } catch (e) {
+    const before = previous.get(`${name}@${v}`);
+    const sameBackend = before !== undefined && before.backendKey === JSON.stringify(backend);
+    if (sameBackend && before.metadata !== undefined && before.artifactSha256 === sha) return before;
+    if (sameBackend && before.artifactSha256 !== sha) {
+      opts.log.info({ model: name, version: v, previousSha256: before.artifactSha256, sha256: sha }, 'model file changed; loading it anew');
+    }
+    const sv = new ServedVersion(name, v, backend, sha);
+    created.push(sv);
+    try {
+      await sv.load();
+    } catch (e) {
+      if (!opts.tolerateUnreachable || backend.kind === 'onnx') return failed(name, v, backend, e);
+      opts.log.warn({ model: name, version: v, err: e }, 'backend not reachable yet; retrying in the background');
+      sv.loadInBackground(opts.log);
+    }
+    return sv;
+  }
+
+  const entries = Object.entries(config.models).flatMap(([name, mc]) => Object.entries(mc.versions).map(([v, vc]) => ({ name, v, backend: vc.backend })));
+  const placed = await Promise.all(entries.map((e) => place(e.name, e.v, e.backend)));
+  const models = new Map<string, ServedModel>();
+  let i = 0;
+  for (const [name, mc] of Object.entries(config.models)) {
+    const versions = new Map<string, ServedVersion>();
+    for (const v of Object.keys(mc.versions)) {
+      const sv = placed[i++];
+      if (sv !== undefined) versions.set(v, sv);
+    }
+    const stable = versions.get(mc.stable);
+    if (stable !== undefined) models.set(name, { name, config: mc, versions, stable, versionNames: [...versions.keys()] });
+    else if (failures.length === 0) failures.push(`model ${name}: stable version ${mc.stable} is missing`);
+  }
+  if (failures.length > 0) {
     await Promise.allSettled(created.map((sv) => sv.close()));
-    throw e;
+    throw new TableLoadError(failures, causes);
   }
   return new ModelTable(config, models);
 }

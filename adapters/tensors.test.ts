@@ -1,6 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { ASSETS } from '../test/helpers/assets.js';
 import { DATATYPES, type Datatype } from './adapter.js';
 import {
   DATATYPE_INFO, elementCount, fp16BitsToNumber, isDatatype, numberToFp16Bits, toJsonData, toTypedArray,
@@ -11,8 +13,7 @@ interface DtypeCase {
   expected_outputs: { name: string; datatype: Datatype; shape: number[]; data: unknown[] }[];
   fp16_raw_hex_le?: { inputs: string[]; outputs: string[] };
 }
-const samples = new URL('../../../shared/assets/samples/', import.meta.url);
-const dtypeCases = (JSON.parse(readFileSync(new URL('onnx-node-dtype-cases.json', samples), 'utf8')) as { cases: DtypeCase[] }).cases;
+const dtypeCases = (JSON.parse(readFileSync(join(ASSETS, 'samples/onnx-node-dtype-cases.json'), 'utf8')) as { cases: DtypeCase[] }).cases;
 
 function leHex(bits: Uint16Array): string {
   return Buffer.from(bits.buffer, bits.byteOffset, bits.byteLength).toString('hex');

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
-// The `breakwater` command. The TypeScript sources are compiled to dist/ by `npm run build`
-// (run by `npm ci`'s prepare step, `npm start` and `npm test`).
+// The `breakwater` command. The TypeScript sources are compiled to dist/ by `npm run build`, which
+// `npm start` and `npm test` run first; after a plain `npm ci`, run it once before using this.
 import { existsSync } from 'node:fs';
 
 const entry = new URL('../dist/gateway/cli/main.js', import.meta.url);

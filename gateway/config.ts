@@ -149,11 +149,20 @@ function deepFreeze<T>(value: T): T {
   return value;
 }
 
+export interface BuildConfigOptions {
+  /**
+   * false: a configuration that names no identity provider at all (no issuer, audience, keys or
+   * JWKS, and not insecureNoAuth) passes, for `validate`: a repository or a file whose identity
+   * comes from serve's flags is checked without them. Anything given is still checked in full.
+   */
+  readonly requireIdentity?: boolean;
+}
+
 /**
  * Validates a parsed configuration object. `baseDir` resolves relative model paths. Throws
  * ConfigError listing every problem (path and reason), or returns the frozen configuration.
  */
-export function buildConfig(input: unknown, baseDir: string, source = 'configuration'): GatewayConfig {
+export function buildConfig(input: unknown, baseDir: string, source = 'configuration', options: BuildConfigOptions = {}): GatewayConfig {
   const raw: unknown = structuredClone(input ?? {});
   if (!validateTop(raw)) throw new ConfigError(source, describe('', validateTop.errors));
   const cfg = raw as { models: Record<string, Record<string, unknown>>; server: { workers: number | 'auto' } };
@@ -193,7 +202,7 @@ export function buildConfig(input: unknown, baseDir: string, source = 'configura
   if (!isAbsolute(st.snapshotDir)) st.snapshotDir = resolve(baseDir, st.snapshotDir);
   const un = (raw as { unleash?: { bootstrapFile?: string } }).unleash;
   if (un?.bootstrapFile !== undefined && !isAbsolute(un.bootstrapFile)) un.bootstrapFile = resolve(baseDir, un.bootstrapFile);
-  problems.push(...checkAuth(raw as unknown as { auth: Record<string, unknown> }, baseDir));
+  problems.push(...checkAuth(raw as unknown as { auth: Record<string, unknown> }, baseDir, options.requireIdentity ?? true));
   if (problems.length > 0) throw new ConfigError(source, problems);
   return deepFreeze(raw as GatewayConfig);
 }
@@ -223,8 +232,13 @@ export function checkTraffic(at: string, traffic: TrafficConfig, versions: reado
   return problems;
 }
 
+/** Whether `auth` names no identity provider at all (what serve's flags would then have to give). */
+export function namesNoIdentity(auth: Pick<AuthConfig, 'insecureNoAuth' | 'issuer' | 'audience' | 'keys' | 'jwks'>): boolean {
+  return !auth.insecureNoAuth && auth.issuer === undefined && auth.audience === undefined && auth.keys.length === 0 && auth.jwks === undefined;
+}
+
 /** What JSON Schema cannot say about `auth`: what is required together, and key sources. */
-function checkAuth(cfg: { auth: Record<string, unknown> }, baseDir: string): string[] {
+function checkAuth(cfg: { auth: Record<string, unknown> }, baseDir: string, requireIdentity: boolean): string[] {
   const auth = cfg.auth;
   const problems: string[] = [];
   const keys = (auth.keys ?? []) as Record<string, unknown>[];
@@ -240,6 +254,7 @@ function checkAuth(cfg: { auth: Record<string, unknown> }, baseDir: string): str
     }
   });
   if (auth.insecureNoAuth === true) return problems;
+  if (!requireIdentity && namesNoIdentity(auth as unknown as AuthConfig)) return problems;
   if (auth.issuer === undefined) problems.push('auth.issuer: required (or set auth.insecureNoAuth: true, which is insecure)');
   if (auth.audience === undefined) problems.push('auth.audience: required (or set auth.insecureNoAuth: true, which is insecure)');
   if (keys.length === 0 && auth.jwks === undefined) {
@@ -311,7 +326,7 @@ export function applyOverrides(raw: unknown, overrides: ConfigOverrides): unknow
 }
 
 /** Reads, parses and validates a YAML (or JSON) configuration file. */
-export async function loadConfigFile(file: string, overrides: ConfigOverrides = {}): Promise<GatewayConfig> {
+export async function loadConfigFile(file: string, overrides: ConfigOverrides = {}, options: BuildConfigOptions = {}): Promise<GatewayConfig> {
   const path = resolve(file);
   let text: string;
   try {
@@ -325,5 +340,5 @@ export async function loadConfigFile(file: string, overrides: ConfigOverrides = 
   } catch (e) {
     throw new ConfigError(path, [`not valid YAML: ${(e as Error).message.split('\n')[0]}`]);
   }
-  return buildConfig(applyOverrides(parsed, overrides), dirname(path), path);
+  return buildConfig(applyOverrides(parsed, overrides), dirname(path), path, options);
 }

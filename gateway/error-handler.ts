@@ -82,7 +82,20 @@ export function installErrorHandlers(app: FastifyInstance): void {
     }
     return sendError(reply, ge);
   });
-  app.setNotFoundHandler(function notFound(_request: FastifyRequest, reply: FastifyReply) {
-    return sendError(reply, new GatewayError('NOT_FOUND'));
-  });
+  app.setNotFoundHandler(routeMiss);
+}
+
+/** Methods a route answers; Fastify adds HEAD to every GET route. */
+const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS'] as const;
+
+/**
+ * The not-found handler: a path that some route serves under another method is 405 with `Allow`
+ * (RFC 9110 §15.5.6), any other path 404. The router is asked only once a request has missed, so
+ * matched requests pay nothing for it.
+ */
+export function routeMiss(request: FastifyRequest, reply: FastifyReply): FastifyReply {
+  const allowed = METHODS.filter((m) => m !== request.method && request.server.findRoute({ method: m, url: request.url }) !== null);
+  if (allowed.length === 0) return sendError(reply, new GatewayError('NOT_FOUND'));
+  const allow = allowed.join(', ');
+  return sendError(reply, new GatewayError('METHOD_NOT_ALLOWED', `${request.method} is not one of ${allow}`, { headers: { allow } }));
 }

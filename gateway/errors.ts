@@ -13,7 +13,8 @@ export interface ErrorSpec {
 export const ERRORS = {
   // 400: the client's request is wrong
   BAD_JSON: { status: 400, message: 'request body is not valid JSON' },
-  BAD_REQUEST: { status: 400, message: 'request does not follow the inference protocol' },
+  // Neutral: admin and self-service routes answer it too; the detail says what is wrong.
+  BAD_REQUEST: { status: 400, message: 'request is not valid' },
   BAD_BINARY_HEADER: { status: 400, message: 'binary tensor request is malformed' },
   UNSUPPORTED_MEDIA_TYPE: { status: 415, message: 'content type is not supported' },
   UNKNOWN_INPUT: { status: 400, message: 'input is not an input of the model' },
@@ -43,6 +44,8 @@ export const ERRORS = {
   REVISION_CONFLICT: { status: 409, message: 'the record changed since the revision given; nothing was changed' },
   // 404: the thing asked for does not exist
   NOT_FOUND: { status: 404, message: 'route not found' },
+  // 405: the route exists, not for this method; the Allow header lists the methods it takes
+  METHOD_NOT_ALLOWED: { status: 405, message: 'method not allowed on this route' },
   MODEL_NOT_FOUND: { status: 404, message: 'model not found' },
   VERSION_NOT_FOUND: { status: 404, message: 'model version not found' },
   // 408/431: the client's connection misbehaved before a request could be routed

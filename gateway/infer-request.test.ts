@@ -1,14 +1,15 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Datatype, InferTensor } from '../adapters/adapter.js';
 import { encodeBinaryRequest } from '../adapters/binary.js';
 import { toJsonData } from '../adapters/tensors.js';
+import { ASSETS } from '../test/helpers/assets.js';
 import { isGatewayError, type ErrorCode } from './errors.js';
 import { parseInferRequest, type ParseLimits } from './infer-request.js';
 
-const samples = new URL('../../../shared/assets/samples/', import.meta.url);
-const readSample = (name: string): unknown => JSON.parse(readFileSync(new URL(name, samples), 'utf8'));
+const readSample = (name: string): unknown => JSON.parse(readFileSync(join(ASSETS, 'samples', name), 'utf8'));
 interface Tensor { name: string; datatype: Datatype; shape: number[]; data: unknown[] }
 const dtypeCases = (readSample('onnx-node-dtype-cases.json') as { cases: { request: { inputs: Tensor[] } }[] }).cases;
 const titanic = (readSample('model-samples.json') as Record<string, { request: { id: string; inputs: Tensor[] } }>)

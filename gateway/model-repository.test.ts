@@ -3,11 +3,11 @@ import { mkdir, mkdtemp, rm, symlink, writeFile, copyFile } from 'node:fs/promis
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
+import { ASSETS } from '../test/helpers/assets.js';
 import { scanModelRepository, type RepositoryScan } from './model-repository.js';
 
 // dist/gateway/ → repo root → ../shared
-const MODELS = fileURLToPath(new URL('../../../shared/assets/models/', import.meta.url));
+const MODELS = join(ASSETS, 'models');
 const TITANIC = join(MODELS, 'titanic_logreg_nozipmap.onnx');
 const IRIS = join(MODELS, 'iris_mlp_dynamic.onnx');
 

@@ -59,8 +59,8 @@ export function buildServer({ serving, chain, authenticate, features, observers,
   });
   app.server.maxConnections = sc.maxConnections;
 
-  // Every body is taken as bytes, whatever its type (tritonclient sends no Content-Type at all):
-  // infer decides between JSON and the binary extension itself.
+  // Every body is taken as bytes: routes refuse the types they cannot read before the body is read
+  // (routes/body-types.ts), and infer decides between JSON and the binary extension itself.
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', { parseAs: 'buffer' }, function rawBody(_req, body, done) {
     done(null, body);

@@ -1,7 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { InferRequest, ModelMetadata, TensorMetadata } from '../adapters/adapter.js';
+import { ASSETS } from '../test/helpers/assets.js';
 import { isGatewayError, type ErrorCode } from './errors.js';
 import { parseInferRequest } from './infer-request.js';
 import { validateAgainstMetadata } from './validate-request.js';
@@ -11,7 +13,7 @@ interface Sample {
   request: unknown;
 }
 const samples = JSON.parse(
-  readFileSync(new URL('../../../shared/assets/samples/model-samples.json', import.meta.url), 'utf8'),
+  readFileSync(join(ASSETS, 'samples/model-samples.json'), 'utf8'),
 ) as Record<string, Sample>;
 
 /** The sample's metadata as the adapters report it: non-tensor outputs listed apart. */

@@ -3,6 +3,7 @@
  * backend: the gateway sits in front of a real HTTP backend that counts the calls it receives.
  */
 import assert from 'node:assert/strict';
+import { connect } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { request } from 'undici';
 import type { RunningGateway } from '../gateway/main.js';
@@ -177,4 +178,127 @@ describe('binary tensor requests', () => {
       'inference-header-content-length': String(Buffer.byteLength(header)),
       'content-type': 'application/octet-stream',
     }));
+});
+
+describe('a wrong method on an existing route gets 405 with Allow; unknown paths stay 404', () => {
+  async function send(method: string, path: string) {
+    const res = await request(`${gw.url}${path}`, { method, headers: method === 'GET' || method === 'HEAD' ? {} : { 'content-type': 'application/json' }, body: method === 'GET' || method === 'HEAD' ? undefined : '{}' });
+    const text = await res.body.text();
+    return { status: res.statusCode, headers: res.headers, json: text === '' ? undefined : (JSON.parse(text) as { code: string; error: string }) };
+  }
+  const cases: [string, string, string][] = [
+    ['GET', '/v2/models/wide/infer', 'POST'],
+    ['GET', '/v2/models/wide/versions/1/infer?x=1', 'POST'],
+    ['PUT', '/v2/health/ready', 'GET, HEAD'],
+    ['DELETE', '/v2/models/wide', 'GET, HEAD'],
+    ['POST', '/admin/models', 'GET, HEAD'],
+    ['POST', '/admin/models/wide/traffic', 'PUT, DELETE'],
+  ];
+  for (const [method, path, allow] of cases) {
+    test(`${method} ${path} is 405 METHOD_NOT_ALLOWED, Allow: ${allow}`, async () => {
+      const before = backend.calls();
+      const res = await send(method, path);
+      assert.equal(res.status, 405, JSON.stringify(res.json));
+      assert.equal(res.headers.allow, allow);
+      assert.equal(res.json?.code, 'METHOD_NOT_ALLOWED');
+      assert.ok(res.json?.error.includes(`${method} is not one of ${allow}`), res.json?.error);
+      assert.equal(backend.calls(), before);
+    });
+  }
+
+  test('a 405 under /admin carries the admin security headers', async () => {
+    const res = await send('POST', '/admin/models');
+    assert.equal(res.status, 405);
+    assert.equal(res.headers['x-frame-options'], 'DENY');
+    assert.equal(res.headers['cache-control'], 'no-store');
+  });
+
+  for (const [method, path] of [['GET', '/v2/nothing'], ['POST', '/v2/models/wide/infer/more'], ['PUT', '/admin/nothing']]) {
+    test(`${method} ${path} (no route under any method) stays 404 NOT_FOUND`, async () => {
+      const res = await send(method, path);
+      assert.equal(res.status, 404);
+      assert.equal(res.json?.code, 'NOT_FOUND');
+      assert.equal(res.headers.allow, undefined);
+    });
+  }
+});
+
+describe('bodies the gateway cannot read get 415 UNSUPPORTED_MEDIA_TYPE before they are read', () => {
+  const body = () => JSON.stringify({ inputs: goodInputs() });
+  async function sendWith(method: string, path: string, headers: Record<string, string>, payload: string = body()) {
+    const res = await request(`${gw.url}${path}`, { method, body: payload, headers });
+    const text = await res.body.text();
+    return { status: res.statusCode, headers: res.headers, json: JSON.parse(text) as { code?: string; error?: string } };
+  }
+
+  const refused: [string, Record<string, string>, RegExp][] = [
+    ['a gzip body', { 'content-type': 'application/json', 'content-encoding': 'gzip' }, /Content-Encoding "gzip" is not supported; send the body uncompressed/],
+    ['a br body', { 'content-type': 'application/json', 'content-encoding': 'br' }, /Content-Encoding "br"/],
+    ['a deflate body', { 'content-encoding': 'deflate' }, /Content-Encoding "deflate"/],
+    ['a list of encodings', { 'content-type': 'application/json', 'content-encoding': 'gzip, identity' }, /Content-Encoding "gzip, identity"/],
+    ['application/xml', { 'content-type': 'application/xml' }, /Content-Type "application\/xml" is not supported; send application\/json \(or application\/octet-stream/],
+    ['text/plain', { 'content-type': 'text/plain' }, /Content-Type "text\/plain"/],
+    ['a form body, as plain curl -d sends', { 'content-type': 'application/x-www-form-urlencoded' }, /curl -d .*add -H 'Content-Type: application\/json'/],
+    ['JSON in another charset', { 'content-type': 'application/json; charset=iso-8859-1' }, /charset "iso-8859-1" is not supported/],
+  ];
+  for (const [what, headers, message] of refused) {
+    test(`infer: ${what}`, async () => {
+      const before = backend.calls();
+      const res = await sendWith('POST', '/v2/models/wide/infer', headers);
+      assert.equal(res.status, 415, JSON.stringify(res.json));
+      assert.equal(res.json.code, 'UNSUPPORTED_MEDIA_TYPE');
+      assert.match(String(res.json.error), message);
+      assert.equal(backend.calls(), before);
+    });
+  }
+
+  const accepted: [string, Record<string, string>][] = [
+    ['no Content-Type at all (tritonclient)', {}],
+    ['application/json with a UTF-8 charset', { 'content-type': 'application/json; Charset="UTF-8"' }],
+    ['a +json type', { 'content-type': 'application/vnd.oip.v2+json' }],
+    ['application/octet-stream holding plain JSON (aiohttp clients)', { 'content-type': 'application/octet-stream' }],
+    ['Content-Encoding: identity', { 'content-type': 'application/json', 'content-encoding': 'identity' }],
+  ];
+  for (const [what, headers] of accepted) {
+    test(`infer accepts ${what}`, async () => {
+      const res = await sendWith('POST', '/v2/models/wide/infer', headers);
+      assert.equal(res.status, 200, JSON.stringify(res.json));
+    });
+  }
+
+  test('admin and self-service JSON bodies: XML, forms and gzip are 415, JSON goes on', async () => {
+    const traffic = JSON.stringify({ routes: [{ version: '1', weight: 100 }], reason: 'test' });
+    for (const [path, method] of [['/admin/models/wide/traffic', 'PUT'], ['/admin/opt-outs/alice', 'PUT'], ['/me/opt-outs', 'PUT']]) {
+      const unreadable: Record<string, string>[] = [{ 'content-type': 'application/xml' }, { 'content-type': 'application/x-www-form-urlencoded' }, { 'content-type': 'application/json', 'content-encoding': 'gzip' }];
+      for (const headers of unreadable) {
+        const res = await sendWith(method, path, headers, traffic);
+        assert.equal(res.status, 415, `${method} ${path} ${JSON.stringify(headers)}: ${JSON.stringify(res.json)}`);
+        assert.equal(res.json.code, 'UNSUPPORTED_MEDIA_TYPE');
+        assert.doesNotMatch(String(res.json.error), /octet-stream/, 'admin bodies are JSON only');
+      }
+      const octets = await sendWith(method, path, { 'content-type': 'application/octet-stream' }, traffic);
+      assert.equal(octets.status, 415, `${method} ${path} octet-stream`);
+    }
+    const ok = await sendWith('PUT', '/admin/models/wide/traffic', { 'content-type': 'application/json' }, traffic);
+    assert.equal(ok.status, 200, JSON.stringify(ok.json));
+  });
+
+  test('the refusal comes from the headers alone: a client that never sends its body is answered at once', async () => {
+    const socket = connect(Number(new URL(gw.url).port), '127.0.0.1');
+    const answer = new Promise<string>((resolve, reject) => {
+      let text = '';
+      socket.on('data', (chunk) => {
+        text += chunk.toString();
+        if (text.includes('\r\n\r\n')) resolve(text);
+      });
+      socket.once('error', reject);
+      setTimeout(() => reject(new Error(`no answer within 3 s: ${text}`)), 3_000).unref();
+    });
+    socket.write('POST /v2/models/wide/infer HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Encoding: gzip\r\nContent-Length: 5000\r\n\r\n');
+    try {
+      assert.match(await answer, /^HTTP\/1\.1 415 /);
+    } finally {
+      socket.destroy();
+    }
+  });
 });

@@ -10,7 +10,8 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { Agent, request } from 'undici';
 import { parse, stringify } from 'yaml';
-import { ASSETS, REPO_ROOT, spawnShellGateway, stopWithin, writeTempFile, type ChildGateway } from './helpers/gateway.js';
+import { ASSETS } from './helpers/assets.js';
+import { REPO_ROOT, spawnShellGateway, stopWithin, writeTempFile, type ChildGateway } from './helpers/gateway.js';
 
 interface Tensor { name: string; datatype: string; shape: number[]; data: unknown[] }
 interface Sample { request: { inputs: unknown[] }; expected_outputs: Tensor[]; tolerance: number }

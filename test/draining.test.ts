@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { request } from 'undici';
-import { ASSETS, startInProcess } from './helpers/gateway.js';
+import { ASSETS } from './helpers/assets.js';
+import { startInProcess } from './helpers/gateway.js';
 
 test('a draining gateway answers 503 SHUTTING_DOWN, closes the connection and reports not ready', async () => {
   const gw = await startInProcess({ models: { iris: { versions: { '1': { backend: { kind: 'onnx', path: join(ASSETS, 'models/iris_mlp_dynamic.onnx') } } } } } });

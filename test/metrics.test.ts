@@ -10,7 +10,8 @@ import { AggregationTemporality, InMemoryMetricExporter, MeterProvider, Periodic
 import { request } from 'undici';
 import type { RunningGateway } from '../gateway/main.js';
 import { METRIC } from '../gateway/telemetry/metrics.js';
-import { ASSETS, startInProcess } from './helpers/gateway.js';
+import { ASSETS } from './helpers/assets.js';
+import { startInProcess } from './helpers/gateway.js';
 
 const exporter = new InMemoryMetricExporter(AggregationTemporality.CUMULATIVE);
 const reader = new PeriodicExportingMetricReader({ exporter, exportIntervalMillis: 60_000 });

@@ -302,6 +302,7 @@ test('self-service: a subject sets, reads and removes their own opt-outs with th
     assert.equal(res.status, 400, JSON.stringify(body));
     assert.equal(res.json.code, code);
     assert.match(String(res.json.error), detail);
+    assert.doesNotMatch(String(res.json.error), /inference|protocol/, 'an opt-out error speaks of opt-outs');
   }
   assert.deepEqual((await call(A, 'GET', '/me/opt-outs', me)).json.kinds, ['experiments', 'tracking'], 'refused changes changed nothing');
   const removed = await call(A, 'DELETE', '/me/opt-outs', me);

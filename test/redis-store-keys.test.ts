@@ -11,7 +11,7 @@ import { Redis } from 'ioredis';
 import { verifyLog } from '../gateway/state/log-chain.js';
 import type { RedisStore } from '../gateway/state/redis-store.js';
 import { StoreUnavailableError } from '../gateway/state/store.js';
-import { ensureDefaultRedis } from './helpers/redis.js';
+import { sharedTestRedis } from './helpers/redis.js';
 import { sharedRedisStores } from './helpers/shared-redis-store.js';
 
 const { prefix, replica } = sharedRedisStores(1000);
@@ -27,7 +27,7 @@ interface Ctx {
 
 async function withReplica(body: (ctx: Ctx) => Promise<void>): Promise<void> {
   const store = await replica();
-  const raw = new Redis(await ensureDefaultRedis());
+  const raw = new Redis(await sharedTestRedis());
   const scope = `scope-${randomUUID().slice(0, 8)}`;
   try {
     await body({ store, raw, scope, key: (kind, key = '') => `${prefix}{${scope}}:${kind}:${key}` });
@@ -64,7 +64,7 @@ describe('RedisStore keys', () => {
       const figuresTtl = await raw.pttl(key('b', 'figures'));
       assert.ok(figuresTtl > 59_000 && figuresTtl <= 60_000, `bucket counters expire with their ttlMs (${figuresTtl})`);
 
-      const sub = new Redis(await ensureDefaultRedis());
+      const sub = new Redis(await sharedTestRedis());
       try {
         const got: string[] = [];
         sub.on('message', (channel: string, m: string) => void got.push(`${channel} ${m}`));

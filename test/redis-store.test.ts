@@ -12,7 +12,7 @@ import { createStore } from '../gateway/state/create-store.js';
 import { RedisStore } from '../gateway/state/redis-store.js';
 import { ReservingStore } from '../gateway/state/reserving-store.js';
 import { StoreUnavailableError, type StateStore } from '../gateway/state/store.js';
-import { ensureDefaultRedis, RedisServer } from './helpers/redis.js';
+import { sharedTestRedis, RedisServer } from './helpers/redis.js';
 import { sharedRedisStores, silent } from './helpers/shared-redis-store.js';
 import { storeContract } from './helpers/store-contract.js';
 
@@ -217,7 +217,7 @@ describe('RedisStore', () => {
 
 describe('createStore', () => {
   it('is a RedisStore when state.redisUrl is set, a MemoryStore otherwise', async () => {
-    const shared = await createStore(config(await ensureDefaultRedis()), silent);
+    const shared = await createStore(config(await sharedTestRedis()), silent);
     const local = await createStore({ keyPrefix: PREFIX, commandTimeoutMs: COMMAND_TIMEOUT_MS, connectTimeoutMs: 1000, quotaBlocks: true, reconcileMs: 5000 }, silent);
     try {
       assert.equal(shared.kind, 'redis');

@@ -4,13 +4,15 @@
  * request; `server.watchConfig` reloads on file changes.
  */
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { rename, writeFile } from 'node:fs/promises';
+import { copyFile, rename, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { Agent, request } from 'undici';
 import { stringify } from 'yaml';
-import { ASSETS, logLines, spawnGateway, stopWithin, waitForOutput, writeTempFile, type ChildGateway } from './helpers/gateway.js';
+import { ASSETS } from './helpers/assets.js';
+import { logLines, spawnGateway, stopWithin, waitForOutput, writeTempFile, type ChildGateway } from './helpers/gateway.js';
 
 const IRIS_ONNX = join(ASSETS, 'models/iris_mlp_dynamic.onnx');
 const TITANIC_ONNX = join(ASSETS, 'models/titanic_logreg_nozipmap.onnx');
@@ -65,12 +67,12 @@ async function call(url: string, method: 'GET' | 'POST' = 'GET', body?: string):
   return { status: res.statusCode, version: typeof v === 'string' ? v : undefined, body: text };
 }
 
-/** Why an iris answer is wrong, or undefined if it is a correct 200 from one of `versions`. */
-function irisProblem(a: Answer, versions: readonly string[]): string | undefined {
+/** Why an iris answer is wrong, or undefined if it is a correct 200 from one of `versions` of `model`. */
+function irisProblem(a: Answer, versions: readonly string[], model = 'iris'): string | undefined {
   if (a.status !== 200) return `status ${a.status}: ${a.body.slice(0, 200)}`;
   if (a.version === undefined || !versions.includes(a.version)) return `x-model-version ${a.version}, expected one of ${versions.join(', ')}`;
   const parsed = JSON.parse(a.body) as { model_name: string; model_version: string; outputs: { name: string; shape: number[]; data: number[] }[] };
-  if (parsed.model_name !== 'iris' || parsed.model_version !== a.version) return `body names ${parsed.model_name} version ${parsed.model_version}`;
+  if (parsed.model_name !== model || parsed.model_version !== a.version) return `body names ${parsed.model_name} version ${parsed.model_version}`;
   const out = parsed.outputs?.[0];
   if (parsed.outputs?.length !== 1 || out.name !== 'output' || JSON.stringify(out.shape) !== '[1,3]') return `outputs ${a.body.slice(0, 200)}`;
   if (out.data.some((x, i) => Math.abs(x - IRIS_EXPECTED[i]) > IRIS_TOLERANCE)) return `logits ${JSON.stringify(out.data)}, expected ${JSON.stringify(IRIS_EXPECTED)}`;
@@ -310,6 +312,37 @@ describe('reloading the configuration', { timeout: 120_000 }, () => {
     const md = await call(`${gw.url}/v2/models/iris`);
     assert.deepEqual((JSON.parse(md.body) as { versions: string[] }).versions, ['2']);
     assert.doesNotMatch(gw.output(), /closing retired model versions failed/);
+  });
+
+  test('a model file replaced in place is served after SIGHUP; a garbage replacement is refused, logged, and the old model keeps answering', { timeout: 60_000 }, async () => {
+    const sha256 = (bytes: Buffer | string) => createHash('sha256').update(bytes).digest('hex');
+    const modelFile = await writeTempFile('model.onnx', '');
+    await copyFile(TITANIC_ONNX, modelFile);
+    const { gw } = await start(configText({ titanic: { versions: { '1': onnx(modelFile) } } }));
+    const titanic = () => call(`${gw.url}/v2/models/titanic/infer`, 'POST', TITANIC_BODY);
+    const irisAtTitanic = () => call(`${gw.url}/v2/models/titanic/infer`, 'POST', IRIS_BODY);
+    assert.equal(titanicProblem(await titanic()), undefined);
+
+    // In place, as `cp other.onnx model.onnx` does: same path, same inode, same configuration.
+    const iris = readFileSync(IRIS_ONNX);
+    await writeFile(modelFile, iris);
+    let from = gw.output().length;
+    assert.match(String((await sighup(gw)).msg), /reload applied/);
+    const changed = logLines(gw.output().slice(from)).find((l) => l.msg === 'model file changed; loading it anew');
+    assert.ok(changed, gw.output().slice(from));
+    assert.deepEqual([changed.model, changed.version, changed.previousSha256, changed.sha256], ['titanic', '1', sha256(readFileSync(TITANIC_ONNX)), sha256(iris)]);
+    assert.equal(irisProblem(await irisAtTitanic(), ['1'], 'titanic'), undefined, 'the new file answers');
+    assert.equal((await titanic()).status, 400, 'the old model\'s inputs are no longer accepted');
+
+    await writeFile(modelFile, 'this is not an ONNX model\n');
+    from = gw.output().length;
+    const rejected = await sighup(gw);
+    assert.match(String(rejected.msg), /reload rejected/);
+    assert.ok(String(rejected.problem).includes(`model titanic version 1 failed to load from ${modelFile}`), JSON.stringify(rejected));
+    assert.match(String(rejected.problem), /not a valid ONNX model/);
+    for (let i = 0; i < 3; i++) assert.equal(irisProblem(await irisAtTitanic(), ['1'], 'titanic'), undefined, 'the model loaded before keeps answering');
+    const ready = await call(`${gw.url}/v2/health/ready`);
+    assert.deepEqual([ready.status, ready.body], [200, '{"ready":true}']);
   });
 
   test('with server.watchConfig, editing the file reloads without a signal', { timeout: 30_000 }, async () => {

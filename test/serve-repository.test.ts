@@ -10,7 +10,8 @@ import { rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { stringify } from 'yaml';
-import { ASSETS, makeRepository, spawnGateway, writeTempFile, type ChildGateway } from './helpers/gateway.js';
+import { ASSETS } from './helpers/assets.js';
+import { makeRepository, spawnGateway, writeTempFile, type ChildGateway } from './helpers/gateway.js';
 import {
   assertOutputs, decodeAnswer, encodeBinary, header, http, inferBinary, inferJson, inferPath, json, waitReady,
   type HttpAnswer, type OipRequest, type OipTensor, type Tolerance,

@@ -7,7 +7,8 @@ import { connect } from 'node:net';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import type { RunningGateway } from '../gateway/main.js';
-import { ASSETS, startInProcess } from './helpers/gateway.js';
+import { ASSETS } from './helpers/assets.js';
+import { startInProcess } from './helpers/gateway.js';
 
 let gw: RunningGateway;
 let port: number;

@@ -8,7 +8,8 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { request } from 'undici';
 import type { RunningGateway } from '../gateway/main.js';
-import { ASSETS, startInProcess } from './helpers/gateway.js';
+import { ASSETS } from './helpers/assets.js';
+import { startInProcess } from './helpers/gateway.js';
 import { makeIssuer, type Issuer } from './helpers/tokens.js';
 
 const ISS = 'https://issuer.test/';

@@ -2,19 +2,19 @@
  * The `breakwater` command: `serve` and `validate`. Flags win over environment variables, which win
  * over the configuration file.
  */
-import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 import type { Logger } from 'pino';
-import { ConfigError, type GatewayConfig } from '../config.js';
+import type { GatewayConfig } from '../config.js';
 import { createLogger, flushAndExit } from '../logger.js';
 import { isClusterWorker, runPrimary } from '../cluster.js';
 import { handleProcessSignals, startGateway } from '../main.js';
 import { GATEWAY_VERSION } from '../version.js';
+import { CliError, parseOrUsage } from './args.js';
 import { DEV_DIR, ensureDevKeys, mintToken } from './dev-keys.js';
 import { resolveSource, type ConfigSource } from './source.js';
 import { tokenCommand } from './token.js';
-import { CliError, trafficCommand } from './traffic.js';
+import { validateSource } from './validate.js';
+import { trafficCommand } from './traffic.js';
 
 const USAGE = `breakwater ${GATEWAY_VERSION}: a model-serving gateway speaking the Open Inference Protocol v2
 
@@ -22,8 +22,9 @@ Usage:
   breakwater serve --config FILE            serve the models of a configuration file
   breakwater serve --model-repository DIR   serve DIR/<model>/<version>/model.onnx
   breakwater serve --demo                   serve the bundled demo (titanic, iris)
-  breakwater validate FILE                  check a configuration file and exit
-  breakwater validate --model-repository DIR
+  breakwater validate FILE                  load every model as serve would, then exit: 0 when
+  breakwater validate --model-repository DIR  serve would start and serve everything, 1 otherwise
+                                            (identity flags are optional here)
 
 Options for serve:
   --host HOST   address to listen on (env HOST; default 127.0.0.1)
@@ -41,22 +42,11 @@ Options for serve:
                            mint a token with the demo's development key (see README)
 
   breakwater traffic show|set|reset MODEL ...   read or change a model's routes (admin:traffic)
+
+Every command answers --help.
 `;
 
 const DEMO_CONFIG = fileURLToPath(new URL('../../../demo/breakwater.yaml', import.meta.url));
-
-/** `validate` also checks what `serve` would need from the disk: every in-process model file. */
-function missingModelFiles(config: GatewayConfig): string[] {
-  const problems: string[] = [];
-  for (const [name, model] of Object.entries(config.models)) {
-    for (const [v, vc] of Object.entries(model.versions)) {
-      if (vc.backend.kind === 'onnx' && !existsSync(vc.backend.path)) {
-        problems.push(`models.${name}.versions.${v}.backend.path: no such file (${vc.backend.path})`);
-      }
-    }
-  }
-  return problems;
-}
 
 function fail(message: string, code = 2): never {
   process.stderr.write(`breakwater: ${message}\n`);
@@ -80,6 +70,11 @@ function sourceFrom(values: { config?: string; 'model-repository'?: string; demo
   if (given.length !== 1) fail('give exactly one of --config FILE, --model-repository DIR or --demo\n\n' + USAGE);
   if (values['model-repository'] !== undefined) return { kind: 'repository', path: values['model-repository'] };
   return { kind: 'file', path: values.config ?? positional ?? DEMO_CONFIG };
+}
+
+/** The demo's configuration names a development key that the first `--demo` run creates. */
+function ensureDemoKeys(): void {
+  if (ensureDevKeys()) process.stderr.write(`breakwater: created a development signing key in ${DEV_DIR}\n`);
 }
 
 /** Start-up warnings for every setting that trades safety for convenience. */
@@ -112,19 +107,9 @@ function demoBanner(config: GatewayConfig): string {
 }
 
 async function main(argv: string[]): Promise<void> {
-  if (argv[0] === 'token') {
-    process.stdout.write(`${tokenCommand(argv.slice(1))}\n`);
-    return;
-  }
-  if (argv[0] === 'traffic') {
-    try {
-      process.stdout.write(await trafficCommand(argv.slice(1)));
-    } catch (e) {
-      fail((e as Error).message, e instanceof CliError ? 1 : 2);
-    }
-    return;
-  }
-  const { values, positionals } = parseArgs({
+  if (argv[0] === 'token') return void process.stdout.write(`${tokenCommand(argv.slice(1)).trimEnd()}\n`);
+  if (argv[0] === 'traffic') return void process.stdout.write(await trafficCommand(argv.slice(1)));
+  const { values, positionals } = parseOrUsage({
     args: argv,
     allowPositionals: true,
     options: {
@@ -143,10 +128,10 @@ async function main(argv: string[]): Promise<void> {
       help: { type: 'boolean', short: 'h' },
       version: { type: 'boolean' },
     },
-  });
+  }, USAGE);
   const [command, positional] = positionals;
   if (values.version) return void process.stdout.write(`${GATEWAY_VERSION}\n`);
-  if (values.help || command === undefined) return void process.stdout.write(USAGE);
+  if (values.help || command === undefined || command === 'help') return void process.stdout.write(USAGE);
 
   const overrides = {
     host: values.host ?? (process.env.HOST || undefined),
@@ -162,23 +147,17 @@ async function main(argv: string[]): Promise<void> {
 
   if (command === 'validate') {
     const source = sourceFrom(values, positional);
-    try {
-      const { config, warnings } = await resolveSource(source, overrides);
-      for (const w of warnings) process.stderr.write(`warning: ${w}\n`);
-      const missing = missingModelFiles(config);
-      if (missing.length > 0) throw new ConfigError(source.path, missing);
-      process.stdout.write(`${source.path}: valid (${Object.keys(config.models).length} models: ${Object.keys(config.models).join(', ')})\n`);
-    } catch (e) {
-      fail(e instanceof ConfigError ? e.message : (e as Error).message, 1);
-    }
+    if (values.demo) ensureDemoKeys();
+    const report = await validateSource(source, overrides);
+    for (const w of report.warnings) process.stderr.write(`warning: ${w}\n`);
+    if (report.problems.length > 0) fail(`${source.path} is not valid:\n  - ${report.problems.join('\n  - ')}`, 1);
+    process.stdout.write(`${report.summary}\n`);
     return;
   }
   if (command !== 'serve') fail(`unknown command "${command}"\n\n${USAGE}`);
 
   const source = sourceFrom(values, positional);
-  if (values.demo && !isClusterWorker() && ensureDevKeys()) {
-    process.stderr.write(`breakwater: created a development signing key in ${DEV_DIR}\n`);
-  }
+  if (values.demo && !isClusterWorker()) ensureDemoKeys();
   let loaded;
   try {
     loaded = await resolveSource(source, overrides);
@@ -209,4 +188,4 @@ async function main(argv: string[]): Promise<void> {
   }
 }
 
-main(process.argv.slice(2)).catch((e: unknown) => fail((e as Error).message, 1));
+main(process.argv.slice(2)).catch((e: unknown) => fail((e as Error).message, e instanceof CliError ? e.exitCode : 1));

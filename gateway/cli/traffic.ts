@@ -10,8 +10,8 @@
  * the admin:traffic scope, is --token (env BREAKWATER_TOKEN).
  */
 import { readFile } from 'node:fs/promises';
-import { parseArgs } from 'node:util';
 import { parse as parseYaml } from 'yaml';
+import { CliError, parseOrUsage, wantsHelp } from './args.js';
 
 export const TRAFFIC_USAGE = `Usage:
   breakwater traffic show MODEL
@@ -20,9 +20,8 @@ export const TRAFFIC_USAGE = `Usage:
   breakwater traffic reset MODEL --reason WHY                        back to the configuration's routes
 Options: --url URL (env BREAKWATER_URL; default http://127.0.0.1:8080)
          --token JWT (env BREAKWATER_TOKEN; needs the admin:traffic scope)
+         --help  this text
 `;
-
-export class CliError extends Error {}
 
 /** `2=90,3=10` → routes in that order (the order decides which subjects move: see README). */
 export function parseWeights(text: string): { version: string; weight: number }[] {
@@ -62,7 +61,8 @@ async function call(base: string, token: string | undefined, c: Call): Promise<u
 
 /** Runs the command; resolves to what to print. */
 export async function trafficCommand(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): Promise<string> {
-  const { values, positionals } = parseArgs({
+  if (wantsHelp(argv)) return TRAFFIC_USAGE;
+  const { values, positionals } = parseOrUsage({
     args: [...argv],
     allowPositionals: true,
     options: {
@@ -72,9 +72,9 @@ export async function trafficCommand(argv: readonly string[], env: NodeJS.Proces
       file: { type: 'string' },
       reason: { type: 'string' },
     },
-  });
+  }, TRAFFIC_USAGE);
   const [action, model] = positionals;
-  if (action === undefined || model === undefined || positionals.length !== 2) throw new CliError(TRAFFIC_USAGE);
+  if (action === undefined || model === undefined || positionals.length !== 2) throw new CliError(TRAFFIC_USAGE, 2);
   const base = values.url ?? env.BREAKWATER_URL ?? 'http://127.0.0.1:8080';
   const token = values.token ?? (env.BREAKWATER_TOKEN || undefined);
   const path = `/admin/models/${encodeURIComponent(model)}`;
@@ -104,6 +104,6 @@ export async function trafficCommand(argv: readonly string[], env: NodeJS.Proces
     case 'reset':
       return show(await call(base, token, { method: 'DELETE', path: `${path}/traffic`, body: { reason: reason() } }));
     default:
-      throw new CliError(`unknown traffic action "${action}"\n\n${TRAFFIC_USAGE}`);
+      throw new CliError(`unknown traffic action "${action}"\n\n${TRAFFIC_USAGE}`, 2);
   }
 }

@@ -6,15 +6,18 @@
  * Features (traffic, opt-outs, kill switch…) bring their routes as `ServerFeature`s; each route
  * states the scope it needs with `guard.require(scope)` (or `guard.authenticated()` for a caller's
  * own data). Callers are identified by the same authentication policy as the prediction API.
- * What routes read from a request (body, caller, reason, revision) is in admin-request.ts.
+ * Bodies arrive as bytes (server.ts takes every body raw): a body that is not JSON is refused before
+ * it is read (body-types.ts); what routes read from a request (body, caller, reason, revision) is in
+ * admin-request.ts.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest, preHandlerAsyncHookHandler } from 'fastify';
 import { ANONYMOUS } from '../../policies/authenticate.js';
 import { newContext, type Policy } from '../../policies/policy.js';
 import type { Principal } from '../../policies/principal.js';
-import { sendError } from '../error-handler.js';
+import { routeMiss } from '../error-handler.js';
 import { GatewayError } from '../errors.js';
 import type {} from './admin-request.js';
+import { acceptBodies } from './body-types.js';
 
 export const ADMIN_SECURITY_HEADERS: Readonly<Record<string, string>> = Object.freeze({
   'cache-control': 'no-store',
@@ -69,15 +72,19 @@ export function createCallerGuard(authenticate: Policy): CallerGuard {
 
 export function registerAdminScope(app: FastifyInstance, guard: CallerGuard, features: readonly ServerFeature[]): void {
   app.decorateRequest('caller', null);
-  for (const f of features) f.routes?.(app, guard);
+  // Admin and self-service bodies are JSON documents: anything else is 415 before it is read.
+  const jsonBodies = acceptBodies('json');
+  void app.register(async function selfServiceScope(scope) {
+    scope.addHook('onRequest', jsonBodies);
+    for (const f of features) f.routes?.(scope, guard);
+  });
   void app.register(async function adminScope(admin) {
+    admin.addHook('onRequest', jsonBodies);
     admin.addHook('onSend', async function adminSecurityHeaders(_request, reply: FastifyReply, payload) {
       reply.headers(ADMIN_SECURITY_HEADERS);
       return payload;
     });
-    admin.setNotFoundHandler(function adminNotFound(_request, reply) {
-      return sendError(reply, new GatewayError('NOT_FOUND'));
-    });
+    admin.setNotFoundHandler(routeMiss);
     for (const f of features) f.admin?.(admin, guard);
   }, { prefix: '/admin' });
 }

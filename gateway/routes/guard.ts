@@ -30,19 +30,27 @@ function actionOf(request: FastifyRequest): PolicyAction {
   return request.method === 'POST' ? 'infer' : 'metadata';
 }
 
+/**
+ * A prediction refused before its handler ran (401, 403, 415, …) reaches the observers like every
+ * other end: with names from the table only, no version, nothing of a payload.
+ */
+export function observeRefusal(observers: Observers, request: FastifyRequest, err: unknown, started?: number): void {
+  const guarded = request.guarded;
+  if (guarded === null || guarded.ctx.action !== 'infer') return;
+  const { ctx, out } = guarded;
+  const ge = toGatewayError(err);
+  const ms = started === undefined ? 0 : performance.now() - started;
+  observers.end({
+    requestId: ctx.requestId, startedAt: Date.now() - ms, ms,
+    model: ctx.served?.name ?? UNKNOWN_MODEL, version: '', reason: '', principal: ctx.principal,
+    status: ge.status, code: ge.code, fault: faultOf(ge.code), rows: 0, optOuts: out.optOuts,
+    annotations: out.annotations, served: undefined, payload: undefined, answer: undefined, log: request.log,
+  });
+}
+
 export function installGuard(app: FastifyInstance, serving: Serving, policies: PolicyChain, observers: Observers): void {
-  /** Predictions refused before the handler (401, 403, …) reach the observers like every other end. */
-  const refused = (request: FastifyRequest, ctx: PolicyContext, started: number, err: unknown): Error => {
-    if (ctx.action === 'infer') {
-      const ge = toGatewayError(err);
-      const ms = performance.now() - started;
-      observers.end({
-        requestId: ctx.requestId, startedAt: Date.now() - ms, ms,
-        model: ctx.served?.name ?? UNKNOWN_MODEL, version: '', reason: '', principal: ctx.principal,
-        status: ge.status, code: ge.code, fault: faultOf(ge.code), rows: 0, optOuts: request.guarded?.out.optOuts ?? 0,
-        annotations: request.guarded?.out.annotations, served: undefined, payload: undefined, answer: undefined, log: request.log,
-      });
-    }
+  const refused = (request: FastifyRequest, started: number, err: unknown): Error => {
+    observeRefusal(observers, request, err, started);
     return err as Error;
   };
   app.decorateRequest('guarded', null);
@@ -68,9 +76,9 @@ export function installGuard(app: FastifyInstance, serving: Serving, policies: P
     try {
       pending = policies.run('request', ctx, out);
     } catch (e) {
-      return done(refused(request, ctx, started, e));
+      return done(refused(request, started, e));
     }
     if (pending === undefined) return done();
-    pending.then(() => done(), (e: unknown) => done(refused(request, ctx, started, e)));
+    pending.then(() => done(), (e: unknown) => done(refused(request, started, e)));
   });
 }

@@ -16,6 +16,8 @@ import type { Serving } from '../serving.js';
 import type { ShadowMirror } from '../shadow.js';
 import { UNKNOWN_MODEL } from '../telemetry/metrics.js';
 import { validateAgainstMetadata } from '../validate-request.js';
+import { acceptBodies } from './body-types.js';
+import { observeRefusal } from './guard.js';
 import { findModel, findVersion } from './oip-v2.js';
 
 interface InferParams { model: string; version?: string }
@@ -152,8 +154,12 @@ export function registerInferRoutes(app: FastifyInstance, { serving, policies, o
     }
   }
 
+  // Refused before the body is read, and observed like the guard's refusals.
+  const onRequest = acceptBodies('inference', function observeRefusedBody(request, error) {
+    observeRefusal(observers, request, error);
+  });
   // Bodies are taken as raw bytes: plain JSON is forwarded as is to HTTP backends, and the binary
   // extension needs the bytes anyway. The per-model limit is checked in the handler; this is the cap.
-  app.post<{ Params: InferParams }>('/v2/models/:model/infer', infer);
-  app.post<{ Params: InferParams }>('/v2/models/:model/versions/:version/infer', infer);
+  app.post<{ Params: InferParams }>('/v2/models/:model/infer', { onRequest }, infer);
+  app.post<{ Params: InferParams }>('/v2/models/:model/versions/:version/infer', { onRequest }, infer);
 }

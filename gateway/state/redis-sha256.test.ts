@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { after, before, test } from 'node:test';
 import { Redis } from 'ioredis';
-import { ensureDefaultRedis } from '../../test/helpers/redis.js';
+import { sharedTestRedis } from '../../test/helpers/redis.js';
 import { SHA256_LUA } from './redis-sha256.js';
 
 /** Hashes every ARGV in one call. */
@@ -20,7 +20,7 @@ return out
 let redis: Redis;
 
 before(async () => {
-  redis = new Redis(await ensureDefaultRedis());
+  redis = new Redis(await sharedTestRedis());
 });
 
 after(() => redis.disconnect());

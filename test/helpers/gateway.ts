@@ -2,7 +2,7 @@
  * Starting real gateways for tests: in this process (for inject-free socket tests and metrics), or as
  * a child process through the real command line (for signals, reloads and multi-process set-ups).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, mkdir, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { delimiter, dirname, join, resolve } from 'node:path';
@@ -13,7 +13,6 @@ import { startGateway, type RunningGateway, type StartOptions } from '../../gate
 
 /** The repository root (tests run from dist/test/...). */
 export const REPO_ROOT = resolve(fileURLToPath(new URL('../../..', import.meta.url)));
-export const ASSETS = resolve(REPO_ROOT, '../shared/assets');
 export const CLI = join(REPO_ROOT, 'dist/gateway/cli/main.js');
 
 /** Starts a gateway in this process on 127.0.0.1:0 from a configuration object. */
@@ -27,6 +26,22 @@ export async function startInProcess(config: Record<string, unknown>, baseDir = 
   const cfg = buildConfig(withPort, baseDir, 'test');
   const log = pino({ level: 'silent' });
   return startGateway({ config: cfg, log, loadConfig: async () => cfg, ...opts });
+}
+
+export interface CliRun {
+  readonly code: number | null;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+/** Runs `breakwater <args>` to completion (bounded) and reports its exit code and output. */
+export function runCli(args: readonly string[], opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<CliRun> {
+  return new Promise((resolvePromise) => {
+    const options = { cwd: REPO_ROOT, env: { ...process.env, ...opts.env }, timeout: opts.timeoutMs ?? 15_000 };
+    execFile(process.execPath, [CLI, ...args], options, (err, stdout, stderr) => {
+      resolvePromise({ code: err === null ? 0 : typeof err.code === 'number' ? err.code : null, stdout, stderr });
+    });
+  });
 }
 
 export interface ChildGateway {

@@ -1,13 +1,14 @@
 /**
- * Real Redis servers for tests: the shared one on 127.0.0.1:6379 (started if it is not answering)
- * and private `redis-server` children on free ports that a test may kill, pause and restart to
- * show how a store behaves when Redis fails. Children are killed when the test process exits.
+ * Real Redis servers for tests: private `redis-server` children on free ports, never a daemon and
+ * never the machine's own Redis, so a test run leaves nothing running and touches nothing it did not
+ * start. A test may kill, pause and restart its own to show how a store behaves when Redis fails;
+ * `sharedTestRedis()` is one per test process for tests that only need a Redis. Children are
+ * killed when the test process exits.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createConnection, createServer } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 
-const DEFAULT_PORT = 6379;
 const START_TIMEOUT_MS = 5_000;
 
 const children = new Set<ChildProcess>();
@@ -55,14 +56,24 @@ async function untilAnswering(port: number, want: boolean, timeoutMs = START_TIM
   }
 }
 
-/** The shared Redis on 127.0.0.1:6379, started (daemonized, no persistence) if it is not answering. */
-export async function ensureDefaultRedis(): Promise<string> {
-  if (!(await ping(DEFAULT_PORT))) {
-    const p = spawn('redis-server', ['--daemonize', 'yes', '--bind', '127.0.0.1', '--port', String(DEFAULT_PORT), '--save', ''], { stdio: 'ignore' });
-    await new Promise((resolve) => p.once('exit', resolve));
-    await untilAnswering(DEFAULT_PORT, true);
-  }
-  return `redis://127.0.0.1:${DEFAULT_PORT}`;
+let shared: Promise<RedisServer> | undefined;
+
+/**
+ * The URL of this test process's own Redis, started on first use. It does not hold the process
+ * open (the exit handler above kills it); `stopSharedTestRedis()` stops it sooner.
+ */
+export async function sharedTestRedis(): Promise<string> {
+  shared ??= RedisServer.start().then((server) => {
+    server.unref();
+    return server;
+  });
+  return (await shared).url;
+}
+
+export async function stopSharedTestRedis(): Promise<void> {
+  const server = await shared;
+  shared = undefined;
+  await server?.stop();
 }
 
 /** A private redis-server child on a fixed port, which a test may kill, pause and start again. */
@@ -117,6 +128,11 @@ export class RedisServer {
   /** SIGTERM and wait for exit: a clean shutdown. */
   async stop(): Promise<void> {
     await this.#stop('SIGTERM');
+  }
+
+  /** Lets this process exit while the server runs (it is still killed at exit). */
+  unref(): void {
+    this.#child?.unref();
   }
 
   /** SIGSTOP: the server stays connected but answers nothing (a stall, like a partition). */

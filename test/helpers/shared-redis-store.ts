@@ -8,7 +8,7 @@ import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import type { StoreSettings } from '../../gateway/config.js';
 import { RedisStore } from '../../gateway/state/redis-store.js';
-import { ensureDefaultRedis } from './redis.js';
+import { sharedTestRedis } from './redis.js';
 
 export const silent = pino({ level: 'silent' });
 
@@ -27,11 +27,11 @@ export function sharedRedisStores(commandTimeoutMs: number): SharedRedisStores {
     redisUrl: url, keyPrefix: prefix, commandTimeoutMs, connectTimeoutMs: 1000, quotaBlocks: false, reconcileMs: 5000, ...overrides,
   });
   after(async () => {
-    const raw = new Redis(await ensureDefaultRedis(), { lazyConnect: true });
+    const raw = new Redis(await sharedTestRedis(), { lazyConnect: true });
     await raw.connect();
     const keys = await raw.keys(`${prefix}*`);
     if (keys.length > 0) await raw.del(...keys);
     await raw.quit();
   });
-  return { prefix, config, replica: async () => RedisStore.connect(config(await ensureDefaultRedis()), silent) };
+  return { prefix, config, replica: async () => RedisStore.connect(config(await sharedTestRedis()), silent) };
 }

@@ -1,0 +1,48 @@
+/**
+ * Every `breakwater` command answers --help (and -h) with its usage on stdout and exit 0; a mistake
+ * in the arguments is answered with the message and the usage on stderr, exit 2, never with a bare
+ * argument-parser error.
+ */
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { runCli } from './helpers/gateway.js';
+
+const breakwater = (args: readonly string[]) => runCli(args);
+
+const HELP: [string[], RegExp][] = [
+  [['--help'], /breakwater serve --config FILE/],
+  [['help'], /breakwater serve --config FILE/],
+  [['serve', '--help'], /breakwater serve --model-repository DIR/],
+  [['validate', '-h'], /breakwater validate --model-repository DIR/],
+  [['token', '--help'], /breakwater token \[--sub S\]/],
+  [['traffic', '--help'], /breakwater traffic show MODEL/],
+  [['traffic', 'show', '--help'], /breakwater traffic show MODEL/],
+  [['traffic', 'set', 'iris', '-h'], /breakwater traffic set MODEL --weights/],
+  [['traffic', 'reset', '--help'], /breakwater traffic reset MODEL --reason WHY/],
+];
+
+describe('breakwater --help', { timeout: 60_000 }, () => {
+  for (const [args, usage] of HELP) {
+    test(`\`breakwater ${args.join(' ')}\` prints its usage and exits 0`, async () => {
+      const r = await breakwater(args);
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stdout, usage);
+      assert.equal(r.stderr, '');
+    });
+  }
+
+  const MISTAKES: [string[], RegExp][] = [
+    [['traffic', 'show', 'iris', '--bogus'], /breakwater traffic show MODEL/],
+    [['traffic', 'show'], /breakwater traffic show MODEL/],
+    [['token', '--bogus'], /breakwater token \[--sub S\]/],
+    [['serve', '--bogus'], /breakwater serve --config FILE/],
+  ];
+  for (const [args, usage] of MISTAKES) {
+    test(`\`breakwater ${args.join(' ')}\` says what is wrong, shows the usage and exits 2`, async () => {
+      const r = await breakwater(args);
+      assert.equal(r.code, 2, r.stdout + r.stderr);
+      assert.match(r.stderr, usage);
+      assert.doesNotMatch(r.stderr, /ERR_PARSE_ARGS|\n\s+at /, 'no raw parser error or stack');
+    });
+  }
+});
