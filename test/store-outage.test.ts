@@ -244,7 +244,11 @@ describe('Redis stalls for a moment (SIGSTOP for one request) and answers again'
     // Nothing of the tenant is in flight now: every request, one at a time, must fit under a cap of 2.
     const after: Outcome[] = [];
     for (let i = 0; i < 4; i++) after.push(await infer(agent, capped.url, MODEL, token));
-    const held = await redisCall(redis.url, 'zrange', `${PREFIX}{t:stall-tenant}:l:concurrency`, 0, -1);
+    // A lease is given back once the request has ended, after its answer was sent: allow that
+    // last release a moment to reach Redis (a leaked lease would stay until its TTL, 30 s).
+    const leases = () => redisCall(redis.url, 'zrange', `${PREFIX}{t:stall-tenant}:l:concurrency`, 0, -1);
+    let held: unknown = await leases();
+    for (let i = 0; i < 20 && JSON.stringify(held) !== '[]'; i++) held = await sleep(50).then(leases);
     t.diagnostic(`after the stalls, one at a time: ${JSON.stringify(after.map((o) => o.status))}; leases held in Redis: ${JSON.stringify(held)}`);
     assert.deepEqual(after.map((o) => o.status), [200, 200, 200, 200], 'nothing is in flight, so the cap refuses nothing');
     assert.deepEqual(held, [], 'no lease is held in Redis once every request has finished');
