@@ -8,7 +8,7 @@ import { test } from 'node:test';
 import { pino } from 'pino';
 import { buildConfig } from '../gateway/config.js';
 import { ASSETS } from '../test/helpers/assets.js';
-import { buildModelTable, retireTable } from './registry.js';
+import { buildModelTable, retireTable, type ArtifactLoader } from './registry.js';
 
 const IRIS = join(ASSETS, 'models/iris_mlp_dynamic.onnx');
 const TITANIC = join(ASSETS, 'models/titanic_logreg_nozipmap.onnx');
@@ -61,4 +61,51 @@ test('a version whose model file changed in place is loaded anew with its new ha
   await retireTable(same, next);
   await retireTable(next, undefined);
   await rm(dir, { recursive: true, force: true });
+});
+
+test('per-version artefacts load with the table, are reused while unchanged, reload their version when changed, and a broken one refuses the table', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'bw-artifacts-'));
+  const fileOf = (model: string, version: string) => join(dir, `${model}-${version}.json`);
+  let loads = 0;
+  // A stand-in for the reference profile of the input guards: a JSON file per version, named by its hash.
+  const profiles: ArtifactLoader = {
+    name: 'profile',
+    source: async (model, version) => {
+      try {
+        return createHash('sha256').update(readFileSync(fileOf(model, version))).digest('hex');
+      } catch {
+        return undefined;
+      }
+    },
+    load: async (model, version) => {
+      loads++;
+      return JSON.parse(readFileSync(fileOf(model, version), 'utf8')) as unknown;
+    },
+  };
+  const cfg = buildConfig({ auth: { insecureNoAuth: true }, models: { m: { versions: { '1': onnx(), '2': onnx() } } } }, '/');
+  const log = pino({ level: 'silent' });
+  try {
+    await writeFile(fileOf('m', '1'), '{"fare":{"p99":512}}');
+    const first = await buildModelTable(cfg, { log, tolerateUnreachable: false, artifacts: [profiles] });
+    const v1 = first.models.get('m')?.versions.get('1');
+    assert.deepEqual(v1?.artifacts.get('profile'), { fare: { p99: 512 } });
+    assert.equal(first.models.get('m')?.versions.get('2')?.artifacts.size, 0, 'a version without one has none');
+
+    const same = await buildModelTable(cfg, { log, previous: first, tolerateUnreachable: false, artifacts: [profiles] });
+    assert.equal(same.models.get('m')?.versions.get('1'), v1, 'unchanged: the same version, not loaded again');
+    assert.equal(loads, 1);
+
+    await writeFile(fileOf('m', '1'), '{"fare":{"p99":600}}');
+    const changed = await buildModelTable(cfg, { log, previous: same, tolerateUnreachable: false, artifacts: [profiles] });
+    const v1b = changed.models.get('m')?.versions.get('1');
+    assert.notEqual(v1b, v1, 'a changed artefact loads its version anew');
+    assert.deepEqual(v1b?.artifacts.get('profile'), { fare: { p99: 600 } });
+    assert.deepEqual(v1?.artifacts.get('profile'), { fare: { p99: 512 } }, 'a request holding the old table still sees the old one');
+
+    await writeFile(fileOf('m', '2'), '{not json');
+    await assert.rejects(buildModelTable(cfg, { log, previous: changed, tolerateUnreachable: false, artifacts: [profiles] }), /model m version 2 failed to load .*its profile could not be loaded/);
+    await Promise.all([retireTable(first, changed), retireTable(changed, undefined)]);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 });

@@ -4,7 +4,7 @@
  * did not change) and swaps it in whole, so a request sees one consistent table from start to end.
  */
 import type { Logger } from 'pino';
-import type { BackendConfig, GatewayConfig, ModelConfig } from '../gateway/config.js';
+import type { BackendConfig, GatewayConfig, ModelConfig, VersionConfig } from '../gateway/config.js';
 import { GatewayError } from '../gateway/errors.js';
 import type { Adapter, ModelMetadata } from './adapter.js';
 import { artifactSha256 } from './artifact.js';
@@ -30,8 +30,10 @@ export class ServedVersion {
   readonly backendKey: string;
   /** SHA-256 of the model file this version loaded (in-process backends); see artifact.ts. */
   readonly artifactSha256: string | undefined;
-  /** Per-version artefacts by name (see ArtifactLoader); empty when none is configured. */
+  /** Per-version artefacts by name (see ArtifactLoader), loaded with the table; empty when none is configured. */
   artifacts: ReadonlyMap<string, unknown> = NO_ARTIFACTS;
+  /** What those artefacts were read from (ArtifactLoader.source), so a reload tells whether they changed. */
+  artifactSources = '[]';
   #metadata: ModelMetadata | undefined;
   #loadError: Error | undefined;
   #loading: Promise<void> | undefined;
@@ -157,8 +159,25 @@ export class TableLoadError extends Error {
   }
 }
 
+/**
+ * A per-version artefact loaded with the model table and swapped with it on reload, for the
+ * policies of the payload phase to read from the routed version (a reference profile for input
+ * guards and drift, …): `source` names what it is read from for a version as a string that changes
+ * when it does (a path and its SHA-256), so a reload reuses an unchanged version and loads a
+ * changed one anew; `load` reads it. A failing load is that version's load failure: a reload is
+ * refused and the old table keeps serving, exactly as for a broken model file.
+ */
+export interface ArtifactLoader {
+  readonly name: string;
+  /** undefined: this version has no such artefact. */
+  source(model: string, version: string, config: VersionConfig): Promise<string | undefined>;
+  load(model: string, version: string, config: VersionConfig): Promise<unknown>;
+}
+
 export interface BuildOptions {
   readonly log: Logger;
+  /** Per-version artefacts to load with the models (none by default). */
+  readonly artifacts?: readonly ArtifactLoader[];
   /** The table being replaced: versions with an identical backend and model file are reused, not reloaded. */
   readonly previous?: ModelTable;
   /**
@@ -166,6 +185,20 @@ export interface BuildOptions {
    * build. In-process models (onnx) must always load: a broken file is a configuration error.
    */
   readonly tolerateUnreachable: boolean;
+}
+
+async function loadArtifacts(loaders: readonly ArtifactLoader[], model: string, version: string, vc: VersionConfig): Promise<ReadonlyMap<string, unknown>> {
+  if (loaders.length === 0) return NO_ARTIFACTS;
+  const out = new Map<string, unknown>();
+  for (const l of loaders) {
+    if ((await l.source(model, version, vc)) === undefined) continue;
+    try {
+      out.set(l.name, await l.load(model, version, vc));
+    } catch (e) {
+      throw new Error(`its ${l.name} could not be loaded: ${(e as Error).message}`, { cause: e });
+    }
+  }
+  return out;
 }
 
 /**
@@ -186,21 +219,32 @@ export async function buildModelTable(config: GatewayConfig, opts: BuildOptions)
     return undefined;
   };
 
-  async function place(name: string, v: string, backend: BackendConfig): Promise<ServedVersion | undefined> {
+  const loaders = opts.artifacts ?? [];
+
+  async function place(name: string, v: string, vc: VersionConfig): Promise<ServedVersion | undefined> {
+    const { backend } = vc;
     let sha: string | undefined;
+    let sources: string;
     try {
       sha = await artifactSha256(backend);
+      sources = JSON.stringify(await Promise.all(loaders.map((l) => l.source(name, v, vc))));
     } catch (e) {
       return failed(name, v, backend, e);
     }
     const before = previous.get(`${name}@${v}`);
     const sameBackend = before !== undefined && before.backendKey === JSON.stringify(backend);
-    if (sameBackend && before.metadata !== undefined && before.artifactSha256 === sha) return before;
+    if (sameBackend && before.metadata !== undefined && before.artifactSha256 === sha && before.artifactSources === sources) return before;
     if (sameBackend && before.artifactSha256 !== sha) {
       opts.log.info({ model: name, version: v, previousSha256: before.artifactSha256, sha256: sha }, 'model file changed; loading it anew');
     }
     const sv = new ServedVersion(name, v, backend, sha);
     created.push(sv);
+    try {
+      sv.artifacts = await loadArtifacts(loaders, name, v, vc);
+      sv.artifactSources = sources;
+    } catch (e) {
+      return failed(name, v, backend, e);
+    }
     try {
       await sv.load();
     } catch (e) {
@@ -211,8 +255,8 @@ export async function buildModelTable(config: GatewayConfig, opts: BuildOptions)
     return sv;
   }
 
-  const entries = Object.entries(config.models).flatMap(([name, mc]) => Object.entries(mc.versions).map(([v, vc]) => ({ name, v, backend: vc.backend })));
-  const placed = await Promise.all(entries.map((e) => place(e.name, e.v, e.backend)));
+  const entries = Object.entries(config.models).flatMap(([name, mc]) => Object.entries(mc.versions).map(([v, vc]) => ({ name, v, vc })));
+  const placed = await Promise.all(entries.map((e) => place(e.name, e.v, e.vc)));
   const models = new Map<string, ServedModel>();
   let i = 0;
   for (const [name, mc] of Object.entries(config.models)) {

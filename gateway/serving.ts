@@ -4,7 +4,7 @@
  * and the old one's retired adapters close after its last in-flight request finishes.
  */
 import type { Logger } from 'pino';
-import { buildModelTable, retireTable, type ModelTable } from '../adapters/registry.js';
+import { buildModelTable, retireTable, type ArtifactLoader, type ModelTable } from '../adapters/registry.js';
 import type { GatewayConfig } from './config.js';
 import type { GatewayMetrics } from './telemetry/metrics.js';
 
@@ -15,15 +15,19 @@ export class Serving {
   readonly #log: Logger;
   readonly #metrics: GatewayMetrics;
 
-  constructor(table: ModelTable, log: Logger, metrics: GatewayMetrics) {
+  /** Per-version artefacts loaded with every table (reference profiles, …). */
+  readonly #artifacts: readonly ArtifactLoader[];
+
+  constructor(table: ModelTable, log: Logger, metrics: GatewayMetrics, artifacts: readonly ArtifactLoader[] = []) {
     this.#table = table;
     this.#log = log;
     this.#metrics = metrics;
+    this.#artifacts = artifacts;
   }
 
-  static async start(config: GatewayConfig, log: Logger, metrics: GatewayMetrics): Promise<Serving> {
-    const table = await buildModelTable(config, { log, tolerateUnreachable: true });
-    return new Serving(table, log, metrics);
+  static async start(config: GatewayConfig, log: Logger, metrics: GatewayMetrics, artifacts: readonly ArtifactLoader[] = []): Promise<Serving> {
+    const table = await buildModelTable(config, { log, tolerateUnreachable: true, artifacts });
+    return new Serving(table, log, metrics, artifacts);
   }
 
   get table(): ModelTable {
@@ -51,7 +55,7 @@ export class Serving {
   async #apply(config: GatewayConfig): Promise<void> {
     let table: ModelTable;
     try {
-      table = await buildModelTable(config, { log: this.#log, previous: this.#table, tolerateUnreachable: true });
+      table = await buildModelTable(config, { log: this.#log, previous: this.#table, tolerateUnreachable: true, artifacts: this.#artifacts });
     } catch (e) {
       this.#metrics.recordReload(false);
       throw e;
