@@ -115,6 +115,22 @@ describe('admin traffic API in one gateway', () => {
     }
   });
 
+  test('a burst of client mistakes leaves a version\'s error rate at 0: they are counted apart', async () => {
+    // A subject pinned to version 2 by the URL, so the figures of one version are read.
+    const bad = JSON.stringify({ inputs: [{ name: 'input', datatype: 'FP32', shape: [1, 3], data: [1, 2, 3] }] });
+    const before = ((await call(gw.url, 'GET', '/admin/models/iris', ADMIN)).json as { figures: { versions: Record<string, { requests: number; answered?: number; clientErrors: number }> } }).figures.versions['2'];
+    for (let i = 0; i < 50; i++) assert.equal((await call(gw.url, 'POST', '/v2/models/iris/versions/2/infer', token('sloppy-client', 'predict:*'), bad)).status, 400);
+    const good = await call(gw.url, 'POST', '/v2/models/iris/versions/2/infer', token('careful-client', 'predict:*'), BODY);
+    assert.equal(good.status, 200);
+    const f = ((await call(gw.url, 'GET', '/admin/models/iris', ADMIN)).json as { figures: { versions: Record<string, { requests: number; errors: number; errorRate: number; clientErrors: number; errorsByCode: Record<string, number> }> } }).figures.versions['2'];
+    assert.ok(f !== undefined);
+    assert.equal(f.clientErrors - (before?.clientErrors ?? 0), 50);
+    assert.equal(f.requests - (before?.requests ?? 0), 51);
+    assert.equal(f.errors, 0);
+    assert.equal(f.errorRate, 0, 'the version is not blamed for what clients send');
+    assert.ok((f.errorsByCode.SHAPE_MISMATCH ?? 0) >= 50, 'the codes are still there to see');
+  });
+
   test('refuses invalid routes with every problem named, and changes nothing', async () => {
     const cases: [unknown, RegExp][] = [
       [{ routes: [{ version: '1', weight: 90 }, { version: '2', weight: 20 }], reason: 'r' }, /weights must sum to 100 \(they sum to 110\)/],
