@@ -10,6 +10,7 @@ import { toGatewayError } from '../error-handler.js';
 import { faultOf } from '../errors.js';
 import type { Observers } from '../observers.js';
 import type { Serving } from '../serving.js';
+import { bodyRefusal } from './body-types.js';
 import { UNKNOWN_MODEL } from '../telemetry/metrics.js';
 
 export interface Guarded {
@@ -34,12 +35,13 @@ function actionOf(request: FastifyRequest): PolicyAction {
  * A prediction refused before its handler ran (401, 403, 415, …) reaches the observers like every
  * other end: with names from the table only, no version, nothing of a payload.
  */
-export function observeRefusal(observers: Observers, request: FastifyRequest, err: unknown, started?: number): void {
+export function observeRefusal(observers: Observers, request: FastifyRequest, reply: FastifyReply, err: unknown): void {
   const guarded = request.guarded;
   if (guarded === null || guarded.ctx.action !== 'infer') return;
   const { ctx, out } = guarded;
   const ge = toGatewayError(err);
-  const ms = started === undefined ? 0 : performance.now() - started;
+  // Fastify times every request from its arrival; no timer of our own on the request path.
+  const ms = reply.elapsedTime;
   observers.end({
     requestId: ctx.requestId, startedAt: Date.now() - ms, ms,
     model: ctx.served?.name ?? UNKNOWN_MODEL, version: '', reason: '', principal: ctx.principal,
@@ -49,18 +51,26 @@ export function observeRefusal(observers: Observers, request: FastifyRequest, er
 }
 
 export function installGuard(app: FastifyInstance, serving: Serving, policies: PolicyChain, observers: Observers): void {
-  const refused = (request: FastifyRequest, started: number, err: unknown): Error => {
-    observeRefusal(observers, request, err, started);
+  const refused = (request: FastifyRequest, reply: FastifyReply, err: unknown): Error => {
+    observeRefusal(observers, request, reply, err);
     return err as Error;
   };
+  /**
+   * Once the caller may ask: an inference whose body the gateway cannot read is refused before a
+   * byte of it is read (415, body-types.ts). In this hook rather than one of its own: one hook less
+   * on every prediction, and identity is still checked first.
+   */
+  const admitted = (request: FastifyRequest, reply: FastifyReply, done: (err?: Error) => void): void => {
+    const refusal = request.guarded?.ctx.action === 'infer' ? bodyRefusal(request.headers, 'inference') : undefined;
+    done(refusal === undefined ? undefined : refused(request, reply, refusal));
+  };
   app.decorateRequest('guarded', null);
-  app.addHook('onRequest', function guard(request: FastifyRequest, _reply: FastifyReply, done: (err?: Error) => void) {
+  app.addHook('onRequest', function guard(request: FastifyRequest, reply: FastifyReply, done: (err?: Error) => void) {
     const params = request.params as ModelParams;
     // Only the model routes are guarded: /v2 and /v2/health/* stay open (probes, discovery). The
     // route's own parameters decide (no second look at the URL): only /v2/models/* routes have a
     // `model` parameter; /admin routes name theirs `name` and have guards of their own.
     if (params.model === undefined) return done();
-    const started = performance.now();
     const ctx = newContext({
       model: params.model,
       // An unknown model still goes through identity first (404 only to those allowed to ask).
@@ -76,9 +86,9 @@ export function installGuard(app: FastifyInstance, serving: Serving, policies: P
     try {
       pending = policies.run('request', ctx, out);
     } catch (e) {
-      return done(refused(request, started, e));
+      return done(refused(request, reply, e));
     }
-    if (pending === undefined) return done();
-    pending.then(() => done(), (e: unknown) => done(refused(request, started, e)));
+    if (pending === undefined) return admitted(request, reply, done);
+    pending.then(() => admitted(request, reply, done), (e: unknown) => done(refused(request, reply, e)));
   });
 }

@@ -16,8 +16,6 @@ import type { Serving } from '../serving.js';
 import type { ShadowMirror } from '../shadow.js';
 import { UNKNOWN_MODEL } from '../telemetry/metrics.js';
 import { validateAgainstMetadata } from '../validate-request.js';
-import { acceptBodies } from './body-types.js';
-import { observeRefusal } from './guard.js';
 import { findModel, findVersion } from './oip-v2.js';
 
 interface InferParams { model: string; version?: string }
@@ -60,7 +58,6 @@ export interface InferDeps {
 
 export function registerInferRoutes(app: FastifyInstance, { serving, policies, observers, shadow }: InferDeps): void {
   async function infer(request: FastifyRequest<{ Params: InferParams }>, reply: FastifyReply) {
-    const started = performance.now();
     const table = serving.table;
     table.acquire();
     // Observers see names from the table only: a client spraying unknown model or version names
@@ -99,7 +96,8 @@ export function registerInferRoutes(app: FastifyInstance, { serving, policies, o
       }
       if (out.headers !== undefined) reply.headers(out.headers);
       // The adapter enforces the deadline itself: one timer per request, not one here and one there.
-      const primaryStarted = performance.now();
+      // Only a mirrored request needs its primary timed (shadow latency is compared with it).
+      const primaryStarted = out.shadow === undefined ? 0 : performance.now();
       const primary = served.adapter.infer(parsed, {
         deadline: Date.now() + timeoutFor(request.headers[TIMEOUT_HEADER], mc.inferTimeoutMs),
         requestId: String(request.id),
@@ -128,7 +126,8 @@ export function registerInferRoutes(app: FastifyInstance, { serving, policies, o
     } finally {
       if (guarded !== null) releaseAll(guarded.out, (e) => request.log.warn({ err: e }, 'a policy release failed'));
       table.release();
-      const ms = performance.now() - started;
+      // Fastify times every request from its arrival (body read included): no timer of our own.
+      const ms = reply.elapsedTime;
       const out = guarded?.out;
       // The observers get the payload and the answer; Observers.end withholds both from a caller
       // who opted out of tracking (gateway/retention.ts), whatever the observer.
@@ -154,12 +153,8 @@ export function registerInferRoutes(app: FastifyInstance, { serving, policies, o
     }
   }
 
-  // Refused before the body is read, and observed like the guard's refusals.
-  const onRequest = acceptBodies('inference', function observeRefusedBody(request, error) {
-    observeRefusal(observers, request, error);
-  });
   // Bodies are taken as raw bytes: plain JSON is forwarded as is to HTTP backends, and the binary
   // extension needs the bytes anyway. The per-model limit is checked in the handler; this is the cap.
-  app.post<{ Params: InferParams }>('/v2/models/:model/infer', { onRequest }, infer);
-  app.post<{ Params: InferParams }>('/v2/models/:model/versions/:version/infer', { onRequest }, infer);
+  app.post<{ Params: InferParams }>('/v2/models/:model/infer', infer);
+  app.post<{ Params: InferParams }>('/v2/models/:model/versions/:version/infer', infer);
 }
