@@ -34,7 +34,7 @@ count() { # $1 CLI, $2 label
   valgrind --tool=callgrind --smc-check=all-non-file --instr-atstart=no --callgrind-out-file="$DIR/$2.out" node "$1" serve --config "$DIR/g.yaml" > "$DIR/$2.log" 2>&1 &
   local vp=$!; ready 18100
   node "$DIR/load.mjs" 3000 4
-  callgrind_control -i on $vp > /dev/null; node "$DIR/load.mjs" "$N" 1; callgrind_control -i off $vp > /dev/null
+  callgrind_control -i on $vp > /dev/null 2>&1; node "$DIR/load.mjs" "$N" 1; callgrind_control -i off $vp > /dev/null 2>&1
   kill -TERM $vp; wait $vp 2>/dev/null || true
   local total; total=$(grep -h '^totals' "$DIR/$2.out"* | awk '{s+=$2} END {print s}')
   echo "$2: $((total / N)) instructions per request"
