@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import { buildConfig } from '../gateway/config.js';
 import { GatewayError } from '../gateway/errors.js';
 import { newOutcome, PolicyChain, releaseAll } from './chain.js';
-import { CONTINUE, type Decision, type Policy, type PolicyContext, type PolicyPhase } from './policy.js';
+import { CONTINUE, type Annotations, type Decision, type Policy, type PolicyContext, type PolicyPhase } from './policy.js';
 import { testContext, viewOf } from './test-context.js';
 
 const onnx = { backend: { kind: 'onnx', path: '/abs/m.onnx' } };
@@ -77,4 +77,27 @@ test('a deny keeps the headers gathered so far and adds its own', async () => {
   const c = ctx();
   await assert.rejects(async () => chain.run('payload', c, newOutcome(c)), (e: unknown) =>
     e instanceof GatewayError && e.headers?.['retry-after'] === '3' && e.headers['ratelimit-policy'] === 'p');
+});
+
+declare module './policy.js' {
+  interface Annotations {
+    /** A test control's note (how the input guards will leave a verdict in monitor mode). */
+    testVerdict?: { readonly score: number; readonly flagged: boolean };
+    testRoute?: string;
+  }
+}
+
+test('notes from continue and route decisions of both phases are merged into the outcome, typed', async () => {
+  const chain = new PolicyChain([
+    policy('router', () => ({ kind: 'route', version: '1', reason: 'arm:1', annotations: { testRoute: 'arm:1' } }), []),
+    policy('guard', async () => ({ kind: 'continue', annotations: { testVerdict: { score: 0.97, flagged: true } } }), [], 'payload'),
+  ]);
+  const c = ctx();
+  const out = newOutcome(c);
+  const notes = (): Partial<Annotations> | undefined => out.annotations;
+  assert.equal(notes(), undefined, 'no notes: nothing allocated');
+  chain.run('request', c, out);
+  await chain.run('payload', c, out);
+  assert.deepEqual(notes(), { testRoute: 'arm:1', testVerdict: { score: 0.97, flagged: true } });
+  assert.equal(notes()?.testVerdict?.flagged, true);
 });
