@@ -126,6 +126,23 @@ function cpuCheckAt32(
   return out;
 }
 
+/**
+ * The same CPU ratio at 32 connections with each front's CPU counted in units of its backend's in
+ * the same window (Summary.frontPerBackend): information beside the check, to tell a change of the
+ * code from a change of the machine's speed between two cells.
+ */
+function speedNormalised(s: readonly Summary[], x: TargetId, y: TargetId): Check[] {
+  const num = find(s, x, 32);
+  const den = find(s, y, 32);
+  if (num?.frontPerBackend === undefined || den?.frontPerBackend === undefined || !(den.frontPerBackend > 0)) return [];
+  return [{
+    name: `(informational, beside the check) (${x})/(${y}), phase 1, 32 connections, in units of the backend's CPU per request measured in the same window`,
+    value: num.frontPerBackend / den.frontPerBackend, limit: '–',
+    explanation: `${num.frontPerBackend.toFixed(3)} vs ${den.frontPerBackend.toFixed(3)} front µs per backend µs (median over rounds); ` +
+      `B does the same work for every target, so this cancels the machine's speed drift between the two cells`,
+  }];
+}
+
 export function checks(s: readonly Summary[], cores: number): Check[] {
   const out: Check[] = [];
   for (const n of [32, 1]) {
@@ -140,6 +157,7 @@ export function checks(s: readonly Summary[], cores: number): Check[] {
       });
     }
   }
+  out.push(...speedNormalised(s, 'c', 'b'));
   out.push(...cpuCheckAt32(s, 'f', 'c', {
     name: 'authentication plus rate limiting through Redis add at most 25% CPU per request to the proxy path',
     limit: 1.25,
@@ -152,6 +170,7 @@ export function checks(s: readonly Summary[], cores: number): Check[] {
     },
     oneConnection: 'at one connection no other request shares a Redis round trip, so each reservation costs a whole extra wake-up',
   }));
+  out.push(...speedNormalised(s, 'f', 'c'));
   out.push(...cpuCheckAt32(s, 'g', 'g0', {
     name: 'routing with splits, rules and opt-out checks adds at most 10% CPU per request to the proxy path',
     limit: 1.1,
@@ -159,6 +178,7 @@ export function checks(s: readonly Summary[], cores: number): Check[] {
       `registry of ${BENCH_OPT_OUTS.subjects} does not hold vs G with JWT auth alone, both one process, the same token)`,
     oneConnection: 'at one connection every request pays a whole wake-up, so the figure is noisier',
   }));
+  out.push(...speedNormalised(s, 'g', 'g0'));
   {
     const c = find(s, 'c', 32);
     const g = find(s, 'g', 32);

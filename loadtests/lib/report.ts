@@ -18,6 +18,14 @@ export interface Summary {
   readonly frontCores: number;
   readonly backendCpuUsPerReq?: number;
   readonly backendCores?: number;
+  /**
+   * The front's CPU per request in units of its backend's, measured in the same window (median
+   * over rounds). Every proxied target has the same B doing the same work per request, so B's CPU
+   * per request is a speed gauge of the machine during that window: a ratio of two targets in these
+   * units cancels the machine's drift between their windows (on a shared host B's own figure was
+   * seen to move by 80 % between cells of one run).
+   */
+  readonly frontPerBackend?: number;
   /** The Redis server's CPU, for (f). */
   readonly redisCpuUsPerReq?: number;
   readonly redisCores?: number;
@@ -74,6 +82,7 @@ export function summarise(phase: number, cells: readonly Cell[], labels: Partial
         ? {
             backendCpuUsPerReq: median(back.map((c) => (c.backendCpuMsPerReq ?? 0) * 1000)),
             backendCores: median(back.map((c) => c.backendCores ?? 0)),
+            frontPerBackend: median(back.map((c) => c.frontCpuMsPerReq / (c.backendCpuMsPerReq ?? NaN))),
           }
         : {}),
       ...(redis.length > 0
