@@ -32,11 +32,6 @@ export class Readiness {
     return true;
   }
 
-  /** What is still awaited (for logs and the readiness answer). */
-  waitingFor(): string[] {
-    return this.#open ? [] : this.#checks.filter((c) => !c.ready()).map((c) => c.name);
-  }
-
   get hasChecks(): boolean {
     return this.#checks.length > 0;
   }

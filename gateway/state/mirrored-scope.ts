@@ -157,19 +157,6 @@ export class MirroredScope<T> {
     return this.#entries;
   }
 
-  /** The stored value of `key`, read from the store (the local copy is brought in line with it). */
-  async fetch(key: string): Promise<unknown> {
-    let value: unknown;
-    try {
-      value = await this.#store.get(this.#opts.scope, key);
-    } catch (err) {
-      throw storeUnavailable(err);
-    }
-    this.#take(key, value);
-    this.#changed();
-    return value;
-  }
-
   /** The stored value of `key` with its revision (the local copy is brought in line with it). */
   async read(key: string): Promise<VersionedRecord | undefined> {
     let stored: VersionedRecord | undefined;
