@@ -15,9 +15,10 @@
 import type { FastifyBaseLogger } from 'fastify';
 import type { Logger } from 'pino';
 import type { InferRequest, InferResponse } from '../adapters/adapter.js';
-import { OPT_OUT, type Annotations, type VersionView } from '../policies/policy.js';
+import type { Annotations, VersionView } from '../policies/policy.js';
 import type { Principal } from '../policies/principal.js';
 import type { ErrorCode, Fault } from './errors.js';
+import { optOutsRetainPayload } from './retention.js';
 
 /** One ended prediction request, as observers see it. */
 export interface RequestEnd {
@@ -84,7 +85,7 @@ export class Observers {
 
   /** Hands `end` to every observer, in order; never throws. */
   end(end: RequestEnd): void {
-    const seen = (end.optOuts & OPT_OUT.tracking) === 0 || (end.payload === undefined && end.answer === undefined)
+    const seen = optOutsRetainPayload(end.optOuts) || (end.payload === undefined && end.answer === undefined)
       ? end
       : { ...end, payload: undefined, answer: undefined };
     const list = this.#list;

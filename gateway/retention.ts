@@ -14,6 +14,11 @@ import type { ChainOutcome } from '../policies/chain.js';
 import { OPT_OUT } from '../policies/policy.js';
 import type {} from './routes/guard.js';
 
+/** The rule itself, from a caller's OPT_OUT bits: false when they opted out of tracking. */
+export function optOutsRetainPayload(optOuts: number): boolean {
+  return (optOuts & OPT_OUT.tracking) === 0;
+}
+
 /** False when the caller opted out of tracking; true otherwise (and on routes without a payload policy). */
 export function retainsPayload(request: FastifyRequest): boolean {
   return outcomeRetainsPayload(request.guarded?.out);
@@ -21,5 +26,5 @@ export function retainsPayload(request: FastifyRequest): boolean {
 
 /** The same, from a policy chain outcome (for code that has the outcome but not the request). */
 export function outcomeRetainsPayload(out: ChainOutcome | null | undefined): boolean {
-  return out === null || out === undefined || (out.optOuts & OPT_OUT.tracking) === 0;
+  return out === null || out === undefined || optOutsRetainPayload(out.optOuts);
 }
