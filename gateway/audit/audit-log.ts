@@ -13,6 +13,7 @@
 import { hostname } from 'node:os';
 import type { Logger } from 'pino';
 import { MAX_LOG_ENTRY_BYTES } from '../state/log-chain.js';
+import { storeUnavailable } from '../state/mirrored-scope.js';
 import type { LogEntry, StateStore } from '../state/store.js';
 import { fitRecord, type AuditInput, type AuditRecord } from './audit-record.js';
 
@@ -91,8 +92,19 @@ export class AuditLog {
     return { pending: true };
   }
 
-  /** The newest records matching `q`, newest first (reads at most the last HISTORY_SCAN records). */
+  /**
+   * The newest records matching `q`, newest first (reads at most the last HISTORY_SCAN records).
+   * STATE_STORE_UNAVAILABLE when the store does not answer.
+   */
   async query(q: AuditQuery): Promise<AuditedRecord[]> {
+    try {
+      return await this.#query(q);
+    } catch (e) {
+      throw storeUnavailable(e);
+    }
+  }
+
+  async #query(q: AuditQuery): Promise<AuditedRecord[]> {
     const head = await this.#store.logHead(AUDIT_SCOPE);
     const newest = Math.min(head.seq, (q.beforeSeq ?? Infinity) - 1);
     const out: AuditedRecord[] = [];

@@ -11,8 +11,8 @@
  * request, not a subject, and expire by themselves.
  */
 import type { GatewayConfig } from '../config.js';
-import { GatewayError } from '../errors.js';
-import { StoreUnavailableError, type StateStore } from '../state/store.js';
+import { storeUnavailable } from '../state/mirrored-scope.js';
+import type { StateStore } from '../state/store.js';
 import { ruleSuffix, subjectPrefix, subjectScope, tenantCounterKey, tenantScope } from '../../policies/rate-limit-keys.js';
 import type { OptOutKindName, OptOutRegistry } from './opt-out-registry.js';
 
@@ -73,7 +73,7 @@ export class Eraser {
       try {
         removed += await store.forget(s.scope, s.keys);
       } catch (err) {
-        throw err instanceof StoreUnavailableError ? new GatewayError('STATE_STORE_UNAVAILABLE', undefined, { cause: err }) : err;
+        throw storeUnavailable(err);
       }
       // This replica's outage counters; other replicas' expire with their window.
       if (fallback !== undefined) removed += await fallback.forget(s.scope, s.keys);

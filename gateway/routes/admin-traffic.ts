@@ -16,7 +16,6 @@ import type { FastifyInstance, FastifyReply } from 'fastify';
 import { ADMIN_SCOPES } from '../../policies/principal.js';
 import type { AuditLog, AuditReceipt, AuditedRecord } from '../audit/audit-log.js';
 import type { TrafficChange, TrafficRoutes } from '../control/traffic-routes.js';
-import { storeUnavailable } from '../state/mirrored-scope.js';
 import { clip, GatewayError } from '../errors.js';
 import type { Serving } from '../serving.js';
 import type { ArmFigures } from '../telemetry/arm-figures.js';
@@ -90,9 +89,7 @@ export function trafficFeature(deps: TrafficFeatureDeps): ServerFeature {
         const live = routes.live(m.name);
         const [revision, history] = await Promise.all([
           routes.revision(m.name),
-          audit.query({ targetKind: 'model', targetId: m.name, actionPrefix: 'traffic.', limit: HISTORY_LENGTH }).catch((e: unknown) => {
-            throw storeUnavailable(e);
-          }),
+          audit.query({ targetKind: 'model', targetId: m.name, actionPrefix: 'traffic.', limit: HISTORY_LENGTH }),
         ]);
         reply.header('etag', etag(revision));
         return {
