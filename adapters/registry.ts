@@ -187,11 +187,12 @@ export interface BuildOptions {
   readonly tolerateUnreachable: boolean;
 }
 
-async function loadArtifacts(loaders: readonly ArtifactLoader[], model: string, version: string, vc: VersionConfig): Promise<ReadonlyMap<string, unknown>> {
+/** Loads what each loader has a source for (`sources[i]`, already asked: a source may hash a file). */
+async function loadArtifacts(loaders: readonly ArtifactLoader[], sources: readonly (string | undefined)[], model: string, version: string, vc: VersionConfig): Promise<ReadonlyMap<string, unknown>> {
   if (loaders.length === 0) return NO_ARTIFACTS;
   const out = new Map<string, unknown>();
-  for (const l of loaders) {
-    if ((await l.source(model, version, vc)) === undefined) continue;
+  for (const [i, l] of loaders.entries()) {
+    if (sources[i] === undefined) continue;
     try {
       out.set(l.name, await l.load(model, version, vc));
     } catch (e) {
@@ -224,10 +225,12 @@ export async function buildModelTable(config: GatewayConfig, opts: BuildOptions)
   async function place(name: string, v: string, vc: VersionConfig): Promise<ServedVersion | undefined> {
     const { backend } = vc;
     let sha: string | undefined;
+    let sourceList: (string | undefined)[];
     let sources: string;
     try {
       sha = await artifactSha256(backend);
-      sources = JSON.stringify(await Promise.all(loaders.map((l) => l.source(name, v, vc))));
+      sourceList = await Promise.all(loaders.map((l) => l.source(name, v, vc)));
+      sources = JSON.stringify(sourceList);
     } catch (e) {
       return failed(name, v, backend, e);
     }
@@ -240,7 +243,7 @@ export async function buildModelTable(config: GatewayConfig, opts: BuildOptions)
     const sv = new ServedVersion(name, v, backend, sha);
     created.push(sv);
     try {
-      sv.artifacts = await loadArtifacts(loaders, name, v, vc);
+      sv.artifacts = await loadArtifacts(loaders, sourceList, name, v, vc);
       sv.artifactSources = sources;
     } catch (e) {
       return failed(name, v, backend, e);
