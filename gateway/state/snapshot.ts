@@ -4,7 +4,8 @@
  * instead of an empty copy. One JSON file per scope, `{format, scope, writtenAt, records}`.
  *
  * Written after changes settle (debounced), to a temporary file renamed over the old one, so a
- * crash mid-write leaves the previous snapshot whole. Mode 0600 in a 0700 folder: a scope may
+ * crash mid-write leaves the previous snapshot whole; a copy that did not change since the last
+ * write (every reconcile hands one over) is not written again. Mode 0600 in a 0700 folder: a scope may
  * name subjects (opt-outs). An erased subject leaves the next snapshot, written moments later.
  * A write that fails is logged once per run of failures and never affects serving.
  */
@@ -50,6 +51,8 @@ export class SnapshotWriter {
   #pending: ReadonlyMap<string, unknown> | undefined;
   #writing: Promise<void> = Promise.resolve();
   #failing = false;
+  /** The records of the last write that succeeded, as written. */
+  #written: string | undefined;
 
   constructor(file: string, scope: string, log: Logger) {
     this.#file = file;
@@ -80,16 +83,21 @@ export class SnapshotWriter {
     const records = this.#pending;
     if (records === undefined) return;
     this.#pending = undefined;
-    const text = JSON.stringify({ format: FORMAT, scope: this.#scope, writtenAt: new Date().toISOString(), records: Object.fromEntries(records) });
-    this.#writing = this.#writing.then(() => this.#write(text));
+    // Sorted: a reconcile rebuilds the copy in the store's order, which says nothing about a change.
+    const body = JSON.stringify(Object.fromEntries([...records].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))));
+    if (body === this.#written) return;
+    this.#writing = this.#writing.then(() => this.#write(body));
   }
 
-  async #write(text: string): Promise<void> {
+  async #write(body: string): Promise<void> {
+    // Built by hand around the records' JSON, so the comparison above is over exactly what is written.
+    const text = `{"format":${FORMAT},"scope":${JSON.stringify(this.#scope)},"writtenAt":"${new Date().toISOString()}","records":${body}}`;
     const tmp = `${this.#file}.${process.pid}.tmp`;
     try {
       await mkdir(dirname(this.#file), { recursive: true, mode: 0o700 });
       await writeFile(tmp, text, { mode: 0o600 });
       await rename(tmp, this.#file);
+      this.#written = body;
       if (this.#failing) this.#log.info({ file: this.#file }, `${this.#scope}: snapshot written again`);
       this.#failing = false;
     } catch (err) {
