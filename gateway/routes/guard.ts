@@ -7,7 +7,9 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { newOutcome, type ChainOutcome, type PolicyChain } from '../../policies/chain.js';
 import { newContext, type PolicyAction, type PolicyContext } from '../../policies/policy.js';
 import { toGatewayError } from '../error-handler.js';
-import { faultOf } from '../errors.js';
+import type { InferRequest, InferResponse } from '../../adapters/adapter.js';
+import type { ServedVersion } from '../../adapters/registry.js';
+import { faultOf, type GatewayError } from '../errors.js';
 import type { Observers } from '../observers.js';
 import type { Serving } from '../serving.js';
 import { bodyRefusal } from './body-types.js';
@@ -31,23 +33,54 @@ function actionOf(request: FastifyRequest): PolicyAction {
   return request.method === 'POST' ? 'infer' : 'metadata';
 }
 
+/** What only the place a prediction ended knows; the rest comes from what the guard put on the request. */
+export interface Ending {
+  /** The model as the table names it, or UNKNOWN_MODEL. */
+  readonly model: string;
+  /** The version that served (or was to serve) it; undefined: refused before routing. */
+  readonly served?: ServedVersion;
+  readonly failure?: GatewayError;
+  readonly payload?: InferRequest;
+  readonly answer?: InferResponse;
+}
+
 /**
- * A prediction refused before its handler ran (401, 403, 415, …) reaches the observers like every
- * other end: with names from the table only, no version, nothing of a payload.
+ * Hands an ended prediction to the observers: the one place a RequestEnd is made, whether the
+ * handler answered or a hook refused. Observers.end withholds payload and answer from a caller who
+ * opted out of tracking (gateway/retention.ts).
  */
-export function observeRefusal(observers: Observers, request: FastifyRequest, reply: FastifyReply, err: unknown): void {
+export function observeEnd(observers: Observers, request: FastifyRequest, reply: FastifyReply, end: Ending): void {
   const guarded = request.guarded;
-  if (guarded === null || guarded.ctx.action !== 'infer') return;
-  const { ctx, out } = guarded;
-  const ge = toGatewayError(err);
-  // Fastify times every request from its arrival; no timer of our own on the request path.
+  const out = guarded?.out;
+  const { served, failure } = end;
+  // Fastify times every request from its arrival (body read included): no timer of our own.
   const ms = reply.elapsedTime;
   observers.end({
-    requestId: ctx.requestId, startedAt: Date.now() - ms, ms,
-    model: ctx.served?.name ?? UNKNOWN_MODEL, version: '', reason: '', principal: ctx.principal,
-    status: ge.status, code: ge.code, fault: faultOf(ge.code), rows: 0, optOuts: out.optOuts,
-    annotations: out.annotations, served: undefined, payload: undefined, answer: undefined, log: request.log,
+    requestId: String(request.id),
+    startedAt: Date.now() - ms,
+    ms,
+    model: end.model,
+    version: served?.version ?? '',
+    reason: served === undefined ? '' : (out?.reason ?? ''),
+    principal: guarded?.ctx.principal,
+    status: failure?.status ?? 200,
+    code: failure?.code,
+    fault: failure === undefined ? undefined : faultOf(failure.code),
+    rows: guarded?.ctx.rows ?? 0,
+    optOuts: out?.optOuts ?? 0,
+    annotations: out?.annotations,
+    served,
+    payload: end.payload,
+    answer: end.answer,
+    log: request.log,
   });
+}
+
+/** A prediction refused before its handler ran (401, 403, 415, …): observed like every other end. */
+function observeRefusal(observers: Observers, request: FastifyRequest, reply: FastifyReply, err: unknown): void {
+  const ctx = request.guarded?.ctx;
+  if (ctx === undefined || ctx.action !== 'infer') return;
+  observeEnd(observers, request, reply, { model: ctx.served?.name ?? UNKNOWN_MODEL, failure: toGatewayError(err) });
 }
 
 export function installGuard(app: FastifyInstance, serving: Serving, policies: PolicyChain, observers: Observers): void {

@@ -8,7 +8,7 @@ import { TIMEOUT_HEADER, type InferRequest, type InferResponse } from '../../ada
 import type { ServedVersion } from '../../adapters/registry.js';
 import { releaseAll, type PolicyChain } from '../../policies/chain.js';
 import { toGatewayError } from '../error-handler.js';
-import { faultOf, GatewayError } from '../errors.js';
+import { GatewayError } from '../errors.js';
 import { encodeInferResponse } from '../infer-response.js';
 import { parseInferRequest } from '../infer-request.js';
 import type { Observers } from '../observers.js';
@@ -16,6 +16,7 @@ import type { Serving } from '../serving.js';
 import type { ShadowMirror } from '../shadow.js';
 import { UNKNOWN_MODEL } from '../telemetry/metrics.js';
 import { validateAgainstMetadata } from '../validate-request.js';
+import { observeEnd } from './guard.js';
 import { findModel, findVersion } from './oip-v2.js';
 
 interface InferParams { model: string; version?: string }
@@ -126,30 +127,7 @@ export function registerInferRoutes(app: FastifyInstance, { serving, policies, o
     } finally {
       if (guarded !== null) releaseAll(guarded.out, (e) => request.log.warn({ err: e }, 'a policy release failed'));
       table.release();
-      // Fastify times every request from its arrival (body read included): no timer of our own.
-      const ms = reply.elapsedTime;
-      const out = guarded?.out;
-      // The observers get the payload and the answer; Observers.end withholds both from a caller
-      // who opted out of tracking (gateway/retention.ts), whatever the observer.
-      observers.end({
-        requestId: String(request.id),
-        startedAt: Date.now() - ms,
-        ms,
-        model: modelName,
-        version: served?.version ?? '',
-        reason: served === undefined ? '' : (out?.reason ?? ''),
-        principal: guarded?.ctx.principal,
-        status: failure?.status ?? 200,
-        code: failure?.code,
-        fault: failure === undefined ? undefined : faultOf(failure.code),
-        rows: guarded?.ctx.rows ?? 0,
-        optOuts: out?.optOuts ?? 0,
-        annotations: out?.annotations,
-        served,
-        payload: inferRequest,
-        answer,
-        log: request.log,
-      });
+      observeEnd(observers, request, reply, { model: modelName, served, failure, payload: inferRequest, answer });
     }
   }
 
