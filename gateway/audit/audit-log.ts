@@ -10,8 +10,8 @@
  * lands (bounded: past MAX_PENDING the oldest are dropped, counted and logged), so a change that was
  * applied is not lost from the log because the store blinked between the change and its record.
  */
-import { hostname } from 'node:os';
 import type { Logger } from 'pino';
+import { REPLICA } from '../replica.js';
 import { MAX_LOG_ENTRY_BYTES } from '../state/log-chain.js';
 import { storeUnavailable } from '../state/mirrored-scope.js';
 import type { LogEntry, StateStore } from '../state/store.js';
@@ -64,7 +64,7 @@ export class AuditLog {
   #dropped = 0;
   #flushing: Promise<void> | undefined;
 
-  constructor(store: StateStore, log: Logger, replica = `${hostname()}:${process.pid}`) {
+  constructor(store: StateStore, log: Logger, replica = REPLICA) {
     this.#store = store;
     this.#log = log.child({ component: 'audit' });
     this.#replica = replica;

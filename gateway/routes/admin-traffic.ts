@@ -11,12 +11,12 @@
  * change came first. Every change is one record of the audit log (gateway/audit/audit-log.ts),
  * which is also the model's history; the answer is the change and where its record went.
  */
-import { hostname } from 'node:os';
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { ADMIN_SCOPES } from '../../policies/principal.js';
 import type { AuditLog, AuditReceipt, AuditedRecord } from '../audit/audit-log.js';
 import type { TrafficChange, TrafficRoutes } from '../control/traffic-routes.js';
 import { clip, GatewayError } from '../errors.js';
+import { REPLICA } from '../replica.js';
 import type { Serving } from '../serving.js';
 import type { ArmFigures } from '../telemetry/arm-figures.js';
 import type { CallerGuard, ServerFeature } from './admin.js';
@@ -62,7 +62,6 @@ export function trafficFeature(deps: TrafficFeatureDeps): ServerFeature {
     reply.header('etag', etag(change.revision));
     return { ...change, audit: receipt };
   }
-  const replica = `${hostname()}:${process.pid}`;
 
   const modelOf = (name: string) => {
     const m = serving.table.models.get(name);
@@ -101,7 +100,7 @@ export function trafficFeature(deps: TrafficFeatureDeps): ServerFeature {
           }),
           traffic: { ...live, revision, traffic: live.traffic ?? { routes: [{ version: m.stable.version, weight: 100 }], rules: [] } },
           fallback: m.config.fallback ?? null,
-          figures: { replica, ...figures.summary(m.name), shadow: deps.shadowFigures?.(m.name) ?? null },
+          figures: { replica: REPLICA, ...figures.summary(m.name), shadow: deps.shadowFigures?.(m.name) ?? null },
           history: history.map(historyEntry),
         };
       });
