@@ -53,6 +53,9 @@ const modelSettings = {
   maxBodyBytes: positiveInt(8 * 1024 * 1024, 1024 * 1024 * 1024),
   // Bounds the memory a single request can make the gateway allocate while decoding.
   maxElements: positiveInt(4_000_000, 1_000_000_000),
+  // Off: an empty batch (a 0 in a shape) is forwarded only to a model whose owner says it copes
+  // with one; many backends crash or answer garbage. On, it allows 0 in a dynamic batch dimension only.
+  allowEmptyBatch: { type: 'boolean', default: false },
   // The request's deadline: a client never waits longer for an answer than this.
   inferTimeoutMs: positiveInt(30_000, 3_600_000),
 } as const;

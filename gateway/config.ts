@@ -61,6 +61,7 @@ export interface ModelConfig {
   readonly nonFinite: 'reject' | 'allow';
   readonly maxBodyBytes: number;
   readonly maxElements: number;
+  readonly allowEmptyBatch: boolean;
   readonly inferTimeoutMs: number;
 }
 

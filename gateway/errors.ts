@@ -26,6 +26,8 @@ export const ERRORS = {
   SHAPE_MISMATCH: { status: 400, message: 'input shape does not match the model' },
   SHAPE_DATA_MISMATCH: { status: 400, message: 'input data length does not match its shape' },
   BATCH_MISMATCH: { status: 400, message: 'inputs disagree on the batch dimension' },
+  // A 0 in a shape: refused unless the model takes empty batches (allowEmptyBatch), and then only there.
+  EMPTY_TENSOR: { status: 400, message: 'input has a zero-size dimension' },
   INVALID_VALUE: { status: 400, message: 'input value is not valid for its datatype' },
   VALUE_OUT_OF_RANGE: { status: 400, message: 'input value is out of range for its datatype' },
   NON_FINITE_VALUE: { status: 400, message: 'NaN and Infinity are not accepted by this model' },

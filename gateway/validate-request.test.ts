@@ -82,8 +82,33 @@ test('a different rank or fixed dimension is SHAPE_MISMATCH, a dynamic dimension
   const mnist = metadataOf('mnist_cntk_opset7');
   rejects(() => validateAgainstMetadata(requestOf({ inputs: [{ name: 'Input3', datatype: 'FP32', shape: [2, 1, 28, 28], data: new Array(2 * 784).fill(0) }] }), mnist), 'SHAPE_MISMATCH');
   const iris = metadataOf('iris_mlp_dynamic');
-  validateAgainstMetadata(requestOf({ inputs: [{ name: 'input', datatype: 'FP32', shape: [0, 4], data: [] }] }), iris);
+  validateAgainstMetadata(requestOf({ inputs: [{ name: 'input', datatype: 'FP32', shape: [0, 4], data: [] }] }), iris, true);
   validateAgainstMetadata(requestOf({ inputs: [{ name: 'input', datatype: 'FP32', shape: [5, 4], data: new Array(20).fill(1) }] }), iris);
+});
+
+test('a zero-size dimension is EMPTY_TENSOR unless the model allows empty batches, and then only in a dynamic batch dimension', () => {
+  const md: ModelMetadata = {
+    platform: 'test',
+    inputs: [{ name: 'a', datatype: 'FP32', shape: [-1, -1] }, { name: 'b', datatype: 'FP32', shape: [-1, 2] }],
+    outputs: [{ name: 'y', datatype: 'FP32', shape: [-1] }],
+  };
+  const ones = (shape: number[]) => new Array(shape.reduce((n, d) => n * d, 1)).fill(1);
+  const req = (a: number[], b: number[]) => requestOf({
+    inputs: [{ name: 'a', datatype: 'FP32', shape: a, data: ones(a) }, { name: 'b', datatype: 'FP32', shape: b, data: ones(b) }],
+  });
+  rejects(() => validateAgainstMetadata(req([0, 3], [0, 2]), md), 'EMPTY_TENSOR', /'a' has an empty batch/);
+  rejects(() => validateAgainstMetadata(req([0, 3], [0, 2]), md, false), 'EMPTY_TENSOR');
+  validateAgainstMetadata(req([0, 3], [0, 2]), md, true);
+  // Allowed in the batch dimension only: a zero elsewhere empties every row.
+  rejects(() => validateAgainstMetadata(req([0, 0], [0, 2]), md, true), 'EMPTY_TENSOR', /'a' has a zero-size dimension 1/);
+  rejects(() => validateAgainstMetadata(req([1, 0], [1, 2]), md, true), 'EMPTY_TENSOR', /dimension 1/);
+  // The other inputs still have to agree on the batch.
+  rejects(() => validateAgainstMetadata(req([0, 3], [1, 2]), md, true), 'BATCH_MISMATCH');
+  // A batch dimension the metadata fixes is not the model's to leave empty (even a fixed 0).
+  const fixed: ModelMetadata = { ...md, inputs: [{ name: 'a', datatype: 'FP32', shape: [0, 3] }] };
+  rejects(() => validateAgainstMetadata(requestOf({ inputs: [{ name: 'a', datatype: 'FP32', shape: [0, 3], data: [] }] }), fixed, true), 'EMPTY_TENSOR', /zero-size dimension 0/);
+  // A mismatch of rank or fixed dimension is still a SHAPE_MISMATCH first.
+  rejects(() => validateAgainstMetadata(req([0, 3], [0, 3]), md, true), 'SHAPE_MISMATCH');
 });
 
 test('inputs that disagree on a dynamic batch dimension are BATCH_MISMATCH', () => {

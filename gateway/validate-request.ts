@@ -41,7 +41,13 @@ function shapeText(shape: readonly number[]): string {
   return `[${shape.join(',')}]`;
 }
 
-export function validateAgainstMetadata(req: InferRequest, md: ModelMetadata): void {
+/**
+ * `allowEmptyBatch` (the model's configuration): a 0 is accepted in the batch (first) dimension of an
+ * input whose metadata declares it dynamic. Every other zero-size dimension is EMPTY_TENSOR: a tensor
+ * with no elements says nothing a model was trained on, and whether a backend copes with one (many
+ * crash, some answer garbage) must be the model owner's decision, not a side effect of the gateway.
+ */
+export function validateAgainstMetadata(req: InferRequest, md: ModelMetadata, allowEmptyBatch = false): void {
   const index = indexOf(md);
   // Request input index per model input; -1 while not given.
   const given = new Int32Array(md.inputs.length).fill(-1);
@@ -60,14 +66,26 @@ export function validateAgainstMetadata(req: InferRequest, md: ModelMetadata): v
     }
     const shape = input.shape;
     let ok = shape.length === expected.shape.length;
+    // The first zero-size dimension the model does not take; -1 while none. In the same pass.
+    let empty = -1;
     for (let d = 0; ok && d < shape.length; d++) {
       const want = expected.shape[d];
-      ok = want === -1 || want === shape[d];
+      const dim = shape[d];
+      ok = want === -1 || want === dim;
+      if (dim === 0 && empty === -1 && (d !== 0 || want !== -1 || !allowEmptyBatch)) empty = d;
     }
     if (!ok) {
       throw new GatewayError(
         'SHAPE_MISMATCH',
         `input ${quoteName(input.name)}: expected ${shapeText(expected.shape)}, got ${shapeText(shape)}`,
+      );
+    }
+    if (empty !== -1) {
+      throw new GatewayError(
+        'EMPTY_TENSOR',
+        empty === 0 && expected.shape[0] === -1
+          ? `input ${quoteName(input.name)} has an empty batch, which this model does not take`
+          : `input ${quoteName(input.name)} has a zero-size dimension ${empty}`,
       );
     }
   }
