@@ -56,7 +56,10 @@ export interface RequestedOutput {
 export interface InferRequest {
   readonly id?: string;
   readonly inputs: readonly InferTensor[];
-  /** Outputs the client asked for; absent means all tensor outputs. */
+  /**
+   * Outputs the client asked for; absent means all tensor outputs. An adapter asks its backend for
+   * them; the gateway trims whatever comes back to them (gateway/declared-outputs.ts).
+   */
   readonly outputs?: readonly RequestedOutput[];
   readonly parameters?: Readonly<Record<string, unknown>>;
   /**

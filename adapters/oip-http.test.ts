@@ -158,7 +158,9 @@ describe('OipHttpAdapter', () => {
         tensor('{"name":"sum","datatype":"FLOAT","shape":[2],"data":[1,2]}'),
         tensor('{"name":"sum","datatype":"FP32","shape":[3],"data":[1,2]}'),
         tensor('{"name":"sum","datatype":"FP32","shape":[2],"data":[1,{"a":1}]}'),
-        tensor('{"name":"sum","datatype":"BYTES","shape":[1],"data":[1]}')];
+        tensor('{"name":"sum","datatype":"BYTES","shape":[1],"data":[1]}'),
+        // The same output twice: a client would read one or the other.
+        tensor('{"name":"sum","datatype":"FP32","shape":[1],"data":[1]},{"name":"sum","datatype":"FP32","shape":[1],"data":[2]}')];
       for (const body of bodies) {
         backend.misbehave('infer', garbage(body));
         const { error } = await failure(() => adapter.infer(ROWS, opts()), 'BACKEND_BAD_RESPONSE', backend.url);

@@ -227,15 +227,24 @@ function parseOutput(x: unknown, i: number): InferTensor {
   return { name: x.name, datatype: dt, shape: x.shape, data };
 }
 
+/**
+ * The backend's answer, every output it sent. Trimming to the outputs the model declares and the
+ * request selected is the gateway's, once for every adapter (gateway/declared-outputs.ts), which
+ * also counts what a backend adds; here only what no answer may do is refused: an output named twice
+ * (a client could read either one) or a requested one missing.
+ */
 function parseInferResponse(body: Buffer, request: InferRequest): InferResponse {
   const json = parseJson(body);
   if (!isRecord(json) || !Array.isArray(json.outputs)) throw bad('response has no outputs array');
-  let outputs = json.outputs.map(parseOutput);
-  if (request.outputs !== undefined) {
-    const wanted = new Set(request.outputs.map((o) => o.name));
-    outputs = outputs.filter((o) => wanted.has(o.name));
-    for (const name of wanted) {
-      if (!outputs.some((o) => o.name === name)) throw bad('response lacks a requested output');
+  const outputs = json.outputs.map(parseOutput);
+  // A handful of outputs: pairwise costs less than a Set per answer.
+  for (let i = 1; i < outputs.length; i++) {
+    for (let j = 0; j < i; j++) if (outputs[j].name === outputs[i].name) throw bad('response names an output twice');
+  }
+  const wanted = request.outputs;
+  if (wanted !== undefined) {
+    for (const w of wanted) {
+      if (!outputs.some((o) => o.name === w.name)) throw bad('response lacks a requested output');
     }
   }
   return isRecord(json.parameters) ? { outputs, parameters: json.parameters } : { outputs };

@@ -12,7 +12,7 @@ const answer: InferResponse = { outputs: [{ name: 'y', datatype: 'FP32', shape: 
 function end(optOuts = 0): RequestEnd {
   return {
     requestId: 'r', startedAt: 0, ms: 1, model: 'm', version: '1', reason: 'stable', principal: undefined, status: 200,
-    code: undefined, fault: undefined, rows: 1, optOuts, annotations: undefined, served: undefined, payload, answer, log,
+    code: undefined, fault: undefined, rows: 1, optOuts, annotations: undefined, served: undefined, payload, answer, droppedOutputs: 0, log,
   };
 }
 

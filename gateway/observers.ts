@@ -48,8 +48,13 @@ export interface RequestEnd {
   readonly served: VersionView | undefined;
   /** The validated request: undefined when it was never parsed or the caller opted out of tracking. */
   readonly payload: InferRequest | undefined;
-  /** The backend's answer: undefined on failure or when the caller opted out of tracking. */
+  /**
+   * The answer as the client received it (declared outputs only, gateway/declared-outputs.ts):
+   * undefined on failure or when the caller opted out of tracking.
+   */
   readonly answer: InferResponse | undefined;
+  /** Outputs the backend answered that the model does not declare, dropped from the answer (0 as a rule). */
+  readonly droppedOutputs: number;
   /** The request's logger (it carries the request id). */
   readonly log: FastifyBaseLogger;
 }

@@ -219,6 +219,39 @@ test('the mirror counts agreement and disagreement, and the latency of both side
   assert.ok(typeof f?.latencyMs.shadowMean === 'number' && typeof f.latencyMs.primaryMean === 'number');
 });
 
+test('answers are compared as clients receive them: outputs a backend adds are neither compared nor passed on, and the shadow\'s are counted', async () => {
+  const adapter = new HeldAdapter();
+  const dropped: [string, string, number][] = [];
+  const metrics = { recordShadow: () => undefined, recordOutputsDropped: (m: string, v: string, n: number) => void dropped.push([m, v, n]) };
+  const mirror = new ShadowMirror({ metrics });
+  const table = new TestTable({ '1': { metadata: MD, adapter: new HeldAdapter() }, '2': { metadata: MD, adapter } });
+  const embedding = tensor('embedding', 'FP32', [1, 2], [0.5, 0.25]);
+  // The primary's backend adds an output; the shadow's does not: they agree on what a client gets.
+  mirror.mirror(call(table, { primary: Promise.resolve(answer(ANSWER.outputs[0], embedding)) }));
+  adapter.answerAll(ANSWER);
+  // The shadow's backend adds two: still in agreement, and counted against the shadow version.
+  mirror.mirror(call(table));
+  adapter.answerAll(answer(tensor('logits', 'FP32', [1], [3]), ANSWER.outputs[0], embedding));
+  await settled(mirror);
+  const f = mirror.figures('m');
+  assert.deepEqual({ agreed: f?.agreed, disagreed: f?.disagreed }, { agreed: 2, disagreed: 0 });
+  assert.deepEqual(dropped, [['m', '2', 2]]);
+});
+
+test('an empty batch is mirrored only to a model that allows it', async () => {
+  const adapter = new HeldAdapter();
+  const mirror = new ShadowMirror();
+  const table = new TestTable({ '2': { metadata: MD, adapter } });
+  const request: InferRequest = { inputs: [{ name: 'x', datatype: 'FP32', shape: [0, 3], data: [] }] };
+  mirror.mirror(call(table, { request }));
+  assert.equal(adapter.calls.length, 0, 'refused like the primary would have been');
+  mirror.mirror(call(table, { request, allowEmptyBatch: true }));
+  assert.equal(adapter.calls.length, 1);
+  adapter.answerAll(answer(tensor('sum', 'FP32', [0], [])));
+  await settled(mirror);
+  assert.equal(mirror.figures('m')?.errors, 1);
+});
+
 test('after mode sends the copy only once the answer has been sent; parallel sends it with the primary', async () => {
   const adapter = new HeldAdapter();
   const table = new TestTable({ '2': { metadata: MD, adapter } });

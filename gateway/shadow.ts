@@ -16,10 +16,17 @@
  * Beside it: a shadow that keeps failing is suspended by its breaker (shadow-breaker.ts; suspended
  * copies are counted as dropped, and as `suspended`), the answers are compared by shadow-compare.ts,
  * and the figures per model are counted in a ShadowTally (shadow-figures.ts).
+ *
+ * Both answers are compared as a client would receive them (gateway/declared-outputs.ts): the
+ * primary's trimmed to the outputs its version declares, the shadow's to those the shadow version
+ * declares, both to the request's selection. An output only a backend adds is neither compared nor
+ * a disagreement; the shadow's undeclared ones are counted against the shadow version like the
+ * primary's.
  */
 import type { Logger } from 'pino';
 import type { Adapter, InferRequest, InferResponse, ModelMetadata } from '../adapters/adapter.js';
 import { NO_SHADOW, type ShadowTarget } from '../policies/policy.js';
+import { minimiseOutputs, undeclaredOutputs } from './declared-outputs.js';
 import { isGatewayError } from './errors.js';
 import { ShadowBreaker } from './shadow-breaker.js';
 import { agrees } from './shadow-compare.js';
@@ -62,10 +69,14 @@ export interface MirrorCall {
    */
   readonly onResponded?: (done: () => void) => void;
   readonly requestId: string;
+  /** The model's `allowEmptyBatch`, so the copy is checked as the primary was. */
+  readonly allowEmptyBatch?: boolean;
 }
 
+type ShadowMetrics = Pick<GatewayMetrics, 'recordShadow'> & Partial<Pick<GatewayMetrics, 'recordOutputsDropped'>>;
+
 export interface ShadowMirrorOptions {
-  readonly metrics?: Pick<GatewayMetrics, 'recordShadow'>;
+  readonly metrics?: ShadowMetrics;
   /** Backend failures of copies are logged at debug; failures of the mirror itself at warn. */
   readonly log?: Logger;
   /** The breaker's clock (ms); for tests. */
@@ -112,7 +123,7 @@ function sentOrLate(sent: Promise<void>, ms: number): Promise<void> {
 
 export class ShadowMirror {
   readonly #models = new Map<string, ModelState>();
-  readonly #metrics: Pick<GatewayMetrics, 'recordShadow'> | undefined;
+  readonly #metrics: ShadowMetrics | undefined;
   readonly #log: Logger | undefined;
   readonly #now: () => number;
   /** Mirrors not yet ended (waiting for the primary, or in flight). */
@@ -243,7 +254,9 @@ export class ShadowMirror {
       this.#record(model, version, 'skipped', seconds);
       return;
     }
-    const agreed = agrees(p.response, s.response);
+    const primaryMd = call.table.models.get(model)?.versions.get(call.version)?.metadata;
+    const primary = primaryMd === undefined ? p.response : minimiseOutputs(p.response, primaryMd, call.request);
+    const agreed = agrees(primary, s.response);
     if (agreed) tally.agreed++;
     else tally.disagreed++;
     tally.shadowMs += s.ms;
@@ -260,11 +273,13 @@ export class ShadowMirror {
     let deadline: number;
     let started: number;
     let answer: Promise<InferResponse>;
+    let md: ModelMetadata;
     try {
       if (sv === undefined) throw new Error(`shadow version ${target.version} is not served`);
       if (sv.metadata === undefined) throw new Error(`shadow version ${target.version} is not ready`);
+      md = sv.metadata;
       // Nothing reaches a backend unchecked: the request was checked against the primary's metadata.
-      validateAgainstMetadata(call.request, sv.metadata);
+      validateAgainstMetadata(call.request, md, call.allowEmptyBatch);
       deadline = Date.now() + target.timeoutMs;
       started = performance.now();
       answer = sv.adapter.infer(call.request, { deadline, requestId: `${call.requestId}-shadow` });
@@ -283,7 +298,9 @@ export class ShadowMirror {
           return { kind: 'failed', outcome: 'timeout', ms, error: undefined };
         }
         this.#answered(call.model, state);
-        return { kind: 'answered', response, ms };
+        const minimised = minimiseOutputs(response, md, call.request);
+        if (minimised !== response) this.#dropped(call.model, target.version, undeclaredOutputs(response, md));
+        return { kind: 'answered', response: minimised, ms };
       },
       (error: unknown): ShadowResult => {
         state.inFlight--;
@@ -314,6 +331,15 @@ export class ShadowMirror {
         this.#idle = [];
         for (const resolve of waiting) resolve();
       }
+    }
+  }
+
+  #dropped(model: string, version: string, count: number): void {
+    if (count === 0) return;
+    try {
+      this.#metrics?.recordOutputsDropped?.(model, version, count);
+    } catch {
+      // telemetry never breaks a mirror
     }
   }
 

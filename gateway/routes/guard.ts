@@ -42,6 +42,8 @@ export interface Ending {
   readonly failure?: GatewayError;
   readonly payload?: InferRequest;
   readonly answer?: InferResponse;
+  /** Undeclared outputs of the backend's answer, dropped (RequestEnd.droppedOutputs). */
+  readonly droppedOutputs?: number;
 }
 
 /**
@@ -72,6 +74,7 @@ export function observeEnd(observers: Observers, request: FastifyRequest, reply:
     served,
     payload: end.payload,
     answer: end.answer,
+    droppedOutputs: end.droppedOutputs ?? 0,
     log: request.log,
   });
 }

@@ -1,13 +1,14 @@
 /**
  * POST /v2/models/{m}[/versions/{v}]/infer: the request path. In order: find the model, run the
  * policy chain (which picks the version or denies), bound the body, parse and check the tensors, check them against the model's metadata, call the
- * backend with a deadline, encode the answer. Nothing reaches a backend before every check passed.
+ * backend with a deadline, keep only the outputs the model declares, encode the answer. Nothing reaches a backend before every check passed.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { TIMEOUT_HEADER, type InferRequest, type InferResponse } from '../../adapters/adapter.js';
 import type { ServedVersion } from '../../adapters/registry.js';
 import { releaseAll, type PolicyChain } from '../../policies/chain.js';
 import { toGatewayError } from '../error-handler.js';
+import { minimiseOutputs, undeclaredOutputs } from '../declared-outputs.js';
 import { GatewayError } from '../errors.js';
 import { encodeInferResponse } from '../infer-response.js';
 import { parseInferRequest } from '../infer-request.js';
@@ -35,7 +36,8 @@ function headerLength(value: string | string[] | undefined, bodyLength: number):
 
 /**
  * Rows the request asks to infer: the batch (first) dimension, which validation has checked to be
- * equal across inputs. A request is charged at least one row, even for an empty batch.
+ * equal across inputs. A request is charged at least one row, even for an empty batch (a model
+ * with `allowEmptyBatch`): it still costs a backend call, and must not be free to repeat.
  */
 function rowsOf(req: InferRequest): number {
   const first = req.inputs[0]?.shape[0];
@@ -68,6 +70,7 @@ export function registerInferRoutes(app: FastifyInstance, { serving, policies, o
     let failure: GatewayError | undefined;
     let inferRequest: InferRequest | undefined;
     let answer: InferResponse | undefined;
+    let droppedOutputs = 0;
     const guarded = request.guarded;
     try {
       if (guarded === null) throw new GatewayError('INTERNAL', 'infer route without its guard');
@@ -86,7 +89,7 @@ export function registerInferRoutes(app: FastifyInstance, { serving, policies, o
         maxElements: mc.maxElements,
         nonFinite: mc.nonFinite,
       });
-      validateAgainstMetadata(parsed, md);
+      validateAgainstMetadata(parsed, md, mc.allowEmptyBatch);
       inferRequest = parsed;
       ctx.version = served;
       ctx.request = parsed;
@@ -108,13 +111,18 @@ export function registerInferRoutes(app: FastifyInstance, { serving, policies, o
         const raw = reply.raw;
         shadow.mirror({
           model: model.name, version, request: parsed, target: out.shadow, optOuts: out.optOuts, table,
+          allowEmptyBatch: mc.allowEmptyBatch,
           primary, primaryStarted, requestId: String(request.id),
           onResponded: (done) => (raw.closed ? done() : void raw.once('close', done)),
         });
       }
       const response: InferResponse = await primary;
-      answer = response;
-      const encoded = encodeInferResponse(response, parsed, model.name, version);
+      // Only declared (and, if named, requested) outputs reach the client and the observers, in JSON
+      // and binary answers alike: trimmed once here, before either encoding.
+      const minimised = minimiseOutputs(response, md, parsed);
+      if (minimised !== response) droppedOutputs = undeclaredOutputs(response, md);
+      answer = minimised;
+      const encoded = encodeInferResponse(minimised, parsed, model.name, version);
       if (encoded.headerLength !== undefined) {
         reply.header(HEADER_LENGTH, encoded.headerLength).header('content-type', 'application/octet-stream');
       } else {
@@ -127,7 +135,7 @@ export function registerInferRoutes(app: FastifyInstance, { serving, policies, o
     } finally {
       if (guarded !== null) releaseAll(guarded.out, (e) => request.log.warn({ err: e }, 'a policy release failed'));
       table.release();
-      observeEnd(observers, request, reply, { model: modelName, served, failure, payload: inferRequest, answer });
+      observeEnd(observers, request, reply, { model: modelName, served, failure, payload: inferRequest, answer, droppedOutputs });
     }
   }
 

@@ -21,6 +21,8 @@ export interface GatewayMetrics {
   recordReload(ok: boolean): void;
   /** `version` is the shadow version; `seconds` the shadow call's duration, when one was made. */
   recordShadow(model: string, version: string, outcome: ShadowOutcome, seconds: number | undefined): void;
+  /** `count` outputs of an answer from `version` that its metadata does not declare, dropped (declared-outputs.ts). */
+  recordOutputsDropped(model: string, version: string, count: number): void;
 }
 
 /** Instruments are created per call so a MeterProvider registered later (tests, main) is used. */
@@ -42,6 +44,11 @@ export function createMetrics(): GatewayMetrics {
     unit: 's',
     advice: { explicitBucketBoundaries: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10] },
   });
+  // By model and version only: output names come from the backend, and one that misbehaves must not
+  // create a time series per name it makes up.
+  const outputsDropped: Counter = meter.createCounter(METRIC.outputsDropped, {
+    description: 'Outputs a backend answered that the model does not declare, dropped before the client saw them',
+  });
   return {
     recordInfer(model, version, seconds, errorCode) {
       const attrs: Attributes = { [ATTR.model]: model, [ATTR.version]: version, [ATTR.code]: errorCode ?? 'OK' };
@@ -57,6 +64,9 @@ export function createMetrics(): GatewayMetrics {
       shadowRequests.add(1, attrs);
       if (seconds !== undefined) shadowDuration.record(seconds, attrs);
     },
+    recordOutputsDropped(model, version, count) {
+      outputsDropped.add(count, { [ATTR.model]: model, [ATTR.version]: version });
+    },
   };
 }
 
@@ -64,6 +74,9 @@ export function createMetrics(): GatewayMetrics {
 export function metricsObserver(m: GatewayMetrics): Observer {
   return {
     name: 'metrics',
-    onEnd: (e) => m.recordInfer(e.model, e.version, e.ms / 1000, e.code),
+    onEnd(e) {
+      m.recordInfer(e.model, e.version, e.ms / 1000, e.code);
+      if (e.droppedOutputs > 0) m.recordOutputsDropped(e.model, e.version, e.droppedOutputs);
+    },
   };
 }

@@ -11,6 +11,7 @@ export const METRIC = {
   reloads: 'breakwater.config.reloads',
   shadowRequests: 'breakwater.shadow.requests',
   shadowDuration: 'breakwater.shadow.duration',
+  outputsDropped: 'breakwater.outputs.dropped',
 } as const;
 /** The model attribute of a request whose model is not in the table (never the client's string). */
 export const UNKNOWN_MODEL = '(unknown)';
