@@ -5,6 +5,7 @@
  */
 import { STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { GatewayError, isGatewayError, type ErrorCode } from './errors.js';
 import { retainsPayload } from './retention.js';
@@ -18,7 +19,8 @@ const FASTIFY_CODES: Readonly<Record<string, ErrorCode>> = {
   FST_ERR_CTP_INVALID_JSON_BODY: 'BAD_JSON',
   FST_ERR_CTP_EMPTY_TYPE: 'UNSUPPORTED_MEDIA_TYPE',
   FST_ERR_CTP_INVALID_TYPE: 'UNSUPPORTED_MEDIA_TYPE',
-  FST_ERR_BAD_URL: 'BAD_REQUEST',
+  FST_ERR_BAD_URL: 'BAD_URL',
+  FST_ERR_MAX_PARAM_LENGTH: 'URI_TOO_LONG',
   FST_ERR_ASYNC_CONSTRAINT: 'BAD_REQUEST',
 };
 
@@ -31,6 +33,7 @@ export function toGatewayError(err: unknown): GatewayError {
   if (typeof fe?.statusCode === 'number' && fe.statusCode >= 400 && fe.statusCode < 500) {
     if (fe.statusCode === 413) return new GatewayError('PAYLOAD_TOO_LARGE', undefined, { cause: err });
     if (fe.statusCode === 408) return new GatewayError('REQUEST_TIMEOUT', undefined, { cause: err });
+    if (fe.statusCode === 414) return new GatewayError('URI_TOO_LONG', undefined, { cause: err });
     return new GatewayError('BAD_REQUEST', undefined, { cause: err });
   }
   return new GatewayError('INTERNAL', undefined, { cause: err });
@@ -49,6 +52,16 @@ export function sendError(reply: FastifyReply, err: GatewayError): FastifyReply 
   return reply.code(err.status).header('content-type', 'application/json; charset=utf-8').send(JSON.stringify(err.toJSON()));
 }
 
+/** Answers `ge` on a socket no request or reply owns (yet, or any more), then closes it. */
+export function answerOnSocket(socket: Duplex, ge: GatewayError): void {
+  const body = JSON.stringify(ge.toJSON());
+  if (socket.writable) {
+    socket.write(`HTTP/1.1 ${ge.status} ${STATUS_CODES[ge.status] ?? ''}\r\nContent-Type: application/json; charset=utf-8\r\n` +
+      `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+  }
+  socket.destroy();
+}
+
 /**
  * Errors Node's HTTP parser raises before a request exists (slow or malformed clients): answered
  * on the raw socket, in the same JSON shape, then the connection is closed.
@@ -56,15 +69,28 @@ export function sendError(reply: FastifyReply, err: GatewayError): FastifyReply 
 export function clientErrorHandler(err: NodeJS.ErrnoException, socket: Socket): void {
   // A reset connection has nobody left to answer.
   if (err.code === 'ECONNRESET' || socket.destroyed) return;
+  // The parser can fail after a request was handed over and answered (a body it cannot frame, e.g.
+  // `Transfer-Encoding: gzip`): a second answer on the same socket would be read as the answer to
+  // the next request, so the connection is just closed (what Node itself does in that case).
+  if ((socket as Socket & { _httpMessage?: { headersSent?: boolean } })._httpMessage?.headersSent === true) {
+    socket.destroy();
+    return;
+  }
   const code: ErrorCode = err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 'REQUEST_TIMEOUT'
     : err.code === 'HPE_HEADER_OVERFLOW' ? 'HEADERS_TOO_LARGE' : 'BAD_REQUEST';
-  const ge = new GatewayError(code);
-  const body = JSON.stringify(ge.toJSON());
-  if (socket.writable) {
-    socket.write(`HTTP/1.1 ${ge.status} ${STATUS_CODES[ge.status] ?? ''}\r\nContent-Type: application/json; charset=utf-8\r\n` +
-      `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
-  }
-  socket.destroy();
+  answerOnSocket(socket, new GatewayError(code));
+}
+
+/**
+ * Fastify's `frameworkErrors`: what its router raises before any route or hook runs (a path it cannot
+ * decode, a parameter over maxParamLength). Without it Fastify answers with a body of its own that
+ * names its error code and echoes the path; with it, the catalogue answers like everywhere else.
+ */
+export function frameworkErrors(err: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
+  const ge = toGatewayError(err);
+  request.log.debug({ code: ge.code }, 'request rejected');
+  reply.header('x-request-id', request.id);
+  sendError(reply, ge);
 }
 
 export function installErrorHandlers(app: FastifyInstance): void {

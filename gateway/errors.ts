@@ -53,6 +53,11 @@ export const ERRORS = {
   // 408/431: the client's connection misbehaved before a request could be routed
   REQUEST_TIMEOUT: { status: 408, message: 'request was not received in time' },
   HEADERS_TOO_LARGE: { status: 431, message: 'request headers are too large' },
+  // The request target itself is wrong: bad percent-encoding, or a path segment over the router's limit
+  BAD_URL: { status: 400, message: 'request URL is not valid' },
+  URI_TOO_LONG: { status: 414, message: 'a segment of the request path is too long' },
+  // An Expect header other than 100-continue (RFC 9110 §10.1.1)
+  EXPECTATION_FAILED: { status: 417, message: 'the Expect header is not supported' },
   // 429: the caller is over its quota; Retry-After says when to come back
   RATE_LIMITED: { status: 429, message: 'rate limit exceeded' },
   CONCURRENCY_LIMITED: { status: 429, message: 'too many concurrent requests for this tenant' },

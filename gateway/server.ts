@@ -7,8 +7,9 @@ import type { IncomingMessage } from 'node:http';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { Composed } from './compose.js';
-import { clientErrorHandler, installErrorHandlers } from './error-handler.js';
+import { clientErrorHandler, frameworkErrors, installErrorHandlers } from './error-handler.js';
 import { GatewayError } from './errors.js';
+import { hostRefusal, installEdgeAnswers } from './http-edge.js';
 import { createCallerGuard, registerAdminScope } from './routes/admin.js';
 import { installGuard } from './routes/guard.js';
 import { registerInferRoutes } from './routes/infer.js';
@@ -49,15 +50,21 @@ export function buildServer({ serving, chain, authenticate, features, observers,
       // Node checks these timeouts only this often (30 s by default, which would let a slow client
       // hold a socket 30 s past its timeout).
       connectionsCheckingInterval: Math.min(1000, Math.max(50, Math.floor(sc.headersTimeoutMs / 4))),
+      // Checked by our first hook (http-edge.ts hostRefusal), which answers in JSON and also refuses
+      // a second Host; Node's own check answers a bare 400.
+      requireHostHeader: false,
     },
     // While draining, requests on kept-alive connections get SHUTTING_DOWN from our own hook
     // (Fastify's built-in 503 has a body of its own shape).
     return503OnClosing: false,
     clientErrorHandler,
+    // The router's own errors (a path it cannot decode, a parameter over maxParamLength) in catalogue JSON.
+    frameworkErrors,
     forceCloseConnections: 'idle',
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: 256 },
   });
   app.server.maxConnections = sc.maxConnections;
+  installEdgeAnswers(app.server);
 
   // Every body is taken as bytes: routes refuse the types they cannot read before the body is read
   // (routes/body-types.ts), and infer decides between JSON and the binary extension itself.
@@ -68,6 +75,12 @@ export function buildServer({ serving, chain, authenticate, features, observers,
 
   app.addHook('onRequest', function echoRequestId(request, reply, done) {
     reply.header('x-request-id', request.id);
+    const badHost = hostRefusal(request.raw);
+    if (badHost !== undefined) {
+      reply.header('connection', 'close');
+      done(badHost);
+      return;
+    }
     if (serving.draining) {
       reply.header('connection', 'close');
       done(new GatewayError('SHUTTING_DOWN'));

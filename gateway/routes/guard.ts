@@ -97,7 +97,7 @@ export function installGuard(app: FastifyInstance, serving: Serving, policies: P
    * on every prediction, and identity is still checked first.
    */
   const admitted = (request: FastifyRequest, reply: FastifyReply, done: (err?: Error) => void): void => {
-    const refusal = request.guarded?.ctx.action === 'infer' ? bodyRefusal(request.headers, 'inference') : undefined;
+    const refusal = request.guarded?.ctx.action === 'infer' ? bodyRefusal(request.headers, 'inference', request.raw.rawHeaders) : undefined;
     done(refusal === undefined ? undefined : refused(request, reply, refusal));
   };
   app.decorateRequest('guarded', null);
