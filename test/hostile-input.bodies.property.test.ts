@@ -8,14 +8,12 @@
  */
 import { after, before, describe, test } from 'node:test';
 import fc from 'fast-check';
-import { emit } from './helpers/json-tree.js';
 import {
   deepNesting, duplicateKey, invalidUtf8, loneSurrogate, nonScalarParameter, prototypeKey, render, requestFor,
-  unknownTensorMember, unknownTopMember, wrongTensor, MODEL, type Mutated, type Rendered, type RequestSpec,
+  unknownTensorMember, unknownTopMember, wrongTensor, type Mutated, type Rendered, type RequestSpec,
 } from './helpers/hostile-requests.js';
-import { check, checkAccepted, checkRefused, exchange, HEADER_LENGTH, outcome, startRig, type Rig } from './helpers/hostile-rig.js';
+import { check, checkAccepted, checkRefused, exchange, outcome, startRig, toRawRequest, type Rig } from './helpers/hostile-rig.js';
 import { Outcomes, runProperty, SEED } from './helpers/property-run.js';
-import type { RawRequest } from './helpers/raw-http.js';
 
 let rig: Rig;
 
@@ -28,21 +26,6 @@ after(async () => {
 });
 
 const jsonType = fc.constantFrom(undefined, 'application/json', 'application/json; charset=utf-8', 'application/json;charset="UTF-8"');
-
-/** The bytes and headers a client sends for a rendered request. */
-function toRaw(spec: RequestSpec, r: Rendered, contentType: string | undefined): RawRequest {
-  const header = emit(r.tree, spec.style);
-  const path = `/v2/models/${MODEL}/infer`;
-  if (r.binary.length === 0) {
-    return { method: 'POST', path, headers: contentType === undefined ? [] : [['Content-Type', contentType]], body: header };
-  }
-  return {
-    method: 'POST',
-    path,
-    headers: [['Content-Type', 'application/octet-stream'], [HEADER_LENGTH, String(header.length)]],
-    body: Buffer.concat([header, ...r.binary]),
-  };
-}
 
 const batch = fc.integer({ min: 1, max: 3 });
 const valid = batch.chain((b) => requestFor(b));
@@ -57,7 +40,7 @@ function mutationProperty(
     const outcomes = new Outcomes();
     await runProperty(t, fc.tuple(base, mutation, jsonType), async ([spec, mutate, type]) => {
       const m = mutate(render(spec));
-      const x = await exchange(rig, toRaw(spec, m.rendered, type));
+      const x = await exchange(rig, toRawRequest(spec, m.rendered, type));
       outcomes.add(outcome(x));
       check(x, rig);
       if (m.expect.kind === 'refuse') checkRefused(x, m.expect, m.what);
@@ -75,7 +58,7 @@ describe(`hostile bodies (seed ${SEED})`, () => {
     await runProperty(t, fc.tuple(valid, jsonType), async ([spec, type]) => {
       const r = render(spec);
       if (r.binary.length > 0) binary++;
-      const x = await exchange(rig, toRaw(spec, r, type));
+      const x = await exchange(rig, toRawRequest(spec, r, type));
       outcomes.add(outcome(x));
       check(x, rig);
       if (checkAccepted(x, 'a valid request').identical) identical++;

@@ -10,7 +10,8 @@ import type { RunningGateway } from '../../gateway/main.js';
 import { ERRORS } from '../../gateway/errors.js';
 import { startFakeOipBackend, type FakeOipBackend, type OipTensorJson, type RecordedCall } from './backends.js';
 import { startInProcess } from './gateway.js';
-import { DECLARED_OUTPUTS, META, MODEL, UNDECLARED_OUTPUT, type Expect } from './hostile-requests.js';
+import { emit } from './json-tree.js';
+import { DECLARED_OUTPUTS, META, MODEL, UNDECLARED_OUTPUT, type Expect, type Rendered, type RequestSpec } from './hostile-requests.js';
 import { rawRequest, type RawRequest, type RawResponse } from './raw-http.js';
 import { parseStrictJson, strictEqual, StrictJsonError, type StrictJson, type StrictObject } from './strict-json.js';
 
@@ -26,7 +27,7 @@ export interface Rig {
 }
 
 /** The backend's answer: every declared output asked for (all when none is named), plus one undeclared. */
-function answer(req: { inputs?: { shape?: unknown }[]; outputs?: { name?: unknown }[] }): { outputs: OipTensorJson[] } {
+function answer(req: { inputs?: { shape?: unknown }[]; outputs?: { name?: unknown }[] }, undeclared: boolean): { outputs: OipTensorJson[] } {
   const first = Array.isArray(req.inputs) ? req.inputs[0]?.shape : undefined;
   const batch = Array.isArray(first) && typeof first[0] === 'number' && first[0] >= 0 && first[0] <= 1000 ? first[0] : 1;
   const all: OipTensorJson[] = [
@@ -35,20 +36,28 @@ function answer(req: { inputs?: { shape?: unknown }[]; outputs?: { name?: unknow
   ];
   const wanted = Array.isArray(req.outputs) ? new Set(req.outputs.map((o) => o?.name)) : undefined;
   const outputs = wanted === undefined ? all : all.filter((o) => wanted.has(o.name));
+  if (!undeclared) return { outputs };
   return { outputs: [...outputs, { name: UNDECLARED_OUTPUT, datatype: 'FP32', shape: [batch, 4], data: new Array(batch * 4).fill(0.25) }] };
 }
 
-export async function startRig(config: Record<string, unknown> = {}): Promise<Rig> {
-  const backend = await startFakeOipBackend(META, (req) => answer(req as never));
+/**
+ * Starts the backend and the gateway. `undeclared: false` keeps the backend to declared outputs,
+ * so that a suite about headers or paths fails for its own rules only. `versions` serve the model
+ * (all from the one backend); `config` is merged over the gateway's configuration.
+ */
+export async function startRig(opts: { undeclared?: boolean; versions?: string[]; config?: Record<string, unknown> } = {}): Promise<Rig> {
+  const undeclared = opts.undeclared ?? true;
+  const backend = await startFakeOipBackend(META, (req) => answer(req as never, undeclared));
+  const version = { backend: { kind: 'oip-http', url: backend.url, model: MODEL } };
   const gw = await startInProcess({
     models: {
       [MODEL]: {
         maxBodyBytes: MAX_BODY_BYTES,
         maxElements: 1000,
-        versions: { '1': { backend: { kind: 'oip-http', url: backend.url, model: MODEL } } },
+        versions: Object.fromEntries((opts.versions ?? ['1']).map((v) => [v, version])),
       },
     },
-    ...config,
+    ...opts.config,
   });
   return {
     gw,
@@ -58,6 +67,21 @@ export async function startRig(config: Record<string, unknown> = {}): Promise<Ri
       await gw.close();
       await backend.close();
     },
+  };
+}
+
+/** The bytes and headers a client sends for a rendered request. */
+export function toRawRequest(spec: RequestSpec, r: Rendered, contentType: string | undefined): RawRequest {
+  const header = emit(r.tree, spec.style);
+  const path = `/v2/models/${MODEL}/infer`;
+  if (r.binary.length === 0) {
+    return { method: 'POST', path, headers: contentType === undefined ? [] : [['Content-Type', contentType]], body: header };
+  }
+  return {
+    method: 'POST',
+    path,
+    headers: [['Content-Type', 'application/octet-stream'], [HEADER_LENGTH, String(header.length)]],
+    body: Buffer.concat([header, ...r.binary]),
   };
 }
 
