@@ -26,7 +26,7 @@ export class Serving {
   }
 
   static async start(config: GatewayConfig, log: Logger, metrics: GatewayMetrics, artifacts: readonly ArtifactLoader[] = []): Promise<Serving> {
-    const table = await buildModelTable(config, { log, tolerateUnreachable: true, artifacts });
+    const table = await buildModelTable(config, { log, tolerateUnreachable: true, artifacts, events: metrics });
     return new Serving(table, log, metrics, artifacts);
   }
 
@@ -55,7 +55,7 @@ export class Serving {
   async #apply(config: GatewayConfig): Promise<void> {
     let table: ModelTable;
     try {
-      table = await buildModelTable(config, { log: this.#log, previous: this.#table, tolerateUnreachable: true, artifacts: this.#artifacts });
+      table = await buildModelTable(config, { log: this.#log, previous: this.#table, tolerateUnreachable: true, artifacts: this.#artifacts, events: this.#metrics });
     } catch (e) {
       this.#metrics.recordReload(false);
       throw e;
