@@ -44,6 +44,14 @@ export interface BackendGuardFigures {
   readonly breaker: { readonly state: BreakerState; readonly opens: number; readonly rejected: number };
 }
 
+/** The cause of a refusal by an open breaker (it has no other: nothing was sent). */
+const BREAKER_OPEN = Object.freeze(new Error('circuit breaker open'));
+
+/** Whether an error is a refusal made to protect a backend: nothing was sent, nothing failed now. */
+export function isShed(e: GatewayError): boolean {
+  return e.code === 'OVERLOADED' || e.cause === BREAKER_OPEN;
+}
+
 export class BackendGuard {
   readonly #admission: Admission;
   readonly #breaker: CircuitBreaker;
@@ -122,7 +130,7 @@ export class BackendGuard {
     this.#events?.shed('breaker_open');
     const seconds = Math.max(1, Math.ceil(this.#breaker.retryAfterMs() / 1000));
     return new GatewayError('BACKEND_UNAVAILABLE', 'the backend is failing; calls are paused (circuit breaker open)', {
-      headers: { 'retry-after': String(seconds) },
+      cause: BREAKER_OPEN, headers: { 'retry-after': String(seconds) },
     });
   }
 }
