@@ -2,9 +2,12 @@
  * The one interface every model backend implements. The gateway validates a request against
  * `metadata()` before it calls `infer`, so an adapter may assume names, datatypes, shapes and values
  * are already consistent with its own metadata. Adapters throw `GatewayError` with a backend code
- * (BACKEND_UNAVAILABLE / BACKEND_TIMEOUT / BACKEND_BAD_RESPONSE / BACKEND_ERROR) and keep the
- * underlying failure as `cause`; they never return a backend's own error text to the caller.
+ * (BACKEND_UNAVAILABLE / BACKEND_TIMEOUT / BACKEND_BAD_RESPONSE / BACKEND_ERROR, and OVERLOADED when
+ * a remote backend's guard sheds the call) and keep the underlying failure as `cause`; they never
+ * return a backend's own error text to the caller.
  */
+
+import type { BackendGuardFigures } from './backend-guard.js';
 
 export const DATATYPES = [
   'BOOL', 'UINT8', 'UINT16', 'UINT32', 'UINT64', 'INT8', 'INT16', 'INT32', 'INT64',
@@ -104,4 +107,6 @@ export interface Adapter {
   ready(): Promise<boolean>;
   /** Releases sessions, sockets and timers. Idempotent. */
   close(): Promise<void>;
+  /** Load shedding and circuit breaker figures, for adapters that guard a remote backend (backend-guard.ts). */
+  guardFigures?(): BackendGuardFigures;
 }

@@ -13,7 +13,8 @@ import {
 function options(url: string, o: Partial<OipHttpBackendOptions> = {}): OipHttpBackendOptions {
   return {
     kind: 'oip-http', url, model: ROW_STATS_METADATA.name, connectTimeoutMs: 300, timeoutMs: 300,
-    connections: 4, keepAliveTimeoutMs: 1000, healthIntervalMs: 100, ...o,
+    // No breaker: these tests map one fault after another (backend-guard.test.ts tests the breaker).
+    connections: 4, keepAliveTimeoutMs: 1000, healthIntervalMs: 100, breakerFailures: 0, ...o,
   };
 }
 

@@ -3,10 +3,16 @@
  * One keep-alive undici Pool per backend. Inference is never retried: it may not be idempotent, and
  * a retry after a timeout would double the load on a backend that is already struggling. Errors
  * carry only generic details; the backend's address and its own error text stay in `cause`.
+ *
+ * Every inference passes the backend's guard (backend-guard.ts) first: its circuit breaker, then
+ * admission to at most `connections` calls in flight (so undici never queues one) with a bounded
+ * queue; each call then tells the breaker whether it showed the backend failing.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Pool } from 'undici';
+import { BACKEND_GUARD_DEFAULTS } from '../gateway/config-schema.js';
 import { GatewayError, isGatewayError } from '../gateway/errors.js';
+import { BackendGuard, type BackendGuardEvents, type BackendGuardFigures, type CallOutcome } from './backend-guard.js';
 import type { Adapter, InferOptions, InferRequest, InferResponse, InferTensor, ModelMetadata, TensorMetadata } from './adapter.js';
 import { TIMEOUT_HEADER } from './adapter.js';
 import { abortError, exchange, isOk, type ExchangeReply } from './http-exchange.js';
@@ -22,6 +28,12 @@ export interface OipHttpBackendOptions {
   readonly connections: number; // pool size
   readonly keepAliveTimeoutMs: number;
   readonly healthIntervalMs: number; // readiness is probed at most this often
+  // Load shedding and the circuit breaker (config-schema.ts; BACKEND_GUARD_DEFAULTS when absent).
+  readonly queue?: number; // calls waiting for a slot at most; absent: `connections`
+  readonly queueTimeoutMs?: number;
+  readonly breakerFailures?: number;
+  readonly breakerCooldownMs?: number;
+  readonly breakerMaxCooldownMs?: number;
 }
 
 /** Largest response body accepted from a backend; larger answers are BACKEND_BAD_RESPONSE. */
@@ -32,7 +44,35 @@ const MAX_DATA_NESTING = 32; // deeper `data` arrays are rejected, not recursed 
 const UNFORWARDED_PARAMETER = /^(binary_data|shared_memory)/; // binary answers, backend shared memory
 
 /** Knobs for tests and embedding; the configuration does not expose them. */
-export interface OipHttpLimits { readonly maxResponseBytes?: number }
+export interface OipHttpLimits {
+  readonly maxResponseBytes?: number;
+  /** Where the guard's events go (the metrics); bound to one served version. */
+  readonly events?: BackendGuardEvents;
+  /** The guard's clock. */
+  readonly now?: () => number;
+}
+
+/**
+ * How a failed call bears on the breaker. Transport failures, broken answers and timeouts are the
+ * backend's; a timeout only when the call had the backend's whole `timeoutMs` (a caller who asked
+ * for 1 ms must not be able to open the breaker for everyone); a call the caller gave up is neutral.
+ */
+function outcomeOf(e: unknown, fullBudget: boolean, signal: AbortSignal | undefined): CallOutcome {
+  if (signal?.aborted || !isGatewayError(e)) return 'neutral';
+  switch (e.code) {
+    case 'BACKEND_UNAVAILABLE':
+    case 'BACKEND_BAD_RESPONSE':
+    case 'BACKEND_ERROR':
+      return 'failure';
+    case 'BACKEND_TIMEOUT':
+      return fullBudget ? 'failure' : 'neutral';
+    default:
+      return 'neutral';
+  }
+}
+
+/** A non-2xx status: 5xx, 429 (the backend says it is overloaded) and 404 (the model is gone) are its faults; other 4xx show it serving. */
+const statusOutcome = (status: number): CallOutcome => (status >= 500 || status === 429 || status === 404 ? 'failure' : 'success');
 
 type Reply = ExchangeReply;
 
@@ -43,6 +83,7 @@ export class OipHttpAdapter implements Adapter {
   /** Path of the model's routes at the backend, e.g. /v2/models/iris/versions/1. */
   readonly #modelPath: string;
   readonly #maxResponseBytes: number;
+  readonly #guard: BackendGuard;
   #metadata: ModelMetadata | undefined;
   #closed = false;
   #closing: Promise<void> | undefined;
@@ -56,8 +97,18 @@ export class OipHttpAdapter implements Adapter {
     const prefix = url.pathname.replace(/\/+$/, '');
     const version = options.version === undefined ? '' : `/versions/${encodeURIComponent(options.version)}`;
     this.#modelPath = `${prefix}/v2/models/${encodeURIComponent(options.model)}${version}`;
+    this.#guard = new BackendGuard({
+      connections: options.connections,
+      queue: options.queue ?? options.connections,
+      queueTimeoutMs: options.queueTimeoutMs ?? BACKEND_GUARD_DEFAULTS.queueTimeoutMs,
+      breakerFailures: options.breakerFailures ?? BACKEND_GUARD_DEFAULTS.breakerFailures,
+      breakerCooldownMs: options.breakerCooldownMs ?? BACKEND_GUARD_DEFAULTS.breakerCooldownMs,
+      breakerMaxCooldownMs: options.breakerMaxCooldownMs ?? BACKEND_GUARD_DEFAULTS.breakerMaxCooldownMs,
+    }, limits.events, limits.now);
+    // One socket more than inferences may use: a readiness probe or a metadata read never waits
+    // behind `connections` slow inferences (admission keeps inferences to `connections`).
     this.#pool = new Pool(url.origin, {
-      connections: options.connections, pipelining: 1, keepAliveTimeout: options.keepAliveTimeoutMs,
+      connections: options.connections + 1, pipelining: 1, keepAliveTimeout: options.keepAliveTimeoutMs,
       connect: { timeout: options.connectTimeoutMs },
     });
   }
@@ -78,9 +129,42 @@ export class OipHttpAdapter implements Adapter {
     this.#assertOpen();
     if (this.#metadata === undefined) throw new GatewayError('MODEL_NOT_READY', 'backend metadata not loaded');
     if (options.signal?.aborted) throw abortError(options.signal.reason);
-    const left = Number.isFinite(options.deadline) ? options.deadline - Date.now() : Infinity;
-    const timeoutMs = Math.ceil(Math.min(this.#opts.timeoutMs, left));
-    if (timeoutMs <= 0) throw new GatewayError('BACKEND_TIMEOUT', 'deadline passed before the call');
+    // Refused here (breaker open, no slot in time) the call costs the backend nothing.
+    let pass = this.#guard.enter(options.deadline, options.signal);
+    if (typeof pass !== 'string') pass = await pass;
+    let outcome: CallOutcome = 'neutral';
+    let fullBudget = false;
+    try {
+      const left = Number.isFinite(options.deadline) ? options.deadline - Date.now() : Infinity;
+      const timeoutMs = Math.ceil(Math.min(this.#opts.timeoutMs, left));
+      if (timeoutMs <= 0) throw new GatewayError('BACKEND_TIMEOUT', 'deadline passed before the call');
+      fullBudget = timeoutMs >= this.#opts.timeoutMs;
+      const reply = await this.#send(request, options, timeoutMs);
+      if (!isOk(reply.status)) {
+        outcome = statusOutcome(reply.status);
+        throw statusError(reply, 'inference');
+      }
+      outcome = 'failure'; // until the answer proves readable
+      const response = parseInferResponse(reply.body, request);
+      outcome = 'success';
+      return response;
+    } catch (e) {
+      if (outcome === 'neutral') outcome = outcomeOf(e, fullBudget, options.signal);
+      // Let the next ready() probe again instead of trusting a cached "ready".
+      if (isGatewayError(e) && e.code === 'BACKEND_UNAVAILABLE') this.#health = undefined;
+      throw e;
+    } finally {
+      this.#guard.leave(pass, outcome);
+    }
+  }
+
+  /** The guard's figures: in flight, queued, refusals, the breaker (the per-version view, metrics). */
+  guardFigures(): BackendGuardFigures {
+    return this.#guard.figures();
+  }
+
+  /** Sends one inference, bounded by `timeoutMs`. */
+  #send(request: InferRequest, options: InferOptions, timeoutMs: number): Promise<Reply> {
     const headers: Record<string, string> = { 'content-type': 'application/json', accept: 'application/json' };
     if (/^[\x21-\x7e]{1,256}$/.test(options.requestId)) headers['x-request-id'] = options.requestId;
     // The time left, so a backend that honours it (another Breakwater does) stops when we would.
@@ -88,15 +172,7 @@ export class OipHttpAdapter implements Adapter {
     // The client's bytes go as they are; the parser offers them only when they ask for no binary
     // or shared-memory tensors (which this adapter could not read back).
     const body = request.rawJson ?? JSON.stringify(toWire(request));
-    try {
-      const reply = await this.#exchange('POST', `${this.#modelPath}/infer`, { body, headers, timeoutMs, signal: options.signal });
-      if (!isOk(reply.status)) throw statusError(reply, 'inference');
-      return parseInferResponse(reply.body, request);
-    } catch (e) {
-      // Let the next ready() probe again instead of trusting a cached "ready".
-      if (isGatewayError(e) && e.code === 'BACKEND_UNAVAILABLE') this.#health = undefined;
-      throw e;
-    }
+    return this.#exchange('POST', `${this.#modelPath}/infer`, { body, headers, timeoutMs, signal: options.signal });
   }
 
   async ready(): Promise<boolean> {
@@ -113,6 +189,7 @@ export class OipHttpAdapter implements Adapter {
 
   close(): Promise<void> {
     this.#closed = true;
+    this.#guard.close();
     this.#closing ??= (async () => {
       // The gateway closes an adapter once no request uses it; calls still in flight here are being
       // cut off by a shutdown past its grace, so they get a second, not their whole timeout.

@@ -8,16 +8,30 @@ import type { BackendConfig, GatewayConfig, ModelConfig, VersionConfig } from '.
 import { GatewayError } from '../gateway/errors.js';
 import type { Adapter, ModelMetadata } from './adapter.js';
 import { artifactSha256 } from './artifact.js';
+import type { BackendEvents, BackendGuardEvents } from './backend-guard.js';
 import { OipHttpAdapter } from './oip-http.js';
 import { OnnxAdapter } from './onnx.js';
 
-export function createAdapter(backend: BackendConfig): Adapter {
+/**
+ * An adapter for a backend; `events` are its guard's (remote backends only: an in-process model
+ * runs on the gateway's own thread, which the server's connection and time limits already bound).
+ */
+export function createAdapter(backend: BackendConfig, events?: BackendGuardEvents): Adapter {
   switch (backend.kind) {
     case 'onnx':
       return new OnnxAdapter(backend);
     case 'oip-http':
-      return new OipHttpAdapter(backend);
+      return new OipHttpAdapter(backend, { events });
   }
+}
+
+/** The table's backend events, bound to one version. */
+function versionEvents(events: BackendEvents | undefined, model: string, version: string): BackendGuardEvents | undefined {
+  if (events === undefined) return undefined;
+  return {
+    shed: (reason) => events.backendShed(model, version, reason),
+    breakerChanged: (to, from) => events.backendBreakerChanged(model, version, to, from),
+  };
 }
 
 const NO_ARTIFACTS: ReadonlyMap<string, unknown> = new Map();
@@ -40,10 +54,10 @@ export class ServedVersion {
   #retryTimer: NodeJS.Timeout | undefined;
   #closed = false;
 
-  constructor(model: string, version: string, backend: BackendConfig, artifactSha256?: string) {
+  constructor(model: string, version: string, backend: BackendConfig, artifactSha256?: string, events?: BackendEvents) {
     this.model = model;
     this.version = version;
-    this.adapter = createAdapter(backend);
+    this.adapter = createAdapter(backend, versionEvents(events, model, version));
     this.backendKey = JSON.stringify(backend);
     this.artifactSha256 = artifactSha256;
   }
@@ -185,6 +199,8 @@ export interface BuildOptions {
    * build. In-process models (onnx) must always load: a broken file is a configuration error.
    */
   readonly tolerateUnreachable: boolean;
+  /** Where remote backends' load shedding and breaker changes are reported (the metrics). */
+  readonly events?: BackendEvents;
 }
 
 /** Loads what each loader has a source for (`sources[i]`, already asked: a source may hash a file). */
@@ -240,7 +256,7 @@ export async function buildModelTable(config: GatewayConfig, opts: BuildOptions)
     if (sameBackend && before.artifactSha256 !== sha) {
       opts.log.info({ model: name, version: v, previousSha256: before.artifactSha256, sha256: sha }, 'model file changed; loading it anew');
     }
-    const sv = new ServedVersion(name, v, backend, sha);
+    const sv = new ServedVersion(name, v, backend, sha, opts.events);
     created.push(sv);
     try {
       sv.artifacts = await loadArtifacts(loaders, sourceList, name, v, vc);

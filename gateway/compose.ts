@@ -142,6 +142,7 @@ export async function compose(config: GatewayConfig, log: Logger, opts: ComposeO
     }
 
     const serving = await Serving.start(config, log, metrics);
+    metrics.observeBackends(() => serving.table.allVersions());
     parts.push({ name: 'models', close: (waitMs) => serving.close(waitMs) });
 
     const figures = new ArmFigures();

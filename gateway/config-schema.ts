@@ -23,6 +23,18 @@ export const onnxBackendSchema = {
   },
 } as const;
 
+/**
+ * Defaults of a remote backend's load shedding and circuit breaker, here so the adapter built by
+ * hand (tests, embedding) gets the same ones as the configuration.
+ */
+export const BACKEND_GUARD_DEFAULTS = Object.freeze({
+  queueTimeoutMs: 1000,
+  // A few failures in a row are a pattern, not noise; a client alone rarely makes five in a row.
+  breakerFailures: 5,
+  breakerCooldownMs: 5000,
+  breakerMaxCooldownMs: 60_000,
+});
+
 export const oipHttpBackendSchema = {
   type: 'object',
   additionalProperties: false,
@@ -43,6 +55,18 @@ export const oipHttpBackendSchema = {
     keepAliveTimeoutMs: positiveInt(4000, 600_000),
     // Readiness is probed at most this often; the request path never waits for a probe.
     healthIntervalMs: positiveInt(1000, 600_000),
+    // Inference calls in flight are capped at `connections` (adapters/admission.ts); calls past it
+    // wait in a FIFO queue of this many (absent: as many as `connections`), then get 503 OVERLOADED.
+    queue: { type: 'integer', minimum: 0, maximum: 100_000 },
+    // Well below inferTimeoutMs: a call that cannot start within a second is better refused at once
+    // (the client may retry elsewhere) than held until its deadline.
+    queueTimeoutMs: positiveInt(BACKEND_GUARD_DEFAULTS.queueTimeoutMs, 600_000),
+    // Backend faults in a row that open the circuit breaker (adapters/circuit-breaker.ts); 0: never.
+    breakerFailures: { type: 'integer', minimum: 0, maximum: 10_000, default: BACKEND_GUARD_DEFAULTS.breakerFailures },
+    // How long an open breaker refuses calls before it lets one probe through; each failed probe
+    // doubles it, up to breakerMaxCooldownMs.
+    breakerCooldownMs: positiveInt(BACKEND_GUARD_DEFAULTS.breakerCooldownMs, 600_000),
+    breakerMaxCooldownMs: positiveInt(BACKEND_GUARD_DEFAULTS.breakerMaxCooldownMs, 3_600_000),
   },
 } as const;
 

@@ -7,6 +7,7 @@ import { STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { isShed } from '../adapters/backend-guard.js';
 import { GatewayError, isGatewayError, type ErrorCode } from './errors.js';
 import { retainsPayload } from './retention.js';
 
@@ -96,7 +97,10 @@ export function frameworkErrors(err: FastifyError, request: FastifyRequest, repl
 export function installErrorHandlers(app: FastifyInstance): void {
   app.setErrorHandler(function gatewayErrorHandler(err: unknown, request: FastifyRequest, reply: FastifyReply) {
     const ge = toGatewayError(err);
-    if (retainsPayload(request)) {
+    // Refused to protect a backend (OVERLOADED, an open breaker): expected under load and counted
+    // by the metrics; a stack logged per refusal would spend the gateway's time when it has least.
+    if (isShed(ge)) request.log.debug({ code: ge.code }, 'request shed');
+    else if (retainsPayload(request)) {
       if (ge.status >= 500) request.log.error({ err: ge.cause ?? ge, code: ge.code }, 'request failed');
       else request.log.debug({ code: ge.code, detail: ge.detail }, 'request rejected');
     } else if (ge.status >= 500) {

@@ -65,6 +65,9 @@ export const ERRORS = {
   MODEL_NOT_READY: { status: 503, message: 'model version is not ready' },
   MODEL_LOAD_FAILED: { status: 503, message: 'model version could not be loaded' },
   BACKEND_UNAVAILABLE: { status: 503, message: 'model backend is unavailable' },
+  // The gateway shed the call to protect the backend: its calls in flight and its queue were full,
+  // or no slot freed within the queue's wait (adapters/admission.ts). Retry-After says when to retry.
+  OVERLOADED: { status: 503, message: 'model backend is at capacity; retry later' },
   BACKEND_TIMEOUT: { status: 504, message: 'model backend did not answer in time' },
   BACKEND_BAD_RESPONSE: { status: 502, message: 'model backend returned an invalid response' },
   BACKEND_ERROR: { status: 502, message: 'model backend failed to run the inference' },
@@ -88,7 +91,7 @@ export type ErrorCode = keyof typeof ERRORS;
 export type Fault = 'client' | 'backend' | 'gateway';
 
 const BACKEND_FAULTS: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
-  'MODEL_NOT_READY', 'MODEL_LOAD_FAILED', 'BACKEND_UNAVAILABLE', 'BACKEND_TIMEOUT', 'BACKEND_BAD_RESPONSE', 'BACKEND_ERROR',
+  'MODEL_NOT_READY', 'MODEL_LOAD_FAILED', 'BACKEND_UNAVAILABLE', 'OVERLOADED', 'BACKEND_TIMEOUT', 'BACKEND_BAD_RESPONSE', 'BACKEND_ERROR',
 ]);
 
 export function faultOf(code: ErrorCode): Fault {

@@ -4,9 +4,25 @@
  * and the old one's retired adapters close after its last in-flight request finishes.
  */
 import type { Logger } from 'pino';
+import type { BackendEvents } from '../adapters/backend-guard.js';
 import { buildModelTable, retireTable, type ArtifactLoader, type ModelTable } from '../adapters/registry.js';
 import type { GatewayConfig } from './config.js';
 import type { GatewayMetrics } from './telemetry/metrics.js';
+
+/**
+ * Remote backends' guard events: counted by the metrics; a breaker's changes are logged too (a
+ * refusal is not: there can be thousands a second, and the metrics count them).
+ */
+function backendEvents(metrics: GatewayMetrics, log: Logger): BackendEvents {
+  return {
+    backendShed: (model, version, reason) => metrics.backendShed(model, version, reason),
+    backendBreakerChanged(model, version, to, from) {
+      metrics.backendBreakerChanged(model, version, to, from);
+      if (to === 'open') log.warn({ model, version, from }, 'backend keeps failing; circuit breaker open, calls refused until a probe succeeds');
+      else if (to === 'closed') log.info({ model, version }, 'backend answers again; circuit breaker closed');
+    },
+  };
+}
 
 export class Serving {
   #table: ModelTable;
@@ -26,7 +42,7 @@ export class Serving {
   }
 
   static async start(config: GatewayConfig, log: Logger, metrics: GatewayMetrics, artifacts: readonly ArtifactLoader[] = []): Promise<Serving> {
-    const table = await buildModelTable(config, { log, tolerateUnreachable: true, artifacts });
+    const table = await buildModelTable(config, { log, tolerateUnreachable: true, artifacts, events: backendEvents(metrics, log) });
     return new Serving(table, log, metrics, artifacts);
   }
 
@@ -55,7 +71,7 @@ export class Serving {
   async #apply(config: GatewayConfig): Promise<void> {
     let table: ModelTable;
     try {
-      table = await buildModelTable(config, { log: this.#log, previous: this.#table, tolerateUnreachable: true, artifacts: this.#artifacts });
+      table = await buildModelTable(config, { log: this.#log, previous: this.#table, tolerateUnreachable: true, artifacts: this.#artifacts, events: backendEvents(this.#metrics, this.#log) });
     } catch (e) {
       this.#metrics.recordReload(false);
       throw e;

@@ -22,7 +22,8 @@ let gw: RunningGateway;
 before(async () => {
   backend = await startFakeOipBackend(ROW_STATS_METADATA, rowStatsHandler);
   const down = await startDownBackend();
-  const version = (url: string) => ({ backend: { kind: 'oip-http', url, model: 'row-stats', timeoutMs: BACKEND_TIMEOUT_MS, connectTimeoutMs: 200 } });
+  // No breaker: each test maps one fault, one after another (overload.test.ts shows the breaker).
+  const version = (url: string) => ({ backend: { kind: 'oip-http', url, model: 'row-stats', timeoutMs: BACKEND_TIMEOUT_MS, connectTimeoutMs: 200, breakerFailures: 0 } });
   gw = await startInProcess({
     models: {
       // The backend's own timeout bounds the call.

@@ -24,13 +24,13 @@ test('docs/errors.md documents no code that the catalogue lacks', () => {
 });
 
 test('no client mistake is answered with a 5xx', () => {
-  const clientCodes = Object.entries(ERRORS).filter(([code]) => !/^(BACKEND_|MODEL_NOT_READY|MODEL_LOAD_FAILED|SHUTTING_DOWN|QUOTA_STORE_UNAVAILABLE|STATE_STORE_UNAVAILABLE|GATEWAY_NOT_READY|INTERNAL)/.test(code));
+  const clientCodes = Object.entries(ERRORS).filter(([code]) => !/^(BACKEND_|OVERLOADED|MODEL_NOT_READY|MODEL_LOAD_FAILED|SHUTTING_DOWN|QUOTA_STORE_UNAVAILABLE|STATE_STORE_UNAVAILABLE|GATEWAY_NOT_READY|INTERNAL)/.test(code));
   for (const [code, spec] of clientCodes) assert.ok(spec.status >= 400 && spec.status < 500, `${code} is ${spec.status}`);
 });
 
 test('whose fault each code is: 4xx the client\'s, a backend\'s failures the version\'s, the rest the gateway\'s', () => {
   for (const [code, spec] of Object.entries(ERRORS) as [ErrorCode, { status: number }][]) {
-    const expected = spec.status < 500 ? 'client' : /^(BACKEND_|MODEL_NOT_READY|MODEL_LOAD_FAILED)/.test(code) ? 'backend' : 'gateway';
+    const expected = spec.status < 500 ? 'client' : /^(BACKEND_|OVERLOADED|MODEL_NOT_READY|MODEL_LOAD_FAILED)/.test(code) ? 'backend' : 'gateway';
     assert.equal(faultOf(code), expected, code);
   }
 });

@@ -12,6 +12,8 @@
  * which is also the model's history; the answer is the change and where its record went.
  */
 import type { FastifyInstance, FastifyReply } from 'fastify';
+import type { BackendGuardFigures } from '../../adapters/backend-guard.js';
+import type { ServedVersion } from '../../adapters/registry.js';
 import { ADMIN_SCOPES } from '../../policies/principal.js';
 import type { AuditLog, AuditReceipt, AuditedRecord } from '../audit/audit-log.js';
 import type { TrafficChange, TrafficRoutes } from '../control/traffic-routes.js';
@@ -39,6 +41,19 @@ export const HISTORY_LENGTH = 20;
 function historyEntry(a: AuditedRecord): Record<string, unknown> {
   const r = a.record;
   return { seq: a.seq, action: r.action.replace(/^traffic\./, ''), revision: r.revision, at: r.at, by: r.actor, reason: r.reason, before: r.before, after: r.after, ...(r.digests ? { digests: r.digests } : {}) };
+}
+
+/**
+ * Each version's backend guard as this replica sees it now (in flight, queued, refusals, the
+ * circuit breaker); versions whose backend has none (in-process models) are left out.
+ */
+function backendFigures(versions: ReadonlyMap<string, ServedVersion>): Record<string, BackendGuardFigures> {
+  const out: Record<string, BackendGuardFigures> = {};
+  for (const [v, sv] of versions) {
+    const f = sv.adapter.guardFigures?.();
+    if (f !== undefined) out[v] = f;
+  }
+  return out;
 }
 
 /** `name`, not `model`: a `model` parameter marks the prediction routes (routes/guard.ts). */
@@ -100,7 +115,7 @@ export function trafficFeature(deps: TrafficFeatureDeps): ServerFeature {
           }),
           traffic: { ...live, revision, traffic: live.traffic ?? { routes: [{ version: m.stable.version, weight: 100 }], rules: [] } },
           fallback: m.config.fallback ?? null,
-          figures: { replica: REPLICA, ...figures.summary(m.name), shadow: deps.shadowFigures?.(m.name) ?? null },
+          figures: { replica: REPLICA, ...figures.summary(m.name), backends: backendFigures(m.versions), shadow: deps.shadowFigures?.(m.name) ?? null },
           history: history.map(historyEntry),
         };
       });

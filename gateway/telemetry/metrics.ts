@@ -4,6 +4,9 @@
  * Metric and attribute names are constants here so dashboards and tests refer to one spelling.
  */
 import { metrics, type Attributes, type Counter, type Histogram } from '@opentelemetry/api';
+import type { Adapter } from '../../adapters/adapter.js';
+import type { BackendEvents } from '../../adapters/backend-guard.js';
+import { BREAKER_STATE_VALUE } from '../../adapters/circuit-breaker.js';
 import type { Observer } from '../observers.js';
 
 export { ATTR, METER_NAME, METRIC, UNKNOWN_MODEL } from './names.js';
@@ -16,13 +19,29 @@ import { ATTR, METER_NAME, METRIC } from './names.js';
  */
 export type ShadowOutcome = 'agree' | 'disagree' | 'error' | 'timeout' | 'dropped' | 'skipped';
 
-export interface GatewayMetrics {
+/** A served version as the backend gauges read it (adapters/registry.ts ServedVersion is one). */
+export interface GuardedVersion {
+  readonly model: string;
+  readonly version: string;
+  readonly adapter: Pick<Adapter, 'guardFigures'>;
+}
+
+/** Load shedding and breaker changes are counted as they happen (BackendEvents); the gauges are read. */
+export interface GatewayMetrics extends BackendEvents {
   recordInfer(model: string, version: string, seconds: number, errorCode: string | undefined): void;
   recordReload(ok: boolean): void;
   /** `version` is the shadow version; `seconds` the shadow call's duration, when one was made. */
   recordShadow(model: string, version: string, outcome: ShadowOutcome, seconds: number | undefined): void;
+<<<<<<< HEAD
   /** `count` outputs of an answer from `version` that its metadata does not declare, dropped (declared-outputs.ts). */
   recordOutputsDropped(model: string, version: string, count: number): void;
+=======
+  /**
+   * Reads the in-flight, queue-depth and breaker-state gauges of the versions `versions()` yields
+   * at each collection (the current model table): nothing is recorded per request for them.
+   */
+  observeBackends(versions: () => Iterable<GuardedVersion>): void;
+>>>>>>> wt-overload
 }
 
 /** Instruments are created per call so a MeterProvider registered later (tests, main) is used. */
@@ -44,12 +63,43 @@ export function createMetrics(): GatewayMetrics {
     unit: 's',
     advice: { explicitBucketBoundaries: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10] },
   });
+<<<<<<< HEAD
   // By model and version only: output names come from the backend, and one that misbehaves must not
   // create a time series per name it makes up.
   const outputsDropped: Counter = meter.createCounter(METRIC.outputsDropped, {
     description: 'Outputs a backend answered that the model does not declare, dropped before the client saw them',
+=======
+  const shed: Counter = meter.createCounter(METRIC.backendShed, {
+    description: 'Calls refused before reaching a remote backend (503 OVERLOADED, or BACKEND_UNAVAILABLE while its breaker is open), by reason',
+  });
+  const transitions: Counter = meter.createCounter(METRIC.backendBreakerTransitions, {
+    description: 'Changes of a remote backend\'s circuit breaker, by the state changed to',
+>>>>>>> wt-overload
   });
   return {
+    backendShed(model, version, reason) {
+      shed.add(1, { [ATTR.model]: model, [ATTR.version]: version, [ATTR.reason]: reason });
+    },
+    backendBreakerChanged(model, version, to) {
+      transitions.add(1, { [ATTR.model]: model, [ATTR.version]: version, [ATTR.state]: to });
+    },
+    observeBackends(versions) {
+      const inFlight = meter.createObservableGauge(METRIC.backendInFlight, { description: 'Calls in flight to a remote backend' });
+      const queued = meter.createObservableGauge(METRIC.backendQueueDepth, { description: 'Calls waiting for a slot of a remote backend' });
+      const state = meter.createObservableGauge(METRIC.backendBreakerState, {
+        description: 'A remote backend\'s circuit breaker: 0 closed, 1 half-open (probing), 2 open',
+      });
+      meter.addBatchObservableCallback((result) => {
+        for (const v of versions()) {
+          const f = v.adapter.guardFigures?.();
+          if (f === undefined) continue;
+          const attrs: Attributes = { [ATTR.model]: v.model, [ATTR.version]: v.version };
+          result.observe(inFlight, f.inFlight, attrs);
+          result.observe(queued, f.queued, attrs);
+          result.observe(state, BREAKER_STATE_VALUE[f.breaker.state], attrs);
+        }
+      }, [inFlight, queued, state]);
+    },
     recordInfer(model, version, seconds, errorCode) {
       const attrs: Attributes = { [ATTR.model]: model, [ATTR.version]: version, [ATTR.code]: errorCode ?? 'OK' };
       requests.add(1, attrs);

@@ -12,6 +12,15 @@ export const METRIC = {
   shadowRequests: 'breakwater.shadow.requests',
   shadowDuration: 'breakwater.shadow.duration',
   outputsDropped: 'breakwater.outputs.dropped',
+  // Remote backends' guards (adapters/backend-guard.ts), per model and version of the table.
+  backendInFlight: 'breakwater.backend.in_flight',
+  backendQueueDepth: 'breakwater.backend.queue_depth',
+  /** Calls refused before reaching the backend, by `reason` (queue_full, queue_timeout, breaker_open). */
+  backendShed: 'breakwater.backend.shed',
+  /** 0 closed, 1 half-open, 2 open. */
+  backendBreakerState: 'breakwater.backend.breaker_state',
+  /** Changes of a breaker's state, by the `state` it changed to. */
+  backendBreakerTransitions: 'breakwater.backend.breaker_transitions',
 } as const;
 /** The model attribute of a request whose model is not in the table (never the client's string). */
 export const UNKNOWN_MODEL = '(unknown)';
@@ -21,5 +30,7 @@ export const ATTR = {
   version: 'model_version',
   code: 'code',
   outcome: 'outcome',
+  reason: 'reason',
+  state: 'state',
 } as const;
 
