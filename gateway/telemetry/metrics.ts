@@ -32,16 +32,13 @@ export interface GatewayMetrics extends BackendEvents {
   recordReload(ok: boolean): void;
   /** `version` is the shadow version; `seconds` the shadow call's duration, when one was made. */
   recordShadow(model: string, version: string, outcome: ShadowOutcome, seconds: number | undefined): void;
-<<<<<<< HEAD
   /** `count` outputs of an answer from `version` that its metadata does not declare, dropped (declared-outputs.ts). */
   recordOutputsDropped(model: string, version: string, count: number): void;
-=======
   /**
    * Reads the in-flight, queue-depth and breaker-state gauges of the versions `versions()` yields
    * at each collection (the current model table): nothing is recorded per request for them.
    */
   observeBackends(versions: () => Iterable<GuardedVersion>): void;
->>>>>>> wt-overload
 }
 
 /** Instruments are created per call so a MeterProvider registered later (tests, main) is used. */
@@ -63,18 +60,16 @@ export function createMetrics(): GatewayMetrics {
     unit: 's',
     advice: { explicitBucketBoundaries: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10] },
   });
-<<<<<<< HEAD
   // By model and version only: output names come from the backend, and one that misbehaves must not
   // create a time series per name it makes up.
   const outputsDropped: Counter = meter.createCounter(METRIC.outputsDropped, {
     description: 'Outputs a backend answered that the model does not declare, dropped before the client saw them',
-=======
+  });
   const shed: Counter = meter.createCounter(METRIC.backendShed, {
     description: 'Calls refused before reaching a remote backend (503 OVERLOADED, or BACKEND_UNAVAILABLE while its breaker is open), by reason',
   });
   const transitions: Counter = meter.createCounter(METRIC.backendBreakerTransitions, {
     description: 'Changes of a remote backend\'s circuit breaker, by the state changed to',
->>>>>>> wt-overload
   });
   return {
     backendShed(model, version, reason) {
