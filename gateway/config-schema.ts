@@ -4,6 +4,9 @@
  */
 import { ASYMMETRIC_ALGORITHMS, JWT_ALGORITHMS, MIN_SECRET_BYTES } from './jwt-algorithms.js';
 
+/** adapters/json-scan.ts's depth when none is given (the binary codec's own callers). */
+export const DEFAULT_MAX_JSON_DEPTH = 64;
+
 const positiveInt = (def: number, max = 2 ** 31 - 1) => ({ type: 'integer', minimum: 1, maximum: max, default: def }) as const;
 
 export const onnxBackendSchema = {
@@ -53,6 +56,13 @@ const modelSettings = {
   maxBodyBytes: positiveInt(8 * 1024 * 1024, 1024 * 1024 * 1024),
   // Bounds the memory a single request can make the gateway allocate while decoding.
   maxElements: positiveInt(4_000_000, 1_000_000_000),
+  // Deepest nesting of a request's JSON (the body's object is 1, a tensor's nested data of rank r
+  // reaches 3 + r): 64 admits data of rank 61, beyond any model, and keeps a backend's recursive
+  // parser far from its stack limit. 4 is the least a request needs.
+  maxJsonDepth: { type: 'integer', minimum: 4, maximum: 1000, default: DEFAULT_MAX_JSON_DEPTH },
+  // Members the protocol does not define (top level, an input, a requested output): `refuse` (400),
+  // or `drop` them from what is forwarded, which re-serialises the body instead of passing it on.
+  unknownMembers: { enum: ['refuse', 'drop'], default: 'refuse' },
   // The request's deadline: a client never waits longer for an answer than this.
   inferTimeoutMs: positiveInt(30_000, 3_600_000),
 } as const;

@@ -61,6 +61,8 @@ export interface ModelConfig {
   readonly nonFinite: 'reject' | 'allow';
   readonly maxBodyBytes: number;
   readonly maxElements: number;
+  readonly maxJsonDepth: number;
+  readonly unknownMembers: 'refuse' | 'drop';
   readonly inferTimeoutMs: number;
 }
 
