@@ -231,6 +231,8 @@ function stringEnd(p: number): number {
     } else {
       p = b + 2; // \" \\ \/ \b \f \n \r \t
     }
+    // Escapes come in runs (a BYTES value of \u escapes): the next may be right here.
+    if (text.charCodeAt(p) === BACKSLASH) nextBackslash = p;
     if (q < p) q = text.indexOf('"', p);
   }
 }
