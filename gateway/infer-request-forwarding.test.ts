@@ -5,6 +5,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { buildConfig, ConfigError } from './config.js';
 import { isGatewayError, type ErrorCode } from './errors.js';
 import { parseInferRequest, type ParseLimits } from './infer-request.js';
 
@@ -114,4 +115,13 @@ test('a binary request\'s JSON header gets the same rules', () => {
   rejects(() => parseInferRequest(Buffer.concat([utf8, raw]), utf8.length, LIMITS), 'BAD_JSON', /JSON header is not valid UTF-8/);
   const dropped = head(',"extra":1');
   assert.equal(parseInferRequest(dropped.body, dropped.headerLength, DROP).inputs[0].data.length, 1);
+});
+
+test('the model settings: maxJsonDepth 64 and unknownMembers refuse by default, a depth below 4 refused', () => {
+  const versions = { '1': { backend: { kind: 'onnx', path: 'm.onnx' } } };
+  const m = buildConfig({ auth: { insecureNoAuth: true }, models: { m: { versions } } }, '/base').models.m;
+  assert.equal(m.maxJsonDepth, 64);
+  assert.equal(m.unknownMembers, 'refuse');
+  assert.throws(() => buildConfig({ auth: { insecureNoAuth: true }, models: { m: { versions, maxJsonDepth: 3 } } }, '/base'), ConfigError);
+  assert.throws(() => buildConfig({ auth: { insecureNoAuth: true }, models: { m: { versions, unknownMembers: 'keep' } } }, '/base'), ConfigError);
 });
