@@ -9,6 +9,8 @@ import { isUtf8 } from 'node:buffer';
 import type { Datatype, InferTensor, TensorData, TypedTensorData } from './adapter.js';
 import { DATATYPE_INFO, PLATFORM_LITTLE_ENDIAN, toJsonData, toTypedArray } from './tensors.js';
 import { GatewayError } from '../gateway/errors.js';
+import { DEFAULT_MAX_JSON_DEPTH } from '../gateway/config-schema.js';
+import { parseUnambiguousJson } from './json-scan.js';
 
 export interface DecodedBinaryBody {
   /** The parsed JSON header, not yet checked against the protocol. */
@@ -21,15 +23,20 @@ function isRecord(x: unknown): x is Record<string, unknown> {
   return typeof x === 'object' && x !== null && !Array.isArray(x);
 }
 
-function splitBody(body: Buffer, headerLength: number, key: 'inputs' | 'outputs'): DecodedBinaryBody {
+/** `maxDepth` set: the header is parsed as strictly as a plain JSON body (its fields are forwarded). */
+function splitBody(body: Buffer, headerLength: number, key: 'inputs' | 'outputs', maxDepth?: number): DecodedBinaryBody {
   if (!Number.isSafeInteger(headerLength) || headerLength < 0 || headerLength > body.length) {
     throw new GatewayError('BAD_BINARY_HEADER', `header length ${headerLength} does not fit a body of ${body.length} bytes`);
   }
   let header: unknown;
-  try {
-    header = JSON.parse(body.toString('utf8', 0, headerLength));
-  } catch {
-    throw new GatewayError('BAD_JSON', 'the JSON header is not valid JSON');
+  if (maxDepth !== undefined) {
+    header = parseUnambiguousJson(body.subarray(0, headerLength), maxDepth, 'the JSON header');
+  } else {
+    try {
+      header = JSON.parse(body.toString('utf8', 0, headerLength));
+    } catch {
+      throw new GatewayError('BAD_JSON', 'the JSON header is not valid JSON');
+    }
   }
   const binary = new Map<number, Buffer>();
   let offset = headerLength;
@@ -56,9 +63,12 @@ function splitBody(body: Buffer, headerLength: number, key: 'inputs' | 'outputs'
   return { header, binary };
 }
 
-/** Splits a binary-extension request into its JSON header and each input's raw bytes. */
-export function decodeBinaryRequestBody(body: Buffer, headerLength: number): DecodedBinaryBody {
-  return splitBody(body, headerLength, 'inputs');
+/**
+ * Splits a binary-extension request into its JSON header and each input's raw bytes. The header
+ * gets the plain JSON body's rules (adapters/json-scan.ts), nested at most `maxJsonDepth` deep.
+ */
+export function decodeBinaryRequestBody(body: Buffer, headerLength: number, maxJsonDepth = DEFAULT_MAX_JSON_DEPTH): DecodedBinaryBody {
+  return splitBody(body, headerLength, 'inputs', maxJsonDepth);
 }
 
 /** The same for a backend's binary-extension response, keyed by output index. */

@@ -4,6 +4,9 @@
  */
 import { ASYMMETRIC_ALGORITHMS, JWT_ALGORITHMS, MIN_SECRET_BYTES } from './jwt-algorithms.js';
 
+/** adapters/json-scan.ts's depth when none is given (the binary codec's own callers). */
+export const DEFAULT_MAX_JSON_DEPTH = 64;
+
 const positiveInt = (def: number, max = 2 ** 31 - 1) => ({ type: 'integer', minimum: 1, maximum: max, default: def }) as const;
 
 export const onnxBackendSchema = {
@@ -80,6 +83,13 @@ const modelSettings = {
   // Off: an empty batch (a 0 in a shape) is forwarded only to a model whose owner says it copes
   // with one; many backends crash or answer garbage. On, it allows 0 in a dynamic batch dimension only.
   allowEmptyBatch: { type: 'boolean', default: false },
+  // Deepest nesting of a request's JSON (the body's object is 1, a tensor's nested data of rank r
+  // reaches 3 + r): 64 admits data of rank 61, beyond any model, and keeps a backend's recursive
+  // parser far from its stack limit. 4 is the least a request needs.
+  maxJsonDepth: { type: 'integer', minimum: 4, maximum: 1000, default: DEFAULT_MAX_JSON_DEPTH },
+  // Members the protocol does not define (top level, an input, a requested output): `refuse` (400),
+  // or `drop` them from what is forwarded, which re-serialises the body instead of passing it on.
+  unknownMembers: { enum: ['refuse', 'drop'], default: 'refuse' },
   // The request's deadline: a client never waits longer for an answer than this.
   inferTimeoutMs: positiveInt(30_000, 3_600_000),
 } as const;

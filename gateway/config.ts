@@ -62,6 +62,8 @@ export interface ModelConfig {
   readonly maxBodyBytes: number;
   readonly maxElements: number;
   readonly allowEmptyBatch: boolean;
+  readonly maxJsonDepth: number;
+  readonly unknownMembers: 'refuse' | 'drop';
   readonly inferTimeoutMs: number;
 }
 

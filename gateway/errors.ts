@@ -13,6 +13,8 @@ export interface ErrorSpec {
 export const ERRORS = {
   // 400: the client's request is wrong
   BAD_JSON: { status: 400, message: 'request body is not valid JSON' },
+  // JSON that parsers may read differently (gateway/json-scan.ts): refused, since its bytes are forwarded.
+  AMBIGUOUS_JSON: { status: 400, message: 'request body is JSON that parsers may read differently' },
   // Neutral: admin and self-service routes answer it too; the detail says what is wrong.
   BAD_REQUEST: { status: 400, message: 'request is not valid' },
   BAD_BINARY_HEADER: { status: 400, message: 'binary tensor request is malformed' },

@@ -15,7 +15,7 @@ const dtypeCases = (readSample('onnx-node-dtype-cases.json') as { cases: { reque
 const titanic = (readSample('model-samples.json') as Record<string, { request: { id: string; inputs: Tensor[] } }>)
   .titanic_logreg_nozipmap.request;
 
-const LIMITS: ParseLimits = { maxElements: 1_000_000, nonFinite: 'reject' };
+const LIMITS: ParseLimits = { maxElements: 1_000_000, nonFinite: 'reject', maxJsonDepth: 64, unknownMembers: 'refuse' };
 
 function parse(json: unknown, limits: ParseLimits = LIMITS): ReturnType<typeof parseInferRequest> {
   return parseInferRequest(Buffer.from(JSON.stringify(json)), undefined, limits);
@@ -76,7 +76,7 @@ test('more elements than the limit is rejected before the data is read', () => {
   rejects(() => parse(one('FP32', [], [2 ** 52, 2 ** 52])), 'TOO_MANY_ELEMENTS', 413);
 });
 
-test('structural problems are bad requests, unknown fields are tolerated', () => {
+test('structural problems are bad requests', () => {
   rejects(() => parseInferRequest(Buffer.from('{"inputs": ['), undefined, LIMITS), 'BAD_JSON');
   rejects(() => parse([1]), 'BAD_REQUEST');
   rejects(() => parse({ inputs: [] }), 'BAD_REQUEST');
@@ -92,7 +92,7 @@ test('structural problems are bad requests, unknown fields are tolerated', () =>
   rejects(() => parse(one('INT8', [1], [1], 'n'.repeat(257))), 'BAD_REQUEST');
   rejects(() => parse({ inputs: [{ name: 'x', datatype: 'INT8', shape: [1] }] }), 'BAD_REQUEST');
   rejects(() => parse({ inputs: [{ name: 'x', datatype: 'INT8', shape: [1], data: [1], parameters: 'p' }] }), 'BAD_REQUEST');
-  const req = parse({ extra: true, parameters: { p: 1 }, outputs: [{ name: 'y', parameters: { binary_data: true } }], ...(one('INT8', [1]) as object) });
+  const req = parse({ parameters: { p: 1 }, outputs: [{ name: 'y', parameters: { binary_data: true } }], ...(one('INT8', [1]) as object) });
   assert.deepEqual(req.outputs, [{ name: 'y', parameters: { binary_data: true } }]);
   assert.deepEqual(req.parameters, { p: 1 });
 });

@@ -5,10 +5,16 @@
  * metadata are in validate-request.ts.
  *
  * Details name the input (cut to 64 characters) and the element index, never the client's values.
+ *
+ * A plain JSON body may be forwarded byte for byte (`rawJson`), so what the gateway checks must be
+ * all a backend can read: the bytes are proved unambiguous (adapters/json-scan.ts), members outside
+ * the protocol are refused or dropped, and parameter values are scalars JSON.stringify writes back
+ * unchanged.
  */
 import type { Datatype, InferRequest, InferTensor, RequestedOutput, TensorData } from '../adapters/adapter.js';
 import { DATATYPE_INFO, FP16_MAX, FP32_MAX, elementCount, isDatatype, nonFiniteFromString } from '../adapters/tensors.js';
 import { checkBinaryValues, decodeBinaryRequestBody, decodeTensorBytes } from '../adapters/binary.js';
+import { parseUnambiguousJson } from '../adapters/json-scan.js';
 import { clip, GatewayError, type ErrorCode } from './errors.js';
 
 export interface ParseLimits {
@@ -16,6 +22,10 @@ export interface ParseLimits {
   readonly maxElements: number;
   /** Whether NaN/Infinity float values reach the model. */
   readonly nonFinite: 'reject' | 'allow';
+  /** Deepest JSON nesting accepted (the body's object is 1). */
+  readonly maxJsonDepth: number;
+  /** Members the protocol does not define: refused, or left out of what is forwarded. */
+  readonly unknownMembers: 'refuse' | 'drop';
 }
 
 const MAX_NAME_LENGTH = 256;
@@ -34,23 +44,21 @@ export function parseInferRequest(body: Buffer, headerLength: number | undefined
   let json: unknown;
   let binary: ReadonlyMap<number, Buffer> | undefined;
   if (headerLength === undefined) {
-    try {
-      json = JSON.parse(body.toString('utf8'));
-    } catch {
-      throw new GatewayError('BAD_JSON');
-    }
+    json = parseUnambiguousJson(body, limits.maxJsonDepth, 'the body');
   } else {
-    const decoded = decodeBinaryRequestBody(body, headerLength);
+    const decoded = decodeBinaryRequestBody(body, headerLength, limits.maxJsonDepth);
     json = decoded.header;
     binary = decoded.binary;
   }
   if (!isRecord(json)) throw new GatewayError('BAD_REQUEST', 'the body must be a JSON object');
+  const members: Members = { mode: limits.unknownMembers, dropped: false };
+  checkMembers(json, REQUEST_MEMBERS, 'the request', members);
   const { id, inputs, outputs, parameters } = json;
   if (id !== undefined && typeof id !== 'string') throw new GatewayError('BAD_REQUEST', '`id` must be a string');
   if (parameters !== undefined && !isRecord(parameters)) {
     throw new GatewayError('BAD_REQUEST', '`parameters` must be an object');
   }
-  refuseSharedMemory(parameters, 'parameters');
+  checkParameters(parameters, 'parameters');
   if (!Array.isArray(inputs) || inputs.length === 0) {
     throw new GatewayError('BAD_REQUEST', '`inputs` must be a non-empty array');
   }
@@ -58,20 +66,49 @@ export function parseInferRequest(body: Buffer, headerLength: number | undefined
   const tensors = new Array<InferTensor>(inputs.length);
   const names = new Set<string>();
   for (let i = 0; i < inputs.length; i++) {
-    tensors[i] = parseInput(inputs[i], i, names, binary, limits, check);
+    tensors[i] = parseInput(inputs[i], i, names, binary, limits, check, members);
   }
   const result: {
     -readonly [K in keyof InferRequest]: InferRequest[K];
   } = { inputs: tensors };
   if (id !== undefined) result.id = id;
-  if (outputs !== undefined) result.outputs = parseOutputs(outputs);
+  if (outputs !== undefined) result.outputs = parseOutputs(outputs, members);
   if (parameters !== undefined) result.parameters = parameters;
   // Plain JSON asking for no binary outputs may be forwarded byte for byte by a pass-through
-  // adapter; a request for binary outputs is the gateway's to answer, so the adapter re-encodes.
-  if (headerLength === undefined && !asksBinaryOutput(parameters) && !result.outputs?.some((o) => asksBinaryOutput(o.parameters))) {
+  // adapter; a request for binary outputs is the gateway's to answer, and one whose unknown
+  // members were dropped no longer matches its bytes: the adapter re-encodes both.
+  if (
+    headerLength === undefined && !members.dropped &&
+    !asksBinaryOutput(parameters) && !result.outputs?.some((o) => asksBinaryOutput(o.parameters))
+  ) {
     result.rawJson = body;
   }
   return result;
+}
+
+/** The members the protocol defines, per object (KServe's and Triton's REST request schemas). */
+const REQUEST_MEMBERS: ReadonlySet<string> = new Set(['id', 'parameters', 'inputs', 'outputs']);
+const INPUT_MEMBERS: ReadonlySet<string> = new Set(['name', 'shape', 'datatype', 'parameters', 'data']);
+const OUTPUT_MEMBERS: ReadonlySet<string> = new Set(['name', 'parameters']);
+
+/** Per-request state of the member checks: whether something was dropped. */
+interface Members {
+  readonly mode: 'refuse' | 'drop';
+  dropped: boolean;
+}
+
+/**
+ * Unknown members are refused, or (mode `drop`) noted as dropped: the parsed request keeps only
+ * known members, so leaving the forwarded bytes out is all dropping takes.
+ */
+function checkMembers(o: Json, known: ReadonlySet<string>, where: string, members: Members): void {
+  for (const key in o) {
+    if (known.has(key)) continue;
+    if (members.mode === 'refuse') {
+      throw new GatewayError('BAD_REQUEST', `${where} has a member the protocol does not define: ${quoteName(key)}`);
+    }
+    members.dropped = true;
+  }
 }
 
 function asksBinaryOutput(p: unknown): boolean {
@@ -79,14 +116,27 @@ function asksBinaryOutput(p: unknown): boolean {
 }
 
 /**
+ * Parameter values are what the protocol allows: strings, numbers and booleans. A number must be
+ * one every parser reads alike: finite, and a whole value only within ±2^53 (JavaScript rounds a
+ * larger integer that Python or Go would keep exact, and once parsed 1e300 looks the same; such
+ * ids go as strings).
+ *
  * Shared-memory tensors (the protocol's shared-memory extension) would let a client point the
  * backend at data the gateway never sees, and so never checks: they are refused outright.
  */
-function refuseSharedMemory(p: unknown, where: string): void {
+function checkParameters(p: unknown, where: string): void {
   if (!isRecord(p)) return;
   for (const key in p) {
     if (key.startsWith('shared_memory')) {
       throw new GatewayError('BAD_REQUEST', `${where}: shared-memory tensors are not accepted through the gateway`);
+    }
+    const v = p[key];
+    if (typeof v === 'string' || typeof v === 'boolean') continue;
+    if (typeof v !== 'number') {
+      throw new GatewayError('BAD_REQUEST', `${where}: parameter ${quoteName(key)} must be a string, number or boolean`);
+    }
+    if (!Number.isFinite(v) || (Number.isInteger(v) && !Number.isSafeInteger(v))) {
+      throw new GatewayError('BAD_REQUEST', `${where}: parameter ${quoteName(key)} is beyond what every JSON parser reads alike (an integer beyond 2^53 goes as a string)`);
     }
   }
 }
@@ -105,8 +155,10 @@ function parseInput(
   binary: ReadonlyMap<number, Buffer> | undefined,
   limits: ParseLimits,
   check: ValueCheck,
+  members: Members,
 ): InferTensor {
   if (!isRecord(x)) throw new GatewayError('BAD_REQUEST', `inputs[${index}] must be an object`);
+  checkMembers(x, INPUT_MEMBERS, `inputs[${index}]`, members);
   const name = parseName(x.name, `inputs[${index}]`);
   const label = `input ${quoteName(name)}`;
   if (names.has(name)) throw new GatewayError('DUPLICATE_INPUT', label);
@@ -130,7 +182,7 @@ function parseInput(
   if (parameters !== undefined && !isRecord(parameters)) {
     throw new GatewayError('BAD_REQUEST', `${label}: parameters must be an object`);
   }
-  refuseSharedMemory(parameters, label);
+  checkParameters(parameters, label);
   check.label = label;
   const raw = binary?.get(index);
   let values: TensorData;
@@ -203,20 +255,21 @@ function flattenAndCheck(
   return out;
 }
 
-function parseOutputs(x: unknown): RequestedOutput[] {
+function parseOutputs(x: unknown, members: Members): RequestedOutput[] {
   if (!Array.isArray(x)) throw new GatewayError('BAD_REQUEST', '`outputs` must be an array');
   const out = new Array<RequestedOutput>(x.length);
   const seen = new Set<string>();
   for (let i = 0; i < x.length; i++) {
     const o: unknown = x[i];
     if (!isRecord(o)) throw new GatewayError('BAD_REQUEST', `outputs[${i}] must be an object`);
+    checkMembers(o, OUTPUT_MEMBERS, `outputs[${i}]`, members);
     const name = parseName(o.name, `outputs[${i}]`);
     if (seen.has(name)) throw new GatewayError('BAD_REQUEST', `output ${quoteName(name)} is requested twice`);
     seen.add(name);
     if (o.parameters !== undefined && !isRecord(o.parameters)) {
       throw new GatewayError('BAD_REQUEST', `output ${quoteName(name)}: parameters must be an object`);
     }
-    refuseSharedMemory(o.parameters, `output ${quoteName(name)}`);
+    checkParameters(o.parameters, `output ${quoteName(name)}`);
     out[i] = o.parameters === undefined ? { name } : { name, parameters: o.parameters };
   }
   return out;

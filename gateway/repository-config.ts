@@ -2,7 +2,8 @@
  * Turns a scanned Triton-style model repository into a configuration object, so that both ways of
  * starting the gateway go through the same validation. A model's `config.yaml` may hold the
  * model-level settings of the configuration file (stable, nonFinite, maxBodyBytes, maxElements,
- * allowEmptyBatch, inferTimeoutMs) and a `backend` mapping of onnx options applied to every version.
+ * maxJsonDepth, unknownMembers, allowEmptyBatch, inferTimeoutMs) and a `backend` mapping of onnx
+ * options applied to every version.
  */
 import type { RepositoryScan } from './model-repository.js';
 

@@ -28,7 +28,7 @@ function metadataOf(name: string): ModelMetadata {
 }
 
 function requestOf(json: unknown): InferRequest {
-  return parseInferRequest(Buffer.from(JSON.stringify(json)), undefined, { maxElements: 1e6, nonFinite: 'allow' });
+  return parseInferRequest(Buffer.from(JSON.stringify(json)), undefined, { maxElements: 1e6, nonFinite: 'allow', maxJsonDepth: 64, unknownMembers: 'refuse' });
 }
 
 const titanicMd = metadataOf('titanic_logreg_nozipmap');

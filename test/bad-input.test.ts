@@ -98,8 +98,8 @@ describe('a valid request (control)', () => {
     assert.equal(res.headers['x-model-version'], '1');
   });
 
-  test('forwards the client body byte for byte, unknown top-level fields included', async () => {
-    const body = JSON.stringify({ inputs: goodInputs(), client_extra: { anything: [1, 2] } });
+  test('forwards the client body byte for byte, spacing and parameters included', async () => {
+    const body = JSON.stringify({ parameters: { priority: 1, note: 'x' }, inputs: goodInputs() }, null, 1);
     const res = await post('/v2/models/wide/infer', body);
     assert.equal(res.status, 200, res.text);
     assert.equal(backend.inferCalls().at(-1)?.body.toString(), body);

@@ -88,6 +88,8 @@ export function registerInferRoutes(app: FastifyInstance, { serving, policies, o
       const parsed = parseInferRequest(body, headerLength(request.headers[HEADER_LENGTH], body.length), {
         maxElements: mc.maxElements,
         nonFinite: mc.nonFinite,
+        maxJsonDepth: mc.maxJsonDepth,
+        unknownMembers: mc.unknownMembers,
       });
       validateAgainstMetadata(parsed, md, mc.allowEmptyBatch);
       inferRequest = parsed;
