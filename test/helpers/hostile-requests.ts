@@ -64,10 +64,12 @@ export const paramKey = fc.oneof(
   fc.string({ unit: 'grapheme', minLength: 1, maxLength: 8 }),
 ).filter((k) => !RESERVED.test(k) && !PROTO_KEYS.includes(k));
 
+// A whole number beyond 2^53 is refused on purpose (parsers read such a literal differently:
+// JavaScript rounds it, Python and Go keep it exact), so valid parameters stay within it.
 export const scalar: fc.Arbitrary<Scalar> = fc.oneof(
   fc.string({ unit: 'grapheme', maxLength: 12 }),
   fc.integer(),
-  fc.double({ noNaN: true, noDefaultInfinity: true }),
+  fc.double({ noNaN: true, noDefaultInfinity: true }).filter((x) => !Number.isInteger(x) || Number.isSafeInteger(x)),
   fc.boolean(),
 );
 
