@@ -56,6 +56,9 @@ export function buildServer({ serving, chain, authenticate, features, observers,
     clientErrorHandler,
     forceCloseConnections: 'idle',
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: 256 },
+    // request.ip: the socket's peer, or with server.trustProxy what the trusted proxies say
+    // (the per-address request limit keys on it).
+    trustProxy: sc.trustProxy.length === 0 ? false : [...sc.trustProxy],
   });
   app.server.maxConnections = sc.maxConnections;
 
@@ -78,7 +81,7 @@ export function buildServer({ serving, chain, authenticate, features, observers,
 
   installErrorHandlers(app);
   installGuard(app, serving, chain, observers);
-  registerOipRoutes(app, serving, readiness);
+  registerOipRoutes(app, serving, readiness, authenticate);
   registerInferRoutes(app, { serving, policies: chain, observers, shadow });
   registerAdminScope(app, createCallerGuard(authenticate), features);
   return app;
