@@ -5,19 +5,22 @@
  * what they need (test/layering.test.ts keeps it so).
  *
  * Start order: telemetry, the shared store, identity, flags, the mirrored scopes (opt-outs, live
- * routes), the policy chain (Envoy filter order: readiness, who is calling, may they, which version
+ * routes), the policy chain (Envoy filter order: readiness, who is calling (within the request
+ * limits), may they, which version
  * serves them, then the caller's opt-outs, then how much may they take), the model table, then
  * what runs after the answer (observers) and the admin features. Close runs in reverse, the store
  * last: a part never outlives what it depends on.
  */
 import { join } from 'node:path';
 import type { Logger } from 'pino';
-import { createAuthPolicy } from '../policies/authenticate.js';
+import { createAuthPolicy, type AuthPolicy } from '../policies/authenticate.js';
 import { createScopePolicy } from '../policies/authorize.js';
 import { PolicyChain } from '../policies/chain.js';
 import { createOptOutPolicy } from '../policies/opt-out.js';
 import type { Policy } from '../policies/policy.js';
 import { createRateLimitPolicy } from '../policies/rate-limit.js';
+import { withRequestLimits } from '../policies/request-limit.js';
+import { createStoreFailMode, type StoreFailMode } from '../policies/store-fail-mode.js';
 import { createTrafficPolicy, effectiveTraffic } from '../policies/traffic-split.js';
 import { createUnleashSource } from '../policies/unleash.js';
 import { accessLogObserver } from './access-log.js';
@@ -47,8 +50,8 @@ export interface Composed {
   readonly metrics: GatewayMetrics;
   /** The policy chain of the prediction routes. */
   readonly chain: PolicyChain;
-  /** Identifies callers of the admin and self-service routes too. */
-  readonly authenticate: Policy;
+  /** Identifies callers of the admin and self-service routes (and GET /v2's), within the per-address limit. */
+  readonly authenticate: AuthPolicy;
   /** What runs once a prediction request has ended. */
   readonly observers: Observers;
   /** Admin and self-service routes. */
@@ -132,13 +135,24 @@ export async function compose(config: GatewayConfig, log: Logger, opts: ComposeO
     if (readiness.hasChecks) policies.push(readinessPolicy(readiness));
     // Routing after authorization: a caller refused a model never learns which arm it would get.
     // Opt-outs right after the split, so they override it (stable, fallback).
-    policies.push(auth, createScopePolicy(config.auth), traffic, createOptOutPolicy({ optOuts, experiments: traffic }));
     const rl = config.rateLimits;
+    const rowLimits = rl.rules.length > 0 || rl.tenantConcurrency !== undefined;
+    // Request limits need a subject: with insecureNoAuth everyone is the one anonymous principal.
+    const requestLimits = !config.auth.insecureNoAuth && (rl.requests.perSubject.limit > 0 || rl.requests.failedAuthPerAddress.limit > 0);
     let limitsFallback: MemoryStore | undefined;
-    if (rl.rules.length > 0 || rl.tenantConcurrency !== undefined) {
-      // The per-replica stand-in for a shared store that does not answer (failMode local).
+    let failures: StoreFailMode | undefined;
+    if (rowLimits || requestLimits) {
+      // The per-replica stand-in for a shared store that does not answer (failMode local), and one
+      // fail mode for every limit (one warning per outage).
       limitsFallback = started('rate-limit fallback', new MemoryStore());
-      policies.push(createRateLimitPolicy(rl, { store, log, fallback: limitsFallback }));
+      failures = createStoreFailMode(rl.failMode, store, limitsFallback, log);
+    }
+    // Every request counted, failed authentications per address: around authentication, so the
+    // prediction routes and the admin caller guard both count (policies/request-limit.ts).
+    const identity = requestLimits && failures !== undefined ? withRequestLimits(auth, rl.requests, { failures }) : { predictions: auth, callers: auth };
+    policies.push(identity.predictions, createScopePolicy(config.auth), traffic, createOptOutPolicy({ optOuts, experiments: traffic }));
+    if (rowLimits && failures !== undefined) {
+      policies.push(createRateLimitPolicy(rl, { store, log, fallback: failures.fallback, failures }));
     }
 
     const serving = await Serving.start(config, log, metrics);
@@ -168,7 +182,7 @@ export async function compose(config: GatewayConfig, log: Logger, opts: ComposeO
       store,
       metrics,
       chain: new PolicyChain(policies),
-      authenticate: auth,
+      authenticate: identity.callers,
       observers,
       features,
       shadow,

@@ -109,6 +109,13 @@ const version = {
   },
 } as const;
 
+/**
+ * Keys that name an object's prototype machinery in JavaScript: never a model or version name (a
+ * lookup by such a name would find Object.prototype's members), never a key of an admin body or of
+ * this file (config.ts and routes/admin-request.ts refuse them anywhere).
+ */
+export const PROTOTYPE_KEYS = ['__proto__', 'constructor', 'prototype'] as const;
+
 /** Names that end up in x-route-reason: safe header characters, no spaces. */
 const reasonName = { type: 'string', pattern: '^[A-Za-z0-9_.-]{1,64}$' } as const;
 
@@ -228,7 +235,7 @@ const model = {
     versions: {
       type: 'object',
       minProperties: 1,
-      propertyNames: { pattern: '^[A-Za-z0-9_.-]{1,64}$' },
+      propertyNames: { pattern: '^[A-Za-z0-9_.-]{1,64}$', not: { enum: PROTOTYPE_KEYS } },
       additionalProperties: version,
     },
     /** The version served when none is named; defaults to the highest numeric version. */
@@ -256,6 +263,10 @@ export const authSchema = {
     // A real token is well under 2 KiB; anything much larger is an attack on the parser.
     maxTokenBytes: { type: 'integer', minimum: 256, maximum: 65536, default: 8192 },
     tenantClaim: { type: 'string', minLength: 1, default: 'tenant' },
+    // Scopes come from this one claim (a space-separated string or an array of strings), never
+    // merged with another: were `scope` and `scp` both read, a user whose issuer lets them add a
+    // custom claim could grant themselves admin scopes. Azure AD and Okta put them in `scp`.
+    scopeClaim: { type: 'string', minLength: 1, default: 'scope' },
     // Model metadata reveals inputs and outputs: by default only callers allowed to predict see it.
     metadataRequiresScope: { type: 'boolean', default: true },
     // Verified tokens are remembered until they expire, so a token's signature is checked once.
@@ -357,6 +368,20 @@ export const unleashSchema = {
   },
 } as const;
 
+/** The request limits' names in RateLimit headers (policies/request-limit.ts); no rule may take them. */
+export const REQUEST_LIMIT_NAMES = Object.freeze({ perSubject: 'requests', failedAuthPerAddress: 'auth-failures' });
+
+/** A request limit: `limit` requests per `windowMs` (fixed windows, like the rules); 0 is off. */
+const requestLimit = (limit: number) => ({
+  type: 'object',
+  additionalProperties: false,
+  default: {},
+  properties: {
+    limit: { type: 'integer', minimum: 0, maximum: 1_000_000_000, default: limit },
+    windowMs: { type: 'integer', minimum: 1000, maximum: 86_400_000, default: 60_000 },
+  },
+}) as const;
+
 export const rateLimitSchema = {
   type: 'object',
   additionalProperties: false,
@@ -381,6 +406,23 @@ export const rateLimitSchema = {
           limit: { type: 'integer', minimum: 1, maximum: 1_000_000_000 },
           windowMs: { type: 'integer', minimum: 100, maximum: 31 * 86_400_000 },
         },
+      },
+    },
+    // Request limits (policies/request-limit.ts): every request counted, failed ones included, apart
+    // from the row rules, so model names and error behaviour cannot be probed for free. On by
+    // default with limits far above what a well-behaved client sends; `limit: 0` turns one off.
+    requests: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      properties: {
+        // Every authenticated request of a subject: predictions, metadata, admin and self-service,
+        // whatever it is answered (404, 400, 403…). 1,000 a second sustained over the window.
+        perSubject: requestLimit(60_000),
+        // Failed authentications (401: no, bad or expired token) from one client address (an IPv6
+        // address's /64). Past it, requests from the address whose token is not already verified
+        // are refused without looking at the token, until the window ends.
+        failedAuthPerAddress: requestLimit(300),
       },
     },
     tenantConcurrency: {
@@ -419,6 +461,18 @@ export const serverSchema = {
     // Worker processes sharing the port. One by default (predictable memory: each worker holds
     // its own model sessions); raise it to use more cores, or set "auto" for one per core.
     workers: { anyOf: [{ type: 'integer', minimum: 1, maximum: 256 }, { const: 'auto' }], default: 1 },
+    // What GET /v2 (server metadata) says as `version`: the exact build only to a caller with a
+    // valid token (`authenticated`), to everyone (`always`) or to nobody (`never`); the others get
+    // a neutral value (the field stays: the protocol requires it). A build version tells an
+    // attacker which advisories apply.
+    advertiseVersion: { enum: ['authenticated', 'always', 'never'], default: 'authenticated' },
+    // Addresses or CIDRs of the proxies in front of the gateway whose X-Forwarded-For is believed
+    // (Fastify's trustProxy, proxy-addr syntax: `10.0.0.0/8`, `loopback`…). Empty (the default):
+    // the client address is the socket's peer. Behind a load balancer without it every client has
+    // the balancer's address, and the per-address limit (rateLimits.requests.failedAuthPerAddress)
+    // is shared by all of them. "Believe anyone" is not offered: any client could then name any
+    // address; nor a hop count (Fastify cannot check the immediate peer with one).
+    trustProxy: { type: 'array', maxItems: 256, items: { type: 'string', minLength: 1, maxLength: 64 }, default: [] },
   },
 } as const;
 
@@ -448,7 +502,7 @@ export const configSchema = {
     models: {
       type: 'object',
       minProperties: 1,
-      propertyNames: { pattern: '^[A-Za-z0-9_.-]{1,128}$', not: { pattern: '^\\.' } },
+      propertyNames: { pattern: '^[A-Za-z0-9_.-]{1,128}$', not: { anyOf: [{ pattern: '^\\.' }, { enum: PROTOTYPE_KEYS }] } },
       additionalProperties: model,
     },
   },

@@ -121,3 +121,56 @@ test('a key file given by flag that cannot be read, or is a private key, is refu
   assert.match(refusal(file), /is a private key: give the public key/);
   await rm(dir, { recursive: true });
 });
+
+test('a split may not list a version twice, nor reuse an arm or rule name, and names every problem (issue 8, class 8)', () => {
+  const problems = problemsOf({
+    auth: NO_AUTH,
+    models: {
+      m: {
+        versions: { '1': onnx(), '2': onnx() },
+        traffic: {
+          routes: [{ version: '1', weight: 50, name: 'a' }, { version: '1', weight: 25, name: 'a' }, { version: '2', weight: 25 }],
+          rules: [{ name: 'qa', version: '2', header: { name: 'x-qa', equals: '1' } }, { name: 'qa', version: '2', header: { name: 'x-qa', equals: '2' } }],
+        },
+      },
+    },
+  });
+  assert.deepEqual(problems, [
+    'models.m.traffic.routes.1.version: version "1" is already routed by routes.0',
+    'models.m.traffic.routes.1.name: "a" is used by routes.0',
+    'models.m.traffic.rules.1.name: "qa" is used by an earlier rule',
+  ]);
+});
+
+test('prototype keys are refused anywhere in the file, each named, and never as model or version names (issue 8, class 8)', () => {
+  const fromYaml = JSON.parse('{"auth":{"insecureNoAuth":true},"models":{"m":{"versions":{"1":{"backend":{"kind":"onnx","path":"m.onnx","__proto__":{"x":1}}}}}},"server":{"constructor":{"prototype":1}}}') as unknown;
+  const problems = problemsOf(fromYaml);
+  for (const path of ['models.m.versions.1.backend.__proto__', 'server.constructor', 'server.constructor.prototype']) {
+    assert.ok(problems.some((p) => p.startsWith(`${path}: `)), `${path} named in:\n${problems.join('\n')}`);
+  }
+  for (const name of ['constructor', 'prototype', '__proto__']) {
+    const models = JSON.parse(`{"${name}":{"versions":{"1":{"backend":{"kind":"onnx","path":"m.onnx"}}}}}`) as unknown;
+    assert.ok(problemsOf({ auth: NO_AUTH, models }).length > 0, `a model named ${name}`);
+    const versions = JSON.parse(`{"m":{"versions":{"${name}":{"backend":{"kind":"onnx","path":"m.onnx"}}}}}`) as unknown;
+    assert.ok(problemsOf({ auth: NO_AUTH, models: versions }).length > 0, `a version named ${name}`);
+  }
+});
+
+test('request limits, the scope claim, GET /v2 and trusted proxies have secure defaults and are checked', () => {
+  const cfg = buildConfig({ auth: NO_AUTH, models: { m: { versions: { '1': onnx() } } } }, '/base');
+  assert.deepEqual(cfg.rateLimits.requests, { perSubject: { limit: 60_000, windowMs: 60_000 }, failedAuthPerAddress: { limit: 300, windowMs: 60_000 } });
+  assert.equal(cfg.auth.scopeClaim, 'scope');
+  assert.equal(cfg.server.advertiseVersion, 'authenticated');
+  assert.deepEqual(cfg.server.trustProxy, []);
+  const problems = problemsOf({
+    auth: NO_AUTH,
+    server: { trustProxy: ['10.0.0.0/8', 'loopback', '::1', 'proxy.internal', '10.0.0.0/40'] },
+    rateLimits: { rules: [{ name: 'requests', by: 'subject', limit: 1, windowMs: 1000 }] },
+    models: { m: { versions: { '1': onnx() } } },
+  });
+  assert.deepEqual(problems, [
+    'rateLimits.rules.0.name: "requests" names a request limit (rateLimits.requests); choose another',
+    'server.trustProxy.3: "proxy.internal" is not an IP address, a CIDR, or loopback/linklocal/uniquelocal',
+    'server.trustProxy.4: "10.0.0.0/40" is not an IP address, a CIDR, or loopback/linklocal/uniquelocal',
+  ]);
+});

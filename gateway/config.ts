@@ -3,6 +3,7 @@
  * defaults filled, relative paths resolved, then deep-frozen. Nothing downstream re-checks it.
  */
 import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { readFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { dirname, isAbsolute, resolve } from 'node:path';
@@ -14,10 +15,12 @@ import type { OipHttpBackendOptions } from '../adapters/oip-http.js';
 import {
   authSchema,
   configSchema,
+  REQUEST_LIMIT_NAMES,
   fallbackSchema,
   loggingSchema,
   oipHttpBackendSchema,
   onnxBackendSchema,
+  PROTOTYPE_KEYS,
   rateLimitSchema,
   serverSchema,
   stateSchema,
@@ -127,14 +130,55 @@ function describe(prefix: string, errors: readonly ErrorObject[] | null | undefi
 const validateTraffic = ajv.compile(trafficSchema);
 
 /**
+ * Where a parsed JSON (or YAML) document has a key named `__proto__`, `constructor` or
+ * `prototype`, at any depth. JSON.parse makes such keys plain own properties, but the next
+ * copy, merge or lookup by name may not (an object spread into a target with a setter, a
+ * `config[name]` lookup that finds Object.prototype's member): admin bodies and the configuration
+ * refuse them outright rather than reason about every place one could travel to.
+ *
+ * Iterative, not recursive: an admin body of 256 KiB can nest a hundred thousand levels deep.
+ */
+const BANNED: ReadonlySet<string> = new Set(PROTOTYPE_KEYS);
+/** Enough to show the pattern; a document with more gets "and N more". */
+export const MAX_PROTOTYPE_KEYS_REPORTED = 16;
+
+/** Dotted paths (`routes.0.__proto__`) of every prototype key in `value`, in document order: at most MAX_PROTOTYPE_KEYS_REPORTED, then a count of the rest. */
+export function prototypeKeyProblems(value: unknown, prefix = ''): string[] {
+  const found: string[] = [];
+  let more = 0;
+  // Depth first, children pushed last-first so they come off in document order.
+  const stack: { readonly v: unknown; readonly at: string; readonly key: string | undefined }[] = [{ v: value, at: prefix, key: undefined }];
+  while (stack.length > 0) {
+    const { v, at, key } = stack.pop()!;
+    if (key !== undefined && BANNED.has(key)) {
+      if (found.length < MAX_PROTOTYPE_KEYS_REPORTED) found.push(`${at.length > 128 ? `…${at.slice(-128)}` : at}: "${key}" is not allowed as a key`);
+      else more++;
+    }
+    if (v === null || typeof v !== 'object') continue;
+    // Own enumerable properties only: what JSON.parse and the YAML parser made.
+    const keys = Object.keys(v);
+    for (let i = keys.length - 1; i >= 0; i--) {
+      const k = keys[i];
+      const path = at === '' ? k : `${at}.${k}`;
+      stack.push({ v: (v as Record<string, unknown>)[k], at: path.length > 256 ? path.slice(-256) : path, key: k });
+    }
+  }
+  if (more > 0) found.push(`and ${more} more keys named __proto__, constructor or prototype`);
+  return found;
+}
+
+/**
  * A model's traffic given at run time (the admin API, the shared store): the same schema and checks
  * as the configuration file's `models.<m>.traffic`, defaults filled, frozen. Throws ConfigError.
  */
 export function parseTraffic(input: unknown, versions: readonly string[], source = 'traffic'): TrafficConfig {
   const raw: unknown = structuredClone(input ?? null);
-  if (!validateTraffic(raw)) throw new ConfigError(source, describe('', validateTraffic.errors));
-  const problems = checkTraffic('traffic', raw as TrafficConfig, versions);
-  if (problems.length > 0) throw new ConfigError(source, problems);
+  // Every problem in one answer: prototype keys, the schema's, and what the schema cannot say
+  // (checked on whatever parts have the right shape, even when others do not).
+  const problems = prototypeKeyProblems(raw, 'traffic');
+  if (!validateTraffic(raw)) problems.push(...describe('', validateTraffic.errors));
+  problems.push(...checkTraffic('traffic', raw, versions));
+  if (problems.length > 0) throw new ConfigError(source, [...new Set(problems)]);
   return deepFreeze(raw as TrafficConfig);
 }
 
@@ -167,7 +211,10 @@ export interface BuildConfigOptions {
  */
 export function buildConfig(input: unknown, baseDir: string, source = 'configuration', options: BuildConfigOptions = {}): GatewayConfig {
   const raw: unknown = structuredClone(input ?? {});
-  if (!validateTop(raw)) throw new ConfigError(source, describe('', validateTop.errors));
+  // What the admin API refuses in a body, the file may not say either (prototype-keys.ts).
+  const keyProblems = prototypeKeyProblems(raw);
+  if (!validateTop(raw)) throw new ConfigError(source, [...keyProblems, ...describe('', validateTop.errors)]);
+  if (keyProblems.length > 0) throw new ConfigError(source, keyProblems);
   const cfg = raw as { models: Record<string, Record<string, unknown>>; server: { workers: number | 'auto' } };
   if (cfg.server.workers === 'auto') cfg.server.workers = availableParallelism();
   const problems: string[] = [];
@@ -191,7 +238,7 @@ export function buildConfig(input: unknown, baseDir: string, source = 'configura
       problems.push(`models.${name}.stable: version "${String(model.stable)}" is not among its versions (${names.join(', ')})`);
     }
     if (model.traffic !== undefined) {
-      problems.push(...checkTraffic(`models.${name}.traffic`, model.traffic as TrafficConfig, names));
+      problems.push(...checkTraffic(`models.${name}.traffic`, model.traffic, names));
       if ((model.traffic as TrafficConfig).unleash !== undefined && (raw as { unleash?: unknown }).unleash === undefined) {
         problems.push(`models.${name}.traffic.unleash: needs a top-level unleash section (the server to ask)`);
       }
@@ -206,6 +253,13 @@ export function buildConfig(input: unknown, baseDir: string, source = 'configura
   const un = (raw as { unleash?: { bootstrapFile?: string } }).unleash;
   if (un?.bootstrapFile !== undefined && !isAbsolute(un.bootstrapFile)) un.bootstrapFile = resolve(baseDir, un.bootstrapFile);
   problems.push(...checkAuth(raw as unknown as { auth: Record<string, unknown> }, baseDir, options.requireIdentity ?? true));
+  const rl = (raw as unknown as { rateLimits: RateLimitConfig }).rateLimits;
+  rl.rules.forEach((r, i) => {
+    if (r.name === REQUEST_LIMIT_NAMES.perSubject || r.name === REQUEST_LIMIT_NAMES.failedAuthPerAddress) problems.push(`rateLimits.rules.${i}.name: "${r.name}" names a request limit (rateLimits.requests); choose another`);
+  });
+  (raw as unknown as { server: ServerConfig }).server.trustProxy.forEach((a, i) => {
+    if (!isProxyAddress(a)) problems.push(`server.trustProxy.${i}: "${a}" is not an IP address, a CIDR, or loopback/linklocal/uniquelocal`);
+  });
   if (problems.length > 0) throw new ConfigError(source, problems);
   return deepFreeze(raw as GatewayConfig);
 }
@@ -214,25 +268,66 @@ export function buildConfig(input: unknown, baseDir: string, source = 'configura
  * What JSON Schema cannot say about a traffic split: weights, versions, one matcher per rule.
  * Shared by the configuration and the admin API (PUT /admin/models/{m}/traffic).
  */
-export function checkTraffic(at: string, traffic: TrafficConfig, versions: readonly string[]): string[] {
+export function checkTraffic(at: string, input: unknown, versions: readonly string[]): string[] {
+  // Also run on a value the schema refused (parseTraffic names every problem at once): each part is
+  // checked only where it has the shape the check needs; the schema has named what else is wrong.
   const problems: string[] = [];
-  const known = (v: string) => versions.includes(v);
-  const total = traffic.routes.reduce((sum, r) => sum + r.weight, 0);
-  if (total !== 100) problems.push(`${at}.routes: weights must sum to 100 (they sum to ${total})`);
-  traffic.routes.forEach((r, i) => {
-    if (!known(r.version)) problems.push(`${at}.routes.${i}.version: version "${r.version}" is not among its versions (${versions.join(', ')})`);
+  const traffic = asRecord(input);
+  const known = (v: unknown) => typeof v === 'string' && versions.includes(v);
+  const shown = (v: unknown) => clipped(String(v));
+  const routes = Array.isArray(traffic.routes) ? traffic.routes.map(asRecord) : [];
+  if (routes.length > 0 && routes.every((r) => typeof r.weight === 'number')) {
+    const total = routes.reduce((sum, r) => sum + (r.weight as number), 0);
+    if (total !== 100) problems.push(`${at}.routes: weights must sum to 100 (they sum to ${total})`);
+  }
+  // A version listed twice would take both arms' share under one name (the weights of the first
+  // would be reported, the traffic of both served): each version is one arm.
+  const versionAt = new Map<string, number>();
+  const nameAt = new Map<string, number>();
+  routes.forEach((r, i) => {
+    if (typeof r.version !== 'string') return;
+    if (!known(r.version)) problems.push(`${at}.routes.${i}.version: version "${shown(r.version)}" is not among its versions (${versions.join(', ')})`);
+    const first = versionAt.get(r.version);
+    if (first !== undefined) problems.push(`${at}.routes.${i}.version: version "${shown(r.version)}" is already routed by routes.${first}`);
+    else versionAt.set(r.version, i);
+    if (typeof r.name !== 'string') return;
+    const named = nameAt.get(r.name);
+    if (named !== undefined) problems.push(`${at}.routes.${i}.name: "${shown(r.name)}" is used by routes.${named}`);
+    else nameAt.set(r.name, i);
   });
-  const seen = new Set<string>();
-  traffic.rules.forEach((r, i) => {
-    if (!known(r.version)) problems.push(`${at}.rules.${i}.version: version "${r.version}" is not among its versions (${versions.join(', ')})`);
+  const rules = Array.isArray(traffic.rules) ? traffic.rules.map(asRecord) : [];
+  const ruleAt = new Map<string, number>();
+  rules.forEach((r, i) => {
+    if (typeof r.version === 'string' && !known(r.version)) problems.push(`${at}.rules.${i}.version: version "${shown(r.version)}" is not among its versions (${versions.join(', ')})`);
     if ((r.claim === undefined) === (r.header === undefined)) problems.push(`${at}.rules.${i}: give exactly one of claim, header`);
-    if (seen.has(r.name)) problems.push(`${at}.rules.${i}.name: "${r.name}" is used by an earlier rule`);
-    seen.add(r.name);
+    if (typeof r.name !== 'string') return;
+    const first = ruleAt.get(r.name);
+    if (first !== undefined) problems.push(`${at}.rules.${i}.name: "${shown(r.name)}" is used by an earlier rule`);
+    else ruleAt.set(r.name, i);
   });
-  if (traffic.shadow !== undefined && !known(traffic.shadow.version)) {
-    problems.push(`${at}.shadow.version: version "${traffic.shadow.version}" is not among its versions (${versions.join(', ')})`);
+  const shadow = traffic.shadow === undefined ? undefined : asRecord(traffic.shadow);
+  if (shadow !== undefined && typeof shadow.version === 'string' && !known(shadow.version)) {
+    problems.push(`${at}.shadow.version: version "${shown(shadow.version)}" is not among its versions (${versions.join(', ')})`);
   }
   return problems;
+}
+
+/** A name from a body quoted in a problem: short. */
+function clipped(s: string): string {
+  return s.length > 64 ? `${s.slice(0, 64)}…` : s;
+}
+
+/** What proxy-addr (Fastify's trustProxy) compiles: an address, a CIDR (or address/netmask), or a named range. */
+function isProxyAddress(a: string): boolean {
+  if (a === 'loopback' || a === 'linklocal' || a === 'uniquelocal') return true;
+  const slash = a.indexOf('/');
+  const ip = slash < 0 ? a : a.slice(0, slash);
+  const kind = isIP(ip);
+  if (kind === 0) return false;
+  if (slash < 0) return true;
+  const bits = a.slice(slash + 1);
+  if (/^\d{1,3}$/.test(bits)) return Number(bits) <= (kind === 4 ? 32 : 128);
+  return kind === 4 && isIP(bits) === 4;
 }
 
 /** Whether `auth` names no identity provider at all (what serve's flags would then have to give). */

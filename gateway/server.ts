@@ -62,6 +62,9 @@ export function buildServer({ serving, chain, authenticate, features, observers,
     frameworkErrors,
     forceCloseConnections: 'idle',
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: 256 },
+    // request.ip: the socket's peer, or with server.trustProxy what the trusted proxies say
+    // (the per-address request limit keys on it).
+    trustProxy: sc.trustProxy.length === 0 ? false : [...sc.trustProxy],
   });
   app.server.maxConnections = sc.maxConnections;
   installEdgeAnswers(app.server);
@@ -91,7 +94,7 @@ export function buildServer({ serving, chain, authenticate, features, observers,
 
   installErrorHandlers(app);
   installGuard(app, serving, chain, observers);
-  registerOipRoutes(app, serving, readiness);
+  registerOipRoutes(app, serving, readiness, authenticate);
   registerInferRoutes(app, { serving, policies: chain, observers, shadow });
   registerAdminScope(app, createCallerGuard(authenticate), features);
   return app;

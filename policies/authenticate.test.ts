@@ -38,6 +38,7 @@ function authConfig(over: Partial<AuthConfig> = {}): AuthConfig {
     clockSkewSeconds: 30,
     maxTokenBytes: 8192,
     tenantClaim: 'tenant',
+    scopeClaim: 'scope',
     metadataRequiresScope: true,
     cacheSize: 1000,
     keys: [rs.keyConfig, es.keyConfig, ed.keyConfig, hs.keyConfig, ps.keyConfig, es384.keyConfig],
@@ -74,7 +75,7 @@ const OUR_DETAILS = new Set([
   'no bearer token', 'token is too large', 'token is malformed', 'token algorithm is not accepted', 'token is not signed',
   'token signature is invalid', 'token has a critical header that is not understood', 'token lacks exp, iss or aud',
   'token has a claim of the wrong type', 'token is for another issuer or audience', 'token has expired', 'token is not valid yet',
-  'token has no subject', 'token key is not known', 'token names no key id (kid)',
+  'token has no subject', 'token key is not known', 'token names no key id (kid)', 'token is issued in the future',
 ]);
 
 async function assertRejected(policy: AuthPolicy, token: string | undefined, detail?: string): Promise<void> {
@@ -129,20 +130,36 @@ describe('valid tokens', () => {
     });
   }
 
-  test('claims become the principal: sub, tenant, scope and scp, exp in ms', async () => {
+  test('claims become the principal: sub, tenant, scope, exp in ms', async () => {
     const policy = await policyFor({ tenantClaim: 'org' });
     const exp = nowSeconds() + 120;
-    const p = await principalOf(policy, rs.sign({ sub: 'svc-7', org: 'acme', exp, scope: 'predict:iris  predict:titanic', scp: ['admin:audit', 7, 'a b'] }));
+    const p = await principalOf(policy, rs.sign({ sub: 'svc-7', org: 'acme', exp, scope: 'predict:iris  predict:titanic' }));
     assert.equal(p.subject, 'svc-7');
     assert.equal(p.tenant, 'acme');
-    assert.deepEqual([...p.scopes].sort(), ['admin:audit', 'predict:iris', 'predict:titanic']);
+    assert.deepEqual([...p.scopes].sort(), ['predict:iris', 'predict:titanic']);
     assert.equal(p.expiresAt, exp * 1000);
     assert.ok(Object.isFrozen(p));
   });
 
-  test('scp may be a space-separated string; a tenant that is not a string is no tenant', async () => {
+  test('scopes come from the one configured claim, never merged with scp or another claim (issue 8, class 7)', async () => {
+    // Were `scp` merged in, a user whose issuer lets them add a custom claim could grant themselves admin.
+    const byScope = await policyFor();
+    const p = await principalOf(byScope, rs.sign({ scope: 'predict:iris', scp: ['admin:traffic', 'admin:opt-outs'], scopes: 'admin:audit' }));
+    assert.deepEqual([...p.scopes], ['predict:iris']);
+    const bySubjectOnly = await principalOf(byScope, rs.sign({ scope: undefined, scp: 'predict:* admin:traffic' }));
+    assert.equal(bySubjectOnly.scopes.size, 0, 'scp is not read when scopeClaim is scope');
+
+    // auth.scopeClaim: scp (Azure AD, Okta): an array or a space-separated string, and `scope` is then ignored.
+    const byScp = await policyFor({ scopeClaim: 'scp' });
+    const arr = await principalOf(byScp, es.sign({ scp: ['predict:*', 7, 'a b', 'admin:traffic'], scope: 'admin:opt-outs' }));
+    assert.deepEqual([...arr.scopes].sort(), ['admin:traffic', 'predict:*']);
+    const str = await principalOf(byScp, es.sign({ scp: 'predict:iris  admin:audit', scope: undefined }));
+    assert.deepEqual([...str.scopes].sort(), ['admin:audit', 'predict:iris']);
+  });
+
+  test('a tenant that is not a string is no tenant; a token without the scope claim has no scopes', async () => {
     const policy = await policyFor();
-    const p = await principalOf(policy, es.sign({ scp: 'predict:* admin:traffic', tenant: 42 }));
+    const p = await principalOf(policy, es.sign({ scope: 'predict:* admin:traffic', tenant: 42 }));
     assert.deepEqual([...p.scopes].sort(), ['admin:traffic', 'predict:*']);
     assert.equal(p.tenant, undefined);
     const none = await principalOf(policy, es.sign({ tenant: 'acme' }));
@@ -163,6 +180,16 @@ describe('valid tokens', () => {
     await principalOf(policy, rs.sign({ nbf: nowSeconds() + 10 }));
     await assertRejected(policy, rs.sign({ exp: nowSeconds() - 60 }), 'token has expired');
     await assertRejected(policy, rs.sign({ nbf: nowSeconds() + 60 }), 'token is not valid yet');
+  });
+
+  test('an iat beyond the clock-skew leeway in the future is refused (issue 8, class 7)', async () => {
+    const policy = await policyFor({ clockSkewSeconds: 30 });
+    await principalOf(policy, rs.sign({ iat: nowSeconds() + 10 }));
+    await assertRejected(policy, rs.sign({ iat: nowSeconds() + 3600, exp: nowSeconds() + 7200 }), 'token is issued in the future');
+    await assertRejected(policy, rs.sign({ iat: nowSeconds() + 60 }), 'token is issued in the future');
+    await assertRejected(policy, rs.sign({ iat: 'now' }), 'token has a claim of the wrong type');
+    // Without iat (it is optional in RFC 7519) the token stands on exp and nbf.
+    await principalOf(policy, rs.sign({ iat: undefined }));
   });
 });
 

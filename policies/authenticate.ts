@@ -17,6 +17,11 @@ import { ADMIN_SCOPES, type Principal } from './principal.js';
 export interface AuthPolicy extends Policy {
   /** Counters of the verifier (zero with insecureNoAuth). */
   readonly stats: Readonly<VerifyStats>;
+  /**
+   * Whether the request's bearer token is one already verified (cached): what the request limits
+   * let through from an address over its failed-authentication limit. Always true without auth.
+   */
+  knows(headers: PolicyContext['headers']): boolean;
   /** Stops the JWKS refresh; idempotent. */
   close(): Promise<void>;
 }
@@ -65,6 +70,7 @@ export async function createAuthPolicy(cfg: AuthConfig, deps: AuthDeps): Promise
       evaluate: function authenticateAnonymous() {
         return decision;
       },
+      knows: () => true,
       close: () => Promise.resolve(),
     };
   }
@@ -91,6 +97,10 @@ export async function createAuthPolicy(cfg: AuthConfig, deps: AuthDeps): Promise
         return denyFor(e);
       }
       return result instanceof Promise ? result.then(accept, denyFor) : accept(result);
+    },
+    knows(headers: PolicyContext['headers']): boolean {
+      const token = bearerToken(headers.authorization);
+      return token !== undefined && verifier.knows(token);
     },
     close: async () => {
       await jwks?.close();

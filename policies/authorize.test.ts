@@ -9,7 +9,7 @@ import type { Principal } from './principal.js';
 function authConfig(over: Partial<AuthConfig> = {}): AuthConfig {
   return {
     insecureNoAuth: false, issuer: 'https://issuer.test', audience: 'breakwater', clockSkewSeconds: 30, maxTokenBytes: 8192,
-    tenantClaim: 'tenant', metadataRequiresScope: true, cacheSize: 100, keys: [], ...over,
+    tenantClaim: 'tenant', scopeClaim: 'scope', metadataRequiresScope: true, cacheSize: 100, keys: [], ...over,
   };
 }
 

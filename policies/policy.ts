@@ -62,6 +62,11 @@ export interface PolicyContext {
   /** Request headers, lower-cased (Node's IncomingHttpHeaders). */
   readonly headers: Readonly<Record<string, string | string[] | undefined>>;
   readonly requestId: string;
+  /**
+   * The client's address (Fastify's request.ip: the socket's peer, or with server.trustProxy the
+   * address the trusted proxies name), read only when a control needs it; undefined off HTTP.
+   */
+  readonly peer: Peer | undefined;
   /** Set by the authentication policy's decision; undefined without authentication. */
   principal: Principal | undefined;
   /** The version the request phase routed to: payload phase only. */
@@ -70,6 +75,11 @@ export interface PolicyContext {
   request: InferRequest | undefined;
   /** Rows the request asks to infer (the batch dimension): payload phase only. */
   rows: number;
+}
+
+/** Where a request came from; the Fastify request is one (its `ip` is read lazily, by a getter). */
+export interface Peer {
+  readonly ip: string;
 }
 
 /** Opt-out kinds as bits (policies/opt-out.ts): what a subject asked to be left out of. */
@@ -135,6 +145,7 @@ export interface ContextInit {
   readonly pinnedVersion?: string;
   readonly headers: Readonly<Record<string, string | string[] | undefined>>;
   readonly requestId: string;
+  readonly peer?: Peer;
 }
 
 /** A fresh context, always of the same shape (one hidden class on the request path). */
@@ -146,6 +157,7 @@ export function newContext(init: ContextInit): PolicyContext {
     pinnedVersion: init.pinnedVersion,
     headers: init.headers,
     requestId: init.requestId,
+    peer: init.peer,
     principal: undefined,
     version: undefined,
     request: undefined,

@@ -4,7 +4,7 @@ export interface Principal {
   readonly subject: string;
   /** From the configured tenant claim; undefined when the token carries none. */
   readonly tenant: string | undefined;
-  /** From `scope` (space-separated) or `scp` (array or space-separated). */
+  /** From the one claim named by auth.scopeClaim (`scope`): space-separated, or an array. */
   readonly scopes: ReadonlySet<string>;
   /** `exp`, in ms since the epoch. */
   readonly expiresAt: number;

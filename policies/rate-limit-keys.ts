@@ -17,3 +17,12 @@ export const subjectPrefix = (subject: string): string => `sub:${enc(subject)}`;
 export const ruleSuffix = (model: string, rule: string): string => `:${enc(model)}:${enc(rule)}`;
 /** A tenant rule's counter, in the tenant's scope. */
 export const tenantCounterKey = (model: string, rule: string): string => `ten:${enc(model)}:${enc(rule)}`;
+
+/**
+ * The request limit (policies/request-limit.ts): every request of a subject, one counter in the
+ * same scope as its rules' counters (its tenant's, or its own).
+ */
+export const requestCounterKey = (subject: string): string => `req:${enc(subject)}`;
+/** Failed authentications from one client address (an IPv6 address's /64): a scope of its own. */
+export const addressScope = (address: string): string => `a:${enc(address)}`;
+export const FAILED_AUTH_KEY = 'auth-failures';

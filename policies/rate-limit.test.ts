@@ -128,7 +128,7 @@ function setup(rules: RateLimitRule[], opts: Partial<Omit<RateLimitConfig, 'rule
   const clock = fakeClock();
   const log = captureLog();
   const store = opts.store ?? new MemoryStore({ now: clock.now, pruneIntervalMs: 0 });
-  const cfg: RateLimitConfig = { failMode: opts.failMode ?? 'local', rules, ...(opts.tenantConcurrency ? { tenantConcurrency: opts.tenantConcurrency } : {}) };
+  const cfg: RateLimitConfig = { failMode: opts.failMode ?? 'local', rules, requests: { perSubject: { limit: 0, windowMs: 60_000 }, failedAuthPerAddress: { limit: 0, windowMs: 60_000 } }, ...(opts.tenantConcurrency ? { tenantConcurrency: opts.tenantConcurrency } : {}) };
   const policy = createRateLimitPolicy(cfg, { store, log: log.logger, fallback: opts.fallback ?? new MemoryStore({ now: clock.now, pruneIntervalMs: 0 }) });
   return { policy, clock, log, store, run: (c: PolicyContext) => Promise.resolve(policy.evaluate(c)) };
 }

@@ -21,21 +21,17 @@
  *   calls (acquire, then charge), so a store that is slow but answers can cost two round trips.
  */
 import { randomBytes } from 'node:crypto';
-import { metrics, type Attributes, type Counter } from '@opentelemetry/api';
 import type { Logger } from 'pino';
 import type { RateLimitConfig, RateLimitRule } from '../gateway/config.js';
 import { GatewayError } from '../gateway/errors.js';
 import { StoreUnavailableError, type CounterCharge, type LeaseResult, type StateStore } from '../gateway/state/store.js';
-import { METER_NAME } from '../gateway/telemetry/names.js';
 import { CONTINUE, type Decision, type Policy, type PolicyContext } from './policy.js';
 import type { Principal } from './principal.js';
 import { ruleSuffix, subjectPrefix, subjectScope, tenantCounterKey, tenantScope } from './rate-limit-keys.js';
+import { createStoreFailMode, type StoreFailMode } from './store-fail-mode.js';
 
-export const STORE_FAILURES_METRIC = 'breakwater.ratelimit.store_failures';
-export const FAIL_MODE_ATTR = 'fail_mode';
+export { FAIL_MODE_ATTR, STORE_FAILURES_METRIC, WARN_EVERY_MS } from './store-fail-mode.js';
 export const CONCURRENCY_KEY = 'concurrency';
-/** One warning per outage period is enough to page on; per request it would flood the log. */
-export const WARN_EVERY_MS = 30_000;
 /** Plans are cached per model name; the payload phase only sees configured models, this is a backstop. */
 const MAX_CACHED_PLANS = 1024;
 
@@ -44,6 +40,8 @@ export interface RateLimitDeps {
   readonly log: Logger;
   /** Per-replica limits while `store` is unavailable in failMode `local` (a MemoryStore). */
   readonly fallback: StateStore;
+  /** Shared with the request limits (one warning per outage); made here when not given. */
+  readonly failures?: StoreFailMode;
 }
 
 /** What applies to one model, computed once: counters in charge order, subject rules first. */
@@ -104,10 +102,7 @@ export function createRateLimitPolicy(cfg: RateLimitConfig, deps: RateLimitDeps)
   const { store, log } = deps;
   const fallback = (): StateStore => deps.fallback;
   const concurrency = cfg.tenantConcurrency;
-  const failAttrs: Attributes = Object.freeze({ [FAIL_MODE_ATTR]: cfg.failMode });
-  const failures: Counter = metrics.getMeter(METER_NAME).createCounter(STORE_FAILURES_METRIC, {
-    description: 'Requests decided without the shared quota store (unavailable), by fail mode',
-  });
+  const failMode = deps.failures ?? createStoreFailMode(cfg.failMode, store, deps.fallback, log);
 
   const plans = new Map<string, Plan>();
   const identities = new WeakMap<Principal, Identity>();
@@ -115,10 +110,6 @@ export function createRateLimitPolicy(cfg: RateLimitConfig, deps: RateLimitDeps)
   // client reusing one id would hold many requests under one lease (or release another's).
   const leasePrefix = randomBytes(6).toString('base64url');
   let leaseSeq = 0;
-
-  let degraded = false;
-  let lastWarnAt = -Infinity;
-  let unreported = 0;
 
   function planFor(model: string): Plan {
     let plan = plans.get(model);
@@ -136,28 +127,8 @@ export function createRateLimitPolicy(cfg: RateLimitConfig, deps: RateLimitDeps)
     return id;
   }
 
-  /** Counts a request decided without the store; says whether to go on with the fallback. */
-  function storeDown(err: unknown): 'fallback' | Decision {
-    failures.add(1, failAttrs);
-    degraded = true;
-    unreported++;
-    const now = Date.now();
-    if (now - lastWarnAt >= WARN_EVERY_MS) {
-      lastWarnAt = now;
-      log.warn({ err, store: store.kind, failMode: cfg.failMode, requests: unreported }, 'rate limits: quota store unavailable, applying failMode');
-      unreported = 0;
-    }
-    if (cfg.failMode === 'local') return 'fallback';
-    if (cfg.failMode === 'open') return CONTINUE;
-    return { kind: 'deny', error: new GatewayError('QUOTA_STORE_UNAVAILABLE'), headers: { 'retry-after': '1' } };
-  }
-
-  function storeAnswered(): void {
-    if (!degraded) return;
-    degraded = false;
-    log.info({ store: store.kind, requests: unreported }, 'rate limits: quota store answers again');
-    unreported = 0;
-  }
+  const storeDown = (err: unknown): 'fallback' | Decision => failMode.down(err);
+  const storeAnswered = (): void => failMode.answered();
 
   /** Gives a lease back without making anyone wait or fail: errors are logged, leases expire anyway. */
   function releaser(via: StateStore, scope: string, id: string): () => void {

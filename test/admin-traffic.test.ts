@@ -157,6 +157,40 @@ describe('admin traffic API in one gateway', () => {
     assert.equal((shown.json.traffic as { source: string }).source, 'config');
   });
 
+  test('refuses a version listed twice, reused names and prototype keys, naming every problem in one answer (issue 8, class 8)', async () => {
+    // Accepted before: all of the split's traffic then went to the one version.
+    const twice = await call(gw.url, 'PUT', '/admin/models/iris/traffic', ADMIN, { routes: [{ version: '1', weight: 50 }, { version: '1', weight: 50 }], reason: 'r' });
+    assert.equal(twice.status, 400, JSON.stringify(twice.json));
+    assert.equal(twice.json.code, 'INVALID_TRAFFIC');
+    assert.match(String(twice.json.error), /routes\.1\.version: version "1" is already routed by routes\.0/);
+
+    const many = await call(gw.url, 'PUT', '/admin/models/iris/traffic', ADMIN, `{
+      "routes": [{"version": "1", "weight": 50, "name": "a"}, {"version": "1", "weight": "25"}, {"version": "2", "weight": 25, "name": "a", "constructor": 1}],
+      "rules": [{"name": "qa", "version": "2", "header": {"name": "x-qa", "equals": "1"}}, {"name": "qa", "version": "2", "header": {"name": "x-qa", "equals": "2"}}],
+      "shadow": {"version": "2", "percent": 1, "__proto__": {"percent": 100}},
+      "reason": "r"}`);
+    assert.equal(many.status, 400);
+    assert.equal(many.json.code, 'INVALID_TRAFFIC');
+    const error = String(many.json.error);
+    for (const problem of [
+      /routes\.1\.weight: must be integer/,
+      /routes\.1\.version: version "1" is already routed by routes\.0/,
+      /routes\.2\.name: "a" is used by routes\.0/,
+      /rules\.1\.name: "qa" is used by an earlier rule/,
+      /traffic\.routes\.2\.constructor: "constructor" is not allowed as a key/,
+      /traffic\.shadow\.__proto__: "__proto__" is not allowed as a key/,
+    ]) assert.match(error, problem);
+
+    // Any other admin or self-service body: BAD_REQUEST naming every prototype key, wherever it is.
+    const optOut = await call(gw.url, 'PUT', '/me/opt-outs', token('alice', 'predict:*'), '{"kinds": ["tracking"], "constructor": {"prototype": 1}, "__proto__": {"kinds": []}}');
+    assert.equal(optOut.status, 400);
+    assert.equal(optOut.json.code, 'BAD_REQUEST');
+    for (const key of ['constructor', 'constructor.prototype', '__proto__']) assert.match(String(optOut.json.error), new RegExp(`${key.replace('.', '\\.')}: "`));
+
+    const shown = await call(gw.url, 'GET', '/admin/models/iris', ADMIN);
+    assert.equal((shown.json.traffic as { source: string }).source, 'config', 'nothing was changed');
+  });
+
   test('a change applies at once, is audited with who, before, after and why, and can be undone', async () => {
     const subjects = Array.from({ length: 30 }, (_, i) => `moved-${i}`);
     const put = await call(gw.url, 'PUT', '/admin/models/iris/traffic', ADMIN, {

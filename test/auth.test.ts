@@ -84,6 +84,11 @@ describe('bad tokens get 401 invalid_token and no backend call', () => {
     expectRefused(hmacToken({ alg: 'HS256', typ: 'JWT', kid: 'rsa-1' }, { ...claims(), exp: nowSeconds() + 300 }, rsa.publicKeyPem ?? ''), 401, 'UNAUTHENTICATED', invalid));
   test('an unknown crit header', () => expectRefused(rsa.sign(claims(), { crit: ['x-unknown'], 'x-unknown': 1 }), 401, 'UNAUTHENTICATED', invalid));
   test('a future nbf', () => expectRefused(rsa.sign(claims({ nbf: nowSeconds() + 3600 })), 401, 'UNAUTHENTICATED', invalid));
+  test('an iat an hour in the future (issue 8, class 7)', async () => {
+    await expectRefused(rsa.sign(claims({ iat: nowSeconds() + 3600, exp: nowSeconds() + 7200 })), 401, 'UNAUTHENTICATED', invalid);
+    const res = await infer(rsa.sign(claims({ iat: nowSeconds() + 3600, exp: nowSeconds() + 7200, jti: 'future' })));
+    assert.match(res.text, /token is issued in the future/);
+  });
   test('a non-numeric exp', () => expectRefused(rsa.sign(claims({ exp: 'tomorrow' })), 401, 'UNAUTHENTICATED', invalid));
   test('a missing exp', () => expectRefused(rsa.sign(claims({ exp: undefined })), 401, 'UNAUTHENTICATED', invalid));
   test('an expired token', () => expectRefused(rsa.sign(claims({ exp: nowSeconds() - 3600, iat: nowSeconds() - 7200 })), 401, 'UNAUTHENTICATED', invalid));
@@ -107,8 +112,17 @@ describe('bad tokens get 401 invalid_token and no backend call', () => {
 describe('scopes', () => {
   test('a token without the model\'s scope gets 403 insufficient_scope', () =>
     expectRefused(rsa.sign(claims({ scope: 'predict:other' })), 403, 'FORBIDDEN', /^Bearer error="insufficient_scope", scope="predict:stats"/));
-  test('predict:* opens every model; scp works like scope', async () => {
-    assert.equal((await infer(rsa.sign(claims({ scope: undefined, scp: ['predict:*'] })))).status, 200);
+  test('predict:* opens every model', async () => {
+    assert.equal((await infer(rsa.sign(claims({ scope: 'predict:*' })))).status, 200);
+  });
+  test('scopes come from auth.scopeClaim (scope) alone: scp or a custom claim grants nothing (issue 8, class 7)', async () => {
+    // A user able to add claims at the issuer must not be able to add scopes: none of these opens the model.
+    await expectRefused(rsa.sign(claims({ scope: undefined, scp: ['predict:*'] })), 403, 'FORBIDDEN', /insufficient_scope/);
+    await expectRefused(rsa.sign(claims({ scope: 'predict:other', scp: 'predict:stats' })), 403, 'FORBIDDEN', /insufficient_scope/);
+    // And no admin scope through scp either.
+    const admin = await request(`${gw.url}/admin/models`, { headers: { authorization: `Bearer ${rsa.sign(claims({ scp: ['admin:traffic'] }))}` } });
+    assert.equal(admin.statusCode, 403);
+    await admin.body.dump();
   });
   test('model metadata needs the prediction scope', async () => {
     const get = (token: string) => request(`${gw.url}/v2/models/stats`, { headers: { authorization: `Bearer ${token}` } });
@@ -125,6 +139,19 @@ describe('scopes', () => {
       assert.equal(res.statusCode, 200, path);
       await res.body.dump();
     }
+  });
+  test('GET /v2 names the exact build only to an authenticated caller (issue 8, class 7)', async () => {
+    const { GATEWAY_VERSION } = await import('../gateway/version.js');
+    const meta = async (headers: Record<string, string>) => {
+      const res = await request(`${gw.url}/v2`, { headers });
+      assert.equal(res.statusCode, 200);
+      return (await res.body.json()) as { name: string; version: string; extensions: string[] };
+    };
+    const anonymous = await meta({});
+    assert.deepEqual(anonymous, { name: 'breakwater', version: 'unspecified', extensions: ['binary_tensor_data'] }, 'the protocol field stays, neutral');
+    assert.equal((await meta({ authorization: 'Bearer not.a.jwt' })).version, 'unspecified', 'a bad token is no caller');
+    // Any valid token will do: the build is no secret from a client, only from strangers.
+    assert.equal((await meta({ authorization: `Bearer ${rsa.sign(claims({ scope: undefined }))}` })).version, GATEWAY_VERSION);
   });
   test('an unknown model answers 401 before 404 to an unauthenticated caller', async () => {
     assert.equal((await infer(undefined, '/v2/models/secret-model/infer')).status, 401);

@@ -372,7 +372,9 @@ test('erasure removes the opt-out record and the subject\'s rate-limit counters,
   const me = await call(B, 'DELETE', '/me', token('erase-me'));
   assert.equal(me.status, 200, JSON.stringify(me.json));
   assert.deepEqual(me.json.optOuts, { removed: true, kinds: ['tracking'] });
-  assert.deepEqual(me.json.counters, { removed: 2, scopes: ['s:erase-me', 't:acme'] });
+  // Its two rule counters and its request-limit counter (rateLimits.requests.perSubject).
+  assert.deepEqual(me.json.counters, { removed: 3, scopes: ['s:erase-me', 't:acme'] });
+  assert.ok(!(await exists(`${PREFIX}{t:acme}:c:req:erase-me`)), 'the request counter is gone');
   for (const k of [...counterKeys('erase-me', 'acme'), recordKey('erase-me')]) assert.ok(!(await exists(k)), `${k} is gone`);
   assert.ok(await exists(tenantKey), 'the tenant\'s own counter is the tenant\'s, not the subject\'s');
   assert.deepEqual((await call(A, 'GET', '/me/opt-outs', token('erase-me'))).json.kinds, []);
@@ -393,7 +395,8 @@ test('erasure removes the opt-out record and the subject\'s rate-limit counters,
   assert.deepEqual(erased.json, {
     subject: 'erase-admin',
     optOuts: { removed: true, kinds: ['experiments', 'automated-decision'] },
-    counters: { removed: 3, scopes: ['s:erase-admin', 't:globex'] },
+    // Rule counters: sub (own scope and globex's), ten (own); request counters: own scope and globex's.
+    counters: { removed: 5, scopes: ['s:erase-admin', 't:globex'] },
   });
   for (const k of [...ownKeys, counterKeys('erase-admin', 'globex')[0], recordKey('erase-admin')]) assert.ok(!(await exists(k)), `${k} is gone`);
   // B applies the removal too: the subject is served by the model again.

@@ -7,13 +7,13 @@
  * (each part URI-encoded) in the tenant's scope `t:<tenant>`, or, for a token without a tenant, in
  * the subject's own scope `s:<subject>`, where the subject's tenant rules (`ten:<model>:<rule>`)
  * count too. Keys are enumerated from the configuration: every subject rule × every model it
- * applies to (a `*` rule: every configured model). Concurrency leases are not touched: they name a
+ * applies to (a `*` rule: every configured model), and the request limit's `req:<subject>`. Concurrency leases are not touched: they name a
  * request, not a subject, and expire by themselves.
  */
 import type { GatewayConfig } from '../config.js';
 import { storeUnavailable } from '../state/mirrored-scope.js';
 import type { StateStore } from '../state/store.js';
-import { ruleSuffix, subjectPrefix, subjectScope, tenantCounterKey, tenantScope } from '../../policies/rate-limit-keys.js';
+import { requestCounterKey, ruleSuffix, subjectPrefix, subjectScope, tenantCounterKey, tenantScope } from '../../policies/rate-limit-keys.js';
 import type { OptOutKindName, OptOutRegistry } from './opt-out-registry.js';
 
 export interface CounterSet {
@@ -33,6 +33,8 @@ export function subjectCounters(config: Pick<GatewayConfig, 'rateLimits' | 'mode
       else tenantKeys.push(tenantCounterKey(m, r.name));
     }
   }
+  // The request limit's counter sits beside the subject's rule counters (policies/request-limit.ts).
+  if (config.rateLimits.requests.perSubject.limit > 0) subjectKeys.push(requestCounterKey(subject));
   if (subjectKeys.length === 0 && tenantKeys.length === 0) return [];
   const sets: CounterSet[] = [{ scope: subjectScope(subject), keys: [...subjectKeys, ...tenantKeys] }];
   for (const t of new Set(tenants)) if (subjectKeys.length > 0) sets.push({ scope: tenantScope(t), keys: subjectKeys });

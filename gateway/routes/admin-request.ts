@@ -5,6 +5,7 @@
  */
 import type { FastifyRequest } from 'fastify';
 import type { Principal } from '../../policies/principal.js';
+import { prototypeKeyProblems } from '../config.js';
 import { clip, GatewayError } from '../errors.js';
 
 /** Admin bodies are small documents; anything larger is refused before parsing. */
@@ -19,8 +20,17 @@ declare module 'fastify' {
   }
 }
 
+export interface JsonBodyOptions {
+  /**
+   * `refuse` (default): a key named __proto__, constructor or prototype anywhere in the body is
+   * BAD_REQUEST naming every one. `report`: the route's own validation names them among its other
+   * problems (the traffic routes: INVALID_TRAFFIC, config.ts parseTraffic).
+   */
+  readonly prototypeKeys?: 'refuse' | 'report';
+}
+
 /** The request body parsed as a JSON object (BAD_JSON / BAD_REQUEST / PAYLOAD_TOO_LARGE otherwise). */
-export function jsonBody(request: FastifyRequest): Record<string, unknown> {
+export function jsonBody(request: FastifyRequest, opts: JsonBodyOptions = {}): Record<string, unknown> {
   const body = request.body;
   if (!Buffer.isBuffer(body) || body.length === 0) throw new GatewayError('BAD_REQUEST', 'a JSON body is required');
   if (body.length > ADMIN_BODY_LIMIT) throw new GatewayError('PAYLOAD_TOO_LARGE', `limit is ${ADMIN_BODY_LIMIT} bytes`);
@@ -31,6 +41,10 @@ export function jsonBody(request: FastifyRequest): Record<string, unknown> {
     throw new GatewayError('BAD_JSON');
   }
   if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) throw new GatewayError('BAD_REQUEST', 'the body must be a JSON object');
+  if (opts.prototypeKeys !== 'report') {
+    const problems = prototypeKeyProblems(parsed);
+    if (problems.length > 0) throw new GatewayError('BAD_REQUEST', problems.join('; '));
+  }
   return parsed as Record<string, unknown>;
 }
 

@@ -122,7 +122,8 @@ export function trafficFeature(deps: TrafficFeatureDeps): ServerFeature {
 
       admin.put<{ Params: ModelParams }>('/models/:name/traffic', allowed, async function setTraffic(request, reply) {
         const m = modelOf(request.params.name);
-        const body = jsonBody(request);
+        // Prototype keys are named by the routes' validation, with every other problem of the body.
+        const body = jsonBody(request, { prototypeKeys: 'report' });
         const reason = reasonOf(body, true);
         const expected = expectedRevision(request, body);
         const { reason: _why, revision: _rev, ...traffic } = body;

@@ -46,7 +46,7 @@ export interface ServerFeature {
 
 export function createCallerGuard(authenticate: Policy): CallerGuard {
   async function identify(request: FastifyRequest): Promise<Principal> {
-    const ctx = newContext({ model: '', served: undefined, action: 'metadata', headers: request.headers, requestId: String(request.id) });
+    const ctx = newContext({ model: '', served: undefined, action: 'metadata', headers: request.headers, requestId: String(request.id), peer: request });
     const d = await authenticate.evaluate(ctx);
     if (d.kind === 'deny') throw d.headers === undefined ? d.error : d.error.withHeaders(d.headers);
     const p = d.kind === 'continue' ? d.principal : undefined;

@@ -115,6 +115,8 @@ export function installGuard(app: FastifyInstance, serving: Serving, policies: P
       pinnedVersion: params.version,
       headers: request.headers,
       requestId: String(request.id),
+      // The request itself: its `ip` getter is read only if a request limit needs the address.
+      peer: request,
     });
     const out = newOutcome(ctx);
     request.guarded = { ctx, out };

@@ -1,9 +1,13 @@
 /**
  * The Open Inference Protocol v2 REST surface, except infer (routes/infer.ts): server metadata,
  * health, model metadata and readiness. https://kserve.github.io/website/docs/concepts/architecture/data-plane/v2-protocol
+ * Server metadata names the exact build only as server.advertiseVersion allows (by default to
+ * authenticated callers); the protocol's `version` field is always there.
  */
-import type { FastifyInstance, FastifyReply } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { ServedModel, ServedVersion } from '../../adapters/registry.js';
+import { newContext, type Policy } from '../../policies/policy.js';
+import type { ServerConfig } from '../config.js';
 import { clip, GatewayError } from '../errors.js';
 import type { Readiness } from '../readiness.js';
 import type { Serving } from '../serving.js';
@@ -12,11 +16,11 @@ import { GATEWAY_VERSION } from '../version.js';
 interface ModelParams { model: string; version?: string }
 
 const JSON_TYPE = 'application/json; charset=utf-8';
-const SERVER_METADATA = JSON.stringify({
-  name: 'breakwater',
-  version: GATEWAY_VERSION,
-  extensions: ['binary_tensor_data'],
-});
+/** What GET /v2 says as `version` to a caller not shown the build (server.advertiseVersion). */
+export const NEUTRAL_VERSION = 'unspecified';
+const serverMetadata = (version: string): string => JSON.stringify({ name: 'breakwater', version, extensions: ['binary_tensor_data'] });
+const WITH_VERSION = serverMetadata(GATEWAY_VERSION);
+const WITHOUT_VERSION = serverMetadata(NEUTRAL_VERSION);
 
 export function findModel(serving: Serving, name: string): ServedModel {
   const m = serving.table.models.get(name);
@@ -40,9 +44,25 @@ function sendJson(reply: FastifyReply, status: number, body: string): FastifyRep
   return reply.code(status).header('content-type', JSON_TYPE).send(body);
 }
 
-export function registerOipRoutes(app: FastifyInstance, serving: Serving, readiness: Readiness): void {
-  app.get('/v2', async function serverMetadata(_req, reply) {
-    return sendJson(reply, 200, SERVER_METADATA);
+/**
+ * Whether GET /v2 may name the exact build: per server.advertiseVersion, by default only to a
+ * caller whose token verifies (through the request limits, so this is no free token oracle). A
+ * request without a token never reaches authentication: probes are not failed authentications.
+ */
+function versionShown(server: ServerConfig, authNeeded: boolean, authenticate: Policy): (request: FastifyRequest) => boolean | Promise<boolean> {
+  if (server.advertiseVersion === 'always' || (server.advertiseVersion === 'authenticated' && !authNeeded)) return () => true;
+  if (server.advertiseVersion === 'never') return () => false;
+  return function authenticated(request: FastifyRequest) {
+    if (request.headers.authorization === undefined) return false;
+    const ctx = newContext({ model: '', served: undefined, action: 'metadata', headers: request.headers, requestId: String(request.id), peer: request });
+    return Promise.resolve(authenticate.evaluate(ctx)).then((d) => d.kind === 'continue' && d.principal !== undefined, () => false);
+  };
+}
+
+export function registerOipRoutes(app: FastifyInstance, serving: Serving, readiness: Readiness, authenticate: Policy): void {
+  const shown = versionShown(serving.config.server, !serving.config.auth.insecureNoAuth, authenticate);
+  app.get('/v2', async function serverMetadata(request, reply) {
+    return sendJson(reply, 200, (await shown(request)) ? WITH_VERSION : WITHOUT_VERSION);
   });
 
   app.get('/v2/health/live', async function live(_req, reply) {

@@ -228,9 +228,17 @@ function jwtAuth(id: Identity): Record<string, unknown> {
   return { issuer: i.issuer, audience: i.audience, keys: [{ kid: i.kid, publicKeyFile: id.publicKeyFile, algorithms: ['EdDSA'] }] };
 }
 
+/**
+ * The request limits (rateLimits.requests, on by default): (f) counts every request per subject, far
+ * above what a run sends, like its rules; (g0) and (g) have no rate limits, so no per-subject count
+ * (the per-address count of failed authentications stays on: it costs a request that passes nothing).
+ */
+export const BENCH_REQUEST_LIMITS = { perSubject: { limit: 1_000_000_000, windowMs: 60_000 } } as const;
+const NO_REQUEST_LIMITS = { perSubject: { limit: 0 } } as const;
+
 /** The configuration of (g0) and (g): JWT auth only (in-memory store, no rate limits). */
 export function jwtOnlyConfig(id: Identity): IdentityConfig {
-  return { auth: jwtAuth(id) };
+  return { auth: jwtAuth(id), rateLimits: { requests: NO_REQUEST_LIMITS } };
 }
 
 /** The configuration sections of (f): JWT auth with the bench key, rate limits charged to `redis`. */
@@ -240,7 +248,7 @@ export function identityConfig(id: Identity, redis: RedisChild): IdentityConfig 
     state: { redisUrl: redis.url },
     // `closed`: were Redis ever unavailable, requests would be refused (503, counted as failures)
     // rather than charged to the per-process fallback, so every 2xx of (f) was charged in Redis.
-    rateLimits: { failMode: 'closed', rules: BENCH_RATE_RULES },
+    rateLimits: { failMode: 'closed', rules: BENCH_RATE_RULES, requests: BENCH_REQUEST_LIMITS },
   };
 }
 

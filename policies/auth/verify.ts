@@ -7,7 +7,8 @@
  *   - key selection: `kid` picks among keys already held (configured, or the local JWKS copy), by
  *     equality; each key has its own pinned algorithm list, fitted to its type (keys.ts);
  *   - the unknown-kid refetch (jwks.ts: cooldown-bounded, timeout-bounded);
- *   - `sub` (a non-empty string) and a finite `exp`; the claims → Principal mapping;
+ *   - `sub` (a non-empty string), a finite `exp`, an `iat` not in the future (beyond the skew);
+ *     the claims → Principal mapping (scopes from the one configured claim);
  *   - the cache (cache.ts);
  *   - turning every failure into one UNAUTHENTICATED error whose detail is ours: never the
  *     library's text, the server's time, or a kid it knows.
@@ -99,30 +100,51 @@ function readHeader(token: string): TokenHeader {
   return { alg: header.alg, kid: header.kid };
 }
 
-function splitScopes(value: unknown, into: Set<string>): void {
+/**
+ * The scopes of the one configured claim: a space-separated string (RFC 8693 / RFC 9068 `scope`)
+ * or an array of strings (Azure AD's and Okta's `scp`). Never merged with another claim: a token
+ * whose issuer lets users add custom claims must not be able to add scopes through one.
+ */
+function scopesOf(value: unknown): Set<string> {
+  const into = new Set<string>();
   if (typeof value === 'string') {
     for (const s of value.split(' ')) if (s.length > 0) into.add(s);
   } else if (Array.isArray(value)) {
     for (const s of value) if (typeof s === 'string' && s.length > 0 && !s.includes(' ')) into.add(s);
   }
+  return into;
 }
 
-/** Claims → Principal; the signature and standard claims have been checked already. */
-export function toPrincipal(claims: Claims, tenantClaim: string): Principal {
+/** Where claims are read from, and the clock they are judged by. */
+export interface ClaimRules {
+  readonly tenantClaim: string;
+  readonly scopeClaim: string;
+  /** The clock-skew leeway, in ms. */
+  readonly skewMs: number;
+}
+
+/**
+ * Claims → Principal; the signature and standard claims (exp, nbf, iss, aud) have been checked
+ * already. `iat` is checked here (fast-jwt only reads it for maxAge): a token issued more than the
+ * leeway in the future was minted by a clock (or a hand) that cannot be trusted, and accepted it
+ * would outlive its issuer's intended lifetime.
+ */
+export function toPrincipal(claims: Claims, rules: ClaimRules, now: number = Date.now()): Principal {
   const sub = claims.sub;
   if (typeof sub !== 'string' || sub.length === 0) throw invalidToken('token has no subject');
   // JSON can say 1e999, which parses to Infinity: a token that would never expire.
   const exp = claims.exp;
   if (typeof exp !== 'number' || !Number.isFinite(exp)) throw invalidToken('token has a claim of the wrong type');
-  const tenant = Object.hasOwn(claims, tenantClaim) ? claims[tenantClaim] : undefined;
-  const scopes = new Set<string>();
-  // `scope` is RFC 8693 / RFC 9068 (space-separated); `scp` is what Azure AD and Okta send.
-  splitScopes(claims.scope, scopes);
-  splitScopes(claims.scp, scopes);
+  const iat = claims.iat;
+  if (iat !== undefined) {
+    if (typeof iat !== 'number' || !Number.isFinite(iat)) throw invalidToken('token has a claim of the wrong type');
+    if (iat * 1000 > now + rules.skewMs) throw invalidToken('token is issued in the future');
+  }
+  const tenant = Object.hasOwn(claims, rules.tenantClaim) ? claims[rules.tenantClaim] : undefined;
   return Object.freeze({
     subject: sub,
     tenant: typeof tenant === 'string' && tenant.length > 0 ? tenant : undefined,
-    scopes,
+    scopes: scopesOf(Object.hasOwn(claims, rules.scopeClaim) ? claims[rules.scopeClaim] : undefined),
     expiresAt: exp * 1000,
   });
 }
@@ -138,7 +160,7 @@ export class TokenVerifier {
   readonly #jwks: JwksClient | undefined;
   readonly #cache: TokenCache;
   readonly #maxTokenBytes: number;
-  readonly #tenantClaim: string;
+  readonly #claimRules: ClaimRules;
   readonly #verifiers = new WeakMap<TrustedKey, VerifyFn>();
   readonly #claimOptions: { allowedIss: string; allowedAud: string[]; clockTolerance: number };
   readonly stats: VerifyStats = { signatureChecks: 0, cacheHits: 0 };
@@ -150,7 +172,7 @@ export class TokenVerifier {
     this.#jwks = jwks;
     this.#cache = new TokenCache(cfg.cacheSize);
     this.#maxTokenBytes = cfg.maxTokenBytes;
-    this.#tenantClaim = cfg.tenantClaim;
+    this.#claimRules = { tenantClaim: cfg.tenantClaim, scopeClaim: cfg.scopeClaim, skewMs: cfg.clockSkewSeconds * 1000 };
     this.#claimOptions = {
       allowedIss: cfg.issuer,
       allowedAud: typeof cfg.audience === 'string' ? [cfg.audience] : [...cfg.audience],
@@ -179,6 +201,11 @@ export class TokenVerifier {
       if (refetch !== undefined) return refetch.then(() => this.#check(token, header));
     }
     return this.#check(token, header);
+  }
+
+  /** Whether `token` is verified and cached (no signature check needed): a map lookup, no parsing. */
+  knows(token: string): boolean {
+    return token.length <= this.#maxTokenBytes && this.#cache.get(token, Date.now()) !== undefined;
   }
 
   #candidates(alg: JwtAlgorithm, kid: string | undefined): TrustedKey[] {
@@ -217,7 +244,7 @@ export class TokenVerifier {
         if (isKeyMismatch(e)) continue;
         throw invalidToken(DETAILS[codeOf(e) ?? ''] ?? 'token could not be verified');
       }
-      const principal = toPrincipal(claims, this.#tenantClaim);
+      const principal = toPrincipal(claims, this.#claimRules);
       this.#cache.set(token, principal, key, principal.expiresAt, Date.now());
       return principal;
     }
