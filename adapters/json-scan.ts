@@ -89,13 +89,16 @@ let nextQuote = -1;
 let nextBracket = -1;
 let nextBrace = -1;
 let lastStringEscaped = false; // whether the string stringEnd last read held an escape
+let prototypeKeysAllowed = false; // admin bodies: named by the route's own validation instead
 let usedSets = false;
 
 /**
  * Scans `json`, a text JSON.parse accepted, and throws the rule a body breaks. `maxDepth` is the
- * deepest nesting allowed: the top-level object is depth 1.
+ * deepest nesting allowed: the top-level object is depth 1. `allowPrototypeKeys` leaves prototype
+ * keys to the caller (admin bodies name every one among their other problems).
  */
-export function scanJson(json: string, maxDepth: number): void {
+export function scanJson(json: string, maxDepth: number, allowPrototypeKeys = false): void {
+  prototypeKeysAllowed = allowPrototypeKeys;
   if (kinds.length <= maxDepth + 1) {
     kinds = new Uint8Array(maxDepth + 2);
     keyBase = new Int32Array(maxDepth + 2);
@@ -251,7 +254,7 @@ function hex4(p: number): number {
 function key(s: number, e: number, depth: number, escaped: boolean): void {
   if (escaped) return escapedKey(JSON.parse(text.slice(s - 1, e + 1)) as string, depth);
   const len = e - s;
-  if ((len === 9 && (text.startsWith('__proto__', s) || text.startsWith('prototype', s))) || (len === 11 && text.startsWith('constructor', s))) {
+  if (!prototypeKeysAllowed && (len === 9 && (text.startsWith('__proto__', s) || text.startsWith('prototype', s)) || (len === 11 && text.startsWith('constructor', s)))) {
     throw ambiguous('prototype keys (__proto__, constructor, prototype) are not accepted');
   }
   const set = keySets[depth];
@@ -275,7 +278,7 @@ function key(s: number, e: number, depth: number, escaped: boolean): void {
 }
 
 function escapedKey(name: string, depth: number): void {
-  if (name === '__proto__' || name === 'constructor' || name === 'prototype') {
+  if (!prototypeKeysAllowed && (name === '__proto__' || name === 'constructor' || name === 'prototype')) {
     throw ambiguous('prototype keys (__proto__, constructor, prototype) are not accepted');
   }
   for (let i = 0; i < name.length; i++) {

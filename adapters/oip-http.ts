@@ -29,7 +29,7 @@ export interface OipHttpBackendOptions {
   readonly keepAliveTimeoutMs: number;
   readonly healthIntervalMs: number; // readiness is probed at most this often
   // Load shedding and the circuit breaker (config-schema.ts; BACKEND_GUARD_DEFAULTS when absent).
-  readonly queue?: number; // calls waiting for a slot at most; absent: `connections`
+  readonly queue?: number; // calls waiting for a slot at most; absent: BACKEND_GUARD_DEFAULTS.queue
   readonly queueTimeoutMs?: number;
   readonly breakerFailures?: number;
   readonly breakerCooldownMs?: number;
@@ -99,7 +99,7 @@ export class OipHttpAdapter implements Adapter {
     this.#modelPath = `${prefix}/v2/models/${encodeURIComponent(options.model)}${version}`;
     this.#guard = new BackendGuard({
       connections: options.connections,
-      queue: options.queue ?? options.connections,
+      queue: options.queue ?? BACKEND_GUARD_DEFAULTS.queue,
       queueTimeoutMs: options.queueTimeoutMs ?? BACKEND_GUARD_DEFAULTS.queueTimeoutMs,
       breakerFailures: options.breakerFailures ?? BACKEND_GUARD_DEFAULTS.breakerFailures,
       breakerCooldownMs: options.breakerCooldownMs ?? BACKEND_GUARD_DEFAULTS.breakerCooldownMs,

@@ -31,6 +31,9 @@ export const onnxBackendSchema = {
  * hand (tests, embedding) gets the same ones as the configuration.
  */
 export const BACKEND_GUARD_DEFAULTS = Object.freeze({
+  // Envoy's default for pending requests per cluster: a burst of a few hundred clients at once is
+  // ordinary and must wait its turn; the wait, not the length, is what bounds a queued call.
+  queue: 1024,
   queueTimeoutMs: 1000,
   // A few failures in a row are a pattern, not noise; a client alone rarely makes five in a row.
   breakerFailures: 5,
@@ -59,8 +62,8 @@ export const oipHttpBackendSchema = {
     // Readiness is probed at most this often; the request path never waits for a probe.
     healthIntervalMs: positiveInt(1000, 600_000),
     // Inference calls in flight are capped at `connections` (adapters/admission.ts); calls past it
-    // wait in a FIFO queue of this many (absent: as many as `connections`), then get 503 OVERLOADED.
-    queue: { type: 'integer', minimum: 0, maximum: 100_000 },
+    // wait in a FIFO queue of this many, then get 503 OVERLOADED.
+    queue: { type: 'integer', minimum: 0, maximum: 100_000, default: BACKEND_GUARD_DEFAULTS.queue },
     // Well below inferTimeoutMs: a call that cannot start within a second is better refused at once
     // (the client may retry elsewhere) than held until its deadline.
     queueTimeoutMs: positiveInt(BACKEND_GUARD_DEFAULTS.queueTimeoutMs, 600_000),

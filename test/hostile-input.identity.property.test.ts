@@ -144,7 +144,7 @@ describe(`hostile identities and admin bodies (seed ${SEED})`, () => {
       });
       outcomes.add(outcome(x));
       check(x, rig);
-      checkRefused(x, { kind: 'refuse', statuses: [400], codes: ['INVALID_TRAFFIC', 'BAD_REQUEST', 'BAD_JSON'] }, what);
+      checkRefused(x, { kind: 'refuse', statuses: [400], codes: ['INVALID_TRAFFIC', 'BAD_REQUEST', 'BAD_JSON', 'AMBIGUOUS_JSON'] }, what);
       assert.equal(await state(), before, `${what}: the traffic changed`);
     }, { numRuns: 30 }, outcomes);
   });

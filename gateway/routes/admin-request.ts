@@ -5,11 +5,14 @@
  */
 import type { FastifyRequest } from 'fastify';
 import type { Principal } from '../../policies/principal.js';
+import { checkUtf8, scanJson } from '../../adapters/json-scan.js';
 import { prototypeKeyProblems } from '../config.js';
 import { clip, GatewayError } from '../errors.js';
 
 /** Admin bodies are small documents; anything larger is refused before parsing. */
 export const ADMIN_BODY_LIMIT = 256 * 1024;
+/** Deepest nesting of an admin body (a traffic change is 4 deep); deeper is BAD_JSON. */
+const ADMIN_BODY_DEPTH = 16;
 /** Long enough for a ticket reference and a sentence; it goes to the audit log. */
 export const MAX_REASON_LENGTH = 512;
 
@@ -34,12 +37,17 @@ export function jsonBody(request: FastifyRequest, opts: JsonBodyOptions = {}): R
   const body = request.body;
   if (!Buffer.isBuffer(body) || body.length === 0) throw new GatewayError('BAD_REQUEST', 'a JSON body is required');
   if (body.length > ADMIN_BODY_LIMIT) throw new GatewayError('PAYLOAD_TOO_LARGE', `limit is ${ADMIN_BODY_LIMIT} bytes`);
+  const text = body.toString('utf8');
+  checkUtf8(body, text, 'the body');
   let parsed: unknown;
   try {
-    parsed = JSON.parse(body.toString('utf8'));
+    parsed = JSON.parse(text);
   } catch {
     throw new GatewayError('BAD_JSON');
   }
+  // The same reading as an infer body's: a key twice (JSON.parse keeps the last, a reviewer reading
+  // the audit log or another tool may see the first), lone surrogates. Prototype keys are named below.
+  scanJson(text, ADMIN_BODY_DEPTH, true);
   if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) throw new GatewayError('BAD_REQUEST', 'the body must be a JSON object');
   if (opts.prototypeKeys !== 'report') {
     const problems = prototypeKeyProblems(parsed);
