@@ -9,20 +9,23 @@
 import { after, before, describe, test } from 'node:test';
 import fc from 'fast-check';
 import {
-  deepNesting, duplicateKey, invalidUtf8, loneSurrogate, nonScalarParameter, prototypeKey, render, requestFor,
-  unknownTensorMember, unknownTopMember, wrongTensor, type Mutated, type Rendered, type RequestSpec,
+  deepNesting, duplicateKey, EMPTY_BATCH_META, invalidUtf8, loneSurrogate, nonScalarParameter, prototypeKey, render, requestFor,
+  requestShaped, unknownTensorMember, unknownTopMember, wrongTensor, type Mutated, type Rendered, type RequestSpec,
 } from './helpers/hostile-requests.js';
 import { check, checkAccepted, checkRefused, exchange, outcome, startRig, toRawRequest, type Rig } from './helpers/hostile-rig.js';
 import { Outcomes, runProperty, SEED } from './helpers/property-run.js';
 
 let rig: Rig;
+/** The same model, declared with dynamic inner dimensions, with allowEmptyBatch (rule 9's allowed side). */
+let emptyRig: Rig;
 
 before(async () => {
   rig = await startRig();
+  emptyRig = await startRig({ meta: EMPTY_BATCH_META, model: { allowEmptyBatch: true } });
 });
 
 after(async () => {
-  await rig.close();
+  await Promise.all([rig.close(), emptyRig.close()]);
 });
 
 const jsonType = fc.constantFrom(undefined, 'application/json', 'application/json; charset=utf-8', 'application/json;charset="UTF-8"');
@@ -79,5 +82,35 @@ describe(`hostile bodies (seed ${SEED})`, () => {
     20,
     requestFor(0),
   ));
+  test('rule 9: with allowEmptyBatch, a 0 in the (dynamic) batch dimension is forwarded exactly; a 0 in any other dimension is 400 and never forwarded', async (t) => {
+    const outcomes = new Outcomes();
+    const zeroOr = (n: fc.Arbitrary<number>) => fc.oneof({ weight: 1, arbitrary: fc.constant(0) }, { weight: 3, arbitrary: n });
+    // The shapes of x, n and s: one batch for all, inner dimensions 0 to 3 (a fixed one now and then 0).
+    const shapes = fc.tuple(
+      fc.oneof({ weight: 3, arbitrary: fc.constant(0) }, { weight: 2, arbitrary: fc.integer({ min: 1, max: 2 }) }),
+      zeroOr(fc.integer({ min: 1, max: 3 })),
+      fc.oneof({ weight: 6, arbitrary: fc.constant(2) }, { weight: 1, arbitrary: fc.constant(0) }),
+      zeroOr(fc.integer({ min: 1, max: 3 })),
+    ).map(([batch, xInner, nInner, sInner]) => [[batch, xInner], [batch, nInner], [batch, sInner, 1]]);
+    const cases = shapes.chain((s) => fc.tuple(fc.constant(s), requestShaped(s, EMPTY_BATCH_META), jsonType));
+    let forwardedEmpty = 0;
+    await runProperty(t, cases, async ([s, spec, type]) => {
+      const x = await exchange(emptyRig, toRawRequest(spec, render(spec), type));
+      outcomes.add(outcome(x));
+      check(x, emptyRig);
+      const what = `shapes x${JSON.stringify(s[0])} n${JSON.stringify(s[1])} s${JSON.stringify(s[2])}`;
+      const fixedZero = s[1][1] === 0;
+      const innerZero = s[0][1] === 0 || s[2][1] === 0;
+      if (fixedZero) {
+        checkRefused(x, { kind: 'refuse', statuses: [400], codes: ['EMPTY_TENSOR', 'SHAPE_MISMATCH'] }, `${what}: a 0 in a fixed dimension`);
+      } else if (innerZero) {
+        checkRefused(x, { kind: 'refuse', statuses: [400], codes: ['EMPTY_TENSOR'] }, `${what}: a 0 in an inner dimension`);
+      } else {
+        checkAccepted(x, what);
+        if (s[0][0] === 0) forwardedEmpty++;
+      }
+    }, { numRuns: 40 }, outcomes);
+    t.diagnostic(`empty batches forwarded: ${forwardedEmpty}`);
+  });
   test('control: wrong datatypes, shapes and values get their codes and are never forwarded', mutationProperty(wrongTensor, 30));
 });

@@ -27,6 +27,20 @@ export const META: OipModelMetadataJson = {
 };
 export const DECLARED_OUTPUTS = META.outputs.map((o) => o.name);
 
+/**
+ * The same model for rule 9's allowed side (allowEmptyBatch): every input's batch dimension is
+ * dynamic; `x` and `s` have a dynamic inner dimension too (where a 0 is still EMPTY_TENSOR), `n`
+ * a fixed one (where a 0 is also a shape mismatch).
+ */
+export const EMPTY_BATCH_META: OipModelMetadataJson = {
+  ...META,
+  inputs: [
+    { name: 'x', datatype: 'FP32', shape: [-1, -1] },
+    { name: 'n', datatype: 'INT64', shape: [-1, 2] },
+    { name: 's', datatype: 'BYTES', shape: [-1, -1, 1] },
+  ],
+};
+
 type Scalar = string | number | boolean;
 
 export interface TensorSpec {
@@ -89,8 +103,16 @@ function valuesFor(datatype: string, count: number): fc.Arbitrary<unknown[]> {
 
 /** A valid request for META with `batch` rows (0 makes the zero-size variant of rule 9). */
 export function requestFor(batch: number, opts: { binary: 'never' | 'sometimes' } = { binary: 'sometimes' }): fc.Arbitrary<RequestSpec> {
-  const tensor = (t: { name: string; datatype: string; shape: number[] }) => {
-    const shape = [batch, ...t.shape.slice(1)];
+  return requestShaped(META.inputs.map((t) => [batch, ...t.shape.slice(1)]), META, opts);
+}
+
+/**
+ * A request for `meta` whose inputs (in the metadata's order) have these shapes, values to match;
+ * inputs are then sent in any order. Valid when the shapes are.
+ */
+export function requestShaped(shapes: readonly number[][], meta: OipModelMetadataJson = META, opts: { binary: 'never' | 'sometimes' } = { binary: 'sometimes' }): fc.Arbitrary<RequestSpec> {
+  const tensor = (t: { name: string; datatype: string; shape: number[] }, i: number) => {
+    const shape = shapes[i];
     const count = shape.reduce((a, b) => a * b, 1);
     return fc.record({
       values: valuesFor(t.datatype, count),
@@ -114,7 +136,7 @@ export function requestFor(batch: number, opts: { binary: 'never' | 'sometimes' 
   return fc.record({
     id: fc.option(fc.string({ unit: 'grapheme', maxLength: 16 }), { nil: undefined }),
     parameters: params,
-    inputs: fc.tuple(...META.inputs.map(tensor)).chain((ts) => fc.shuffledSubarray(ts, { minLength: ts.length })),
+    inputs: fc.tuple(...meta.inputs.map(tensor)).chain((ts) => fc.shuffledSubarray(ts, { minLength: ts.length })),
     outputs,
     style: fc.record({ ws: fc.constantFrom('', '', ' ', '\n  ', '\t'), escapeUnicode: fc.boolean() }),
   }, { requiredKeys: ['inputs', 'style'] }) as fc.Arbitrary<RequestSpec>;

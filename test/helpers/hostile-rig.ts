@@ -11,6 +11,7 @@ import { ERRORS } from '../../gateway/errors.js';
 import { startFakeOipBackend, type FakeOipBackend, type OipTensorJson, type RecordedCall } from './backends.js';
 import { startInProcess } from './gateway.js';
 import { emit } from './json-tree.js';
+import type { OipModelMetadataJson } from './backends.js';
 import { DECLARED_OUTPUTS, META, MODEL, UNDECLARED_OUTPUT, type Expect, type Rendered, type RequestSpec } from './hostile-requests.js';
 import { rawRequest, type RawRequest, type RawResponse } from './raw-send.js';
 import { parseStrictJson, strictEqual, StrictJsonError, type StrictJson, type StrictObject } from './strict-json.js';
@@ -27,7 +28,7 @@ export interface Rig {
 }
 
 /** The backend's answer: every declared output asked for (all when none is named), plus one undeclared. */
-function answer(req: { inputs?: { shape?: unknown }[]; outputs?: { name?: unknown }[] }, undeclared: boolean): { outputs: OipTensorJson[] } {
+export function backendAnswer(req: { inputs?: { shape?: unknown }[]; outputs?: { name?: unknown }[] }, undeclared: boolean): { outputs: OipTensorJson[] } {
   const first = Array.isArray(req.inputs) ? req.inputs[0]?.shape : undefined;
   const batch = Array.isArray(first) && typeof first[0] === 'number' && first[0] >= 0 && first[0] <= 1000 ? first[0] : 1;
   const all: OipTensorJson[] = [
@@ -40,14 +41,25 @@ function answer(req: { inputs?: { shape?: unknown }[]; outputs?: { name?: unknow
   return { outputs: [...outputs, { name: UNDECLARED_OUTPUT, datatype: 'FP32', shape: [batch, 4], data: new Array(batch * 4).fill(0.25) }] };
 }
 
-/**
- * Starts the backend and the gateway. `undeclared: false` keeps the backend to declared outputs,
- * so that a suite about headers or paths fails for its own rules only. `versions` serve the model
- * (all from the one backend); `config` is merged over the gateway's configuration.
- */
-export async function startRig(opts: { undeclared?: boolean; versions?: string[]; config?: Record<string, unknown> } = {}): Promise<Rig> {
+export interface RigOptions {
+  /** `false` keeps the backend to declared outputs, so that a suite about headers or paths fails for its own rules only. */
+  readonly undeclared?: boolean;
+  /** Versions of the model, all served by the one backend. */
+  readonly versions?: string[];
+  /** The backend's metadata (default META; its name must stay MODEL). */
+  readonly meta?: OipModelMetadataJson;
+  /** Merged over the model's configuration (e.g. allowEmptyBatch). */
+  readonly model?: Record<string, unknown>;
+  /** More models, each served by the same backend as version 1 (e.g. one a token may not use). */
+  readonly also?: readonly string[];
+  /** Merged over the gateway's configuration. */
+  readonly config?: Record<string, unknown>;
+}
+
+/** Starts the backend and the gateway. */
+export async function startRig(opts: RigOptions = {}): Promise<Rig> {
   const undeclared = opts.undeclared ?? true;
-  const backend = await startFakeOipBackend(META, (req) => answer(req as never, undeclared));
+  const backend = await startFakeOipBackend(opts.meta ?? META, (req) => backendAnswer(req as never, undeclared));
   const version = { backend: { kind: 'oip-http', url: backend.url, model: MODEL } };
   const gw = await startInProcess({
     models: {
@@ -55,7 +67,9 @@ export async function startRig(opts: { undeclared?: boolean; versions?: string[]
         maxBodyBytes: MAX_BODY_BYTES,
         maxElements: 1000,
         versions: Object.fromEntries((opts.versions ?? ['1']).map((v) => [v, version])),
+        ...opts.model,
       },
+      ...Object.fromEntries((opts.also ?? []).map((name) => [name, { versions: { '1': version } }])),
     },
     ...opts.config,
   });
@@ -117,7 +131,7 @@ export function outcome(x: Exchange): string {
   return code === undefined ? String(x.response.status) : `${x.response.status} ${code}`;
 }
 
-function tryJson(body: Buffer): unknown {
+export function tryJson(body: Buffer): unknown {
   try {
     return JSON.parse(body.toString('utf8'));
   } catch {
@@ -125,15 +139,24 @@ function tryJson(body: Buffer): unknown {
   }
 }
 
-function show(x: Exchange): string {
+export function show(x: Exchange): string {
   return `${x.request.method} ${x.request.path.slice(0, 100)} → ${x.response.status} ${x.response.body.toString('utf8').slice(0, 300)}`;
 }
 
-/** The invariants of every answer: no 5xx, JSON (or the binary extension), catalogue errors, nothing leaked. */
-export function check(x: Exchange, rig: Rig): void {
+/**
+ * The invariants of every answer: no 5xx, JSON (or the binary extension), catalogue errors, nothing
+ * leaked. `backendFaults`: the 5xx codes this answer may carry (a property that overloads or breaks
+ * the backend on purpose); the rest holds of them too.
+ */
+export function check(x: Exchange, rig: Pick<Rig, 'backend'>, opts: { backendFaults?: readonly string[] } = {}): void {
   const { status, headers, body } = x.response;
   assert.ok(Number.isInteger(status) && status >= 200, `no HTTP answer: ${show(x)}`);
-  assert.ok(status < 500, `a 5xx for a client's request to a healthy backend: ${show(x)}`);
+  if (status >= 500 && opts.backendFaults !== undefined) {
+    const code = (tryJson(body) as { code?: string } | undefined)?.code;
+    assert.ok(code !== undefined && opts.backendFaults.includes(code), `a 5xx other than ${opts.backendFaults.join('/')}: ${show(x)}`);
+  } else {
+    assert.ok(status < 500, `a 5xx for a client's request to a healthy backend: ${show(x)}`);
+  }
   const type = headers['content-type'] ?? '';
   const port = String(rig.backend.port);
   for (const [name, value] of Object.entries(headers)) {
@@ -300,7 +323,8 @@ export function clientRequest(request: RawRequest): StrictJson {
   return canonRequest(header, parts);
 }
 
-function backendRequest(call: RecordedCall): StrictJson {
+/** What a backend received, strictly parsed and read as the protocol reads it (as `clientRequest`). */
+export function backendRequest(call: RecordedCall): StrictJson {
   const lengthHeader = call.headers[HEADER_LENGTH];
   if (typeof lengthHeader !== 'string') return canonRequest(parseStrictJson(call.body));
   const { header, parts } = splitBinary(call.body, Number(lengthHeader));
