@@ -65,21 +65,21 @@ describe(`hostile bodies (seed ${SEED})`, () => {
       outcomes.add(outcome(x));
       check(x, rig);
       if (checkAccepted(x, 'a valid request').identical) identical++;
-    }, { numRuns: 60 }, outcomes);
+    }, { numRuns: 360 }, outcomes);
     t.diagnostic(`binary-extension requests: ${binary}; forwarded byte for byte: ${identical}`);
   });
 
-  test('rule 1: a key given twice in one object, at any depth, is refused (400) and never forwarded', mutationProperty(duplicateKey, 40));
-  test('rule 1: __proto__ / constructor / prototype keys at any depth are refused (400) and never forwarded', mutationProperty(prototypeKey, 30));
-  test('rule 1: invalid UTF-8 in any key or string is refused (400) and never forwarded', mutationProperty(invalidUtf8, 40));
-  test('rule 1: a lone surrogate escape in any key or string is refused (400) and never forwarded', mutationProperty(loneSurrogate, 30));
-  test('rule 1: nesting 1 000 to 100 000 levels deep (parameters, unknown members, data) is refused (400) and never forwarded', mutationProperty(deepNesting, 15));
-  test('rule 1: an unknown top-level member is refused by default (400) and never forwarded', mutationProperty(unknownTopMember, 30));
-  test('rule 1: an unknown tensor member is refused, or dropped from what is forwarded', mutationProperty(unknownTensorMember, 30));
-  test('rule 1: a parameter that is an object, an array or null is refused (400) and never forwarded', mutationProperty(nonScalarParameter, 30));
+  test('rule 1: a key given twice in one object, at any depth, is refused (400) and never forwarded', mutationProperty(duplicateKey, 240));
+  test('rule 1: __proto__ / constructor / prototype keys at any depth are refused (400) and never forwarded', mutationProperty(prototypeKey, 180));
+  test('rule 1: invalid UTF-8 in any key or string is refused (400) and never forwarded', mutationProperty(invalidUtf8, 240));
+  test('rule 1: a lone surrogate escape in any key or string is refused (400) and never forwarded', mutationProperty(loneSurrogate, 180));
+  test('rule 1: nesting 1 000 to 100 000 levels deep (parameters, unknown members, data) is refused (400) and never forwarded', mutationProperty(deepNesting, 90));
+  test('rule 1: an unknown top-level member is refused by default (400) and never forwarded', mutationProperty(unknownTopMember, 180));
+  test('rule 1: an unknown tensor member is refused, or dropped from what is forwarded', mutationProperty(unknownTensorMember, 180));
+  test('rule 1: a parameter that is an object, an array or null is refused (400) and never forwarded', mutationProperty(nonScalarParameter, 180));
   test('rule 9: a zero-size batch is refused (400) by default and never forwarded', mutationProperty(
     fc.constant((r: Rendered): Mutated => ({ rendered: r, expect: { kind: 'refuse', statuses: [400] }, what: 'a batch of 0 rows' })),
-    20,
+    120,
     requestFor(0),
   ));
   test('rule 9: with allowEmptyBatch, a 0 in the (dynamic) batch dimension is forwarded exactly; a 0 in any other dimension is 400 and never forwarded', async (t) => {
@@ -109,8 +109,8 @@ describe(`hostile bodies (seed ${SEED})`, () => {
         checkAccepted(x, what);
         if (s[0][0] === 0) forwardedEmpty++;
       }
-    }, { numRuns: 40 }, outcomes);
+    }, { numRuns: 240 }, outcomes);
     t.diagnostic(`empty batches forwarded: ${forwardedEmpty}`);
   });
-  test('control: wrong datatypes, shapes and values get their codes and are never forwarded', mutationProperty(wrongTensor, 30));
+  test('control: wrong datatypes, shapes and values get their codes and are never forwarded', mutationProperty(wrongTensor, 180));
 });

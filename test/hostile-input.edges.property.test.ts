@@ -92,7 +92,7 @@ describe(`hostile headers and paths (seed ${SEED})`, () => {
       } else if (x.response.status === 200) {
         checkAccepted(x, what);
       }
-    }, { numRuns: 60 }, outcomes);
+    }, { numRuns: 360 }, outcomes);
   });
 
   test('rule 2: binary-extension requests (application/octet-stream with its header) are read; a compressed one is 415', async (t) => {
@@ -104,7 +104,7 @@ describe(`hostile headers and paths (seed ${SEED})`, () => {
       check(x, rig);
       if (ev === 'accept') checkAccepted(x, `binary, Content-Encoding ${String(enc)}`);
       else checkRefused(x, { kind: 'refuse', statuses: ev === 'gzip' ? [415, 400] : [415] }, `binary, Content-Encoding ${String(enc)}`);
-    }, { numRuns: 20 }, outcomes);
+    }, { numRuns: 120 }, outcomes);
   });
 
   test('rule 3: header blocks of random size: read within the limit, 431 HEADERS_TOO_LARGE beyond it, never the client\'s text back', async (t) => {
@@ -122,7 +122,7 @@ describe(`hostile headers and paths (seed ${SEED})`, () => {
       const size = extra.reduce((n, [k, v]) => n + k.length + v.length + 4, 0);
       if (size > 17 * 1024) checkRefused(x, { kind: 'refuse', statuses: [431], codes: ['HEADERS_TOO_LARGE'] }, `${size} bytes of headers`);
       else if (size < 15 * 1024) checkAccepted(x, `${size} bytes of headers`);
-    }, { numRuns: 25 }, outcomes);
+    }, { numRuns: 150 }, outcomes);
   });
 
   const garbage = fc.constantFrom('%', '%z', '%zz', '%E0%A4%A', '%C0%80', '%C0%AF', '%00', '%FF', '%ED%A0%80', '%2F', '%2e%2e', '..', '%25', '%u0041', '%%', '%0A', '%0D%0A', '%20');
@@ -157,6 +157,6 @@ describe(`hostile headers and paths (seed ${SEED})`, () => {
       } else if (!(m === 'GET' && /^\/v2\/models\/sentry(\/ready)?$/.test(path))) {
         checkRefused(x, { kind: 'refuse', statuses: [400, 404, 405, 414, 431, 501] }, `${m} ${path.slice(0, 80)}`);
       }
-    }, { numRuns: 80 }, outcomes);
+    }, { numRuns: 480 }, outcomes);
   });
 });

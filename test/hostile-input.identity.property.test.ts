@@ -55,7 +55,7 @@ describe(`hostile identities and admin bodies (seed ${SEED})`, () => {
       check(x, rig);
       if (c.scope === 'predict:sentry') checkAccepted(x, 'predict:sentry in scope');
       else checkRefused(x, { kind: 'refuse', statuses: [403], codes: ['FORBIDDEN'] }, `infer with scope ${String(c.scope)}, scp ${JSON.stringify(c.scp)}`);
-    }, { numRuns: 20 }, outcomes);
+    }, { numRuns: 120 }, outcomes);
   });
 
   test('rule 7: a token issued in the future beyond the leeway is refused (401); within it, accepted', async (t) => {
@@ -70,7 +70,7 @@ describe(`hostile identities and admin bodies (seed ${SEED})`, () => {
       check(x, rig);
       if (seconds > LEEWAY_S) checkRefused(x, { kind: 'refuse', statuses: [401], codes: ['UNAUTHENTICATED'] }, `iat ${seconds} s ahead`);
       else checkAccepted(x, `iat ${seconds} s ahead`);
-    }, { numRuns: 20 }, outcomes);
+    }, { numRuns: 120 }, outcomes);
   });
 
   test('rule 7: GET /v2 does not tell an unauthenticated caller the build version', async (t) => {
@@ -90,7 +90,7 @@ describe(`hostile identities and admin bodies (seed ${SEED})`, () => {
       } else {
         assert.ok(res.status === 401, `GET /v2: ${res.status}`);
       }
-    }, { numRuns: 15 }, outcomes);
+    }, { numRuns: 90 }, outcomes);
   });
 
   /** Traffic bodies that break rule 8, each on a valid base: 400 with an existing code, nothing changed. */
@@ -146,6 +146,6 @@ describe(`hostile identities and admin bodies (seed ${SEED})`, () => {
       check(x, rig);
       checkRefused(x, { kind: 'refuse', statuses: [400], codes: ['INVALID_TRAFFIC', 'BAD_REQUEST', 'BAD_JSON', 'AMBIGUOUS_JSON'] }, what);
       assert.equal(await state(), before, `${what}: the traffic changed`);
-    }, { numRuns: 30 }, outcomes);
+    }, { numRuns: 180 }, outcomes);
   });
 });

@@ -151,7 +151,7 @@ describe(`hostile probing: request limits (seed ${SEED})`, () => {
         // Within the limit, no header for it: nothing is built for a limit that did not bind.
         if (i < perSubject) assert.equal(x.response.headers['ratelimit-policy'], undefined, `${what}: ${show(x)}`);
       }
-    }, { numRuns: 30 }, outcomes);
+    }, { numRuns: 150 }, outcomes);
   });
 
   test('rule 6: bad credentials from one address get failedAuthPerAddress.limit 401s, then 429 for every credential not already verified', async (t) => {
@@ -236,6 +236,6 @@ describe(`hostile probing: request limits (seed ${SEED})`, () => {
       // Its second request: within its own per-subject limit unless that is 1.
       if (perSubject >= 2) checkAccepted(again, `${what}: the verified token`);
       else assertLimited(again, 'requests', perSubject, `${what}: the verified token, past its own limit`);
-    }, { numRuns: 30 }, outcomes);
+    }, { numRuns: 150 }, outcomes);
   });
 });

@@ -179,7 +179,7 @@ describe(`hostile load: overload and failing backends (seed ${SEED})`, () => {
       assert.equal(after.shed.queueFull - before.shed.queueFull, full, `${what}: refused for a full queue`);
       assert.equal(after.shed.queueTimeout - before.shed.queueTimeout, n - served - full, `${what}: refused when the wait ran out`);
       assert.equal(after.breaker.state, 'closed', `${what}: shedding is not a backend failure`);
-    }, { numRuns: 30 }, outcomes);
+    }, { numRuns: 120 }, outcomes);
   });
 
   /** What a step of a failure sequence does: the backend's answer, or a request the gateway refuses itself. */
@@ -290,6 +290,6 @@ describe(`hostile load: overload and failing backends (seed ${SEED})`, () => {
       const f = await figures(model);
       assert.equal(f.breaker.state, 'closed', `breakerFailures ${failures}, steps ${log.join(', ')}`);
       assert.equal(f.breaker.opens - opensBefore, opens, `breakerFailures ${failures}, steps ${log.join(', ')}: times it opened`);
-    }, { numRuns: 25 }, outcomes);
+    }, { numRuns: 40, timeLimitMs: 30_000 }, outcomes);
   });
 });

@@ -14,7 +14,7 @@ export type JsonNode =
   /** `depth` levels of `[` (or `{"d":`) around `1`. */
   | { readonly k: 'deep'; readonly depth: number; readonly shape: 'array' | 'object' };
 
-/** A string; `inject` puts raw bytes (or raw JSON text) into it at `at` (clamped to its length). */
+/** A string; `inject` puts raw bytes (or raw JSON text) into it at `at` (clamped to its length, moved off a surrogate pair's middle). */
 export interface StrNode {
   readonly k: 'str';
   readonly s: string;
@@ -78,7 +78,11 @@ export function emit(node: JsonNode, style: Style = COMPACT): Buffer {
         if (n.inject === undefined) {
           out.push(quote(n.s, style));
         } else {
-          const at = Math.min(n.inject.at, n.s.length);
+          let at = Math.min(n.inject.at, n.s.length);
+          // Never between the halves of a surrogate pair: each half would be written as a lone
+          // escape, and an injected lone surrogate could pair up with one (\ud800 + \udc00\ud800 +
+          // \udc00 is two valid pairs, not the lone surrogate a mutation means to send).
+          if (at > 0 && at < n.s.length && /[\ud800-\udbff]/.test(n.s[at - 1]) && /[\udc00-\udfff]/.test(n.s[at])) at--;
           const before = quote(n.s.slice(0, at), style);
           const after = quote(n.s.slice(at), style);
           out.push(before.slice(0, -1), n.inject.bytes, after.slice(1));
