@@ -139,6 +139,16 @@ export async function compose(config: GatewayConfig, log: Logger, opts: ComposeO
     const rowLimits = rl.rules.length > 0 || rl.tenantConcurrency !== undefined;
     // Request limits need a subject: with insecureNoAuth everyone is the one anonymous principal.
     const requestLimits = !config.auth.insecureNoAuth && (rl.requests.perSubject.limit > 0 || rl.requests.failedAuthPerAddress.limit > 0);
+    if (!config.auth.insecureNoAuth) {
+      // Secure by default: turning a request limit off is allowed (a gateway behind another that
+      // limits), but said at start-up, like every setting that opens a door.
+      if (rl.requests.perSubject.limit === 0) {
+        log.warn('rateLimits.requests.perSubject.limit is 0: requests that fail before the row quotas (unknown models, 4xx) are not limited; a subject can probe model names and error behaviour at line rate');
+      }
+      if (rl.requests.failedAuthPerAddress.limit === 0) {
+        log.warn('rateLimits.requests.failedAuthPerAddress.limit is 0: failed authentications are not limited per address; a client can guess tokens at line rate');
+      }
+    }
     let limitsFallback: MemoryStore | undefined;
     let failures: StoreFailMode | undefined;
     if (rowLimits || requestLimits) {
