@@ -19,6 +19,10 @@ const HELP: [string[], RegExp][] = [
   [['traffic', 'show', '--help'], /breakwater traffic show MODEL/],
   [['traffic', 'set', 'iris', '-h'], /breakwater traffic set MODEL --weights/],
   [['traffic', 'reset', '--help'], /breakwater traffic reset MODEL --reason WHY/],
+  [['kill', '--help'], /breakwater kill MODEL \[--mode rollback\|deny\]/],
+  [['kill', 'status', '-h'], /breakwater kill status \[--json\]/],
+  [['kill', 'titanic', '--version', '3', '--help'], /breakwater kill MODEL --version V/],
+  [['restore', '--help'], /breakwater restore MODEL \[--version V\] --reason WHY/],
 ];
 
 describe('breakwater --help', { timeout: 60_000 }, () => {
@@ -36,6 +40,9 @@ describe('breakwater --help', { timeout: 60_000 }, () => {
     [['traffic', 'show'], /breakwater traffic show MODEL/],
     [['token', '--bogus'], /breakwater token \[--sub S\]/],
     [['serve', '--bogus'], /breakwater serve --config FILE/],
+    [['kill', 'titanic', '--bogus'], /breakwater kill MODEL/],
+    [['kill', 'titanic'], /--reason is required[\s\S]*breakwater kill MODEL/],
+    [['restore', '--all', '--mode', 'deny'], /breakwater restore --all --reason WHY/],
   ];
   for (const [args, usage] of MISTAKES) {
     test(`\`breakwater ${args.join(' ')}\` says what is wrong, shows the usage and exits 2`, async () => {

@@ -11,6 +11,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { parse as parseYaml } from 'yaml';
+import { adminCall, adminTarget } from './admin-call.js';
 import { CliError, parseOrUsage, wantsHelp } from './args.js';
 
 export const TRAFFIC_USAGE = `Usage:
@@ -32,33 +33,6 @@ export function parseWeights(text: string): { version: string; weight: number }[
   });
 }
 
-interface Call {
-  readonly method: 'GET' | 'PUT' | 'DELETE';
-  readonly path: string;
-  readonly body?: unknown;
-}
-
-async function call(base: string, token: string | undefined, c: Call): Promise<unknown> {
-  const res = await fetch(new URL(c.path, base), {
-    method: c.method,
-    headers: { ...(token === undefined ? {} : { authorization: `Bearer ${token}` }), ...(c.body === undefined ? {} : { 'content-type': 'application/json' }) },
-    body: c.body === undefined ? undefined : JSON.stringify(c.body),
-    signal: AbortSignal.timeout(10_000),
-  });
-  const text = await res.text();
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(text);
-  } catch {
-    parsed = text;
-  }
-  if (!res.ok) {
-    const e = parsed as { code?: string; error?: string };
-    throw new CliError(`${res.status} ${e.code ?? ''}: ${e.error ?? text}`);
-  }
-  return parsed;
-}
-
 /** Runs the command; resolves to what to print. */
 export async function trafficCommand(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): Promise<string> {
   if (wantsHelp(argv)) return TRAFFIC_USAGE;
@@ -75,8 +49,7 @@ export async function trafficCommand(argv: readonly string[], env: NodeJS.Proces
   }, TRAFFIC_USAGE);
   const [action, model] = positionals;
   if (action === undefined || model === undefined || positionals.length !== 2) throw new CliError(TRAFFIC_USAGE, 2);
-  const base = values.url ?? env.BREAKWATER_URL ?? 'http://127.0.0.1:8080';
-  const token = values.token ?? (env.BREAKWATER_TOKEN || undefined);
+  const target = adminTarget(values, env);
   const path = `/admin/models/${encodeURIComponent(model)}`;
   const show = (x: unknown) => `${JSON.stringify(x, null, 2)}\n`;
   const reason = (): string => {
@@ -86,7 +59,7 @@ export async function trafficCommand(argv: readonly string[], env: NodeJS.Proces
 
   switch (action) {
     case 'show':
-      return show(await call(base, token, { method: 'GET', path }));
+      return show(await adminCall(target, { method: 'GET', path }));
     case 'set': {
       if ((values.weights === undefined) === (values.file === undefined)) throw new CliError('set: give exactly one of --weights and --file');
       const why = reason();
@@ -96,13 +69,13 @@ export async function trafficCommand(argv: readonly string[], env: NodeJS.Proces
         if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) throw new CliError(`${values.file}: expected a mapping with routes (and rules, shadow, unleash)`);
         traffic = parsed as Record<string, unknown>;
       } else {
-        const current = (await call(base, token, { method: 'GET', path })) as { traffic: { traffic: Record<string, unknown> } };
+        const current = (await adminCall(target, { method: 'GET', path })) as { traffic: { traffic: Record<string, unknown> } };
         traffic = { ...current.traffic.traffic, routes: parseWeights(values.weights ?? '') };
       }
-      return show(await call(base, token, { method: 'PUT', path: `${path}/traffic`, body: { ...traffic, reason: why } }));
+      return show(await adminCall(target, { method: 'PUT', path: `${path}/traffic`, body: { ...traffic, reason: why } }));
     }
     case 'reset':
-      return show(await call(base, token, { method: 'DELETE', path: `${path}/traffic`, body: { reason: reason() } }));
+      return show(await adminCall(target, { method: 'DELETE', path: `${path}/traffic`, body: { reason: reason() } }));
     default:
       throw new CliError(`unknown traffic action "${action}"\n\n${TRAFFIC_USAGE}`, 2);
   }
