@@ -42,16 +42,21 @@ export class AdminApiError extends CliError {
 
 /** The gateway could not be reached, or did not answer in time (exit code 1). */
 export class UnreachableError extends CliError {
-  constructor(base: string, cause: unknown) {
+  /** The request may have been sent and acted on: only its answer is missing. */
+  readonly timedOut: boolean;
+  constructor(base: string, cause: unknown, timeoutMs: number) {
     const e = cause as { name?: string; message?: string; cause?: { code?: string; message?: string } };
-    const why = e.name === 'TimeoutError' ? 'no answer in time' : (e.cause?.code ?? e.cause?.message ?? e.message ?? String(cause));
+    const timedOut = e.name === 'TimeoutError';
+    const why = timedOut ? `no answer within ${timeoutMs} ms` : (e.cause?.code ?? e.cause?.message ?? e.message ?? String(cause));
     super(`cannot reach the gateway at ${base}: ${why}`, 1);
     this.name = 'UnreachableError';
+    this.timedOut = timedOut;
   }
 }
 
 /** Sends one call; resolves to the parsed JSON answer (or the text, when it is not JSON). */
 export async function adminCall(target: AdminTarget, c: AdminCall): Promise<unknown> {
+  const timeoutMs = c.timeoutMs ?? 10_000;
   let res: Response;
   let text: string;
   try {
@@ -62,11 +67,11 @@ export async function adminCall(target: AdminTarget, c: AdminCall): Promise<unkn
         ...(c.body === undefined ? {} : { 'content-type': 'application/json' }),
       },
       body: c.body === undefined ? undefined : JSON.stringify(c.body),
-      signal: AbortSignal.timeout(c.timeoutMs ?? 10_000),
+      signal: AbortSignal.timeout(timeoutMs),
     });
     text = await res.text();
   } catch (e) {
-    throw new UnreachableError(target.base, e);
+    throw new UnreachableError(target.base, e, timeoutMs);
   }
   let parsed: unknown;
   try {

@@ -120,7 +120,13 @@ async function status(p: Parsed, target: AdminTarget): Promise<CommandResult> {
 async function change(p: Parsed, target: AdminTarget, restore: boolean): Promise<CommandResult> {
   const call = changeCall(p, restore);
   const waitMs = parseWait(p.values['wait-ms']);
-  const answer = readChange(await adminCall(target, call));
+  let answer;
+  try {
+    answer = readChange(await adminCall(target, call));
+  } catch (e) {
+    if (!(e instanceof UnreachableError && e.timedOut)) throw e;
+    throw new CliError(`${e.message}; the change may have been made all the same: see \`breakwater kill status\``, 1);
+  }
   const wait = await waitForFleet(target, answer, { waitMs });
   const failed = failureLine(answer, wait, waitMs);
   return {
@@ -141,7 +147,7 @@ export async function killCommand(command: 'kill' | 'restore', argv: readonly st
     return isStatus ? await status(p, target) : await change(p, target, restore);
   } catch (e) {
     // A script reading --json gets the refusal as JSON too; a person reads it on stderr either way.
-    if (p.values.json !== true || !(e instanceof AdminApiError || e instanceof UnreachableError)) throw e;
+    if (p.values.json !== true || !(e instanceof CliError) || e.exitCode !== 1) throw e;
     const error = e instanceof AdminApiError ? { status: e.status, code: e.code, message: e.detail } : { message: e.message };
     return { stdout: `${JSON.stringify({ ok: false, error }, null, 2)}\n`, stderr: `breakwater: ${e.message}\n`, exitCode: 1 };
   }
