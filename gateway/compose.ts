@@ -16,6 +16,7 @@ import type { Logger } from 'pino';
 import { createAuthPolicy, type AuthPolicy } from '../policies/authenticate.js';
 import { createScopePolicy } from '../policies/authorize.js';
 import { PolicyChain } from '../policies/chain.js';
+import { createKillSwitchPolicy, type KillSwitchPolicy } from '../policies/kill-switch.js';
 import { createOptOutPolicy } from '../policies/opt-out.js';
 import type { Policy } from '../policies/policy.js';
 import { createRateLimitPolicy } from '../policies/rate-limit.js';
@@ -26,14 +27,21 @@ import { createUnleashSource } from '../policies/unleash.js';
 import { accessLogObserver } from './access-log.js';
 import { AuditLog } from './audit/audit-log.js';
 import type { GatewayConfig, MirrorStart } from './config.js';
+import { createHash } from 'node:crypto';
 import { Eraser } from './control/erasure.js';
+import { Fleet } from './control/fleet.js';
+import { KillSwitch } from './control/kill-switch.js';
+import { KnownGood } from './control/known-good.js';
 import { OPT_OUTS_SCOPE, OptOutRegistry } from './control/opt-out-registry.js';
 import { TrafficRoutes } from './control/traffic-routes.js';
 import { Observers, type Observer } from './observers.js';
 import { Readiness, readinessPolicy } from './readiness.js';
 import type { ServerFeature } from './routes/admin.js';
 import { auditFeature } from './routes/admin-audit.js';
+import { fleetFeature, killFeature } from './routes/admin-kill.js';
 import { trafficFeature } from './routes/admin-traffic.js';
+import { REPLICA } from './replica.js';
+import { GATEWAY_VERSION } from './version.js';
 import { optOutsFeature } from './routes/opt-outs.js';
 import { Serving } from './serving.js';
 import { ShadowMirror } from './shadow.js';
@@ -60,6 +68,11 @@ export interface Composed {
   readonly readiness: Readiness;
   /** Where every change is recorded. */
   readonly audit: AuditLog;
+  /** What the kill switch stops, as the request path reads it (undefined: killSwitch.enabled false). */
+  readonly kills: KillSwitchPolicy | undefined;
+  /** The kill state and its changes (undefined: killSwitch.enabled false). */
+  readonly killSwitch: KillSwitch | undefined;
+  readonly fleet: Fleet;
   /** Applies a validated configuration: the model table first, then every part that follows it. */
   reload(next: GatewayConfig): Promise<void>;
   /** Closes every part in reverse start order; in-flight backend calls get at most `waitMs`. */
@@ -72,7 +85,12 @@ interface Part {
 }
 
 /** Sections wired once, at start; a reload says so rather than half-apply them. */
-const RESTART_SECTIONS = ['auth', 'state', 'rateLimits', 'unleash', 'server'] as const;
+const RESTART_SECTIONS = ['auth', 'state', 'rateLimits', 'unleash', 'server', 'killSwitch', 'fleet', 'alerts'] as const;
+
+/** The SHA-256 of a validated configuration, as the fleet shows it (replicas running the same one agree). */
+export function configHash(config: GatewayConfig): string {
+  return createHash('sha256').update(JSON.stringify(config)).digest('hex');
+}
 
 async function closeAll(parts: Part[], log: Logger, waitMs: number): Promise<void> {
   for (const p of parts.reverse()) {
@@ -129,6 +147,16 @@ export async function compose(config: GatewayConfig, log: Logger, opts: ComposeO
       mirror: { start: startOf(config.state.mirrors.traffic), snapshotDir },
     }));
     if (startOf(config.state.mirrors.optOuts) !== 'open') readiness.add('opt-outs', () => optOuts.ready);
+    // The kill switch: its policy is in the chain from the start, its state is read once the model
+    // table is loaded (a rollback target must be a version that can answer). Until the state has
+    // been read (closed start), the gateway is not ready: a replica starting while a kill is in
+    // force must not serve the killed version for a moment.
+    const ks = config.killSwitch;
+    const kills = ks.enabled ? createKillSwitchPolicy() : undefined;
+    let killSwitch: KillSwitch | undefined;
+    const killStart = startOf(config.state.mirrors.killSwitch);
+    if (kills !== undefined && killStart !== 'open') readiness.add('kill switch', () => killSwitch?.ready ?? false);
+    if (!ks.enabled) log.warn('killSwitch.enabled is false: no model or version of this gateway can be stopped at run time (the kill switch API answers 404)');
     if (startOf(config.state.mirrors.traffic) !== 'open') readiness.add('traffic routes', () => routes.ready);
 
     const policies: Policy[] = [];
@@ -161,6 +189,9 @@ export async function compose(config: GatewayConfig, log: Logger, opts: ComposeO
     // prediction routes and the admin caller guard both count (policies/request-limit.ts).
     const identity = requestLimits && failures !== undefined ? withRequestLimits(auth, rl.requests, { failures }) : { predictions: auth, callers: auth };
     policies.push(identity.predictions, createScopePolicy(config.auth), traffic, createOptOutPolicy({ optOuts, experiments: traffic }));
+    // Last of the request phase: it sees where the split and the opt-outs sent the request, and
+    // overrides them (policies/kill-switch.ts).
+    if (kills !== undefined) policies.push(kills);
     if (rowLimits && failures !== undefined) {
       policies.push(createRateLimitPolicy(rl, { store, log, fallback: failures.fallback, failures }));
     }
@@ -169,8 +200,27 @@ export async function compose(config: GatewayConfig, log: Logger, opts: ComposeO
     metrics.observeBackends(() => serving.table.allVersions());
     parts.push({ name: 'models', close: (waitMs) => serving.close(waitMs) });
 
+    const fleet = started('fleet', new Fleet(store, log, {
+      id: REPLICA,
+      gatewayVersion: GATEWAY_VERSION,
+      configHash: configHash(config),
+      heartbeatMs: config.fleet.heartbeatMs,
+      expireAfterMs: config.fleet.expireAfterMs,
+    }));
+    let knownGood: KnownGood | undefined;
+    if (kills !== undefined) {
+      knownGood = started('known-good versions', new KnownGood(store, log, { afterMs: ks.knownGoodAfterMs, config: () => current, isKilled: kills.isKilled }));
+      killSwitch = started('kill switch', await KillSwitch.start({
+        store, log, config, policy: kills, serving, knownGood,
+        start: killStart, snapshotDir, shared: store.kind === 'redis',
+        onApplied: (revision, at) => fleet.applied(revision, at),
+      }));
+      knownGood.start();
+    }
+    await fleet.start();
+
     const figures = new ArmFigures();
-    const shadow = new ShadowMirror({ metrics, log });
+    const shadow = new ShadowMirror({ metrics, log, isKilled: kills?.isKilled });
     const observers = new Observers([
       metricsObserver(metrics),
       figures.observer(),
@@ -182,9 +232,11 @@ export async function compose(config: GatewayConfig, log: Logger, opts: ComposeO
     const audit = new AuditLog(store, log);
     parts.push({ name: 'audit log', close: () => audit.close() });
     const features: ServerFeature[] = [
-      trafficFeature({ serving, routes, figures, audit, shadowFigures: (m) => shadow.figures(m) }),
+      trafficFeature({ serving, routes, figures, audit, shadowFigures: (m) => shadow.figures(m), kills: (m) => killSwitch?.killsOf(m) ?? [] }),
       optOutsFeature({ registry: optOuts, audit, eraser: new Eraser({ store, registry: optOuts, fallback: limitsFallback, config: () => current }) }),
       auditFeature(audit),
+      fleetFeature({ fleet }),
+      ...(killSwitch === undefined ? [] : [killFeature({ kill: killSwitch, fleet, audit })]),
     ];
 
     return {
@@ -198,6 +250,9 @@ export async function compose(config: GatewayConfig, log: Logger, opts: ComposeO
       shadow,
       readiness,
       audit,
+      kills,
+      killSwitch,
+      fleet,
       async reload(next: GatewayConfig): Promise<void> {
         for (const section of RESTART_SECTIONS) {
           if (JSON.stringify(next[section]) !== JSON.stringify(current[section])) {
@@ -209,6 +264,8 @@ export async function compose(config: GatewayConfig, log: Logger, opts: ComposeO
         current = next;
         traffic.update(effectiveTraffic(next, routes.overrides));
         figures.retain(serving.table.models);
+        killSwitch?.reconfigure(next);
+        fleet.setConfigHash(configHash(next));
         routes.reconfigure(next).catch((e: unknown) => log.warn({ err: e }, 'traffic: re-reading stored routes after a reload failed'));
       },
       close: (waitMs = Infinity) => closeAll(parts, log, waitMs),

@@ -230,6 +230,17 @@ export const fallbackSchema = {
   },
 } as const;
 
+/** Per model: the version a kill rolls back to (gateway/control/kill-switch.ts). */
+export const modelKillSwitchSchema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    // Else the last known-good version (tracked in the shared store), else the highest ready
+    // version below the stable one.
+    rollbackTo: { type: 'string', minLength: 1 },
+  },
+} as const;
+
 const model = {
   type: 'object',
   additionalProperties: false,
@@ -246,6 +257,7 @@ const model = {
     /** Without it every unpinned request goes to `stable`. */
     traffic: trafficSchema,
     fallback: fallbackSchema,
+    killSwitch: modelKillSwitchSchema,
     ...modelSettings,
   },
 } as const;
@@ -345,6 +357,9 @@ export const stateSchema = {
       properties: {
         optOuts: { enum: ['open', 'closed', 'snapshot'], default: 'snapshot' },
         traffic: { enum: ['open', 'closed', 'snapshot'], default: 'open' },
+        // The kill switch defaults to `closed`: a replica that cannot know what is killed must not
+        // serve a version an on-call engineer stopped (docs/kill-switch.md).
+        killSwitch: { enum: ['open', 'closed', 'snapshot'], default: 'closed' },
       },
     },
     // Where `snapshot` scopes keep their copy; relative to the configuration file's folder.
@@ -491,6 +506,52 @@ export const loggingSchema = {
   },
 } as const;
 
+/** The emergency cut-out (gateway/control/kill-switch.ts, docs/kill-switch.md). */
+export const killSwitchSchema = {
+  type: 'object',
+  additionalProperties: false,
+  default: {},
+  properties: {
+    // Off only for a gateway no one may stop at run time (a benchmark's baseline): warned at start.
+    enabled: { type: 'boolean', default: true },
+    // A kill is announced and applied within milliseconds; a replica that missed the announcement
+    // (pub/sub dropped) re-reads the kill state this often. One small record: cheap to re-read.
+    reconcileMs: { type: 'integer', minimum: 50, maximum: 60_000, default: 1000 },
+    // Without a confirmation from the store for this long, the replica's copy counts as stale.
+    staleAfterMs: { type: 'integer', minimum: 100, maximum: 3_600_000, default: 10_000 },
+    // What a stale replica does: `keep` serving under the last kill state it knew (a store outage
+    // does not stop the service), or `deny` every prediction (MODEL_KILLED) until it can confirm.
+    onStoreLoss: { enum: ['keep', 'deny'], default: 'keep' },
+    // A stable version that served this long without a kill becomes the model's known-good version.
+    knownGoodAfterMs: { type: 'integer', minimum: 1000, maximum: 30 * 86_400_000, default: 600_000 },
+  },
+} as const;
+
+/** Replicas announce themselves through the shared store (gateway/control/fleet.ts). */
+export const fleetSchema = {
+  type: 'object',
+  additionalProperties: false,
+  default: {},
+  properties: {
+    heartbeatMs: { type: 'integer', minimum: 100, maximum: 60_000, default: 1000 },
+    // A replica whose last heartbeat is older leaves the list (its record expires in the store).
+    expireAfterMs: { type: 'integer', minimum: 300, maximum: 600_000, default: 5000 },
+  },
+} as const;
+
+/** Where kills and restores are announced to people (gateway/alerts.ts): Slack-compatible JSON. */
+export const alertsSchema = {
+  type: 'object',
+  additionalProperties: false,
+  default: {},
+  properties: {
+    // A secret (Slack's carry their token in the path): only its origin is ever logged.
+    webhookUrl: { type: 'string', pattern: '^https?://' },
+    timeoutMs: { type: 'integer', minimum: 100, maximum: 60_000, default: 2000 },
+    retries: { type: 'integer', minimum: 0, maximum: 10, default: 3 },
+  },
+} as const;
+
 export const configSchema = {
   type: 'object',
   additionalProperties: false,
@@ -502,6 +563,9 @@ export const configSchema = {
     state: stateSchema,
     rateLimits: rateLimitSchema,
     unleash: unleashSchema,
+    killSwitch: killSwitchSchema,
+    fleet: fleetSchema,
+    alerts: alertsSchema,
     models: {
       type: 'object',
       minProperties: 1,

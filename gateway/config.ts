@@ -13,11 +13,15 @@ import { parse as parseYaml } from 'yaml';
 import type { OnnxBackendOptions } from '../adapters/onnx.js';
 import type { OipHttpBackendOptions } from '../adapters/oip-http.js';
 import {
+  alertsSchema,
   authSchema,
   configSchema,
   REQUEST_LIMIT_NAMES,
   fallbackSchema,
+  fleetSchema,
+  killSwitchSchema,
   loggingSchema,
+  modelKillSwitchSchema,
   oipHttpBackendSchema,
   onnxBackendSchema,
   PROTOTYPE_KEYS,
@@ -54,6 +58,10 @@ export type TrafficRoute = TrafficConfig['routes'][number];
 export type TrafficRule = TrafficConfig['rules'][number];
 export type ShadowConfig = NonNullable<TrafficConfig['shadow']>;
 export type FallbackConfig = Validated<typeof fallbackSchema>;
+export type ModelKillSwitchConfig = Validated<typeof modelKillSwitchSchema>;
+export type KillSwitchConfig = Validated<typeof killSwitchSchema>;
+export type FleetConfig = Validated<typeof fleetSchema>;
+export type AlertsConfig = Validated<typeof alertsSchema>;
 
 /** By hand: `stable` is always set (config.ts picks the highest version), and backends are typed by kind. */
 export interface ModelConfig {
@@ -61,6 +69,7 @@ export interface ModelConfig {
   readonly stable: string;
   readonly traffic?: TrafficConfig;
   readonly fallback?: FallbackConfig;
+  readonly killSwitch?: ModelKillSwitchConfig;
   readonly nonFinite: 'reject' | 'allow';
   readonly maxBodyBytes: number;
   readonly maxElements: number;
@@ -95,6 +104,9 @@ export interface GatewayConfig {
   readonly state: StateConfig;
   readonly rateLimits: RateLimitConfig;
   readonly unleash?: UnleashConfig;
+  readonly killSwitch: KillSwitchConfig;
+  readonly fleet: FleetConfig;
+  readonly alerts: AlertsConfig;
   readonly server: ServerConfig;
   readonly logging: LoggingConfig;
   readonly models: Readonly<Record<string, ModelConfig>>;
@@ -246,6 +258,10 @@ export function buildConfig(input: unknown, baseDir: string, source = 'configura
     const fb = model.fallback as FallbackConfig | undefined;
     if (fb?.version !== undefined && !names.includes(fb.version)) {
       problems.push(`models.${name}.fallback.version: version "${fb.version}" is not among its versions (${names.join(', ')})`);
+    }
+    const rollbackTo = (model.killSwitch as ModelKillSwitchConfig | undefined)?.rollbackTo;
+    if (rollbackTo !== undefined && !names.includes(rollbackTo)) {
+      problems.push(`models.${name}.killSwitch.rollbackTo: version "${rollbackTo}" is not among its versions (${names.join(', ')})`);
     }
   }
   const st = (raw as unknown as { state: { snapshotDir: string } }).state;

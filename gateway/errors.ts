@@ -46,6 +46,10 @@ export const ERRORS = {
   // Admin API: the change was made against a revision that has moved since (If-Match or "revision");
   // the detail names the current one. Nothing was changed: read again, then decide.
   REVISION_CONFLICT: { status: 409, message: 'the record changed since the revision given; nothing was changed' },
+  // Kill switch (docs/kill-switch.md): a kill whose rollback target is not a loaded, ready version
+  // of the model (or none is left), and a restore of something that is not killed.
+  ROLLBACK_TARGET_UNAVAILABLE: { status: 409, message: 'no ready version to roll back to; nothing was changed (mode "deny" stops the model without one)' },
+  NOT_KILLED: { status: 409, message: 'nothing of the kind is killed; nothing was changed' },
   // 404: the thing asked for does not exist
   NOT_FOUND: { status: 404, message: 'route not found' },
   // 405: the route exists, not for this method; the Allow header lists the methods it takes
@@ -74,6 +78,9 @@ export const ERRORS = {
   BACKEND_BAD_RESPONSE: { status: 502, message: 'model backend returned an invalid response' },
   BACKEND_ERROR: { status: 502, message: 'model backend failed to run the inference' },
   SHUTTING_DOWN: { status: 503, message: 'gateway is shutting down' },
+  // An operator stopped the model (kill switch, mode deny), or this replica cannot confirm the kill
+  // state and killSwitch.onStoreLoss is deny. Retry-After says when to try again.
+  MODEL_KILLED: { status: 503, message: 'this model is stopped by its operators' },
   // A replica told to start closed (state.mirrors) has not read the shared state it needs yet.
   GATEWAY_NOT_READY: { status: 503, message: 'gateway is starting: shared state has not been read yet' },
   QUOTA_STORE_UNAVAILABLE: { status: 503, message: 'quota store is unavailable' },

@@ -17,7 +17,7 @@ import { registerOipRoutes } from './routes/oip-v2.js';
 import type { Serving } from './serving.js';
 
 /** What the HTTP surface is built over (gateway/compose.ts makes all of it). */
-export type ServerDeps = Pick<Composed, 'serving' | 'chain' | 'authenticate' | 'features' | 'observers' | 'shadow' | 'readiness'>;
+export type ServerDeps = Pick<Composed, 'serving' | 'chain' | 'authenticate' | 'features' | 'observers' | 'shadow' | 'readiness'> & Partial<Pick<Composed, 'kills'>>;
 
 /** A client's request id is kept when it is short and plain; anything else is replaced. */
 const SAFE_REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -34,7 +34,7 @@ function bodyCap(serving: Serving): number {
   return max;
 }
 
-export function buildServer({ serving, chain, authenticate, features, observers, shadow, readiness }: ServerDeps, log: Logger): FastifyInstance {
+export function buildServer({ serving, chain, authenticate, features, observers, shadow, readiness, kills }: ServerDeps, log: Logger): FastifyInstance {
   const sc = serving.config.server;
   const app = Fastify({
     loggerInstance: log as FastifyBaseLogger,
@@ -94,8 +94,8 @@ export function buildServer({ serving, chain, authenticate, features, observers,
 
   installErrorHandlers(app);
   installGuard(app, serving, chain, observers);
-  registerOipRoutes(app, serving, readiness, authenticate);
-  registerInferRoutes(app, { serving, policies: chain, observers, shadow });
+  registerOipRoutes(app, serving, readiness, authenticate, kills);
+  registerInferRoutes(app, { serving, policies: chain, observers, shadow, kills });
   registerAdminScope(app, createCallerGuard(authenticate), features);
   return app;
 }

@@ -81,6 +81,8 @@ export interface ShadowMirrorOptions {
   readonly log?: Logger;
   /** The breaker's clock (ms); for tests. */
   readonly now?: () => number;
+  /** The kill switch: a version it stops gets no copy, even one decided before the kill arrived. */
+  readonly isKilled?: (model: string, version: string) => boolean;
 }
 
 interface ModelState {
@@ -126,6 +128,7 @@ export class ShadowMirror {
   readonly #metrics: ShadowMetrics | undefined;
   readonly #log: Logger | undefined;
   readonly #now: () => number;
+  readonly #isKilled: ((model: string, version: string) => boolean) | undefined;
   /** Mirrors not yet ended (waiting for the primary, or in flight). */
   #pending = 0;
   #idle: (() => void)[] = [];
@@ -134,6 +137,7 @@ export class ShadowMirror {
     this.#metrics = opts.metrics;
     this.#log = opts.log;
     this.#now = opts.now ?? Date.now;
+    this.#isKilled = opts.isKilled;
   }
 
   /** Mirrors one request; returns at once and never throws. */
@@ -269,6 +273,9 @@ export class ShadowMirror {
     const { target } = call;
     if (state.inFlight >= target.maxConcurrent) return Promise.resolve(DROPPED);
     if (state.breaker.isOpen()) return Promise.resolve(SUSPENDED);
+    // Checked when the copy would leave (after the primary's answer in `after` mode), not only when
+    // the request was routed: a kill that arrived in between stops it.
+    if (this.#isKilled?.(call.model, target.version) === true) return Promise.resolve(DROPPED);
     const sv = call.table.models.get(call.model)?.versions.get(target.version);
     let deadline: number;
     let started: number;

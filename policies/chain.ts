@@ -84,7 +84,7 @@ export class PolicyChain {
   run(phase: PolicyPhase, ctx: PolicyContext, out: ChainOutcome): void | Promise<void> {
     const list = this.#phases[phase];
     for (let i = 0; i < list.length; i++) {
-      const d = list[i].evaluate(ctx);
+      const d = list[i].evaluate(ctx, out);
       if (isPromise(d)) return this.#rest(list, i, d, ctx, out);
       apply(d, ctx, out);
     }
@@ -92,7 +92,7 @@ export class PolicyChain {
 
   async #rest(list: readonly Policy[], at: number, pending: Promise<Decision>, ctx: PolicyContext, out: ChainOutcome): Promise<void> {
     apply(await pending, ctx, out);
-    for (let i = at + 1; i < list.length; i++) apply(await list[i].evaluate(ctx), ctx, out);
+    for (let i = at + 1; i < list.length; i++) apply(await list[i].evaluate(ctx, out), ctx, out);
   }
 }
 

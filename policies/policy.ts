@@ -129,10 +129,21 @@ export type Decision =
    */
   | { readonly kind: 'route'; readonly version: string; readonly reason: string; readonly shadow?: ShadowTarget; readonly optOuts?: number; readonly annotations?: Partial<Annotations> };
 
+/**
+ * Where the request stands after the policies before this one (the chain's outcome, read-only):
+ * what a control that overrides routing (the kill switch) must see. Most policies ignore it.
+ */
+export interface Routed {
+  readonly version: string;
+  readonly reason: string;
+  readonly shadow: ShadowTarget | undefined;
+  readonly optOuts: number;
+}
+
 export interface Policy {
   readonly name: string;
   readonly phase: PolicyPhase;
-  evaluate(ctx: PolicyContext): Decision | Promise<Decision>;
+  evaluate(ctx: PolicyContext, routed?: Routed): Decision | Promise<Decision>;
 }
 
 export const CONTINUE: Decision = Object.freeze({ kind: 'continue' });

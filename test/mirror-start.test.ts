@@ -86,14 +86,16 @@ test('opt-outs start closed when the store is down and there is no snapshot: no 
 test('a gateway told to start opt-outs open serves at once without the store (and says what it serves from)', async () => {
   const redis = await RedisServer.stopped();
   redisServers.push(redis);
-  const gw = await start(await configFile(redis, { optOuts: 'open' }));
+  // The kill state too (it starts closed by default): this test is about starting open.
+  const gw = await start(await configFile(redis, { optOuts: 'open', killSwitch: 'open' }));
   assert.equal((await infer(gw, 'anyone')).status, 200);
 });
 
 test('a replica restarted while the store is down serves from its last snapshot: opted-out subjects stay out of experiments; erased ones leave the snapshot', async () => {
   const redis = await RedisServer.start();
   redisServers.push(redis);
-  const file = await configFile(redis);
+  // The kill state from its snapshot too (it starts closed by default, without one).
+  const file = await configFile(redis, { killSwitch: 'snapshot' });
   const first = await start(file);
   // Subjects the split sends to the canary, two of which opt out of experiments.
   const onCanary: string[] = [];

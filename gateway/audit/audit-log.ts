@@ -42,7 +42,7 @@ export interface AuditQuery {
   readonly targetKind?: AuditRecord['target']['kind'];
   readonly targetId?: string;
   /** Records whose action starts with this (e.g. `traffic.`). */
-  readonly actionPrefix?: string;
+  readonly actionPrefix?: string | readonly string[];
   /** Newest first, at most this many. */
   readonly limit: number;
   /** Only records older than this sequence number (paging back). */
@@ -105,6 +105,7 @@ export class AuditLog {
   }
 
   async #query(q: AuditQuery): Promise<AuditedRecord[]> {
+    const prefixes = q.actionPrefix === undefined ? undefined : typeof q.actionPrefix === 'string' ? [q.actionPrefix] : q.actionPrefix;
     const head = await this.#store.logHead(AUDIT_SCOPE);
     const newest = Math.min(head.seq, (q.beforeSeq ?? Infinity) - 1);
     const out: AuditedRecord[] = [];
@@ -119,7 +120,7 @@ export class AuditLog {
         const r = e.entry;
         if (q.targetKind !== undefined && r.target.kind !== q.targetKind) continue;
         if (q.targetId !== undefined && r.target.id !== q.targetId) continue;
-        if (q.actionPrefix !== undefined && !r.action.startsWith(q.actionPrefix)) continue;
+        if (prefixes !== undefined && !prefixes.some((p) => r.action.startsWith(p))) continue;
         out.push({ seq: e.seq, storedAt: e.at, hash: e.hash, record: r });
       }
       to = from - 1;

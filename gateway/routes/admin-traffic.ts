@@ -32,6 +32,8 @@ export interface TrafficFeatureDeps {
   readonly shadowFigures?: (model: string) => unknown;
   /** Where every change is recorded; a model's history is read from it. */
   readonly audit: AuditLog;
+  /** The kills in force concerning a model (the kill switch), if it is on. */
+  readonly kills?: (model: string) => unknown;
 }
 
 /** Changes of a model shown by GET /admin/models/{m}; older ones are in the audit log. */
@@ -103,7 +105,7 @@ export function trafficFeature(deps: TrafficFeatureDeps): ServerFeature {
         const live = routes.live(m.name);
         const [revision, history] = await Promise.all([
           routes.revision(m.name),
-          audit.query({ targetKind: 'model', targetId: m.name, actionPrefix: 'traffic.', limit: HISTORY_LENGTH }),
+          audit.query({ targetKind: 'model', targetId: m.name, actionPrefix: ['traffic.', 'kill.'], limit: HISTORY_LENGTH }),
         ]);
         reply.header('etag', etag(revision));
         return {
@@ -115,6 +117,7 @@ export function trafficFeature(deps: TrafficFeatureDeps): ServerFeature {
           }),
           traffic: { ...live, revision, traffic: live.traffic ?? { routes: [{ version: m.stable.version, weight: 100 }], rules: [] } },
           fallback: m.config.fallback ?? null,
+          kills: deps.kills?.(m.name) ?? [],
           figures: { replica: REPLICA, ...figures.summary(m.name), backends: backendFigures(m.versions), shadow: deps.shadowFigures?.(m.name) ?? null },
           history: history.map(historyEntry),
         };

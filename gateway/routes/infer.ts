@@ -15,6 +15,7 @@ import { parseInferRequest } from '../infer-request.js';
 import type { Observers } from '../observers.js';
 import type { Serving } from '../serving.js';
 import type { ShadowMirror } from '../shadow.js';
+import { REASON_KILL_SWITCH, type KillSwitchPolicy } from '../../policies/kill-switch.js';
 import { UNKNOWN_MODEL } from '../telemetry/metrics.js';
 import { validateAgainstMetadata } from '../validate-request.js';
 import { observeEnd } from './guard.js';
@@ -57,9 +58,11 @@ export interface InferDeps {
   /** What runs after the answer: metrics, per-version figures, the access log, … */
   readonly observers: Observers;
   readonly shadow: ShadowMirror;
+  /** The kill switch, for answers computed while a kill arrived (undefined: killSwitch.enabled false). */
+  readonly kills?: KillSwitchPolicy;
 }
 
-export function registerInferRoutes(app: FastifyInstance, { serving, policies, observers, shadow }: InferDeps): void {
+export function registerInferRoutes(app: FastifyInstance, { serving, policies, observers, shadow, kills }: InferDeps): void {
   async function infer(request: FastifyRequest<{ Params: InferParams }>, reply: FastifyReply) {
     const table = serving.table;
     table.acquire();
@@ -78,9 +81,9 @@ export function registerInferRoutes(app: FastifyInstance, { serving, policies, o
       const model = findModel(serving, request.params.model);
       modelName = model.name;
       served = findVersion(model, out.version);
-      const version = served.version;
+      let version = served.version;
       reply.header('x-model-version', version).header('x-route-reason', out.reason);
-      const md = served.requireMetadata();
+      let md = served.requireMetadata();
       const body = request.body;
       if (!Buffer.isBuffer(body) || body.length === 0) throw new GatewayError('BAD_REQUEST', 'the request has no body');
       const mc = model.config;
@@ -104,10 +107,8 @@ export function registerInferRoutes(app: FastifyInstance, { serving, policies, o
       // The adapter enforces the deadline itself: one timer per request, not one here and one there.
       // Only a mirrored request needs its primary timed (shadow latency is compared with it).
       const primaryStarted = out.shadow === undefined ? 0 : performance.now();
-      const primary = served.adapter.infer(parsed, {
-        deadline: Date.now() + timeoutFor(request.headers[TIMEOUT_HEADER], mc.inferTimeoutMs),
-        requestId: String(request.id),
-      });
+      const deadline = Date.now() + timeoutFor(request.headers[TIMEOUT_HEADER], mc.inferTimeoutMs);
+      const primary = served.adapter.infer(parsed, { deadline, requestId: String(request.id) });
       // A copy to the shadow version (gateway/shadow.ts): never awaited here, never throws.
       if (out.shadow !== undefined) {
         const raw = reply.raw;
@@ -118,7 +119,24 @@ export function registerInferRoutes(app: FastifyInstance, { serving, policies, o
           onResponded: (done) => (raw.closed ? done() : void raw.once('close', done)),
         });
       }
-      const response: InferResponse = await primary;
+      let response: InferResponse = await primary;
+      // A kill that arrived while the backend computed: that answer never leaves. The request runs
+      // again on the version that answers now, within the same deadline (or is refused, deny mode).
+      // Once: a second kill in between is refused rather than chased.
+      const moved = kills?.recheck(model.name, version);
+      if (moved !== undefined) {
+        if ('error' in moved) throw moved.error;
+        const again = findVersion(model, moved.target);
+        const againMd = again.requireMetadata();
+        validateAgainstMetadata(parsed, againMd, mc.allowEmptyBatch);
+        served = again;
+        version = again.version;
+        md = againMd;
+        reply.header('x-model-version', version).header('x-route-reason', REASON_KILL_SWITCH);
+        response = await again.adapter.infer(parsed, { deadline, requestId: String(request.id) });
+        const still = kills?.recheck(model.name, version);
+        if (still !== undefined) throw 'error' in still ? still.error : new GatewayError('MODEL_KILLED', 'the version answering instead was stopped too');
+      }
       // Only declared (and, if named, requested) outputs reach the client and the observers, in JSON
       // and binary answers alike: trimmed once here, before either encoding.
       const minimised = minimiseOutputs(response, md, parsed);

@@ -59,7 +59,13 @@ function versionShown(server: ServerConfig, authNeeded: boolean, authenticate: P
   };
 }
 
-export function registerOipRoutes(app: FastifyInstance, serving: Serving, readiness: Readiness, authenticate: Policy): void {
+/** What the kill switch stops, for readiness: a killed model or version is not ready. */
+export interface KilledView {
+  isDenied(model: string): boolean;
+  isKilled(model: string, version: string): boolean;
+}
+
+export function registerOipRoutes(app: FastifyInstance, serving: Serving, readiness: Readiness, authenticate: Policy, kills?: KilledView): void {
   const shown = versionShown(serving.config.server, !serving.config.auth.insecureNoAuth, authenticate);
   app.get('/v2', async function serverMetadata(request, reply) {
     return sendJson(reply, 200, (await shown(request)) ? WITH_VERSION : WITHOUT_VERSION);
@@ -101,7 +107,10 @@ export function registerOipRoutes(app: FastifyInstance, serving: Serving, readin
   const modelReady = async function modelReady(req: { params: ModelParams }, reply: FastifyReply) {
     const model = findModel(serving, req.params.model);
     const v = findVersion(model, req.params.version);
-    const ok = await versionReady(v);
+    // Stopped by the kill switch: not ready (deny mode for the model; a killed version when asked
+    // by name). /v2/health/ready stays about the gateway itself.
+    const killed = kills !== undefined && (kills.isDenied(model.name) || (req.params.version !== undefined && kills.isKilled(model.name, v.version)));
+    const ok = !killed && (await versionReady(v));
     reply.header('x-model-version', v.version);
     return sendJson(reply, ok ? 200 : 503, JSON.stringify({ name: model.name, ready: ok }));
   };

@@ -87,6 +87,8 @@ export class MirroredScope<T> {
   #unsubscribe: (() => Promise<void>) | undefined;
   #closed = false;
   #ready: boolean;
+  /** When the store last answered for this scope (ms since the epoch; 0: never). */
+  #confirmedAt = 0;
   /** The stored values behind the copy, kept only to write snapshots. */
   readonly #raw: Map<string, unknown> | undefined;
   readonly #snapshots: SnapshotWriter | undefined;
@@ -148,6 +150,14 @@ export class MirroredScope<T> {
     this.#changed();
   }
 
+  /**
+   * When the store last answered a read of this scope (a reconcile, a re-read after an
+   * announcement, a change): how fresh the copy is known to be. 0 until the first answer.
+   */
+  get confirmedAt(): number {
+    return this.#confirmedAt;
+  }
+
   /** The local copy's entry: memory only. */
   get(key: string): T | undefined {
     return this.#entries.get(key);
@@ -165,6 +175,7 @@ export class MirroredScope<T> {
     } catch (err) {
       throw storeUnavailable(err);
     }
+    this.#confirmedAt = Date.now();
     this.#take(key, stored?.value);
     this.#changed();
     return stored;
@@ -227,6 +238,7 @@ export class MirroredScope<T> {
     const { scope } = this.#opts;
     try {
       const all = await this.#store.records(scope);
+      this.#confirmedAt = Date.now();
       if (this.#raw !== undefined) {
         const touchedRaw = new Map([...touched].map((k) => [k, this.#raw?.get(k)]));
         this.#raw.clear();
@@ -276,6 +288,7 @@ export class MirroredScope<T> {
     if (this.#closed) return;
     try {
       this.#take(key, await this.#store.get(this.#opts.scope, key));
+      this.#confirmedAt = Date.now();
       this.#changed();
     } catch (err) {
       this.#log.debug({ err }, `${this.#opts.scope}: re-reading a changed record failed; the next reconcile applies it`);
