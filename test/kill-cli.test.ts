@@ -2,14 +2,19 @@
  * `breakwater kill`, `restore` and `kill status` through the real command line. Against a fake admin
  * API on 127.0.0.1 (a scripted fleet whose replicas apply a change after a given number of polls, or
  * never): the calls made, the wait, the report, --json, and the exit codes 0 (every replica applied),
- * 1 (refused or out of reach) and 2 (a replica did not follow in time; a usage mistake).
+ * 1 (refused or out of reach) and 2 (a replica did not follow in time; a usage mistake). Then end to
+ * end: three gateway processes sharing a private Redis, killed, inspected and restored through the
+ * CLI, and one of them stopped (SIGSTOP) while still listed in the fleet.
  */
 import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
 import { after, before, beforeEach, describe, test } from 'node:test';
-import { runCli, type CliRun } from './helpers/gateway.js';
-import { freePort } from './helpers/redis.js';
+import { request } from 'undici';
+import { REPO_ROOT, runCli, spawnGateway, writeTempFile, type ChildGateway, type CliRun } from './helpers/gateway.js';
+import { AUDIENCE, ISSUER, stopAll, testIssuer } from './helpers/load.js';
+import { freePort, RedisServer } from './helpers/redis.js';
 
 interface FakeReplica {
   readonly id: string;
@@ -41,6 +46,7 @@ class FakeAdmin {
   refuse: Refusal | undefined;
   /** GET /admin/kill answers 503 this many times before it answers again. */
   failPolls = 0;
+  stale = false;
   #server: Server | undefined;
   #state = new Map<string, { revision: number; appliedAt: string | null; heartbeatAt: number; pollsLeft: number; pending: number; gone: boolean; leaveIn: number }>();
   #at = '';
@@ -71,6 +77,7 @@ class FakeAdmin {
     this.kills = [];
     this.refuse = undefined;
     this.failPolls = 0;
+    this.stale = false;
     this.fleet = fleet;
     this.#state.clear();
     const now = Date.now();
@@ -128,7 +135,7 @@ class FakeAdmin {
         kill: { revision: s.revision, appliedAt: s.appliedAt },
       });
     }
-    return [200, { revision: this.revision, kills: this.kills, replicas }];
+    return [200, { revision: this.revision, stale: this.stale, kills: this.kills, replicas }];
   }
 }
 
@@ -282,9 +289,12 @@ describe('breakwater kill against a fake admin API', { timeout: 120_000 }, () =>
     assert.equal(doc.replicas.length, 3);
   });
 
-  test('no kill in force', async () => {
+  test('no kill in force; a stale answer says so', async () => {
     const r = await breakwater('kill', 'status');
     assert.match(r.stdout, /^kill state: revision 6\nno kill in force\nreplicas \(3\):/);
+    fake.stale = true;
+    const s = await breakwater('kill', 'status');
+    assert.match(s.stdout, /^kill state: revision 6\nSTALE: the gateway asked has not confirmed this state with the store lately/);
   });
 
   const MISTAKES: [string[], RegExp][] = [
@@ -314,4 +324,112 @@ describe('breakwater kill against a fake admin API', { timeout: 120_000 }, () =>
       assert.equal(fake.seen.length, 0);
     });
   }
+});
+
+describe('breakwater kill against three gateway processes sharing one Redis', { timeout: 240_000 }, () => {
+  const issuer = testIssuer();
+  const sign = (sub: string, scope: string) => issuer.sign({ sub, tenant: 'acme', scope, exp: Math.floor(Date.now() / 1000) + 900 });
+  const ONCALL = sign('oncall-omar', 'admin:kill-switch');
+  const IRIS = join(REPO_ROOT, 'demo/models/iris.onnx');
+  const BODY = JSON.stringify({ inputs: [{ name: 'input', datatype: 'FP32', shape: [1, 4], data: [[5.1, 3.5, 1.4, 0.2]] }] });
+  let redis: RedisServer | undefined;
+  let gateways: ChildGateway[] = [];
+  let paused: ChildGateway | undefined;
+
+  const cli = (gw: ChildGateway, ...args: string[]) => runCli(args, { env: { BREAKWATER_URL: gw.url, BREAKWATER_TOKEN: ONCALL }, timeoutMs: 30_000 });
+  const fleetIds = async (gw: ChildGateway): Promise<string[]> => {
+    const res = await request(`${gw.url}/admin/fleet`, { headers: { authorization: `Bearer ${ONCALL}` }, signal: AbortSignal.timeout(10_000) });
+    return ((await res.body.json()) as { replicas: { id: string }[] }).replicas.map((r) => r.id).sort();
+  };
+  /** `id → ms` from the lines `  ID  applied in N ms`. */
+  const applyTimes = (stdout: string): Map<string, number> => new Map([...stdout.matchAll(/^ {2}(\S+) +applied in (-?\d+) ms$/gm)].map((m) => [m[1] as string, Number(m[2])]));
+
+  before(async () => {
+    redis = await RedisServer.start();
+    const onnx = { kind: 'onnx', path: IRIS };
+    const file = await writeTempFile('gateway.yaml', JSON.stringify({
+      server: { host: '127.0.0.1', port: 0, shutdownGraceMs: 2000 },
+      auth: { issuer: ISSUER, audience: AUDIENCE, keys: [issuer.keyConfig] },
+      state: { redisUrl: redis.url, keyPrefix: 'bw:' },
+      // A stopped replica stays listed for 30 s: long enough for the test to catch it still listed.
+      fleet: { heartbeatMs: 500, expireAfterMs: 30_000 },
+      models: { iris: { versions: { '1': { backend: onnx }, '2': { backend: onnx } }, stable: '2', killSwitch: { rollbackTo: '1' } } },
+    }));
+    gateways = await Promise.all([0, 1, 2].map(() => spawnGateway(['serve', '--config', file], { timeoutMs: 60_000 })));
+    const deadline = Date.now() + 20_000;
+    while ((await fleetIds(gateways[0] as ChildGateway)).length < 3) {
+      if (Date.now() > deadline) throw new Error('the three replicas never all appeared in the fleet');
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  });
+  after(async () => {
+    paused?.process.kill('SIGCONT');
+    await stopAll(gateways);
+    await redis?.stop();
+  });
+
+  test('kill, status and restore through the CLI; every replica\'s apply time is reported and true', async (t) => {
+    const [a, b, c] = gateways as [ChildGateway, ChildGateway, ChildGateway];
+    const ids = await fleetIds(a);
+    assert.equal(ids.length, 3);
+
+    const killed = await cli(a, 'kill', 'iris', '--reason', 'v2 refuses every applicant');
+    assert.equal(killed.code, 0, killed.stdout + killed.stderr);
+    assert.match(killed.stdout, /^killed model iris \(mode rollback, target 1\): revision \d+ at \S+ by oncall-omar\n/);
+    t.diagnostic(killed.stdout);
+    const times = applyTimes(killed.stdout);
+    assert.deepEqual([...times.keys()].sort(), ids, killed.stdout);
+    assert.match(killed.stdout, /all 3 replicas applied revision \d+/);
+    // Applied means applied: each replica now answers from the target, saying why.
+    for (const gw of [a, b, c]) {
+      const res = await request(`${gw.url}/v2/models/iris/infer`, { method: 'POST', headers: { authorization: `Bearer ${sign('u', 'predict:*')}`, 'content-type': 'application/json' }, body: BODY, signal: AbortSignal.timeout(10_000) });
+      await res.body.text();
+      assert.equal(res.statusCode, 200);
+      assert.equal(res.headers['x-model-version'], '1');
+      assert.equal(res.headers['x-route-reason'], 'kill-switch');
+    }
+
+    const status = await cli(b, 'kill', 'status');
+    assert.equal(status.code, 0, status.stderr);
+    assert.match(status.stdout, /kills in force \(1\):\n {2}model iris \(mode rollback, target 1\): revision \d+, by oncall-omar at \S+: v2 refuses every applicant\n/);
+    assert.match(status.stdout, /replicas \(3\):\n/);
+    for (const id of ids) assert.ok(status.stdout.includes(id), `status lists ${id}`);
+    assert.doesNotMatch(status.stdout, /behind/);
+
+    const restored = await cli(c, 'restore', 'iris', '--reason', 'v2.1 deployed', '--json');
+    assert.equal(restored.code, 0, restored.stdout + restored.stderr);
+    const doc = JSON.parse(restored.stdout) as { ok: boolean; change: { action: string }; replicas: { id: string; status: string; applyMs: number | null }[] };
+    assert.equal(doc.ok, true);
+    assert.equal(doc.change.action, 'restore');
+    assert.deepEqual(doc.replicas.map((r) => [r.id, r.status, typeof r.applyMs]), ids.map((id) => [id, 'applied', 'number']));
+    assert.match((await cli(a, 'kill', 'status')).stdout, /no kill in force/);
+  });
+
+  test('a replica stopped (SIGSTOP) but still listed is named, exit 2; it catches up once resumed', async (t) => {
+    const [a, , c] = gateways as [ChildGateway, ChildGateway, ChildGateway];
+    const stoppedId = (await fleetIds(a)).find((id) => id.endsWith(`:${c.process.pid}`));
+    assert.ok(stoppedId !== undefined, 'the third gateway is in the fleet');
+    c.process.kill('SIGSTOP');
+    paused = c;
+    const r = await cli(a, 'kill', 'iris', '--version', '2', '--reason', 'offensive items', '--wait-ms', '1500');
+    t.diagnostic(r.stdout + r.stderr);
+    assert.equal(r.code, 2, r.stdout + r.stderr);
+    assert.equal(applyTimes(r.stdout).size, 2, 'the two running replicas applied it');
+    assert.match(r.stdout, new RegExp(`${stoppedId} +NOT applied: at revision \\d+, last heartbeat \\d+ ms ago`));
+    assert.match(r.stderr, new RegExp(`^breakwater: 1 of 3 replicas did not apply revision \\d+ within 1500 ms: ${stoppedId} \\(at revision \\d+, last heartbeat \\d+ ms ago\\)\\n$`));
+
+    c.process.kill('SIGCONT');
+    paused = undefined;
+    const deadline = Date.now() + 15_000;
+    let status = '';
+    do {
+      status = (await cli(a, 'kill', 'status')).stdout;
+      if (!status.includes('behind')) break;
+      await new Promise((res) => setTimeout(res, 200));
+    } while (Date.now() < deadline);
+    assert.doesNotMatch(status, /behind/, 'the resumed replica applied the kill');
+    const restored = await cli(a, 'restore', 'iris', '--version', '2', '--reason', 'fixed');
+    assert.equal(restored.code, 0, restored.stdout + restored.stderr);
+    assert.equal(applyTimes(restored.stdout).size, 3);
+  });
 });

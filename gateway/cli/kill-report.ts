@@ -64,6 +64,7 @@ export function jsonChange(change: ChangeAnswer, wait: WaitResult, waitMs: numbe
 /** The human report of `GET /admin/kill`. */
 export function humanStatus(state: KillState, now = Date.now()): string {
   const lines = [`kill state: revision ${state.revision ?? '?'}`];
+  if (state.stale) lines.push('STALE: the gateway asked has not confirmed this state with the store lately (killSwitch.staleAfterMs)');
   if (state.kills.length === 0) lines.push('no kill in force');
   else lines.push(`kills in force (${state.kills.length}):`);
   for (const k of state.kills) {

@@ -48,6 +48,8 @@ export interface WireReplica {
 /** `GET /admin/kill`. */
 export interface KillState {
   readonly revision: number | undefined;
+  /** The answering replica has not confirmed the state with the store for killSwitch.staleAfterMs. */
+  readonly stale: boolean;
   readonly kills: readonly WireKillEntry[];
   readonly replicas: readonly WireReplica[];
   readonly raw: unknown;
@@ -83,7 +85,7 @@ export function readKillState(x: unknown): KillState {
     replicas.push({ id: rep.id as string, heartbeatAt: str(rep.heartbeatAt), revision: num(kill.revision), appliedAt });
   }
   replicas.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
-  return { revision: num(r.revision), kills, replicas, raw: x };
+  return { revision: num(r.revision), stale: r.stale === true, kills, replicas, raw: x };
 }
 
 /** `applied`: at or past the change's revision; `pending`: listed, not there yet; `gone`: left the list meanwhile. */
