@@ -30,7 +30,9 @@ import type { GatewayConfig, MirrorStart } from './config.js';
 import { createHash } from 'node:crypto';
 import { Eraser } from './control/erasure.js';
 import { Fleet } from './control/fleet.js';
+import { killAlerts } from './control/kill-alerts.js';
 import { KillSwitch } from './control/kill-switch.js';
+import { createAlerts } from './alerts.js';
 import { KnownGood } from './control/known-good.js';
 import { OPT_OUTS_SCOPE, OptOutRegistry } from './control/opt-out-registry.js';
 import { TrafficRoutes } from './control/traffic-routes.js';
@@ -231,12 +233,18 @@ export async function compose(config: GatewayConfig, log: Logger, opts: ComposeO
     // flushed (as far as the store allows) when the gateway closes.
     const audit = new AuditLog(store, log);
     parts.push({ name: 'audit log', close: () => audit.close() });
+    // Kills and restores told to people (alerts.webhookUrl), in the background, with apply times.
+    let onChange: ReturnType<typeof killAlerts> | undefined;
+    if (config.alerts.webhookUrl !== undefined) {
+      const alerts = started('alerts', createAlerts({ webhookUrl: config.alerts.webhookUrl, timeoutMs: config.alerts.timeoutMs, retries: config.alerts.retries, log }));
+      onChange = killAlerts({ alerts, fleet, log });
+    }
     const features: ServerFeature[] = [
       trafficFeature({ serving, routes, figures, audit, shadowFigures: (m) => shadow.figures(m), kills: (m) => killSwitch?.killsOf(m) ?? [] }),
       optOutsFeature({ registry: optOuts, audit, eraser: new Eraser({ store, registry: optOuts, fallback: limitsFallback, config: () => current }) }),
       auditFeature(audit),
       fleetFeature({ fleet }),
-      ...(killSwitch === undefined ? [] : [killFeature({ kill: killSwitch, fleet, audit })]),
+      ...(killSwitch === undefined ? [] : [killFeature({ kill: killSwitch, fleet, audit, onChange })]),
     ];
 
     return {

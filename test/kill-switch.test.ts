@@ -214,3 +214,42 @@ describe('kill switch in one gateway', () => {
     assert.equal(typeof me.gatewayVersion, 'string');
   });
 });
+
+describe('kill switch alerts', () => {
+  test('every kill and restore is posted to alerts.webhookUrl with who, why and each replica\'s apply time; the admin answer does not wait for it', async () => {
+    const received: Record<string, unknown>[] = [];
+    const { createServer } = await import('node:http');
+    const hook = createServer((req, res) => {
+      let body = '';
+      req.on('data', (c: Buffer) => (body += c.toString('utf8')));
+      req.on('end', () => {
+        received.push({ path: req.url, ...(JSON.parse(body) as Record<string, unknown>) });
+        res.end('ok');
+      });
+    });
+    await new Promise<void>((r) => hook.listen(0, '127.0.0.1', r));
+    const port = (hook.address() as { port: number }).port;
+    const gw = await startInProcess({ ...config(), alerts: { webhookUrl: `http://127.0.0.1:${port}/services/T000/B000/secret` } });
+    try {
+      const k = await call(gw.url, 'POST', '/admin/models/other/kill', ONCALL, { mode: 'deny', reason: 'offensive output in v2' });
+      assert.equal(k.status, 200);
+      const r = await call(gw.url, 'DELETE', '/admin/models/other/kill', ONCALL, { reason: 'v2 pulled' });
+      assert.equal(r.status, 200);
+      const deadline = Date.now() + 5000;
+      while (received.length < 2 && Date.now() < deadline) await new Promise((res) => setTimeout(res, 20));
+      assert.equal(received.length, 2, 'one post per change');
+      const [kill, restore] = received.map((m) => JSON.stringify(m));
+      assert.match(kill, /oncall-omar/);
+      assert.match(kill, /offensive output in v2/);
+      assert.match(kill, /other/);
+      assert.match(restore, /v2 pulled/);
+      // This replica's apply time is in the message (milliseconds).
+      assert.match(kill, /\d+ ms/);
+      assert.equal(received[0].path, '/services/T000/B000/secret');
+      assert.equal(typeof received[0].text, 'string');
+    } finally {
+      await gw.close();
+      await new Promise<void>((r) => hook.close(() => r()));
+    }
+  });
+});

@@ -21,7 +21,7 @@ import { REPO_ROOT, spawnShellGateway, stopWithin, type ChildGateway } from './h
 const README = readFileSync(join(REPO_ROOT, 'README.md'), 'utf8');
 const START = (JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> }).scripts.start;
 /** The blocks this test runs, in the README's order; each has its checks below. */
-const BLOCKS = ['first-request', 'admin', 'undo'] as const;
+const BLOCKS = ['first-request', 'admin', 'undo', 'kill'] as const;
 const BLOCK_TIMEOUT_MS = 60_000;
 
 /** `<!-- test: NAME -->` directly before a ```sh fence: NAME → the block's text. */
@@ -186,6 +186,20 @@ describe('the README, run against `npm start` as written', { timeout: 180_000 },
     assert.equal(shown.traffic.source, 'none');
     assert.equal(shown.history[0]?.action, 'reset');
     assert.deepEqual((await call('GET', '/admin/opt-outs/demo-user', adminToken())).json.kinds, []);
+    const me = await call('POST', '/v2/models/titanic/infer', demoToken(), TITANIC_ROWS);
+    assert.deepEqual([me.version, me.reason], ['2', 'stable']);
+  });
+
+  test('the kill block stops version 2 on the replica (every one applied it: exit 0) and lifts it; both are in the model\'s history', async () => {
+    const text = block('kill');
+    const r = await run('kill');
+    assert.equal(r.code, 0, `exit ${r.code}\n${r.stdout}\n${r.stderr}`);
+    assert.match(r.stdout, /applied/i, r.stdout);
+    const shown = (await call('GET', '/admin/models/titanic', adminToken())).json as { kills: unknown[]; history: { action: string; by: string; reason: string }[] };
+    assert.deepEqual(shown.kills, [], 'lifted');
+    assert.deepEqual(shown.history.slice(0, 2).map((h) => h.action), ['kill.restore-version', 'kill.version']);
+    assert.equal(shown.history[1]?.reason, /kill titanic --version 2 --reason "([^"]+)"/.exec(text)?.[1]);
+    assert.equal(shown.history[1]?.by, /--sub (\S+)/.exec(text)?.[1]);
     const me = await call('POST', '/v2/models/titanic/infer', demoToken(), TITANIC_ROWS);
     assert.deepEqual([me.version, me.reason], ['2', 'stable']);
   });

@@ -53,7 +53,7 @@ async function startPair(
   redis?: RedisServer,
   tenantConcurrency?: { limit: number },
   quotaBlocks = true,
-  mirrors?: { optOuts: 'open' | 'closed' | 'snapshot' },
+  mirrors?: { optOuts: 'open' | 'closed' | 'snapshot'; killSwitch?: 'open' | 'closed' | 'snapshot' },
 ): Promise<{ gw: ChildGateway; redis: RedisServer }> {
   const server = redis ?? (await RedisServer.start());
   redisServers.push(server);
@@ -184,8 +184,8 @@ describe('a gateway started while Redis is down', () => {
   test('starts and limits locally, then uses Redis once it is up', async (t) => {
     const redis = await RedisServer.stopped();
     const started = performance.now();
-    // Opt-outs told to start open: this is about limits (a closed start is test/mirror-start.test.ts).
-    const { gw } = await startPair('local', redis, undefined, true, { optOuts: 'open' });
+    // Opt-outs and the kill state told to start open: this is about limits (a closed start is test/mirror-start.test.ts).
+    const { gw } = await startPair('local', redis, undefined, true, { optOuts: 'open', killSwitch: 'open' });
     t.diagnostic(`started without Redis in ${Math.round(performance.now() - started)} ms`);
     await waitForOutput(gw, /redis is not answering; starting without it/);
 
