@@ -185,15 +185,29 @@ export class KillSwitch {
     return Object.keys(mc.versions);
   }
 
-  #isReady(model: string, version: string): boolean {
-    return this.#opts.serving.table.models.get(model)?.versions.get(version)?.metadata !== undefined;
+  /**
+   * The versions of each model that can answer now: loaded, and their backend answering its
+   * readiness probe (cached by the adapter for `healthIntervalMs`). Asked before the
+   * compare-and-set, whose choice must be synchronous.
+   */
+  async #readyVersions(models: readonly string[]): Promise<Map<string, Set<string>>> {
+    const out = new Map<string, Set<string>>();
+    await Promise.all(models.map(async (m) => {
+      const ready = new Set<string>();
+      const sm = this.#opts.serving.table.models.get(m);
+      await Promise.all([...(sm?.versions ?? new Map()).entries()].map(async ([v, sv]) => {
+        if (sv.metadata !== undefined && (await sv.adapter.ready().catch(() => false))) ready.add(v);
+      }));
+      out.set(m, ready);
+    }));
+    return out;
   }
 
   /**
    * The version that answers for `model` once `killing` (and what `state` already stops) is
    * stopped. Throws ROLLBACK_TARGET_UNAVAILABLE when there is none that is ready.
    */
-  #target(model: string, state: KillState, killing: ReadonlySet<string>, named: string | undefined, knownGood: string | undefined): string {
+  #target(model: string, state: KillState, killing: ReadonlySet<string>, named: string | undefined, knownGood: string | undefined, ready: ReadonlySet<string>): string {
     const versions = this.#versionsOf(model);
     const killed = killedVersions(compileKillTable(state, this.#config), this.#config, model);
     const candidates: [string | undefined, string][] = [
@@ -211,14 +225,14 @@ export class KillSwitch {
         if (source === 'the target named') throw new GatewayError('ROLLBACK_TARGET_UNAVAILABLE', `version ${v} is stopped itself; name another target or use "mode": "deny"`);
         continue;
       }
-      if (!this.#isReady(model, v)) {
+      if (!ready.has(v)) {
         throw new GatewayError('ROLLBACK_TARGET_UNAVAILABLE', `${model} version ${v} (${source}) is not loaded and ready; name another "target" or use "mode": "deny"`);
       }
       return v;
     }
     const stable = this.#config.models[model]?.stable ?? '';
     const below = versions
-      .filter((v) => compareVersions(v, stable) < 0 && !killing.has(v) && !killed.has(v) && this.#isReady(model, v))
+      .filter((v) => compareVersions(v, stable) < 0 && !killing.has(v) && !killed.has(v) && ready.has(v))
       .sort(compareVersions);
     const v = below.at(-1);
     if (v === undefined) {
@@ -238,6 +252,8 @@ export class KillSwitch {
     // Read before the compare-and-set (the choice itself must be synchronous).
     const knownGood = new Map<string, string | undefined>();
     if (rollback) for (const m of models) knownGood.set(m, await this.#opts.knownGood.of(m));
+    const ready = rollback ? await this.#readyVersions(models) : new Map<string, Set<string>>();
+    const readyOf = (m: string): ReadonlySet<string> => ready.get(m) ?? new Set();
     const at = new Date().toISOString();
     let entry: KillEntry | undefined;
     let before: readonly KillEntry[] = [];
@@ -256,7 +272,7 @@ export class KillSwitch {
         const problems: string[] = [];
         for (const m of models) {
           try {
-            targets[m] = this.#target(m, base, new Set(), undefined, knownGood.get(m));
+            targets[m] = this.#target(m, base, new Set(), undefined, knownGood.get(m), readyOf(m));
           } catch (e) {
             problems.push(e instanceof GatewayError ? (e.detail ?? e.code) : String(e));
           }
@@ -267,7 +283,7 @@ export class KillSwitch {
         const m = req.model as string;
         const all = this.#versionsOf(m);
         // A model kill stops every version but the target; the target is chosen among them.
-        const target = this.#target(m, base, req.scope === 'version' ? new Set([req.version as string]) : new Set(), req.target, knownGood.get(m));
+        const target = this.#target(m, base, req.scope === 'version' ? new Set([req.version as string]) : new Set(), req.target, knownGood.get(m), readyOf(m));
         if (req.scope === 'model' && all.length === 1) {
           throw new GatewayError('ROLLBACK_TARGET_UNAVAILABLE', `${m} has one version only; use "mode": "deny"`);
         }
