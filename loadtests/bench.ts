@@ -81,7 +81,11 @@ async function main(): Promise<void> {
 
     const results: PhaseResult[] = [];
     let reference: SmokeReference | undefined;
-    for (const spec of PHASES) {
+    const selected = settings.targets;
+    const phaseSpecs = PHASES
+      .map((p) => (selected === undefined ? p : { ...p, targets: p.targets.filter((t) => selected.includes(t)) }))
+      .filter((p) => p.targets.length > 0);
+    for (const spec of phaseSpecs) {
       // runPhase stops every child of the phase (and checks they are gone) before it returns or throws.
       const r = await runPhase(spec, settings, workDir, CONNECTIONS, reference);
       reference = r.smoke;
@@ -116,7 +120,7 @@ async function main(): Promise<void> {
       'cpu model': cpuModel(),
       cores: String(cores),
       'load average at start / end': `${loadAtStart} / ${loadAverage()}`,
-      phases: PHASES.map((p) => `${p.title} (server.workers ${JSON.stringify(p.workers)}: ${p.targets.map((t) => `(${t})`).join(' ')})`).join('; then '),
+      phases: phaseSpecs.map((p) => `${p.title} (server.workers ${JSON.stringify(p.workers)}: ${p.targets.map((t) => `(${t})`).join(' ')})`).join('; then '),
       durations: `per phase, ${settings.primeS} s priming per target at 32 connections, then per cell ${settings.warmupS} s warm-up (discarded) + ` +
         `${settings.durationS} s measured, at most ${settings.maxRequests} requests per run; ${settings.rounds} round(s), targets in the order listed`,
       connections: CONNECTIONS.join(', '),
@@ -142,11 +146,13 @@ async function main(): Promise<void> {
       command: `\`${cmd}\``,
     };
     mkdirSync(RESULTS_DIR, { recursive: true });
-    writeFileSync(join(RESULTS_DIR, 'latest.md'), markdown({
+    // A focused run (BENCH_TARGETS) is written beside the full run's results, never over them.
+    const base = selected === undefined ? 'latest' : `focused-${selected.map((t) => t.replace('*', 'star')).join('-')}`;
+    writeFileSync(join(RESULTS_DIR, `${base}.md`), markdown({
       meta, command: cmd, cores, ratioLines: ratioText, checkLines: checkText, failed: bad, noisy: noise,
       phases: phases.map((p) => ({ title: p.result.spec.title, workers: JSON.stringify(p.result.spec.workers), summary: p.summary })),
     }));
-    writeFileSync(join(RESULTS_DIR, 'latest.json'), JSON.stringify({
+    writeFileSync(join(RESULTS_DIR, `${base}.json`), JSON.stringify({
       meta: { ...meta, command: cmd },
       settings: { ...settings, logLevel: settings.logLevel ?? 'info (gateway default, not set)' },
       phases: phases.map((p) => ({
@@ -163,7 +169,7 @@ async function main(): Promise<void> {
       failedRequests: bad,
       noisyCells: noise,
     }, null, 2) + '\n');
-    console.log(`wrote ${join(RESULTS_DIR, 'latest.md')} and latest.json`);
+    console.log(`wrote ${join(RESULTS_DIR, `${base}.md`)} and ${base}.json`);
   } catch (e) {
     keep = true;
     throw e;

@@ -14,7 +14,7 @@
 import type { Child } from './processes.js';
 import { startRedis } from './redis.js';
 import {
-  BENCH_ARMS, BENCH_IDENTITY, BENCH_OPT_OUTS, BENCH_ROUTING, identityConfig, jwtOnlyConfig, LABELS, mintBenchToken, optOutSubject, populateOptOuts,
+  BENCH_ARMS, BENCH_IDENTITY, BENCH_KILL_SWITCH, BENCH_OPT_OUTS, BENCH_ROUTING, identityConfig, jwtOnlyConfig, LABELS, mintBenchToken, optOutSubject, populateOptOuts,
   prepareIdentity, prepareModel, proxyBackend, startBareProxy, startGateway,
   type ChildOptions, type Target, type TargetId, type Workers,
 } from './targets.js';
@@ -31,11 +31,11 @@ export interface PhaseSpec {
 }
 
 export const PHASES: readonly PhaseSpec[] = [
-  { phase: 1, title: 'Phase 1: one process each', workers: 1, targets: ['a', 'b', 'c', 'd', 'e', 'f', 'g0', 'g'] },
+  { phase: 1, title: 'Phase 1: one process each', workers: 1, targets: ['a', 'b', 'c', 'd', 'e', 'f', 'g0', 'g', 'k0', 'k'] },
   { phase: 2, title: 'Phase 2: one worker per core', workers: 'auto', targets: ['c*', 'd*'] },
 ];
 
-const target = (id: TargetId, front: Child, backend?: Child, extra?: Pick<Target, 'headers' | 'redis' | 'rateLimited' | 'route'>): Target =>
+const target = (id: TargetId, front: Child, backend?: Child, extra?: Pick<Target, 'headers' | 'redis' | 'rateLimited' | 'route' | 'killSwitch'>): Target =>
   ({ id, label: LABELS[id], front, ...(backend ? { backend } : {}), ...extra });
 
 /**
@@ -45,26 +45,35 @@ const target = (id: TargetId, front: Child, backend?: Child, extra?: Pick<Target
 export async function startPhase(spec: PhaseSpec, o: ChildOptions, started: Child[]): Promise<Target[]> {
   const onnx = prepareModel(o.workDir);
   const w = spec.workers;
+  // Only the children the phase's targets need (BENCH_TARGETS may select some): B always.
+  const want = (...ids: TargetId[]): boolean => ids.some((id) => spec.targets.includes(id));
+  const skip = Promise.resolve(undefined);
   if (spec.phase === 1) {
     const identity = prepareIdentity(o.workDir);
-    const R = await startRedis('p1-R-redis', o.workDir, o.readyTimeoutMs, started);
+    const R = want('f') ? await startRedis('p1-R-redis', o.workDir, o.readyTimeoutMs, started) : undefined;
     const B = await startGateway({ name: 'p1-B-backend', workers: w, backend: onnx }, o, started);
     const [P, G, O, E, F] = await Promise.all([
-      startBareProxy('p1-P-bare-proxy', B, o, started),
-      startGateway({ name: 'p1-G-gateway-proxy', workers: w, backend: proxyBackend(B) }, o, started),
-      startGateway({ name: 'p1-O-gateway-onnx', workers: w, backend: onnx }, o, started),
-      startGateway({ name: 'p1-E-gateway-proxy-accesslog', workers: w, accessLog: true, backend: proxyBackend(B) }, o, started),
-      startGateway({ name: 'p1-F-gateway-proxy-auth-ratelimit', workers: w, backend: proxyBackend(B), identity: identityConfig(identity, R) }, o, started),
+      want('b') ? startBareProxy('p1-P-bare-proxy', B, o, started) : skip,
+      want('c') ? startGateway({ name: 'p1-G-gateway-proxy', workers: w, backend: proxyBackend(B) }, o, started) : skip,
+      want('d') ? startGateway({ name: 'p1-O-gateway-onnx', workers: w, backend: onnx }, o, started) : skip,
+      want('e') ? startGateway({ name: 'p1-E-gateway-proxy-accesslog', workers: w, accessLog: true, backend: proxyBackend(B) }, o, started) : skip,
+      want('f') && R !== undefined ? startGateway({ name: 'p1-F-gateway-proxy-auth-ratelimit', workers: w, backend: proxyBackend(B), identity: identityConfig(identity, R) }, o, started) : skip,
     ]);
-    // A second batch: seven node processes loading at once on a small, busy machine can miss the
+    // Further batches: seven node processes loading at once on a small, busy machine can miss the
     // readiness bound.
     const jwt = jwtOnlyConfig(identity);
     const [G0, GR] = await Promise.all([
-      startGateway({ name: 'p1-G0-gateway-proxy-jwt', workers: w, backend: proxyBackend(B), identity: jwt }, o, started),
-      startGateway({ name: 'p1-G-gateway-proxy-jwt-routing', workers: w, backend: proxyBackend(B), identity: jwt, routing: BENCH_ROUTING }, o, started),
+      want('g0') ? startGateway({ name: 'p1-G0-gateway-proxy-jwt', workers: w, backend: proxyBackend(B), identity: jwt }, o, started) : skip,
+      want('g') ? startGateway({ name: 'p1-G-gateway-proxy-jwt-routing', workers: w, backend: proxyBackend(B), identity: jwt, routing: BENCH_ROUTING }, o, started) : skip,
+    ]);
+    // (k0) and (k): the same gateway as (g0) but for two versions and killSwitch.rollbackTo, the
+    // kill switch off in (k0), on in (k) (nothing killed): what having it costs a request.
+    const [K0, K] = await Promise.all([
+      want('k0') ? startGateway({ name: 'p1-K0-gateway-proxy-jwt-killswitch-off', workers: w, backend: proxyBackend(B), identity: jwt, killSwitch: 'off' }, o, started) : skip,
+      want('k') ? startGateway({ name: 'p1-K-gateway-proxy-jwt-killswitch-on', workers: w, backend: proxyBackend(B), identity: jwt, killSwitch: 'on' }, o, started) : skip,
     ]);
     const n = BENCH_OPT_OUTS.subjects;
-    if (n > 0) {
+    if (n > 0 && GR !== undefined) {
       const t0 = Date.now();
       await populateOptOuts(GR, identity, n);
       console.log(`${GR.name}: ${n} subjects opted out of ${BENCH_OPT_OUTS.kinds.join(', ')} through PUT /admin/opt-outs/{subject} in ${Date.now() - t0} ms`);
@@ -73,11 +82,12 @@ export async function startPhase(spec: PhaseSpec, o: ChildOptions, started: Chil
     const probe = optOutSubject(n - 1);
     const auth = { authorization: identity.authorization };
     const ruleHeader = BENCH_ROUTING.traffic.rules[0].header;
-    return [
-      target('a', B), target('b', P, B), target('c', G, B), target('d', O), target('e', E, B),
-      target('f', F, B, { headers: auth, redis: R, rateLimited: true }),
-      target('g0', G0, B, { headers: auth, route: { reasons: ['stable'] } }),
-      target('g', GR, B, {
+    const oncall = `Bearer ${mintBenchToken(identity, BENCH_KILL_SWITCH.adminSubject, BENCH_KILL_SWITCH.adminScopes)}`;
+    const all: (Target | undefined)[] = [
+      target('a', B), P && target('b', P, B), G && target('c', G, B), O && target('d', O), E && target('e', E, B),
+      F && target('f', F, B, { headers: auth, redis: R, rateLimited: true }),
+      G0 && target('g0', G0, B, { headers: auth, route: { reasons: ['stable'] } }),
+      GR && target('g', GR, B, {
         headers: auth,
         route: {
           reasons: BENCH_ARMS,
@@ -95,12 +105,15 @@ export async function startPhase(spec: PhaseSpec, o: ChildOptions, started: Chil
             : {}),
         },
       }),
+      K0 && target('k0', K0, B, { headers: auth, route: { reasons: ['stable'] }, killSwitch: { on: false, authorization: oncall } }),
+      K && target('k', K, B, { headers: auth, route: { reasons: ['stable'] }, killSwitch: { on: true, authorization: oncall } }),
     ];
+    return all.filter((t): t is Target => t !== undefined && want(t.id));
   }
   const B = await startGateway({ name: 'p2-B-backend', workers: w, backend: onnx }, o, started);
   const [G, O] = await Promise.all([
-    startGateway({ name: 'p2-G-gateway-proxy', workers: w, backend: proxyBackend(B) }, o, started),
-    startGateway({ name: 'p2-O-gateway-onnx', workers: w, backend: onnx }, o, started),
+    want('c*') ? startGateway({ name: 'p2-G-gateway-proxy', workers: w, backend: proxyBackend(B) }, o, started) : skip,
+    want('d*') ? startGateway({ name: 'p2-O-gateway-onnx', workers: w, backend: onnx }, o, started) : skip,
   ]);
-  return [target('c*', G, B), target('d*', O)];
+  return [G && target('c*', G, B), O && target('d*', O)].filter((t): t is Target => t !== undefined);
 }

@@ -43,7 +43,7 @@ function find(s: readonly Summary[], t: TargetId, conns: number): Summary | unde
 export function ratios(s: readonly Summary[], connections: readonly number[]): Ratio[] {
   const out: Ratio[] = [];
   for (const n of connections) {
-    const [a, b, c, d, e, f, g0, g, cs, ds] = (['a', 'b', 'c', 'd', 'e', 'f', 'g0', 'g', 'c*', 'd*'] as const).map((t) => find(s, t, n));
+    const [a, b, c, d, e, f, g0, g, k0, k, cs, ds] = (['a', 'b', 'c', 'd', 'e', 'f', 'g0', 'g', 'k0', 'k', 'c*', 'd*'] as const).map((t) => find(s, t, n));
     const add = (phase: string, name: string, x: number | undefined, y: number | undefined, note?: string) => {
       if (x !== undefined && y !== undefined && y > 0) out.push({ phase, name, connections: n, value: x / y, ...(note ? { note } : {}) });
     };
@@ -68,6 +68,10 @@ export function ratios(s: readonly Summary[], connections: readonly number[]): R
     add('1', 'CPU/req proxy process (g)/(c)  G with JWT auth + routing vs plain G', g?.frontCpuUsPerReq, c?.frontCpuUsPerReq, diffUs(g?.frontCpuUsPerReq, c?.frontCpuUsPerReq));
     add('1', 'CPU/req proxy process (g0)/(c)  what JWT auth (cached token) costs', g0?.frontCpuUsPerReq, c?.frontCpuUsPerReq, diffUs(g0?.frontCpuUsPerReq, c?.frontCpuUsPerReq));
     add('1', 'req/s (g)/(g0)  what routing costs in throughput', g?.rps, g0?.rps);
+    add('1', 'CPU/req proxy process (k)/(k0)  what the kill switch costs (configured, nothing killed)', k?.frontCpuUsPerReq, k0?.frontCpuUsPerReq, diffUs(k?.frontCpuUsPerReq, k0?.frontCpuUsPerReq));
+    add('1', 'req/s (k)/(k0)  what the kill switch costs in throughput', k?.rps, k0?.rps);
+    add('1', 'p50 (k)/(k0)', k?.p50Ms, k0?.p50Ms);
+    add('1', 'p99 (k)/(k0)', k?.p99Ms, k0?.p99Ms);
     add('1', 'p50 (c)/(b)', c?.p50Ms, b?.p50Ms);
     add('1', 'p50 (c)/(a)', c?.p50Ms, a?.p50Ms);
     add('1', 'p50 (d)/(c)', d?.p50Ms, c?.p50Ms);
@@ -179,6 +183,13 @@ export function checks(s: readonly Summary[], cores: number): Check[] {
     oneConnection: 'at one connection every request pays a whole wake-up, so the figure is noisier',
   }));
   out.push(...speedNormalised(s, 'g', 'g0'));
+  out.push(...cpuCheckAt32(s, 'k', 'k0', {
+    name: 'a kill switch configured (nothing killed) adds at most 2% CPU per request to the proxy path',
+    limit: 1.02,
+    what: 'gateway process only (G with JWT auth and the kill switch on vs the same configuration with killSwitch.enabled: false, both one process, the same token)',
+    oneConnection: 'at one connection every request pays a whole wake-up, so the figure is noisier',
+  }));
+  out.push(...speedNormalised(s, 'k', 'k0'));
   {
     const c = find(s, 'c', 32);
     const g = find(s, 'g', 32);

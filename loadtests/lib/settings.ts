@@ -3,6 +3,8 @@
  * reproduces a run.
  */
 
+import { TARGET_IDS, type TargetId } from './targets.js';
+
 function envNumber(name: string, def: number, min: number, max: number): number {
   const raw = process.env[name];
   if (raw === undefined || raw === '') return def;
@@ -21,6 +23,15 @@ export interface Settings {
   readonly logLevel: string | undefined;
   readonly keepTmp: boolean;
   readonly readyTimeoutMs: number;
+  /** BENCH_TARGETS: only these targets (a focused run, written beside latest.*, never over it); undefined: all. */
+  readonly targets: readonly TargetId[] | undefined;
+}
+
+function targetsOf(raw: string | undefined): readonly TargetId[] | undefined {
+  if (raw === undefined || raw.trim() === '') return undefined;
+  const ids = raw.split(',').map((x) => x.trim()).filter((x) => x !== '');
+  for (const id of ids) if (!(TARGET_IDS as readonly string[]).includes(id)) throw new Error(`BENCH_TARGETS: unknown target "${id}"; the targets are ${TARGET_IDS.join(', ')}`);
+  return ids as TargetId[];
 }
 
 export function readSettings(): Settings {
@@ -37,6 +48,7 @@ export function readSettings(): Settings {
     keepTmp: process.env.BENCH_KEEP_TMP === '1',
     // A bound, not the usual time (a child is ready in about a second): generous for a busy machine.
     readyTimeoutMs: 60_000,
+    targets: targetsOf(process.env.BENCH_TARGETS),
   };
 }
 

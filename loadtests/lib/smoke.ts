@@ -96,6 +96,25 @@ async function smokeRoute(t: Target, res: Response, outputs: string): Promise<vo
   console.log(`smoke ${t.label}: ${seen.join('; ')}`);
 }
 
+/**
+ * (k0), (k): the kill switch API answers on (k) (GET /admin/kill, 200, nothing killed) and is absent
+ * on (k0) (404): the two targets really differ in the kill switch alone.
+ */
+async function smokeKillSwitch(t: Target): Promise<void> {
+  const k = t.killSwitch;
+  if (k === undefined) return;
+  const res = await fetch(`${t.front.url}/admin/kill`, { headers: { authorization: k.authorization }, signal: AbortSignal.timeout(10_000) });
+  const text = await res.text();
+  if (k.on) {
+    if (res.status !== 200) throw new Error(`${t.label}: GET /admin/kill answered HTTP ${res.status}, not 200 (the kill switch is not on): ${text.slice(0, 300)}`);
+    const kills = (JSON.parse(text) as { kills?: unknown[] }).kills;
+    if (!Array.isArray(kills) || kills.length !== 0) throw new Error(`${t.label}: the kill switch holds kills: ${text.slice(0, 300)}`);
+  } else if (res.status !== 404) {
+    throw new Error(`${t.label}: GET /admin/kill answered HTTP ${res.status}, not 404 (the kill switch is not off): ${text.slice(0, 300)}`);
+  }
+  console.log(`smoke ${t.label}: GET /admin/kill ${res.status} (kill switch ${k.on ? 'on, nothing killed' : 'off'})`);
+}
+
 /** Returns the reference (the first target's outputs unless one was given). Throws on a non-200. */
 export async function smoke(targets: readonly Target[], reference?: SmokeReference): Promise<SmokeReference | undefined> {
   let ref = reference;
@@ -112,6 +131,7 @@ export async function smoke(targets: readonly Target[], reference?: SmokeReferen
     }
     if (t.headers?.authorization !== undefined) await smokeIdentity(t, res);
     await smokeRoute(t, res, outputs);
+    await smokeKillSwitch(t);
   }
   return ref;
 }

@@ -21,7 +21,10 @@ import { mintToken } from '../../gateway/cli/dev-keys.js';
 import { HOST, freePort, spawnNode, waitReady, waitServing, type Child } from './processes.js';
 import type { RedisChild } from './redis.js';
 
-export type TargetId = 'a' | 'b' | 'c' | 'd' | 'e' | 'f' | 'g0' | 'g' | 'c*' | 'd*';
+export type TargetId = 'a' | 'b' | 'c' | 'd' | 'e' | 'f' | 'g0' | 'g' | 'k0' | 'k' | 'c*' | 'd*';
+
+/** Every target id, in the order of the phases. */
+export const TARGET_IDS: readonly TargetId[] = ['a', 'b', 'c', 'd', 'e', 'f', 'g0', 'g', 'k0', 'k', 'c*', 'd*'];
 
 export const LABELS: Record<TargetId, string> = {
   a: '(a) B direct',
@@ -32,6 +35,8 @@ export const LABELS: Record<TargetId, string> = {
   f: '(f) G→B with JWT auth + Redis rate limiting',
   g0: '(g0) G→B + JWT',
   g: '(g) G→B + JWT + routing',
+  k0: '(k0) G→B + JWT, kill switch off',
+  k: '(k) G→B + JWT + kill switch (nothing killed)',
   'c*': '(c*) G→B gateway proxy, worker per core',
   'd*': '(d*) O gateway ONNX, worker per core',
 };
@@ -51,6 +56,8 @@ export interface Target {
   readonly rateLimited?: boolean;
   /** What the smoke test checks of the routing ((g0), (g)): see RouteExpectation. */
   readonly route?: RouteExpectation;
+  /** (k0), (k): whether the kill switch API must answer (on) or be absent (off), asked with this token. */
+  readonly killSwitch?: { readonly on: boolean; readonly authorization: string };
 }
 
 /** What a target's answers must say about their routing (checked by the smoke test). */
@@ -101,7 +108,16 @@ export interface GatewaySpec {
    * without it the model has the one version `1` and no split.
    */
   readonly routing?: RoutingConfig;
+  /**
+   * (k0), (k): the model gets two versions (both `backend`, stable 1) and `killSwitch.rollbackTo: "2"`;
+   * `on` keeps the kill switch on (nothing killed), `off` sets `killSwitch.enabled: false`. The two
+   * configurations differ in that one field only.
+   */
+  readonly killSwitch?: 'on' | 'off';
 }
+
+/** What (k0) and (k) are asked by the smoke test: GET /admin/kill with a token of this scope. */
+export const BENCH_KILL_SWITCH = { adminSubject: 'bench-oncall', adminScopes: ['admin:kill-switch'], stable: '1', rollbackTo: '2' } as const;
 
 export interface IdentityConfig {
   readonly auth: Record<string, unknown>;
@@ -276,6 +292,14 @@ function gatewayConfig(port: number, spec: GatewaySpec, logLevel: string | undef
   };
   const id = spec.identity;
   const r = spec.routing;
+  const ks = spec.killSwitch;
+  const k = BENCH_KILL_SWITCH;
+  const iris = ks !== undefined
+    ? { versions: { [k.stable]: { backend: { ...spec.backend } }, [k.rollbackTo]: { backend: { ...spec.backend } } }, stable: k.stable, killSwitch: { rollbackTo: k.rollbackTo } }
+    : r === undefined
+      ? { versions: { '1': { backend: spec.backend } } }
+      // A copy per version: the same object three times would be written as a YAML anchor and aliases.
+      : { versions: Object.fromEntries(r.versions.map((v) => [v, { backend: { ...spec.backend } }])), stable: r.stable, traffic: r.traffic };
   return stringify({
     // The protocol-path targets run without identity and quotas; (f), (g0) and (g) have them (spec.identity).
     ...(id === undefined
@@ -287,12 +311,8 @@ function gatewayConfig(port: number, spec: GatewaySpec, logLevel: string | undef
         }),
     server: { host: HOST, port, workers: spec.workers },
     ...(Object.keys(logging).length > 0 ? { logging } : {}),
-    models: {
-      iris: r === undefined
-        ? { versions: { '1': { backend: spec.backend } } }
-        // A copy per version: the same object three times would be written as a YAML anchor and aliases.
-        : { versions: Object.fromEntries(r.versions.map((v) => [v, { backend: { ...spec.backend } }])), stable: r.stable, traffic: r.traffic },
-    },
+    ...(ks === 'off' ? { killSwitch: { enabled: false } } : {}),
+    models: { iris },
   });
 }
 
