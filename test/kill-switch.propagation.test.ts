@@ -51,7 +51,7 @@ const SUBJECTS = 32;
  * The machine is shared (other test files, other work: a load average several times its 2 cores is
  * common), and one stall of a few hundred ms in any of five processes lands in a cycle. So the bound
  * is judged on a round of 50 consecutive cycles, and up to three rounds are run while none meets it
- * (as the overload test judges its bound on the best of three bursts). Every cycle of every round
+ * (as the overload test judges its bound on the best of several bursts). Every cycle of every round
  * is still checked for violations and failed requests.
  */
 const MAX_ROUNDS = 3;
