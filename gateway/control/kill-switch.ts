@@ -22,6 +22,7 @@
  * version nobody chose or that cannot answer.
  */
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import type { KillSwitchPolicy } from '../../policies/kill-switch.js';
 import type { GatewayConfig, KillSwitchConfig, MirrorStart } from '../config.js';
@@ -30,12 +31,24 @@ import type { Serving } from '../serving.js';
 import { MirroredScope } from '../state/mirrored-scope.js';
 import type { StateStore } from '../state/store.js';
 import {
-  compileKillTable, EMPTY_KILL_STATE, KILL_STATE_KEY, killedVersions, killKey, parseKillState, withKill, withoutKill,
+  compileKillTable, EMPTY_KILL_STATE, KILL_STATE_KEY, killedVersions, keyOf, killKey, parseKillState, withKill, withoutKill,
   type KillEntry, type KillMode, type KillScope, type KillState,
 } from './kill-state.js';
 import type { KnownGood } from './known-good.js';
 
 export const KILL_SCOPE = 'kill';
+
+/**
+ * Tries of a kill or restore whose store command timed out (`state.commandTimeoutMs`, tuned for the
+ * request path, can be short for a busy store): at 3 a.m. a retry here beats a 503 to retype.
+ * Safe: each try is a compare-and-set against the state read again (a kill that landed unanswered
+ * is replaced by the same kill; a restore that did is recognised below).
+ */
+const CHANGE_TRIES = 4;
+
+function storeTimedOut(e: unknown): boolean {
+  return e instanceof GatewayError && e.code === 'STATE_STORE_UNAVAILABLE';
+}
 
 /** What a kill or restore did; the admin API answers with it and the audit log keeps it. */
 export interface KillChange {
@@ -73,6 +86,9 @@ export interface KillSwitchOptions {
   /** A new revision is enforced here (the fleet record says so). */
   readonly onApplied: (revision: number, at: number) => void;
 }
+
+/** A restore found its kill already removed by an earlier try that timed out. */
+class RestoredUnanswered extends Error {}
 
 /** Versions compared as numbers when both are, else as strings. */
 function compareVersions(a: string, b: string): number {
@@ -258,7 +274,7 @@ export class KillSwitch {
     let entry: KillEntry | undefined;
     let before: readonly KillEntry[] = [];
     let after: readonly KillEntry[] = [];
-    await this.#mirror.change(KILL_STATE_KEY, undefined, (stored) => {
+    await this.#retried(() => this.#mirror.change(KILL_STATE_KEY, undefined, (stored) => {
       const current = stored === undefined || stored === null ? EMPTY_KILL_STATE : parseKillState(stored);
       const key = killKey(req.scope, req.model, req.version);
       // The state without this key's current kill: re-killing replaces it (e.g. rollback → deny).
@@ -293,7 +309,7 @@ export class KillSwitch {
       after = made.state.kills;
       entry = made.entry;
       return made.state;
-    });
+    }));
     const kill = entry as unknown as KillEntry;
     return { action: 'kill', revision: kill.revision, kill, at, by, reason, before, after };
   }
@@ -309,9 +325,19 @@ export class KillSwitch {
     let removed: KillEntry | undefined;
     let before: readonly KillEntry[] = [];
     let after: KillState = EMPTY_KILL_STATE;
-    await this.#mirror.change(KILL_STATE_KEY, undefined, (stored) => {
+    // What this replica knew of the kill: the answer when a try that timed out had in fact landed.
+    const known = this.#state.kills.find((k) => keyOf(k) === key);
+    let unanswered = false;
+    await this.#retried(() => this.#mirror.change(KILL_STATE_KEY, undefined, (stored) => {
       const current = stored === undefined || stored === null ? EMPTY_KILL_STATE : parseKillState(stored);
       const lifted = withoutKill(current, key);
+      if (lifted === undefined && unanswered && known !== undefined) {
+        // An earlier try removed it without an answer: done (nothing more to write).
+        before = [...current.kills, known];
+        after = current;
+        removed = known;
+        throw new RestoredUnanswered();
+      }
       if (lifted === undefined) {
         const what = scope === 'all' ? 'no fleet-wide kill is' : scope === 'model' ? `no kill of model ${model} is` : `no kill of ${model} version ${version} is`;
         throw new GatewayError('NOT_KILLED', `${what} in force`);
@@ -320,8 +346,24 @@ export class KillSwitch {
       after = lifted.state;
       removed = lifted.removed;
       return lifted.state;
+    }), () => (unanswered = true)).catch((e: unknown) => {
+      if (!(e instanceof RestoredUnanswered)) throw e;
     });
     return { action: 'restore', revision: after.revision, kill: removed as unknown as KillEntry, at, by, reason, before, after: after.kills };
+  }
+
+  /** Runs a change, again after a store timeout (CHANGE_TRIES in all, short pauses). */
+  async #retried<T>(change: () => Promise<T>, onTimeout?: () => void): Promise<T> {
+    for (let i = 1; ; i++) {
+      try {
+        return await change();
+      } catch (e) {
+        if (!storeTimedOut(e) || i >= CHANGE_TRIES) throw e;
+        onTimeout?.();
+        this.#log.warn({ try: i }, 'kill switch: the store did not answer a change in time; trying again');
+        await sleep(25 * 2 ** i);
+      }
+    }
   }
 
   async close(): Promise<void> {
