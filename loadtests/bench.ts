@@ -2,7 +2,12 @@
  * The gateway benchmark (not a test: it never fails on a timing; it prints and writes results).
  *
  *   npm run bench        (env: BENCH_DURATION_S=5 BENCH_ROUNDS=3 BENCH_WARMUP_S=1 BENCH_PRIME_S=2
- *                         BENCH_MAX_REQUESTS=300000 BENCH_LOG_LEVEL=(gateway default, info) BENCH_KEEP_TMP=0)
+ *                         BENCH_MAX_REQUESTS=300000 BENCH_LOG_LEVEL=(gateway default, info) BENCH_KEEP_TMP=0
+ *                         BENCH_TARGETS=(every target; e.g. k0,k for a focused run))
+ *
+ * A focused run (BENCH_TARGETS, comma-separated target ids) loads only those targets, skips the phases
+ * holding none, starts only the children they need, and writes loadtests/results/focused-<ids>.{md,json}
+ * (lib/settings.ts resultsBase), never over latest.*.
  *
  * Two fixed phases, one after the other (lib/phases.ts; BENCH_WORKERS is gone, setting it is an error):
  *   Phase 1 "one process each": every breakwater child with `server.workers: 1`. Targets (a) B direct,
@@ -15,10 +20,13 @@
  *     with a header rule and a claim rule that the benchmark's requests never match (so each is hashed
  *     into an arm), and an opt-out registry of 1,000 subjects (set through PUT /admin/opt-outs/{subject}
  *     after the child starts) that does not hold the benchmark's subject (every request looks it up
- *     and misses: the common path).
+ *     and misses: the common path), then (k0) and (k): (g0) with two versions of the model (both
+ *     pointing at B, stable 1) and `killSwitch.rollbackTo: "2"`, `killSwitch.enabled: false` in (k0),
+ *     `true` in (k) (nothing killed; the smoke test checks GET /admin/kill answers 404 on (k0), 200 on (k)).
  *     The CPU check, gateway proxy vs bare proxy per request, is (c)/(b) here: both one process; the
  *     identity-and-quotas check, (f)/(c) ≤ 1.25 at 32 connections, and the routing check, (g)/(g0) ≤ 1.10
- *     at 32 connections ((g)/(c) printed as information), too.
+ *     at 32 connections ((g)/(c) printed as information), and the kill switch check, (k)/(k0) ≤ 1.02 at 32
+ *     connections, too.
  *   Phase 2 "one worker per core": new B, G and O with `server.workers: "auto"` (P is not needed).
  *     Targets (c*) G→B and (d*) O. The throughput check, in-process ONNX vs the proxied path, is
  *     (d*)/(c*) at 32 connections here: both deployments use every core. Phase 1's (d)/(c) is
@@ -27,14 +35,15 @@
  *
  * Within a phase, each target is smoke-tested, primed (BENCH_PRIME_S at 32 connections, discarded, so
  * round 1 does not measure a cold JIT), then loaded with autocannon at 1 and 32 connections, in rounds
- * (targets in order, repeated BENCH_ROUNDS times; medians per cell), measuring from /proc the CPU time
- * of the process under test (with its workers), of its backend, of (f)'s Redis and of the load
+ * (targets in order, every other round reversed, repeated BENCH_ROUNDS times; medians per cell),
+ * measuring from /proc the CPU time of the process under test (with its workers), of its backend, of (f)'s Redis and of the load
  * generator. The breakwater children run with the gateway's defaults (log level info, access log off)
- * except (e); all but (f), (g0) and (g) with `auth.insecureNoAuth: true`; all but (f) with no rate
+ * except (e); all but (f), (g0), (g), (k0) and (k) with `auth.insecureNoAuth: true`; all but (f) with no rate
  * limits. The smoke test checks every answer (200, the same outputs everywhere), and for (g) that the
  * split routed it (x-route-reason one of the arms), that the header rule routes, and that an opted-out
  * subject is sent to the stable version (the opt-out policy reads the registry the run filled).
- * Prints tables, ratios and the acceptance checks, and writes loadtests/results/latest.{md,json}.
+ * Prints tables, ratios and the acceptance checks, and writes loadtests/results/latest.{md,json} (a focused
+ * run: focused-<ids>.{md,json}).
  */
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, cpus, loadavg, tmpdir } from 'node:os';
@@ -48,9 +57,9 @@ import { HOST, killAll, killAllSync } from './lib/processes.js';
 import { checkLines, checks, ratioLines, ratios } from './lib/ratios.js';
 import { noisy, problems, summarise, textTable, type Summary } from './lib/report.js';
 import { runPhase, type PhaseResult } from './lib/run-phase.js';
-import { command, readSettings } from './lib/settings.js';
+import { command, readSettings, resultsBase } from './lib/settings.js';
 import type { SmokeReference } from './lib/smoke.js';
-import { BENCH_IDENTITY, BENCH_OPT_OUTS, BENCH_RATE_RULES, BENCH_ROUTING, optOutSubject } from './lib/targets.js';
+import { BENCH_IDENTITY, BENCH_KILL_SWITCH, BENCH_OPT_OUTS, BENCH_RATE_RULES, BENCH_ROUTING, optOutSubject } from './lib/targets.js';
 
 const RESULTS_DIR = fileURLToPath(new URL('../../loadtests/results/', import.meta.url));
 const CONNECTIONS = [1, 32] as const;
@@ -122,17 +131,17 @@ async function main(): Promise<void> {
       'load average at start / end': `${loadAtStart} / ${loadAverage()}`,
       phases: phaseSpecs.map((p) => `${p.title} (server.workers ${JSON.stringify(p.workers)}: ${p.targets.map((t) => `(${t})`).join(' ')})`).join('; then '),
       durations: `per phase, ${settings.primeS} s priming per target at 32 connections, then per cell ${settings.warmupS} s warm-up (discarded) + ` +
-        `${settings.durationS} s measured, at most ${settings.maxRequests} requests per run; ${settings.rounds} round(s), targets in the order listed`,
+        `${settings.durationS} s measured, at most ${settings.maxRequests} requests per run; ${settings.rounds} round(s), targets in the order listed, every other round reversed`,
       connections: CONNECTIONS.join(', '),
       'breakwater child logging': `level ${settings.logLevel ?? 'info (the gateway\'s default)'}; access log off (the gateway's default) ` +
         'in every breakwater child except (e), whose configuration sets logging.accessLog: true',
-      'identity and quotas': `every breakwater child except (f), (g0) and (g) runs with auth.insecureNoAuth: true, every one except (f) with no ` +
-        `rate limits; (f), (g0) and (g) verify ` +
+      'identity and quotas': `every breakwater child except (f), (g0), (g), (k0) and (k) runs with auth.insecureNoAuth: true, every one except (f) with no ` +
+        `rate limits; (f), (g0), (g), (k0) and (k) verify ` +
         `EdDSA JWTs (issuer ${BENCH_IDENTITY.issuer}, audience ${BENCH_IDENTITY.audience}, a fresh Ed25519 key pair per run) and every ` +
         `request carries the same bearer token (sub ${BENCH_IDENTITY.subject}, tenant ${BENCH_IDENTITY.tenant}, scope ` +
         `${BENCH_IDENTITY.scopes.join(' ')}); (f): rateLimits.rules ${BENCH_RATE_RULES.map((r) => `${r.name} (by ${r.by}, ${r.limit} rows per ${r.windowMs} ms)`).join(' and ')}, ` +
         `failMode closed, state.redisUrl a private redis-server (${redisVersion()}; --save "" --appendonly no, loopback, its own port); ` +
-        '(g0) and (g): the in-memory store (no state.redisUrl), no rate limits',
+        '(g0), (g), (k0) and (k): the in-memory store (no state.redisUrl), no rate limits',
       routing: `(g0): model iris with one version and no traffic split (x-route-reason stable); (g): versions ` +
         `${BENCH_ROUTING.versions.join(', ')} (stable ${BENCH_ROUTING.stable}), each an oip-http backend pointing at the same B, traffic.routes ` +
         `${BENCH_ROUTING.traffic.routes.map((r) => `${r.name} (version ${r.version}, weight ${r.weight})`).join(', ')}, traffic.rules ` +
@@ -141,15 +150,20 @@ async function main(): Promise<void> {
         `${BENCH_OPT_OUTS.subjects} subjects (${optOutSubject(0)} … ${optOutSubject(BENCH_OPT_OUTS.subjects - 1)}) opted out of ` +
         `${BENCH_OPT_OUTS.kinds.join(', ')}, set through PUT /admin/opt-outs/{subject} (a token of scope ${BENCH_OPT_OUTS.adminScopes.join(' ')} ` +
         `signed with the same key) before the smoke test; ${BENCH_IDENTITY.subject} is not among them, so every request looks its subject up and misses`,
+      'kill switch': `on (the default) in every breakwater child but (k0); (k0) and (k): model iris with versions ` +
+        `${BENCH_KILL_SWITCH.stable} and ${BENCH_KILL_SWITCH.rollbackTo} (stable ${BENCH_KILL_SWITCH.stable}, both oip-http to the same B), ` +
+        `models.iris.killSwitch.rollbackTo ${JSON.stringify(BENCH_KILL_SWITCH.rollbackTo)}, killSwitch.enabled false in (k0) and true in (k), ` +
+        `nothing killed; smoke-checked through GET /admin/kill (a token of scope ${BENCH_KILL_SWITCH.adminScopes.join(' ')}): 404 on (k0), 200 on (k)`,
       request: `POST ${INFER_PATH} ${INFER_BODY}`,
       host: HOST,
       command: `\`${cmd}\``,
     };
     mkdirSync(RESULTS_DIR, { recursive: true });
     // A focused run (BENCH_TARGETS) is written beside the full run's results, never over them.
-    const base = selected === undefined ? 'latest' : `focused-${selected.map((t) => t.replace('*', 'star')).join('-')}`;
+    const base = resultsBase(selected);
     writeFileSync(join(RESULTS_DIR, `${base}.md`), markdown({
       meta, command: cmd, cores, ratioLines: ratioText, checkLines: checkText, failed: bad, noisy: noise,
+      ...(selected === undefined ? {} : { focused: selected }),
       phases: phases.map((p) => ({ title: p.result.spec.title, workers: JSON.stringify(p.result.spec.workers), summary: p.summary })),
     }));
     writeFileSync(join(RESULTS_DIR, `${base}.json`), JSON.stringify({

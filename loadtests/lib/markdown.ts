@@ -1,5 +1,5 @@
 /**
- * loadtests/results/latest.md: what was run (the exact command), what each target is, why there are
+ * loadtests/results/latest.md (or focused-<ids>.md for a BENCH_TARGETS run): what was run (the exact command), what each target is, why there are
  * two phases, the results of each phase, the ratios and the acceptance checks.
  */
 import { markdownTable, type Summary } from './report.js';
@@ -19,6 +19,8 @@ export interface MarkdownInput {
   readonly checkLines: readonly string[];
   readonly failed: readonly string[];
   readonly noisy: readonly string[];
+  /** BENCH_TARGETS of a focused run: named in the title; undefined for a full run. */
+  readonly focused?: readonly string[];
 }
 
 function targets(cores: number): string[] {
@@ -31,7 +33,7 @@ function targets(cores: number): string[] {
     '**Phase 1, one process each** (every breakwater child has `server.workers: 1`):',
     '',
     '- (a) B direct: breakwater serving the iris model in-process (onnx backend), loaded directly. It is the backend',
-    '  of (b), (c), (e), (f), (g0) and (g), and shows what serving alone costs.',
+    '  of (b), (c), (e), (f), (g0), (g), (k0) and (k), and shows what serving alone costs.',
     '- (b) P→B: a bare fastify pass-through proxy in front of B (default JSON parsing, undici Pool of 64, no',
     '  validation, no logging): the baseline for what any JSON proxy costs.',
     '- (c) G→B: breakwater proxying to B (backend kind `oip-http`, default settings).',
@@ -67,6 +69,15 @@ function targets(cores: number): string[] {
     '  that a request with the rule\'s header is routed by the rule, and that one of the opted-out subjects is sent',
     '  to the stable version with reason `opt-out:experiments`. (g) against (g0) is what routing costs the gateway',
     '  process per request; (g) against (c) is JWT auth and routing together against the plain proxy.',
+    '- (k0) G→B + JWT, kill switch off: (g0) but for the model, which has two versions (each an `oip-http` backend',
+    '  entry pointing at the same B, stable `1`) and `killSwitch.rollbackTo: "2"`, and `killSwitch.enabled: false`:',
+    '  no kill switch policy in the chain, no kill state, the kill switch API absent. The baseline of (k).',
+    '- (k) G→B + JWT + kill switch: (k0) with `killSwitch.enabled: true` (its default, written out; the only',
+    '  difference): the kill switch policy in the request chain, the kill state mirrored from the in-memory store,',
+    '  the fleet heartbeat; nothing is killed, so every request goes to the stable version as in (k0). The smoke',
+    '  test checks that `GET /admin/kill` (a token of scope `admin:kill-switch`) answers 200 with no kills on (k)',
+    '  and 404 on (k0), so the two really differ in the kill switch. (k) against (k0) is what a configured kill',
+    '  switch costs the gateway process per request.',
     '',
     `**Phase 2, one worker per core** (new B, G and O processes with \`server.workers: "auto"\`, here ${cores} worker`,
     'processes each sharing one port, plus a node:cluster primary that serves nothing; P is not started):',
@@ -84,7 +95,7 @@ function targets(cores: number): string[] {
     'hand, needs like with like in the other direction: CPU time per request rises when each process is less',
     'loaded (fixed per-wake-up costs are shared by fewer requests), so a gateway spread over several workers',
     'cannot be compared with a one-process bare proxy. It compares (c) with (b) in phase 1, where G and P are both',
-    'one process under the same load, and (f) with (c), and (g) with (g0), there too. The phases run one after the other; every',
+    'one process under the same load, and (f) with (c), (g) with (g0) and (k) with (k0), there too. The phases run one after the other; every',
     'process of phase 1 (Redis included) is stopped, and checked gone, before phase 2 starts, so they never',
     'compete for cores.',
     '',
@@ -96,7 +107,7 @@ const HOW_TO_READ = [
   '',
   'Every number is the median over rounds. "CPU µs/req" is the CPU time of the process the load hits, with all',
   'its threads and all its worker processes (/proc schedstat), divided by completed requests; "cores" is that CPU',
-  'time over wall time. "backend" is B for (b), (c), (e), (f), (g0), (g) and (c*). "Redis" is the private redis-server of',
+  'time over wall time. "backend" is B for (b), (c), (e), (f), (g0), (g), (k0), (k) and (c*). "Redis" is the private redis-server of',
   '(f) (all its threads), measured the same way; "sum" is front + backend + Redis. p50/p99 come from',
   'autocannon\'s per-response timings (its own histogram keeps whole milliseconds; those values are in',
   'latest.json). The load generator (autocannon) runs in the benchmark process on the same machine and competes',
@@ -107,7 +118,9 @@ const HOW_TO_READ = [
 
 export function markdown(m: MarkdownInput): string {
   return [
-    '# Breakwater benchmark: latest results',
+    m.focused === undefined
+      ? '# Breakwater benchmark: latest results'
+      : `# Breakwater benchmark: a focused run (${m.focused.map((t) => `(${t})`).join(' ')} only; the full run is latest.md)`,
     '',
     'Reproduce with:',
     '',

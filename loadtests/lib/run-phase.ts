@@ -1,8 +1,8 @@
 /**
  * One phase of the benchmark, start to finish: start its children, smoke-test and prime every
- * target, load them in rounds (targets in order, each at every connection count), then stop every
- * child of the phase and check that none of their processes is left, so that the next phase has the
- * cores to itself.
+ * target, load them in rounds (targets in order, every other round reversed, each at every connection
+ * count), then stop every child of the phase and check that none of their processes is left, so that
+ * the next phase has the cores to itself.
  */
 import { measureCell, prime, type Cell } from './measure.js';
 import { startPhase, type PhaseSpec } from './phases.js';
@@ -53,7 +53,10 @@ export async function runPhase(
 
     const cells: Cell[] = [];
     for (let round = 1; round <= s.rounds; round++) {
-      for (const t of targets) {
+      // Every other round in reverse order (ABBA): a pair of adjacent targets compared with each
+      // other ((g0)/(g), (k0)/(k)) is measured first and second equally often, so a steady drift of
+      // the machine's speed during the run does not favour one of them.
+      for (const t of round % 2 === 1 ? targets : [...targets].reverse()) {
         for (const n of connections) {
           const c = await measureCell(t, n, s);
           cells.push(c);

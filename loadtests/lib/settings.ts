@@ -27,7 +27,8 @@ export interface Settings {
   readonly targets: readonly TargetId[] | undefined;
 }
 
-function targetsOf(raw: string | undefined): readonly TargetId[] | undefined {
+/** BENCH_TARGETS parsed: ids in the order given, each known (else an error naming the known ones). */
+export function targetsOf(raw: string | undefined): readonly TargetId[] | undefined {
   if (raw === undefined || raw.trim() === '') return undefined;
   const ids = raw.split(',').map((x) => x.trim()).filter((x) => x !== '');
   for (const id of ids) if (!(TARGET_IDS as readonly string[]).includes(id)) throw new Error(`BENCH_TARGETS: unknown target "${id}"; the targets are ${TARGET_IDS.join(', ')}`);
@@ -50,6 +51,14 @@ export function readSettings(): Settings {
     readyTimeoutMs: 60_000,
     targets: targetsOf(process.env.BENCH_TARGETS),
   };
+}
+
+/**
+ * The base name of the results files in loadtests/results: `latest` for a full run; a focused run
+ * (BENCH_TARGETS) is written beside it as `focused-<ids>` (`*` spelled `star`), never over it.
+ */
+export function resultsBase(targets: readonly TargetId[] | undefined): string {
+  return targets === undefined ? 'latest' : `focused-${targets.map((t) => t.replace('*', 'star')).join('-')}`;
 }
 
 /** The exact command of this run: every BENCH_* variable that was set, then `npm run bench`. */

@@ -110,8 +110,8 @@ export interface GatewaySpec {
   readonly routing?: RoutingConfig;
   /**
    * (k0), (k): the model gets two versions (both `backend`, stable 1) and `killSwitch.rollbackTo: "2"`;
-   * `on` keeps the kill switch on (nothing killed), `off` sets `killSwitch.enabled: false`. The two
-   * configurations differ in that one field only.
+   * `on` writes `killSwitch.enabled: true` (its default, written out; nothing killed), `off`
+   * `killSwitch.enabled: false`. The two configurations differ in that one value only.
    */
   readonly killSwitch?: 'on' | 'off';
 }
@@ -285,7 +285,8 @@ export function proxyBackend(upstream: Child): Record<string, unknown> {
   return { kind: 'oip-http', url: upstream.url, model: 'iris' };
 }
 
-function gatewayConfig(port: number, spec: GatewaySpec, logLevel: string | undefined): string {
+/** The YAML configuration of a breakwater child (exported for test/bench-targets.test.ts). */
+export function gatewayConfig(port: number, spec: GatewaySpec, logLevel: string | undefined): string {
   const logging = {
     ...(logLevel === undefined ? {} : { level: logLevel }),
     ...(spec.accessLog ? { accessLog: true } : {}),
@@ -311,7 +312,7 @@ function gatewayConfig(port: number, spec: GatewaySpec, logLevel: string | undef
         }),
     server: { host: HOST, port, workers: spec.workers },
     ...(Object.keys(logging).length > 0 ? { logging } : {}),
-    ...(ks === 'off' ? { killSwitch: { enabled: false } } : {}),
+    ...(ks === undefined ? {} : { killSwitch: { enabled: ks === 'on' } }),
     models: { iris },
   });
 }
