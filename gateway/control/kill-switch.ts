@@ -162,7 +162,12 @@ export class KillSwitch {
   }
 
   #apply(state: KillState, force = false): void {
-    if (!force && state.revision === this.#applied && state === this.#state) return;
+    // The revision names the content (it grows with every change): a reconcile that read the same
+    // state again (every reconcileMs) rebuilds nothing.
+    if (!force && state.revision === this.#applied) {
+      this.#state = state;
+      return;
+    }
     const changed = state.revision !== this.#applied;
     this.#state = state;
     this.#opts.policy.update(this.#compile(state));
