@@ -7,13 +7,13 @@
  * Everything a caller typed (reason, names) is escaped: in Slack's mrkdwn `<...>` makes links and
  * `<!channel>` pings a whole channel, so `&`, `<` and `>` are sent as entities, as Slack asks.
  */
-import { actionVerb, describeKill, type DescribedKill } from './kill-describe.js';
+import { actionVerb, describeKill, type WireKillEntry } from './kill-describe.js';
 
 /** A kill or restore, as the alert reports it. */
 export interface KillAlert {
   readonly action: 'kill' | 'restore';
   /** The kill entry made or lifted (KillEntry of the admin API). */
-  readonly entry: DescribedKill & { readonly by?: string; readonly at?: string; readonly reason?: string; readonly revision?: number };
+  readonly entry: WireKillEntry;
   readonly by: string;
   readonly reason: string;
   /** When the change was made (ISO 8601). */

@@ -14,6 +14,14 @@ export interface DescribedKill {
   readonly targets?: Readonly<Record<string, string>>;
 }
 
+/** A kill entry as the admin API answers it (KillEntry), every field optional: what the CLI and the alert read. */
+export interface WireKillEntry extends DescribedKill {
+  readonly by?: string;
+  readonly at?: string;
+  readonly reason?: string;
+  readonly revision?: number;
+}
+
 /** `model titanic (mode rollback, target 1)`, `titanic version 3 (traffic to 1)`, `every model (mode deny)`. */
 export function describeKill(e: DescribedKill): string {
   switch (e.scope) {

@@ -10,6 +10,7 @@ import { after, before, describe, test } from 'node:test';
 import { request } from 'undici';
 import type { RunningGateway } from '../gateway/main.js';
 import { REPO_ROOT, startInProcess } from './helpers/gateway.js';
+import { adminCall as call } from './helpers/kill-switch.js';
 import { AUDIENCE, ISSUER, testIssuer } from './helpers/load.js';
 
 const issuer = testIssuer();
@@ -21,19 +22,6 @@ function token(sub: string, scope: string): string {
 }
 const ONCALL = token('oncall-omar', 'admin:kill-switch admin:traffic');
 const USER = (sub: string) => token(sub, 'predict:*');
-
-interface Reply { status: number; headers: Record<string, string | string[] | undefined>; json: Record<string, unknown> }
-
-async function call(base: string, method: 'GET' | 'PUT' | 'DELETE' | 'POST', path: string, auth: string | undefined, body?: unknown): Promise<Reply> {
-  const res = await request(`${base}${path}`, {
-    method,
-    headers: { ...(auth === undefined ? {} : { authorization: `Bearer ${auth}` }), 'content-type': 'application/json' },
-    body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
-    signal: AbortSignal.timeout(10_000),
-  });
-  const text = await res.body.text();
-  return { status: res.statusCode, headers: res.headers, json: text === '' ? {} : (JSON.parse(text) as Record<string, unknown>) };
-}
 
 /** Which version answered each of `subjects`' predictions, and why. */
 async function served(base: string, subjects: readonly string[], path = '/v2/models/iris/infer'): Promise<Map<string, string>> {

@@ -10,21 +10,11 @@
  * what the contract says is left out of the figures rather than trusted.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
+import type { WireKillEntry } from '../kill-describe.js';
 import { AdminApiError, adminCall, type AdminTarget } from './admin-call.js';
 
 /** A kill in force, as the gateway describes it (fields beyond these are kept for --json). */
-export interface WireKillEntry {
-  readonly scope?: string;
-  readonly model?: string;
-  readonly version?: string;
-  readonly mode?: string;
-  readonly target?: string;
-  readonly targets?: Readonly<Record<string, string>>;
-  readonly by?: string;
-  readonly at?: string;
-  readonly reason?: string;
-  readonly revision?: number;
-}
+export type { WireKillEntry } from '../kill-describe.js';
 
 /** The answer of a kill or restore (POST or DELETE). */
 export interface ChangeAnswer {

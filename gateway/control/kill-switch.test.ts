@@ -83,3 +83,26 @@ test('a store that never answers: STATE_STORE_UNAVAILABLE after the tries, nothi
   assert.equal(policy.isDenied('m'), false);
   await ks.close();
 });
+
+test('without rollbackTo, a kill rolls back to the known-good version the store holds, over the highest ready version below stable', async () => {
+  const store = new MemoryStore();
+  const three = {
+    models: { m: { versions: { '1': {}, '2': {}, '3': {} }, stable: '3' } },
+    killSwitch: config.killSwitch,
+  } as unknown as GatewayConfig;
+  const ready = {
+    table: { models: new Map([['m', { versions: new Map(['1', '2', '3'].map((v) => [v, { metadata: {}, adapter: { ready: async () => true } }])) }]]) },
+  } as unknown as Serving;
+  const policy = createKillSwitchPolicy();
+  const knownGood = new KnownGood(store, log, { afterMs: 600_000, config: () => three, isKilled: policy.isKilled });
+  const ks = await KillSwitch.start({ store, log, config: three, policy, serving: ready, knownGood, start: 'open', snapshotDir: '/nonexistent', shared: false, onApplied: () => undefined });
+  const first = await ks.kill({ scope: 'version', model: 'm', version: '3', mode: 'rollback' }, 'omar', 'no known-good yet');
+  assert.equal(first.kill.target, '2', 'the highest ready version below stable');
+  await ks.restore('version', 'm', '3', 'omar', 'undo');
+  // Version 1 served as stable long enough, as another replica recorded it.
+  await store.set('known-good', 'm', { stable: '3', since: Date.now(), knownGood: '1', knownGoodAt: Date.now() });
+  const second = await ks.kill({ scope: 'version', model: 'm', version: '3', mode: 'rollback' }, 'omar', 'roll back to known-good');
+  assert.equal(second.kill.target, '1');
+  assert.deepEqual(policy.recheck('m', '3'), { target: '1' });
+  await ks.close();
+});

@@ -31,29 +31,12 @@ export function canaryModel(backends: ReadonlyMap<string, RecordingBackend>, sha
   };
 }
 
-export interface KillEntry {
-  readonly scope: 'all' | 'model' | 'version';
-  readonly model?: string;
-  readonly version?: string;
-  readonly mode: 'rollback' | 'deny';
-  readonly target?: string;
-  readonly targets?: Record<string, string>;
-  readonly by: string;
-  readonly at: string;
-  readonly reason: string;
-  readonly revision: number;
-}
+// The wire shapes are the gateway's own types (JSON keeps them as they are).
+export type { KillEntry } from '../../gateway/control/kill-state.js';
+export type { ReplicaRecord } from '../../gateway/control/fleet.js';
 
-export interface ReplicaRecord {
-  readonly id: string;
-  readonly host: string;
-  readonly pid: number;
-  readonly gatewayVersion: string;
-  readonly configHash: string;
-  readonly startedAt: string;
-  readonly heartbeatAt: string;
-  readonly kill: { readonly revision: number; readonly appliedAt: string | null };
-}
+import type { KillEntry } from '../../gateway/control/kill-state.js';
+import type { ReplicaRecord } from '../../gateway/control/fleet.js';
 
 /** The answer of every kill and restore. */
 export interface KillChange {
