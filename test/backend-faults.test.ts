@@ -22,7 +22,7 @@ let gw: RunningGateway;
 before(async () => {
   backend = await startFakeOipBackend(ROW_STATS_METADATA, rowStatsHandler);
   const down = await startDownBackend();
-  // No breaker: each test maps one fault, one after another (overload.test.ts shows the breaker).
+  // No breaker: each test maps one fault, one after another (overload.timing.test.ts shows the breaker).
   const version = (url: string) => ({ backend: { kind: 'oip-http', url, model: 'row-stats', timeoutMs: BACKEND_TIMEOUT_MS, connectTimeoutMs: 200, breakerFailures: 0 } });
   gw = await startInProcess({
     models: {

@@ -2,7 +2,7 @@
  * The kill switch in one gateway process (in-memory store): what a kill of a version, of a model
  * and of everything does to every kind of request, the rollback target each picks, restore, what
  * the admin API and the fleet show, and the audit trail. Across replicas (Redis, propagation under
- * load, lost announcements, store loss): kill-switch.propagation.test.ts and kill-switch.replicas.test.ts.
+ * load, lost announcements, store loss): kill-switch.propagation.timing.test.ts and kill-switch.replicas.test.ts.
  */
 import assert from 'node:assert/strict';
 import { join } from 'node:path';

@@ -179,10 +179,10 @@ describe('overload: a backend capped at 32 connections with a queue of 32', () =
       await Promise.all(clients.map((c) => c.send(live)));
       const warm = await Promise.all(clients.slice(0, CONNECTIONS).map((c) => c.send(request1)));
       assert.ok(warm.every((a) => a.status === 200));
-      // The machine is shared (another test file runs beside this one, e.g. the README's, which
-      // starts a CLI process after another for ~10 s): every burst must answer the counts, codes and
-      // headers below, and the slowest refusal of the best of up to six bursts (~2 s each, enough to
-      // outlast a neighbour's busy spell) must be under 100 ms. A gateway that holds the excess (in
+      // The machine is shared: `npm test` runs the `*.timing.test` files last and alone, but other
+      // processes may still be busy. Every burst must answer the counts, codes and headers below,
+      // and the slowest refusal of the best of up to six bursts (~2 s each, enough to outlast a
+      // neighbour's busy spell) must be under 100 ms. A gateway that holds the excess (in
       // undici's queue, until a deadline) fails every one by seconds, not milliseconds.
       const slowest: number[] = [];
       for (let burst = 0; burst < 6; burst++) {
