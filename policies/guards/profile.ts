@@ -1,0 +1,134 @@
+/**
+ * The reference profile of a model version (issue 10): what its inputs looked like in the data it
+ * was built from, and each guard's calibrated threshold. Written by `breakwater profile`
+ * (gateway/profile/build.ts), loaded with the model table (gateway/profile/loader.ts, an
+ * ArtifactLoader named `profile`), read by the guards (policies/guards/*) and the drift monitor.
+ *
+ * A feature is one element of one input tensor per row: an input of shape [N, 1] is one feature
+ * named after the input (a CSV column); an input of shape [N, 4] is four features `input[0]`…
+ * `input[3]`; an image [1, 1, 28, 28] is 784 features `Input3[0]`…. Features are numbered in the
+ * order of `inputs`, then element order (row-major).
+ *
+ * The format is versioned (`format`); a loader refuses a format it does not know.
+ */
+
+export const PROFILE_FORMAT = 'breakwater.profile/1';
+
+/** One input tensor as the profile saw it. */
+export interface ProfileInput {
+  readonly name: string;
+  /** OIP datatype (FP32, INT64, BYTES, …). */
+  readonly datatype: string;
+  /** The shape of one row: the tensor's shape without its first (batch) dimension. */
+  readonly rowShape: readonly number[];
+  /** Index in `features` of this input's first feature. */
+  readonly firstFeature: number;
+  /** Number of features (product of rowShape). */
+  readonly featureCount: number;
+}
+
+/** Quantiles at the probabilities in `Profile.quantileProbs`, in order. */
+export interface NumericFeature {
+  readonly kind: 'numeric';
+  readonly name: string;
+  readonly input: string;
+  /** All seen values were integers (an INT datatype, or a float column that never had a fraction). */
+  readonly integer: boolean;
+  readonly min: number;
+  readonly max: number;
+  readonly mean: number;
+  readonly std: number;
+  readonly quantiles: readonly number[];
+  /** Share of rows with no value (NaN, null or an empty CSV cell). */
+  readonly missingRate: number;
+}
+
+export interface CategoricalFeature {
+  readonly kind: 'categorical';
+  readonly name: string;
+  readonly input: string;
+  /** Every category seen, with its share of the non-missing rows (exact strings). */
+  readonly categories: Readonly<Record<string, number>>;
+  readonly missingRate: number;
+}
+
+export type FeatureProfile = NumericFeature | CategoricalFeature;
+
+/**
+ * How a row becomes a vector for the distance-based detectors: numeric features standardised by
+ * (x - center) / scale (missing: 0, plus an indicator column when the reference had missing
+ * values), categorical features one-hot over the reference categories (an unknown category: all
+ * zeros, plus the `unknown` column set to 1).
+ */
+export interface EncoderSpec {
+  readonly columns: number;
+  readonly features: readonly EncodedFeature[];
+}
+
+export type EncodedFeature =
+  | { readonly kind: 'numeric'; readonly center: number; readonly scale: number; readonly column: number; readonly missingColumn: number | null }
+  | { readonly kind: 'categorical'; readonly column: number; readonly categories: readonly string[]; readonly unknownColumn: number; readonly missingColumn: number | null };
+
+/**
+ * The out-of-distribution detector's fitted state. `mahalanobis` for low-dimensional (tabular)
+ * inputs: distance to the reference mean under a shrunk covariance. `knn` for high-dimensional
+ * inputs (images): mean distance to the k nearest reference rows (encoded, row-major).
+ */
+export type OodModel =
+  | { readonly method: 'mahalanobis'; readonly encoder: EncoderSpec; readonly mean: readonly number[]; readonly precision: readonly number[] }
+  | { readonly method: 'knn'; readonly encoder: EncoderSpec; readonly k: number; readonly rows: number; readonly reference: readonly number[] };
+
+/**
+ * Feature squeezing (Xu et al., NDSS 2018): the model is run on squeezed copies of the input and
+ * the score is the largest L1 distance between the probability vectors of the original and of a
+ * squeezed copy.
+ */
+export interface SqueezeProfile {
+  /** The output whose values are compared, and whether they are logits (softmax applied first). */
+  readonly output: string;
+  readonly logits: boolean;
+  readonly squeezers: readonly Squeezer[];
+}
+
+export type Squeezer =
+  /** Reduce each value of `input` to `bits` bits over [min, max]. */
+  | { readonly kind: 'bit-depth'; readonly input: string; readonly bits: number; readonly min: number; readonly max: number }
+  /** A size×size median filter over the last two dimensions of `input` (an image). */
+  | { readonly kind: 'median'; readonly input: string; readonly size: number };
+
+/** What the extraction monitor compares a caller's queries with. */
+export interface ExtractionProfile {
+  /**
+   * Nearest-neighbour distances between successive benign queries, in the OOD encoder's space:
+   * quantiles at `Profile.quantileProbs` (a sweep's steps are far below them).
+   */
+  readonly stepQuantiles: readonly number[];
+}
+
+/** Thresholds set on held-out reference data to the configured false-positive rate. */
+export interface Calibration {
+  readonly targetFpr: number;
+  /** How the held-out scores were made, in words (documented in docs/guards.md). */
+  readonly method: string;
+  readonly heldOutRows: number;
+  readonly ood: number;
+  /** Absent when the profile has no squeeze section (the model's outputs were not probabilities). */
+  readonly squeeze?: number;
+}
+
+export interface Profile {
+  readonly format: typeof PROFILE_FORMAT;
+  readonly model: string;
+  readonly version: string;
+  readonly createdAt: string;
+  /** SHA-256 of the model file (onnx backends); null for a remote backend. */
+  readonly modelSha256: string | null;
+  readonly data: { readonly file: string; readonly sha256: string; readonly rows: number; readonly referenceRows: number; readonly heldOutRows: number };
+  readonly quantileProbs: readonly number[];
+  readonly inputs: readonly ProfileInput[];
+  readonly features: readonly FeatureProfile[];
+  readonly ood: OodModel;
+  readonly squeeze?: SqueezeProfile;
+  readonly extraction: ExtractionProfile;
+  readonly calibration: Calibration;
+}
