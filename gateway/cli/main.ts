@@ -1,5 +1,5 @@
 /**
- * The `breakwater` command: `serve` and `validate`, and the admin subcommands (`traffic`, `kill`,
+ * The `breakwater` command: `serve`, `validate` and `profile`, and the admin subcommands (`traffic`, `kill`,
  * `restore`) that talk to a running gateway. Flags win over environment variables, which win
  * over the configuration file.
  */
@@ -35,6 +35,9 @@ Options for serve:
   --jwt-audience AUD       required token audience (env JWT_AUDIENCE)
   --insecure-no-auth       serve without authentication: anyone reaching the port may call every
                            model. For local experiments only; the gateway warns loudly.
+
+  breakwater profile --model M [--version V] --data FILE [--config FILE] [--out FILE]
+                           build a model version's reference profile for the input guards
 
   breakwater token [--sub S] [--tenant T] [--scope "predict:titanic ..."] [--ttl 1h]
                            mint a token with the demo's development key (see README)
@@ -110,6 +113,11 @@ function demoBanner(config: GatewayConfig): string {
 
 async function main(argv: string[]): Promise<void> {
   if (argv[0] === 'token') return void process.stdout.write(`${tokenCommand(argv.slice(1)).trimEnd()}\n`);
+  if (argv[0] === 'profile') {
+    // Loaded on demand: it brings the model runtime, which the admin commands do without.
+    const { profileCommand } = await import('./profile.js');
+    return void process.stdout.write(await profileCommand(argv.slice(1)));
+  }
   if (argv[0] === 'traffic') return void process.stdout.write(await trafficCommand(argv.slice(1)));
   if (argv[0] === 'kill' || argv[0] === 'restore') {
     const r = await killCommand(argv[0], argv.slice(1));
