@@ -173,19 +173,28 @@ export class TableLoadError extends Error {
   }
 }
 
+/** What an artefact is loaded against: the version's model, as far as it is known at load. */
+export interface LoadedModel {
+  /** Undefined while a remote backend has not answered yet (it is retried in the background). */
+  readonly metadata: ModelMetadata | undefined;
+  /** SHA-256 of the model file (in-process backends); undefined for a remote one. */
+  readonly artifactSha256: string | undefined;
+}
+
 /**
  * A per-version artefact loaded with the model table and swapped with it on reload, for the
  * policies of the payload phase to read from the routed version (a reference profile for input
  * guards and drift, …): `source` names what it is read from for a version as a string that changes
  * when it does (a path and its SHA-256), so a reload reuses an unchanged version and loads a
- * changed one anew; `load` reads it. A failing load is that version's load failure: a reload is
- * refused and the old table keeps serving, exactly as for a broken model file.
+ * changed one anew; `load` reads it, after the model has loaded, so it can check that it fits the
+ * model (`model`). A failing load is that version's load failure: a reload is refused and the old
+ * table keeps serving, exactly as for a broken model file.
  */
 export interface ArtifactLoader {
   readonly name: string;
   /** undefined: this version has no such artefact. */
   source(model: string, version: string, config: VersionConfig): Promise<string | undefined>;
-  load(model: string, version: string, config: VersionConfig): Promise<unknown>;
+  load(model: string, version: string, config: VersionConfig, loaded: LoadedModel): Promise<unknown>;
 }
 
 export interface BuildOptions {
@@ -204,13 +213,13 @@ export interface BuildOptions {
 }
 
 /** Loads what each loader has a source for (`sources[i]`, already asked: a source may hash a file). */
-async function loadArtifacts(loaders: readonly ArtifactLoader[], sources: readonly (string | undefined)[], model: string, version: string, vc: VersionConfig): Promise<ReadonlyMap<string, unknown>> {
+async function loadArtifacts(loaders: readonly ArtifactLoader[], sources: readonly (string | undefined)[], model: string, version: string, vc: VersionConfig, loaded: LoadedModel): Promise<ReadonlyMap<string, unknown>> {
   if (loaders.length === 0) return NO_ARTIFACTS;
   const out = new Map<string, unknown>();
   for (const [i, l] of loaders.entries()) {
     if (sources[i] === undefined) continue;
     try {
-      out.set(l.name, await l.load(model, version, vc));
+      out.set(l.name, await l.load(model, version, vc, loaded));
     } catch (e) {
       throw new Error(`its ${l.name} could not be loaded: ${(e as Error).message}`, { cause: e });
     }
@@ -258,19 +267,22 @@ export async function buildModelTable(config: GatewayConfig, opts: BuildOptions)
     }
     const sv = new ServedVersion(name, v, backend, sha, opts.events);
     created.push(sv);
-    try {
-      sv.artifacts = await loadArtifacts(loaders, sourceList, name, v, vc);
-      sv.artifactSources = sources;
-    } catch (e) {
-      return failed(name, v, backend, e);
-    }
+    let unreachable = false;
     try {
       await sv.load();
     } catch (e) {
       if (!opts.tolerateUnreachable || backend.kind === 'onnx') return failed(name, v, backend, e);
       opts.log.warn({ model: name, version: v, err: e }, 'backend not reachable yet; retrying in the background');
-      sv.loadInBackground(opts.log);
+      unreachable = true;
     }
+    // After the model: an artefact is checked against the model it serves with (its metadata when known).
+    try {
+      sv.artifacts = await loadArtifacts(loaders, sourceList, name, v, vc, { metadata: sv.metadata, artifactSha256: sha });
+      sv.artifactSources = sources;
+    } catch (e) {
+      return failed(name, v, backend, e);
+    }
+    if (unreachable) sv.loadInBackground(opts.log);
     return sv;
   }
 

@@ -45,6 +45,7 @@ import { trafficFeature } from './routes/admin-traffic.js';
 import { REPLICA } from './replica.js';
 import { GATEWAY_VERSION } from './version.js';
 import { optOutsFeature } from './routes/opt-outs.js';
+import { profileLoader } from './profile/loader.js';
 import { Serving } from './serving.js';
 import { ShadowMirror } from './shadow.js';
 import { createStore } from './state/create-store.js';
@@ -198,7 +199,8 @@ export async function compose(config: GatewayConfig, log: Logger, opts: ComposeO
       policies.push(createRateLimitPolicy(rl, { store, log, fallback: failures.fallback, failures }));
     }
 
-    const serving = await Serving.start(config, log, metrics);
+    // Each version's reference profile (input guards) loads and reloads with its model.
+    const serving = await Serving.start(config, log, metrics, [profileLoader()]);
     metrics.observeBackends(() => serving.table.allVersions());
     parts.push({ name: 'models', close: (waitMs) => serving.close(waitMs) });
 

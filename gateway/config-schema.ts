@@ -109,6 +109,10 @@ const version = {
       required: ['kind'],
       properties: { kind: { enum: ['onnx', 'oip-http'] } },
     },
+    // The version's reference profile for the input guards (`breakwater profile` writes it; gateway/
+    // profile/loader.ts reads it with the model and refuses one that does not fit). Relative paths
+    // resolve against the configuration file's folder.
+    profile: { type: 'string', minLength: 1 },
   },
 } as const;
 

@@ -51,6 +51,8 @@ export type BackendConfig = OnnxBackendOptions | OipHttpBackendOptions;
 
 export interface VersionConfig {
   readonly backend: BackendConfig;
+  /** The reference profile's file (resolved against the configuration's folder). */
+  readonly profile?: string;
 }
 
 export type TrafficConfig = Validated<typeof trafficSchema>;
@@ -200,7 +202,8 @@ function defaultStable(versions: readonly string[]): string {
   return numeric.at(-1) ?? [...versions].sort().at(-1) ?? '';
 }
 
-function deepFreeze<T>(value: T): T {
+/** Freezes `value` and everything it holds (what a validated configuration, or a loaded profile, is). */
+export function deepFreeze<T>(value: T): T {
   if (value !== null && typeof value === 'object' && !Object.isFrozen(value)) {
     Object.freeze(value);
     for (const v of Object.values(value)) deepFreeze(v);
@@ -231,8 +234,9 @@ export function buildConfig(input: unknown, baseDir: string, source = 'configura
   if (cfg.server.workers === 'auto') cfg.server.workers = availableParallelism();
   const problems: string[] = [];
   for (const [name, model] of Object.entries(cfg.models)) {
-    const versions = model.versions as Record<string, { backend: Record<string, unknown> }>;
+    const versions = model.versions as Record<string, { backend: Record<string, unknown>; profile?: string }>;
     for (const [v, ver] of Object.entries(versions)) {
+      if (ver.profile !== undefined && !isAbsolute(ver.profile)) ver.profile = resolve(baseDir, ver.profile);
       const kind = String(ver.backend.kind);
       const check = backendValidators[kind];
       const at = `/models/${name}/versions/${v}/backend`;

@@ -1,7 +1,8 @@
 /**
  * `breakwater validate`: checks a configuration file or a model repository the way `serve` would
  * start it, without listening. The configuration goes through the same validation, every model
- * version is loaded into the same model table (adapters/registry.ts) and closed again, and the
+ * version is loaded into the same model table (adapters/registry.ts), with its reference profile
+ * when it names one, and closed again, and the
  * configured verification keys are read. It fails on everything `serve` would refuse, and on
  * repository entries `serve` would leave out: whoever put them there meant them to be served.
  *
@@ -13,6 +14,7 @@
 import { pino } from 'pino';
 import { backendSource, buildModelTable, retireTable, TableLoadError, type ModelTable } from '../../adapters/registry.js';
 import { loadConfiguredKeys } from '../../policies/auth/keys.js';
+import { profileLoader } from '../profile/loader.js';
 import { ConfigError, namesNoIdentity, type ConfigOverrides, type GatewayConfig } from '../config.js';
 import { resolveSource, type ConfigSource } from './source.js';
 
@@ -77,7 +79,7 @@ export async function validateSource(source: ConfigSource, overrides: ConfigOver
     await loadConfiguredKeys(config.auth.keys).catch((e: unknown) => problems.push(messageOf(e)));
   }
   try {
-    const table = await buildModelTable(config, { log: pino({ level: 'silent' }), tolerateUnreachable: true });
+    const table = await buildModelTable(config, { log: pino({ level: 'silent' }), tolerateUnreachable: true, artifacts: [profileLoader()] });
     warnings.push(...unreachable(table, config));
     await retireTable(table, undefined);
   } catch (e) {

@@ -11,14 +11,15 @@
  * the data would be narrower than the data's own.
  */
 import { basename } from 'node:path';
-import type { Adapter, InferTensor, ModelMetadata, TensorMetadata } from '../../adapters/adapter.js';
+import type { Adapter, InferRequest, InferResponse, ModelMetadata, TensorMetadata } from '../../adapters/adapter.js';
 import { artifactSha256 } from '../../adapters/artifact.js';
 import { createAdapter } from '../../adapters/registry.js';
 import { calibrateThreshold, CALIBRATION_METHOD } from '../../policies/guards/calibrate.js';
 import { featureNames, isImageInput, profileInputs, requestFromRows, type ColumnMap, type RowValues } from '../../policies/guards/features.js';
 import { fitOod, KNN_MAX_REFERENCE, oodScore } from '../../policies/guards/ood.js';
-import { PROFILE_FORMAT, type FeatureProfile, type Profile, type ProfileInput, type Squeezer } from '../../policies/guards/profile.js';
+import { PROFILE_FORMAT, type FeatureProfile, type Profile, type ProfileInput, type SqueezeProfile, type Squeezer } from '../../policies/guards/profile.js';
 import { QUANTILE_PROBS, quantilesOf } from '../../policies/guards/quantiles.js';
+import { squeezeRequests, squeezeScores } from '../../policies/guards/squeeze.js';
 import { stepDistances } from '../../policies/guards/steps.js';
 import type { GatewayConfig } from '../config.js';
 import { readReferenceData } from './read-data.js';
@@ -156,29 +157,61 @@ export function chooseSqueezers(inputs: readonly ProfileInput[], features: reado
 /** Rows per inference call when the model's batch dimension is dynamic. */
 const BATCH_ROWS = 256;
 
+/** One inference call of the calibration: the rows' request and the model's answer. */
+interface Answered {
+  readonly request: InferRequest;
+  readonly response: InferResponse;
+  readonly rows: number;
+}
+
 /**
- * Runs the model on `rows` and returns `output`'s row vectors. A fixed batch dimension b is honoured
- * with calls of exactly b rows (rows that do not fill the last call are left out).
+ * Runs the model on `rows`, asking for `output` only. A fixed batch dimension b is honoured with
+ * calls of exactly b rows (rows that do not fill the last call are left out).
  */
-export async function inferRows(adapter: Adapter, metadata: ModelMetadata, inputs: readonly ProfileInput[], rows: readonly RowValues[], output: string, timeoutMs: number): Promise<Float64Array[]> {
-  const fixed = metadata.inputs[0]?.shape[0] ?? -1;
-  const size = fixed > 0 ? fixed : BATCH_ROWS;
-  const out: Float64Array[] = [];
-  for (let at = 0; at + (fixed > 0 ? size : 1) <= rows.length; at += size) {
+async function answer(adapter: Adapter, batch: number, inputs: readonly ProfileInput[], rows: readonly RowValues[], output: string, timeoutMs: number): Promise<Answered[]> {
+  const size = batch > 0 ? batch : BATCH_ROWS;
+  const out: Answered[] = [];
+  for (let at = 0; at + (batch > 0 ? size : 1) <= rows.length; at += size) {
     const chunk = rows.slice(at, at + size);
     const request = { ...requestFromRows(inputs, chunk), outputs: [{ name: output }] };
     const response = await adapter.infer(request, { deadline: Date.now() + timeoutMs, requestId: `profile-${at}` });
-    out.push(...outputRows(response.outputs.find((t) => t.name === output), chunk.length));
+    out.push({ request, response, rows: chunk.length });
   }
   return out;
 }
 
-/** A [rows, classes] output as one vector per row. */
-function outputRows(tensor: InferTensor | undefined, rows: number): Float64Array[] {
-  if (tensor === undefined) throw new Error('the model did not return the output asked for');
-  const data = tensor.data as ArrayLike<unknown>;
-  const width = data.length / rows;
-  return Array.from({ length: rows }, (_, r) => Float64Array.from({ length: width }, (_, j) => Number(data[r * width + j])));
+/** The rows of `output` in the answers, one vector per row. */
+function outputRows(answers: readonly Answered[], output: string): Float64Array[] {
+  return answers.flatMap((a) => {
+    const t = a.response.outputs.find((o) => o.name === output);
+    if (t === undefined) throw new Error(`the model did not return output "${output}"`);
+    const data = t.data as ArrayLike<unknown>;
+    const width = data.length / a.rows;
+    return Array.from({ length: a.rows }, (_, r) => Float64Array.from({ length: width }, (_, j) => Number(data[r * width + j])));
+  });
+}
+
+/**
+ * The squeeze section and its held-out scores: the model answers the held-out rows and their
+ * squeezed copies (policies/guards/squeeze.ts, in the layout the guard itself sends), and each row's
+ * score is the largest L1 gap between the probability vectors. Undefined when the model has no
+ * probability or logit output, or no floating-point input to squeeze.
+ */
+export async function squeezeCalibration(adapter: Adapter, metadata: ModelMetadata, inputs: readonly ProfileInput[], features: readonly FeatureProfile[], heldOutRows: readonly RowValues[], timeoutMs: number): Promise<{ squeeze: SqueezeProfile; scores: number[] } | undefined> {
+  const output = scoreOutput(metadata.outputs);
+  const squeezers = chooseSqueezers(inputs, features);
+  if (output === undefined || squeezers.length === 0) return undefined;
+  const batch = metadata.inputs[0]?.shape[0] ?? -1;
+  const originals = await answer(adapter, batch, inputs, heldOutRows, output.name, timeoutMs);
+  const squeeze: SqueezeProfile = { output: output.name, logits: !areProbabilities(outputRows(originals, output.name)), squeezers };
+  const scores: number[] = [];
+  for (const [i, a] of originals.entries()) {
+    const copies = squeezeRequests(squeeze, a.request, batch < 0);
+    const answers: InferResponse[] = [];
+    for (const [k, copy] of copies.entries()) answers.push(await adapter.infer(copy, { deadline: Date.now() + timeoutMs, requestId: `profile-squeeze-${i}-${k}` }));
+    scores.push(...squeezeScores(squeeze, a.response, answers, a.rows));
+  }
+  return { squeeze, scores };
 }
 
 /** Whether every row is a probability vector (values in [0, 1] summing to 1); otherwise they are logits. */
@@ -238,6 +271,7 @@ export async function buildProfile(req: ProfileRequest): Promise<Profile> {
     const ood = fitOod(features, referenceRows, inputs);
     const oodThreshold = calibrateThreshold(heldOutRows.map((r) => oodScore(ood, r)), targetFpr);
     const steps = stepDistances(ood.encoder, referenceRows.slice(0, KNN_MAX_REFERENCE));
+    const squeezed = await squeezeCalibration(adapter, metadata, inputs, features, heldOutRows, mc.inferTimeoutMs);
 
     return {
       format: PROFILE_FORMAT,
@@ -250,8 +284,15 @@ export async function buildProfile(req: ProfileRequest): Promise<Profile> {
       inputs,
       features,
       ood,
+      ...(squeezed === undefined ? {} : { squeeze: squeezed.squeeze }),
       extraction: { stepQuantiles: quantilesOf(steps) },
-      calibration: { targetFpr, method: CALIBRATION_METHOD, heldOutRows: heldOut.length, ood: oodThreshold },
+      calibration: {
+        targetFpr,
+        method: CALIBRATION_METHOD,
+        heldOutRows: heldOut.length,
+        ood: oodThreshold,
+        ...(squeezed === undefined ? {} : { squeeze: calibrateThreshold(squeezed.scores, targetFpr) }),
+      },
     };
   } finally {
     await adapter.close();

@@ -9,7 +9,9 @@
  * the sample's maximum (with 300 rows and 1 %, 3 rows above it; with 45 rows, none), so the tail is
  * extrapolated: excesses of the t = max(10, ⌈n/10⌉) largest scores over the next one, u, are taken
  * as exponential with their mean β (peaks over threshold with a light tail, as distances and
- * probability gaps have), and the threshold is u + β·ln((t/n) / targetFpr).
+ * probability gaps have), and the threshold is u + β·ln((t/n) / targetFpr), but never below the
+ * empirical order statistic (a tail with a few far outliers, such as clean digits whose answer a
+ * squeezer flips, is not exponential, and the estimate would fall among them).
  */
 
 /** Least number of held-out rows a threshold is set from. */
@@ -20,7 +22,7 @@ const EMPIRICAL_EXCEEDANCES = 10;
 /** The rule above, in words, for the profile (`Calibration.method`). */
 export const CALIBRATION_METHOD = 'threshold = the (1 - targetFpr) quantile of the held-out rows\' scores: the empirical order statistic when '
   + `n*targetFpr >= ${EMPIRICAL_EXCEEDANCES}, else the exponential tail of the t = max(10, ceil(n/10)) largest scores extrapolated to it `
-  + '(u + mean excess * ln((t/n)/targetFpr)); a row is flagged when its score is above the threshold';
+  + '(u + mean excess * ln((t/n)/targetFpr)) and never below the order statistic; a row is flagged when its score is above the threshold';
 
 /**
  * The threshold for `scores` (any order) at `targetFpr`. Non-finite scores are left out: such a row
@@ -32,11 +34,10 @@ export function calibrateThreshold(scores: readonly number[], targetFpr: number)
   const n = sorted.length;
   if (n < MIN_HELD_OUT) throw new Error(`a threshold needs at least ${MIN_HELD_OUT} held-out rows with a finite score (got ${n})`);
   const t = Math.min(n - 1, Math.max(EMPIRICAL_EXCEEDANCES, Math.ceil(n / 10)));
-  if (n * targetFpr >= EMPIRICAL_EXCEEDANCES || targetFpr >= t / n) {
-    return sorted[Math.max(0, Math.ceil((1 - targetFpr) * n) - 1)];
-  }
+  const empirical = sorted[Math.max(0, Math.ceil((1 - targetFpr) * n) - 1)];
+  if (n * targetFpr >= EMPIRICAL_EXCEEDANCES || targetFpr >= t / n) return empirical;
   const u = sorted[n - t - 1];
   let excess = 0;
   for (let i = n - t; i < n; i++) excess += sorted[i] - u;
-  return u + (excess / t) * Math.log(t / n / targetFpr);
+  return Math.max(empirical, u + (excess / t) * Math.log(t / n / targetFpr));
 }

@@ -1,0 +1,163 @@
+/**
+ * The `profile` artefact: a model version's reference profile (policies/guards/profile.ts), read
+ * from `models.<m>.versions.<v>.profile` with the model table and swapped with it on reload
+ * (adapters/registry.ts ArtifactLoader). The guards read it from the routed version
+ * (`ctx.version.artifacts.get('profile')`), so a profile that does not fit its model must never get
+ * there: one of an unknown format, built for another model file (SHA-256), whose inputs' names,
+ * datatypes or row shapes differ from the model's metadata, or whose parts do not fit together is
+ * refused at load with every reason at once, and the start or reload fails like a broken model.
+ *
+ * A remote backend that has not answered yet has no metadata to compare with: its profile is
+ * checked for everything else and loaded.
+ */
+import { createHash } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import type { ModelMetadata } from '../../adapters/adapter.js';
+import type { ArtifactLoader, LoadedModel } from '../../adapters/registry.js';
+import { profileInputs } from '../../policies/guards/features.js';
+import { PROFILE_FORMAT, type Profile } from '../../policies/guards/profile.js';
+import { deepFreeze } from '../config.js';
+
+/** The artefact's name: `ctx.version.artifacts.get(PROFILE_ARTIFACT)`. */
+export const PROFILE_ARTIFACT = 'profile';
+
+type Json = Record<string, unknown>;
+const isRecord = (x: unknown): x is Json => typeof x === 'object' && x !== null && !Array.isArray(x);
+const isNumbers = (x: unknown, length?: number): boolean => Array.isArray(x) && (length === undefined || x.length === length) && x.every((v) => typeof v === 'number');
+const shapeText = (s: readonly unknown[]): string => `[${s.join(',')}]`;
+const short = (sha: string): string => `${sha.slice(0, 12)}…`;
+
+/** Differences between the profile's inputs and the model's, one line each. */
+function inputProblems(inputs: readonly Json[], metadata: ModelMetadata): string[] {
+  let expected;
+  try {
+    expected = profileInputs(metadata.inputs);
+  } catch (e) {
+    return [`the model's inputs cannot be profiled: ${(e as Error).message}`];
+  }
+  const problems: string[] = [];
+  const given = new Map(inputs.map((i) => [String(i.name), i]));
+  for (const m of expected) {
+    const p = given.get(m.name);
+    if (p === undefined) {
+      problems.push(`the model has input "${m.name}" (${m.datatype} ${shapeText(m.rowShape)} per row), which the profile lacks`);
+      continue;
+    }
+    if (p.datatype !== m.datatype) problems.push(`input "${m.name}": the profile has datatype ${String(p.datatype)}, the model ${m.datatype}`);
+    const rowShape = Array.isArray(p.rowShape) ? p.rowShape : [];
+    if (shapeText(rowShape) !== shapeText(m.rowShape)) problems.push(`input "${m.name}": the profile has row shape ${shapeText(rowShape)}, the model ${shapeText(m.rowShape)}`);
+  }
+  for (const name of given.keys()) {
+    if (!expected.some((m) => m.name === name)) problems.push(`the profile has input "${name}", which the model lacks (it has ${expected.map((m) => m.name).join(', ')})`);
+  }
+  if (problems.length === 0 && inputs.some((p, i) => p.name !== expected[i]?.name)) {
+    problems.push(`the profile's inputs are in another order than the model's (${expected.map((m) => m.name).join(', ')}), so its features are numbered differently`);
+  }
+  return problems;
+}
+
+/** Whether the parts of a profile fit together (what the guards index into without checking). */
+function structureProblems(p: Json): string[] {
+  const problems: string[] = [];
+  const inputs = Array.isArray(p.inputs) ? p.inputs.filter(isRecord) : [];
+  const features = Array.isArray(p.features) ? p.features.filter(isRecord) : [];
+  if (inputs.length === 0 || inputs.length !== (p.inputs as unknown[]).length) problems.push('`inputs` must be a non-empty list of inputs');
+  let next = 0;
+  for (const i of inputs) {
+    if (i.firstFeature !== next || typeof i.featureCount !== 'number') problems.push(`input "${String(i.name)}": its features must follow the previous input's (firstFeature ${next})`);
+    next += typeof i.featureCount === 'number' ? i.featureCount : 0;
+  }
+  if (features.length !== next || !Array.isArray(p.features) || p.features.length !== next) problems.push(`\`features\` must hold one entry per feature of the inputs (${next})`);
+  if (!isNumbers(p.quantileProbs)) problems.push('`quantileProbs` must be a list of numbers');
+  const probs = Array.isArray(p.quantileProbs) ? p.quantileProbs.length : 0;
+  features.forEach((f, i) => {
+    if (f.kind === 'numeric') {
+      const ok = ['min', 'max', 'mean', 'std', 'missingRate'].every((k) => typeof f[k] === 'number') && isNumbers(f.quantiles, probs);
+      if (!ok) problems.push(`feature ${i} ("${String(f.name)}"): a numeric feature needs min, max, mean, std, missingRate and ${probs} quantiles`);
+    } else if (f.kind === 'categorical') {
+      if (!isRecord(f.categories) || typeof f.missingRate !== 'number') problems.push(`feature ${i} ("${String(f.name)}"): a categorical feature needs categories and missingRate`);
+    } else {
+      problems.push(`feature ${i}: unknown kind "${String(f.kind)}"`);
+    }
+  });
+  const ood = isRecord(p.ood) ? p.ood : {};
+  const encoder = isRecord(ood.encoder) ? ood.encoder : {};
+  const d = typeof encoder.columns === 'number' ? encoder.columns : -1;
+  if (d < 0 || !Array.isArray(encoder.features) || encoder.features.length !== next) problems.push('`ood.encoder` must have `columns` and one entry per feature');
+  if (ood.method === 'mahalanobis') {
+    if (!isNumbers(ood.mean, d) || !isNumbers(ood.precision, d * d)) problems.push(`\`ood\`: a Mahalanobis model needs a mean of ${d} and a precision of ${d}×${d} numbers`);
+  } else if (ood.method === 'knn') {
+    const rows = typeof ood.rows === 'number' ? ood.rows : -1;
+    if (!(rows > 0) || !isNumbers(ood.reference, rows * d) || typeof ood.k !== 'number' || !(ood.k >= 1 && ood.k <= rows)) problems.push(`\`ood\`: a knn model needs k (1 to rows) and rows × ${d} reference values`);
+  } else {
+    problems.push(`\`ood.method\` "${String(ood.method)}" is unknown (mahalanobis or knn)`);
+  }
+  const extraction = isRecord(p.extraction) ? p.extraction : {};
+  if (!isNumbers(extraction.stepQuantiles, probs)) problems.push(`\`extraction.stepQuantiles\` must hold ${probs} numbers`);
+  const cal = isRecord(p.calibration) ? p.calibration : {};
+  if (typeof cal.ood !== 'number' || typeof cal.targetFpr !== 'number') problems.push('`calibration` needs targetFpr and an ood threshold');
+  if (p.squeeze !== undefined) {
+    const sq = isRecord(p.squeeze) ? p.squeeze : {};
+    const names = new Set(inputs.map((i) => i.name));
+    const squeezers = Array.isArray(sq.squeezers) ? sq.squeezers.filter(isRecord) : [];
+    if (typeof sq.output !== 'string' || typeof sq.logits !== 'boolean' || squeezers.length === 0) problems.push('`squeeze` needs an output, logits and squeezers');
+    for (const s of squeezers) if (!names.has(s.input)) problems.push(`a squeezer acts on input "${String(s.input)}", which the profile does not have`);
+    if (typeof cal.squeeze !== 'number') problems.push('`calibration.squeeze`: a profile with a squeeze section needs its threshold');
+  }
+  return problems;
+}
+
+/**
+ * Every reason `value` cannot serve as the profile of a version with this model (empty: it can).
+ * The model's metadata and file hash are compared when known.
+ */
+export function profileProblems(value: unknown, loaded: LoadedModel): string[] {
+  if (!isRecord(value)) return ['not a profile: the file must hold a JSON object'];
+  if (value.format !== PROFILE_FORMAT) return [`unknown format ${JSON.stringify(value.format ?? null)}: this gateway reads "${PROFILE_FORMAT}" (rebuild it with breakwater profile)`];
+  const problems: string[] = [];
+  const sha = value.modelSha256;
+  if (typeof sha === 'string' && loaded.artifactSha256 !== undefined && sha !== loaded.artifactSha256) {
+    problems.push(`it was built for ${String(value.model)} version ${String(value.version)}, a model file with SHA-256 ${short(sha)}, and this version's file has ${short(loaded.artifactSha256)} (rebuild it with breakwater profile)`);
+  }
+  const inputs = Array.isArray(value.inputs) ? value.inputs.filter(isRecord) : [];
+  if (loaded.metadata !== undefined) {
+    problems.push(...inputProblems(inputs, loaded.metadata));
+    const output = isRecord(value.squeeze) ? value.squeeze.output : undefined;
+    if (typeof output === 'string' && !loaded.metadata.outputs.some((o) => o.name === output)) problems.push(`its squeeze section compares output "${output}", which the model lacks`);
+  }
+  // Structure last: a profile for another model mostly fails the checks above, which say why better.
+  if (problems.length === 0) problems.push(...structureProblems(value));
+  return problems;
+}
+
+async function readProfileFile(path: string): Promise<Buffer> {
+  try {
+    return await readFile(path);
+  } catch (e) {
+    throw new Error(`the profile ${path} cannot be read (${(e as NodeJS.ErrnoException).code ?? String(e)})`, { cause: e });
+  }
+}
+
+/** The loader compose.ts gives the model table. */
+export function profileLoader(): ArtifactLoader {
+  return {
+    name: PROFILE_ARTIFACT,
+    async source(_model, _version, config) {
+      if (config.profile === undefined) return undefined;
+      return `${config.profile} sha256:${createHash('sha256').update(await readProfileFile(config.profile)).digest('hex')}`;
+    },
+    async load(_model, _version, config, loaded): Promise<Profile> {
+      const path = config.profile as string;
+      let value: unknown;
+      try {
+        value = JSON.parse((await readProfileFile(path)).toString('utf8'));
+      } catch (e) {
+        if (e instanceof SyntaxError) throw new Error(`the profile ${path} is not JSON: ${e.message}`, { cause: e });
+        throw e;
+      }
+      const problems = profileProblems(value, loaded);
+      if (problems.length > 0) throw new Error(`the profile ${path} does not fit this version: ${problems.join('; ')}`);
+      return deepFreeze(value as Profile);
+    },
+  };
+}
