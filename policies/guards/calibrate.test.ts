@@ -1,0 +1,44 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { calibrateThreshold, MIN_HELD_OUT } from './calibrate.js';
+
+/** A seeded uniform stream (mulberry32). */
+function uniform(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+test('many held-out rows: the empirical (1 - targetFpr) order statistic', () => {
+  const scores = Array.from({ length: 2000 }, (_, i) => i + 1);
+  assert.equal(calibrateThreshold(scores, 0.01), 1980, '20 of 2000 scores lie above it');
+  assert.equal(calibrateThreshold([...scores].reverse(), 0.05), 1900, 'order does not matter');
+});
+
+test('few held-out rows: an exponential tail extrapolated to the target, near the true quantile on average', () => {
+  const rand = uniform(7);
+  const exp = () => -Math.log(1 - rand());
+  const truth = Math.log(100); // the 99 % quantile of Exp(1)
+  let sum = 0;
+  const trials = 400;
+  for (let t = 0; t < trials; t++) sum += calibrateThreshold(Array.from({ length: 45 }, exp), 0.01);
+  const mean = sum / trials;
+  assert.ok(Math.abs(mean - truth) / truth < 0.1, `mean threshold ${mean.toFixed(3)} vs the true quantile ${truth.toFixed(3)}`);
+});
+
+test('never below the empirical order statistic: far outliers in a small sample are not extrapolated away', () => {
+  const scores = [...Array.from({ length: 28 }, (_, i) => i / 1000), 1.4, 1.5];
+  assert.equal(calibrateThreshold(scores, 0.01), 1.5);
+});
+
+test('refuses too few rows and a target outside (0, 1); non-finite scores are left out', () => {
+  assert.throws(() => calibrateThreshold(Array.from({ length: MIN_HELD_OUT - 1 }, (_, i) => i), 0.01), /at least 20 held-out rows/);
+  assert.throws(() => calibrateThreshold(Array.from({ length: 50 }, (_, i) => i), 0), /targetFpr must be between 0 and 1/);
+  const scores = Array.from({ length: 2000 }, (_, i) => i + 1);
+  assert.equal(calibrateThreshold([...scores, Infinity, NaN], 0.01), 1980);
+});

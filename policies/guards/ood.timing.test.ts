@@ -1,0 +1,41 @@
+/**
+ * The OOD score runs on the request path: an iris row (4 features, Mahalanobis) must cost well under
+ * a microsecond, and an MNIST row against 1000 reference images (knn over 784 pixels) a fraction of
+ * a millisecond. Bounds are loose (a loaded CI machine), the typical figures are far below them.
+ */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import type { RowValues } from './features.js';
+import { fitOod, oodScore } from './ood.js';
+import type { FeatureProfile } from './profile.js';
+
+const num = (name: string, input = name): FeatureProfile => ({ kind: 'numeric', name, input, integer: false, min: 0, max: 8, mean: 3, std: 1.5, quantiles: [], missingRate: 0 });
+
+function perCallNs(score: () => number, calls: number): number {
+  let sink = 0;
+  for (let i = 0; i < Math.min(calls, 10_000); i++) sink += score();
+  const start = process.hrtime.bigint();
+  for (let i = 0; i < calls; i++) sink += score();
+  const ns = Number(process.hrtime.bigint() - start) / calls;
+  assert.ok(!Number.isNaN(sink));
+  return ns;
+}
+
+test('an iris row (4 features, Mahalanobis) scores in well under a microsecond', () => {
+  const rows: RowValues[] = Array.from({ length: 105 }, (_, i) => [4 + (i % 30) / 8, 2 + (i % 17) / 7, 1 + (i % 50) / 8, (i % 25) / 10]);
+  const model = fitOod([0, 1, 2, 3].map((i) => num(`input[${i}]`, 'input')), rows);
+  const row: RowValues = [5.1, 3.5, 1.4, 0.2];
+  const ns = perCallNs(() => oodScore(model, row), 1_000_000);
+  assert.ok(ns < 1000, `${ns.toFixed(0)} ns per score`);
+});
+
+test('an MNIST row against 1000 reference images (knn, 784 pixels) scores in under 5 ms', () => {
+  const d = 784;
+  const inputs = [{ name: 'Input3', datatype: 'FP32', rowShape: [1, 28, 28], firstFeature: 0, featureCount: d }];
+  const features = Array.from({ length: d }, (_, i) => num(`Input3[${i}]`, 'Input3'));
+  const rows: RowValues[] = Array.from({ length: 1000 }, (_, r) => Array.from({ length: d }, (_, j) => ((r * 31 + j * 17) % 97) / 97));
+  const model = fitOod(features, rows, inputs);
+  const row: RowValues = Array.from({ length: d }, (_, j) => ((j * 13) % 89) / 89);
+  const ns = perCallNs(() => oodScore(model, row), 200);
+  assert.ok(ns < 5e6, `${(ns / 1e6).toFixed(2)} ms per score`);
+});
