@@ -77,8 +77,11 @@ test('per-version artefacts load with the table, are reused while unchanged, rel
         return undefined;
       }
     },
-    load: async (model, version) => {
+    load: async (model, version, _config, loaded) => {
       loads++;
+      // Loaded after its model, so it can be checked against it.
+      assert.deepEqual(loaded.metadata?.inputs.map((i) => i.name), ['input']);
+      assert.equal(loaded.artifactSha256, createHash('sha256').update(readFileSync(IRIS)).digest('hex'));
       return JSON.parse(readFileSync(fileOf(model, version), 'utf8')) as unknown;
     },
   };

@@ -1,0 +1,128 @@
+import assert from 'node:assert/strict';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, test } from 'node:test';
+import { profileInputs } from '../../policies/guards/features.js';
+import { oodScore } from '../../policies/guards/ood.js';
+import { PROFILE_FORMAT, type Profile } from '../../policies/guards/profile.js';
+import { ASSETS } from '../../test/helpers/assets.js';
+import { buildConfig, type GatewayConfig } from '../config.js';
+import { areProbabilities, buildProfile, chooseSqueezers, featureProfiles, scoreOutput, splitRows } from './build.js';
+
+const IRIS_CSV = join(ASSETS, 'datasets/iris.csv');
+const IRIS_MAP = { input: ['SepalLengthCm', 'SepalWidthCm', 'PetalLengthCm', 'PetalWidthCm'] };
+const config = buildConfig({
+  auth: { insecureNoAuth: true },
+  models: { iris: { versions: { '1': { backend: { kind: 'onnx', path: join(ASSETS, 'models/iris_mlp_dynamic.onnx') } } } } },
+}, '/');
+const dirs: string[] = [];
+after(async () => {
+  for (const d of dirs) await rm(d, { recursive: true, force: true });
+});
+
+test('splitRows: 70 % reference, 30 % held out, disjoint, in a seeded random order', () => {
+  const a = splitRows(1000, 1);
+  assert.equal(a.reference.length, 700);
+  assert.equal(a.heldOut.length, 300);
+  assert.deepEqual([...a.reference, ...a.heldOut].sort((x, y) => x - y), Array.from({ length: 1000 }, (_, i) => i));
+  assert.deepEqual(splitRows(1000, 1), a, 'the same seed, the same split');
+  const b = splitRows(1000, 2);
+  assert.notDeepEqual(b.reference, a.reference);
+  assert.notDeepEqual(a.reference.slice(0, 20), [...a.reference].sort((x, y) => x - y).slice(0, 20), 'not in file order');
+  // Sorted data (iris: 50 of each species in turn) lands in both parts in proportion.
+  const firstThird = a.heldOut.filter((i) => i < 333).length;
+  assert.ok(firstThird > 70 && firstThird < 130, `${firstThird} of 300 held-out rows from the first third`);
+  assert.deepEqual(splitRows(10, 1, 0.7).reference.length, 7);
+});
+
+test('featureProfiles: ranges, moments, quantiles, missing rates, integers and categories', () => {
+  const inputs = profileInputs([
+    { name: 'n', datatype: 'FP32', shape: [-1, 1] },
+    { name: 'k', datatype: 'INT64', shape: [-1, 1] },
+    { name: 'c', datatype: 'BYTES', shape: [-1, 1] },
+  ]);
+  const [n, k, c] = featureProfiles(inputs, [[1, 1, 'b'], [2, 2, 'a'], [null, 3, 'b'], [3, 4, null]], [0.5]);
+  assert.deepEqual(n, { kind: 'numeric', name: 'n', input: 'n', integer: true, min: 1, max: 3, mean: 2, std: 1, quantiles: [2], missingRate: 0.25 });
+  assert.equal(k?.kind === 'numeric' && k.integer, true);
+  assert.deepEqual(c, { kind: 'categorical', name: 'c', input: 'c', categories: { a: 1 / 3, b: 2 / 3 }, missingRate: 0.25 });
+  assert.deepEqual(Object.keys(c?.kind === 'categorical' ? c.categories : {}), ['a', 'b'], 'categories sorted');
+  const [f] = featureProfiles(inputs.slice(0, 1), [[0.5], [1]], [0.5]);
+  assert.equal(f?.kind === 'numeric' && f.integer, false);
+});
+
+test('scoreOutput, areProbabilities and chooseSqueezers', () => {
+  assert.equal(scoreOutput([{ name: 'label', datatype: 'INT64', shape: [-1] }, { name: 'probabilities', datatype: 'FP32', shape: [-1, 2] }])?.name, 'probabilities');
+  assert.equal(scoreOutput([{ name: 'Plus214_Output_0', datatype: 'FP32', shape: [1, 10] }])?.name, 'Plus214_Output_0');
+  assert.equal(scoreOutput([{ name: 'y', datatype: 'FP32', shape: [-1, 1] }, { name: 'l', datatype: 'INT64', shape: [-1, 3] }]), undefined);
+  assert.equal(areProbabilities([Float64Array.of(0.2, 0.8), Float64Array.of(1, 0)]), true);
+  assert.equal(areProbabilities([Float64Array.of(0.2, 0.8), Float64Array.of(8.6, -13)]), false);
+
+  const image = profileInputs([{ name: 'Input3', datatype: 'FP32', shape: [1, 1, 28, 28] }]);
+  const pixels = featureProfiles(image, [new Array(784).fill(0), new Array(784).fill(1)]);
+  assert.deepEqual(chooseSqueezers(image, pixels), [
+    { kind: 'bit-depth', input: 'Input3', bits: 1, min: 0, max: 1 },
+    { kind: 'median', input: 'Input3', size: 2 },
+  ]);
+  const tabular = profileInputs([
+    { name: 'pclass', datatype: 'INT64', shape: [-1, 1] },
+    { name: 'age', datatype: 'FP32', shape: [-1, 1] },
+    { name: 'input', datatype: 'FP32', shape: [-1, 2] },
+    { name: 'flat', datatype: 'FP32', shape: [-1, 1] },
+  ]);
+  const stats = featureProfiles(tabular, [[1, 0, 0, 0.1, 5], [3, 80, 8, 2.5, 5]]);
+  assert.deepEqual(chooseSqueezers(tabular, stats), [
+    { kind: 'bit-depth', input: 'age', bits: 4, min: 0, max: 80 },
+    // 16 levels for the narrowest feature (2.4 wide) over 0..8: 2^6 levels
+    { kind: 'bit-depth', input: 'input', bits: 6, min: 0, max: 8 },
+  ], 'integer inputs and constant ones are not squeezed');
+});
+
+async function tempDir(): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'bw-profile-'));
+  dirs.push(dir);
+  return dir;
+}
+
+test('buildProfile: iris from iris.csv with the real model: split, thresholds, squeeze on logits; deterministic but for createdAt', async () => {
+  const p = await buildProfile({ config, model: 'iris', data: IRIS_CSV, map: IRIS_MAP });
+  assert.equal(p.format, PROFILE_FORMAT);
+  assert.equal(p.version, '1', 'the stable version when none is named');
+  assert.equal(p.modelSha256, '97504a48f12590e5f18b9f8b66495209a99c5851de5f79d1db0b04c91a8a6abb');
+  assert.equal(p.data.sha256, '600ac44f23c2e6e0ae37daac8ceb2baba4df963efa580eb31b3b576b28e34c55');
+  assert.deepEqual([p.data.rows, p.data.referenceRows, p.data.heldOutRows], [150, 105, 45]);
+  assert.deepEqual(p.features.map((f) => f.name), ['input[0]', 'input[1]', 'input[2]', 'input[3]']);
+  const sepal = p.features[0];
+  assert.deepEqual(sepal?.kind === 'numeric' && [sepal.min, sepal.max], [4.3, 7.9], 'ranges from every row');
+  assert.equal(p.ood.method, 'mahalanobis');
+  assert.equal(p.calibration.targetFpr, 0.01);
+  assert.ok(p.calibration.ood > 1 && p.calibration.ood < 10, `ood threshold ${p.calibration.ood}`);
+  assert.ok(oodScore(p.ood, [5.1, 3.5, 1.4, 0.2]) < p.calibration.ood, 'a real flower is below the threshold');
+  assert.ok(oodScore(p.ood, [510, 350, 140, 20]) > p.calibration.ood, 'centimetres sent as tenths of millimetres are far above it');
+  assert.equal(p.squeeze?.output, 'output');
+  assert.equal(p.squeeze?.logits, true);
+  assert.ok(p.calibration.squeeze !== undefined && p.calibration.squeeze > 0 && p.calibration.squeeze < 2);
+  assert.equal(p.extraction.stepQuantiles.length, p.quantileProbs.length);
+
+  const again = await buildProfile({ config, model: 'iris', version: '1', data: IRIS_CSV, map: IRIS_MAP });
+  assert.deepEqual({ ...again, createdAt: '' }, { ...p, createdAt: '' });
+  const other = await buildProfile({ config, model: 'iris', data: IRIS_CSV, map: IRIS_MAP, seed: 2, targetFpr: 0.05 });
+  assert.equal(other.calibration.targetFpr, 0.05);
+  assert.notEqual(other.calibration.ood, p.calibration.ood);
+  // models.<m>.guards.targetFpr, read whether or not this build's schema names it.
+  const guarded = { ...config, models: { iris: { ...config.models.iris, guards: { targetFpr: 0.02 } } } } as unknown as GatewayConfig;
+  assert.equal((await buildProfile({ config: guarded, model: 'iris', data: IRIS_CSV, map: IRIS_MAP })).calibration.targetFpr, 0.02);
+  const json = JSON.parse(JSON.stringify(p)) as Profile;
+  assert.equal(oodScore(json.ood, [6, 3, 4, 1.3]), oodScore(p.ood, [6, 3, 4, 1.3]), 'a profile read back from JSON scores the same');
+});
+
+test('buildProfile: what it refuses, with the reason', async () => {
+  await assert.rejects(buildProfile({ config, model: 'titanic', data: IRIS_CSV }), /model "titanic" is not in the configuration \(it has iris\)/);
+  await assert.rejects(buildProfile({ config, model: 'iris', version: '9', data: IRIS_CSV, map: IRIS_MAP }), /model iris has no version "9" \(it has 1\)/);
+  const dir = await tempDir();
+  const small = join(dir, 'small.csv');
+  const lines = (await readFile(IRIS_CSV, 'utf8')).split('\n').slice(0, 51);
+  await writeFile(small, lines.join('\n'));
+  await assert.rejects(buildProfile({ config, model: 'iris', data: small, map: IRIS_MAP }), /the data has 50 rows; at least 67 are needed/);
+  await assert.rejects(buildProfile({ config, model: 'iris', data: join(dir, 'none.csv'), map: IRIS_MAP }), /ENOENT/);
+});

@@ -1,0 +1,102 @@
+import assert from 'node:assert/strict';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { pino } from 'pino';
+import type { ModelMetadata } from '../../adapters/adapter.js';
+import { buildModelTable, retireTable } from '../../adapters/registry.js';
+import type { Profile } from '../../policies/guards/profile.js';
+import { ASSETS } from '../../test/helpers/assets.js';
+import { buildConfig } from '../config.js';
+import { buildProfile } from './build.js';
+import { PROFILE_ARTIFACT, profileLoader, profileProblems } from './loader.js';
+
+const IRIS_MODEL = join(ASSETS, 'models/iris_mlp_dynamic.onnx');
+const IRIS_SHA = '97504a48f12590e5f18b9f8b66495209a99c5851de5f79d1db0b04c91a8a6abb';
+const METADATA: ModelMetadata = { platform: 'onnx_onnxv1', inputs: [{ name: 'input', datatype: 'FP32', shape: [-1, 4] }], outputs: [{ name: 'output', datatype: 'FP32', shape: [-1, 3] }] };
+const LOADED = { metadata: METADATA, artifactSha256: IRIS_SHA };
+const log = pino({ level: 'silent' });
+let profile: Profile;
+let dir: string;
+
+before(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'bw-loader-'));
+  const config = buildConfig({ auth: { insecureNoAuth: true }, models: { iris: { versions: { '1': { backend: { kind: 'onnx', path: IRIS_MODEL } } } } } }, '/');
+  profile = await buildProfile({ config, model: 'iris', data: join(ASSETS, 'datasets/iris.csv'), map: { input: ['SepalLengthCm', 'SepalWidthCm', 'PetalLengthCm', 'PetalWidthCm'] } });
+});
+after(() => rm(dir, { recursive: true, force: true }));
+
+/** The profile with `change` applied to a deep copy. */
+function edited(change: (p: Record<string, any>) => void): unknown {
+  const copy = JSON.parse(JSON.stringify(profile)) as Record<string, any>;
+  change(copy);
+  return copy;
+}
+
+test('profileProblems: a profile built for the model fits it; with unknown metadata or hash what can be checked is', () => {
+  assert.deepEqual(profileProblems(profile, LOADED), []);
+  assert.deepEqual(profileProblems(profile, { metadata: undefined, artifactSha256: undefined }), []);
+});
+
+test('profileProblems: format, hash, names, datatypes, row shapes and order, each named', () => {
+  assert.deepEqual(profileProblems([], LOADED), ['not a profile: the file must hold a JSON object']);
+  assert.deepEqual(profileProblems(edited((p) => (p.format = 'breakwater.profile/9')), LOADED), ['unknown format "breakwater.profile/9": this gateway reads "breakwater.profile/1" (rebuild it with breakwater profile)']);
+  assert.deepEqual(profileProblems(edited((p) => (p.modelSha256 = 'ab'.repeat(32))), LOADED), [`it was built for iris version 1, a model file with SHA-256 ${'ab'.repeat(6)}…, and this version's file has 97504a48f125… (rebuild it with breakwater profile)`]);
+  assert.deepEqual(profileProblems(edited((p) => (p.modelSha256 = null)), LOADED), [], 'a profile built through a remote backend carries no hash');
+  assert.deepEqual(profileProblems(edited((p) => (p.inputs[0].datatype = 'FP64')), LOADED), ['input "input": the profile has datatype FP64, the model FP32']);
+  assert.deepEqual(profileProblems(edited((p) => (p.inputs[0].rowShape = [5])), LOADED), ['input "input": the profile has row shape [5], the model [4]']);
+  assert.deepEqual(profileProblems(edited((p) => (p.inputs[0].name = 'x')), LOADED), [
+    'the model has input "input" (FP32 [4] per row), which the profile lacks',
+    'the profile has input "x", which the model lacks (it has input)',
+  ]);
+  assert.deepEqual(profileProblems(edited((p) => (p.squeeze.output = 'probabilities')), LOADED), ['its squeeze section compares output "probabilities", which the model lacks']);
+  const two: ModelMetadata = { ...METADATA, inputs: [{ name: 'a', datatype: 'FP32', shape: [-1, 2] }, { name: 'b', datatype: 'FP32', shape: [-1, 2] }] };
+  const swapped = edited((p) => {
+    p.inputs = [{ name: 'b', datatype: 'FP32', rowShape: [2], firstFeature: 0, featureCount: 2 }, { name: 'a', datatype: 'FP32', rowShape: [2], firstFeature: 2, featureCount: 2 }];
+  });
+  assert.match(profileProblems(swapped, { metadata: two, artifactSha256: IRIS_SHA }).join(), /inputs are in another order than the model's \(a, b\)/);
+});
+
+test('profileProblems: parts that do not fit together (what the guards would index into)', () => {
+  assert.match(profileProblems(edited((p) => p.ood.precision.pop()), LOADED).join(), /a Mahalanobis model needs a mean of 4 and a precision of 4×4 numbers/);
+  assert.match(profileProblems(edited((p) => p.features.pop()), LOADED).join(), /`features` must hold one entry per feature of the inputs \(4\)/);
+  assert.match(profileProblems(edited((p) => (p.features[1].quantiles = [1])), LOADED).join(), /feature 1 \("input\[1\]"\): a numeric feature needs/);
+  assert.match(profileProblems(edited((p) => (p.ood.method = 'isolation-forest')), LOADED).join(), /`ood.method` "isolation-forest" is unknown/);
+  assert.match(profileProblems(edited((p) => delete p.calibration.squeeze), LOADED).join(), /a profile with a squeeze section needs its threshold/);
+  assert.match(profileProblems(edited((p) => (p.extraction.stepQuantiles = [])), LOADED).join(), /stepQuantiles/);
+  assert.match(profileProblems(edited((p) => Object.assign(p.ood, { method: 'knn', k: 5, rows: 2, reference: [1, 2] })), LOADED).join(), /a knn model needs k \(1 to rows\) and rows × 4 reference values/);
+});
+
+test('the profile artefact: loaded with the table (frozen), reused while unchanged, swapped when the file changes, refused when it does not fit', async () => {
+  const path = join(dir, 'iris-1.json');
+  await writeFile(path, JSON.stringify(profile));
+  const cfg = buildConfig({ auth: { insecureNoAuth: true }, models: { iris: { versions: { '1': { backend: { kind: 'onnx', path: IRIS_MODEL }, profile: 'iris-1.json' }, '2': { backend: { kind: 'onnx', path: IRIS_MODEL } } } } } }, dir);
+  assert.equal(cfg.models.iris?.versions['1']?.profile, path, 'resolved against the configuration\'s folder');
+  const loaders = [profileLoader()];
+  const first = await buildModelTable(cfg, { log, tolerateUnreachable: false, artifacts: loaders });
+  const v1 = first.models.get('iris')?.versions.get('1');
+  const loaded = v1?.artifacts.get(PROFILE_ARTIFACT) as Profile;
+  assert.equal(loaded.calibration.ood, profile.calibration.ood);
+  assert.ok(Object.isFrozen(loaded) && Object.isFrozen(loaded.ood), 'frozen: the guards share it');
+  assert.equal(first.models.get('iris')?.versions.get('2')?.artifacts.has(PROFILE_ARTIFACT), false);
+
+  const same = await buildModelTable(cfg, { log, previous: first, tolerateUnreachable: false, artifacts: loaders });
+  assert.equal(same.models.get('iris')?.versions.get('1'), v1, 'unchanged: reused');
+
+  await writeFile(path, JSON.stringify({ ...profile, calibration: { ...profile.calibration, ood: 99 } }));
+  const changed = await buildModelTable(cfg, { log, previous: same, tolerateUnreachable: false, artifacts: loaders });
+  assert.equal((changed.models.get('iris')?.versions.get('1')?.artifacts.get(PROFILE_ARTIFACT) as Profile).calibration.ood, 99, 'a new profile file is swapped in');
+  assert.equal((v1?.artifacts.get(PROFILE_ARTIFACT) as Profile).calibration.ood, profile.calibration.ood, 'the old table keeps its own');
+
+  await writeFile(path, JSON.stringify(edited((p) => (p.inputs[0].rowShape = [5]))));
+  await assert.rejects(
+    buildModelTable(cfg, { log, previous: changed, tolerateUnreachable: false, artifacts: loaders }),
+    (e: Error) => e.message.includes(`model iris version 1 failed to load from ${IRIS_MODEL}: its profile could not be loaded: the profile ${path} does not fit this version: input "input": the profile has row shape [5], the model [4]`),
+  );
+  await writeFile(path, '{"format": ');
+  await assert.rejects(buildModelTable(cfg, { log, previous: changed, tolerateUnreachable: false, artifacts: loaders }), /the profile .* is not JSON/);
+  await rm(path);
+  await assert.rejects(buildModelTable(cfg, { log, previous: changed, tolerateUnreachable: false, artifacts: loaders }), /the profile .*iris-1\.json cannot be read \(ENOENT\)/);
+  await Promise.all([retireTable(first, changed), retireTable(changed, undefined)]);
+});
