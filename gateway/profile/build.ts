@@ -21,6 +21,7 @@ import { PROFILE_FORMAT, type FeatureProfile, type Profile, type ProfileInput, t
 import { QUANTILE_PROBS, quantilesOf } from '../../policies/guards/quantiles.js';
 import { squeezeRequests, squeezeScores } from '../../policies/guards/squeeze.js';
 import { stepDistances } from '../../policies/guards/steps.js';
+import { hash32 } from '../../policies/traffic-split.js';
 import type { GatewayConfig } from '../config.js';
 import { readReferenceData } from './read-data.js';
 
@@ -30,24 +31,14 @@ export const REFERENCE_SHARE = 0.7;
 export const DEFAULT_TARGET_FPR = 0.01;
 export const DEFAULT_SEED = 1;
 
-/** A 32-bit hash of (seed, index) (murmur3's finaliser over a Weyl step): the split's random order. */
-function rowHash(seed: number, i: number): number {
-  let h = (seed ^ Math.imul(i + 1, 0x9e3779b9)) >>> 0;
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35);
-  h ^= h >>> 16;
-  return h >>> 0;
-}
-
 /**
  * The deterministic split of n rows: row indices ordered by their seeded hash; the first
  * round(share·n) are the reference, the rest held out (both in that random order).
  */
 export function splitRows(n: number, seed: number, share = REFERENCE_SHARE): { reference: number[]; heldOut: number[] } {
   const order = Array.from({ length: n }, (_, i) => i);
-  const h = order.map((i) => rowHash(seed, i));
+  // The traffic split's hash (FNV-1a, then murmur3's finaliser) of "seed:index".
+  const h = order.map((i) => hash32(`${seed}:${i}`));
   order.sort((a, b) => h[a] - h[b] || a - b);
   const cut = Math.round(share * n);
   return { reference: order.slice(0, cut), heldOut: order.slice(cut) };
