@@ -16,6 +16,10 @@ import type { Logger } from 'pino';
 import { createAuthPolicy, type AuthPolicy } from '../policies/authenticate.js';
 import { createScopePolicy } from '../policies/authorize.js';
 import { PolicyChain } from '../policies/chain.js';
+import { GuardFigures } from '../policies/guards/guard-events.js';
+import { optOutsRetainPayload } from './retention.js';
+import { createInputGuardsPolicy } from '../policies/guards/input-guards.js';
+import { SqueezeGuard } from '../policies/guards/squeeze-guard.js';
 import { createKillSwitchPolicy, type KillSwitchPolicy } from '../policies/kill-switch.js';
 import { createOptOutPolicy } from '../policies/opt-out.js';
 import type { Policy } from '../policies/policy.js';
@@ -76,6 +80,8 @@ export interface Composed {
   /** The kill state and its changes (undefined: killSwitch.enabled false). */
   readonly killSwitch: KillSwitch | undefined;
   readonly fleet: Fleet;
+  /** The squeezing guard, run by the infer route after the answer. */
+  readonly squeeze: SqueezeGuard;
   /** Applies a validated configuration: the model table first, then every part that follows it. */
   reload(next: GatewayConfig): Promise<void>;
   /** Closes every part in reverse start order; in-flight backend calls get at most `waitMs`. */
@@ -198,6 +204,15 @@ export async function compose(config: GatewayConfig, log: Logger, opts: ComposeO
     if (rowLimits && failures !== undefined) {
       policies.push(createRateLimitPolicy(rl, { store, log, fallback: failures.fallback, failures }));
     }
+    // Input guards after the quotas: a refused input has cost its rows, so probing the guards is not free.
+    // Always in the chain (a reload may turn guards on); a model without guards costs one property read.
+    const guardFigures = new GuardFigures(metrics);
+    policies.push(createInputGuardsPolicy({ events: guardFigures, log, retains: optOutsRetainPayload }));
+    const squeeze = new SqueezeGuard({
+      events: guardFigures,
+      timed: (m, v, s) => metrics.recordSqueeze(m, v, s),
+      onError: (model, e) => log.warn({ model, guard: 'squeeze', code: (e as { code?: unknown }).code ?? (e as Error).name }, 'the squeeze guard failed; the request was judged without it'),
+    });
 
     // Each version's reference profile (input guards) loads and reloads with its model.
     const serving = await Serving.start(config, log, metrics, [profileLoader()]);
@@ -242,7 +257,7 @@ export async function compose(config: GatewayConfig, log: Logger, opts: ComposeO
       onChange = killAlerts({ alerts, fleet, log });
     }
     const features: ServerFeature[] = [
-      trafficFeature({ serving, routes, figures, audit, shadowFigures: (m) => shadow.figures(m), kills: (m) => killSwitch?.killsOf(m) ?? [] }),
+      trafficFeature({ serving, routes, figures, audit, shadowFigures: (m) => shadow.figures(m), guardFigures: (m) => guardFigures.of(m), kills: (m) => killSwitch?.killsOf(m) ?? [] }),
       optOutsFeature({ registry: optOuts, audit, eraser: new Eraser({ store, registry: optOuts, fallback: limitsFallback, config: () => current }) }),
       auditFeature(audit),
       fleetFeature({ fleet }),
@@ -263,6 +278,7 @@ export async function compose(config: GatewayConfig, log: Logger, opts: ComposeO
       kills,
       killSwitch,
       fleet,
+      squeeze,
       async reload(next: GatewayConfig): Promise<void> {
         for (const section of RESTART_SECTIONS) {
           if (JSON.stringify(next[section]) !== JSON.stringify(current[section])) {
@@ -274,6 +290,7 @@ export async function compose(config: GatewayConfig, log: Logger, opts: ComposeO
         current = next;
         traffic.update(effectiveTraffic(next, routes.overrides));
         figures.retain(serving.table.models);
+        guardFigures.retain(Object.keys(next.models));
         killSwitch?.reconfigure(next);
         fleet.setConfigHash(configHash(next));
         routes.reconfigure(next).catch((e: unknown) => log.warn({ err: e }, 'traffic: re-reading stored routes after a reload failed'));

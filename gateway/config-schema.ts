@@ -245,6 +245,75 @@ export const modelKillSwitchSchema = {
   },
 } as const;
 
+/** A guard's mode (policies/guards/input-guards.ts): refuse, serve and say so, serve from `routeTo`, or not run. */
+const guardMode = { enum: ['reject', 'flag', 'route', 'off'], default: 'off' } as const;
+
+/**
+ * Per model: the input guards (policies/guards/). Every guard is off unless configured; a guard
+ * that is not off needs a reference profile on every version (`versions.<v>.profile`, built by
+ * `breakwater profile`), checked in config.ts.
+ */
+export const guardsSchema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    // The false-positive rate `breakwater profile` calibrates each threshold to, on held-out data.
+    targetFpr: { type: 'number', exclusiveMinimum: 0, maximum: 0.5, default: 0.01 },
+    // A guard that throws or runs out of time never fails the request (it is counted and logged by
+    // code), unless this is set and the guard's mode is reject: then the request is refused, 503.
+    failClosed: { type: 'boolean', default: false },
+    // Bounds the squeezing guard's extra inference (it never extends the request's own deadline).
+    timeoutMs: positiveInt(250, 60_000),
+    // The version `route` mode serves (a more robust or rule-based one); required when a mode is route.
+    routeTo: { type: 'string', minLength: 1 },
+    contract: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        mode: guardMode,
+        // Values re-measured in the real world land just outside the reference's range: a numeric value
+        // passes within tolerance × (max − min) beyond [min, max].
+        tolerance: { type: 'number', minimum: 0, maximum: 10, default: 0.05 },
+      },
+    },
+    ood: { type: 'object', additionalProperties: false, properties: { mode: guardMode } },
+    squeeze: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        mode: guardMode,
+        // It costs one more inference: run it on this share of requests…
+        sampleRate: { type: 'number', minimum: 0, maximum: 1, default: 1 },
+        // …or, when > 0, only when the answer's top two probabilities are closer than this.
+        borderline: { type: 'number', minimum: 0, maximum: 1, default: 0 },
+      },
+    },
+    extraction: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        mode: { enum: ['flag', 'throttle', 'coarsen', 'deny', 'off'], default: 'off' },
+        // Evidence is kept per time window and forgotten as windows expire: a flag decays after
+        // windowMs × windows without new evidence.
+        windowMs: positiveInt(600_000, 86_400_000),
+        windows: positiveInt(6, 144),
+        // throttle: a flagged subject's rows per minute, across replicas.
+        throttleRowsPerMinute: positiveInt(30, 1_000_000),
+        // coarsen: scores rounded to this many decimals, or the label (argmax) only.
+        coarsen: {
+          type: 'object',
+          additionalProperties: false,
+          properties: {
+            decimals: { type: 'integer', minimum: 0, maximum: 6, default: 1 },
+            labelOnly: { type: 'boolean', default: false },
+          },
+          default: {},
+        },
+      },
+    },
+  },
+} as const;
+
 const model = {
   type: 'object',
   additionalProperties: false,
@@ -262,6 +331,7 @@ const model = {
     traffic: trafficSchema,
     fallback: fallbackSchema,
     killSwitch: modelKillSwitchSchema,
+    guards: guardsSchema,
     ...modelSettings,
   },
 } as const;

@@ -20,6 +20,7 @@ import {
   fallbackSchema,
   fleetSchema,
   killSwitchSchema,
+  guardsSchema,
   loggingSchema,
   modelKillSwitchSchema,
   oipHttpBackendSchema,
@@ -61,6 +62,8 @@ export type TrafficRule = TrafficConfig['rules'][number];
 export type ShadowConfig = NonNullable<TrafficConfig['shadow']>;
 export type FallbackConfig = Validated<typeof fallbackSchema>;
 export type ModelKillSwitchConfig = Validated<typeof modelKillSwitchSchema>;
+export type GuardsConfig = Validated<typeof guardsSchema>;
+export type GuardName = 'contract' | 'ood' | 'squeeze' | 'extraction';
 export type KillSwitchConfig = Validated<typeof killSwitchSchema>;
 export type FleetConfig = Validated<typeof fleetSchema>;
 export type AlertsConfig = Validated<typeof alertsSchema>;
@@ -72,6 +75,7 @@ export interface ModelConfig {
   readonly traffic?: TrafficConfig;
   readonly fallback?: FallbackConfig;
   readonly killSwitch?: ModelKillSwitchConfig;
+  readonly guards?: GuardsConfig;
   readonly nonFinite: 'reject' | 'allow';
   readonly maxBodyBytes: number;
   readonly maxElements: number;
@@ -263,6 +267,7 @@ export function buildConfig(input: unknown, baseDir: string, source = 'configura
     if (fb?.version !== undefined && !names.includes(fb.version)) {
       problems.push(`models.${name}.fallback.version: version "${fb.version}" is not among its versions (${names.join(', ')})`);
     }
+    if (model.guards !== undefined) problems.push(...checkGuards(`models.${name}.guards`, model.guards as GuardsConfig, versions));
     const rollbackTo = (model.killSwitch as ModelKillSwitchConfig | undefined)?.rollbackTo;
     if (rollbackTo !== undefined && !names.includes(rollbackTo)) {
       problems.push(`models.${name}.killSwitch.rollbackTo: version "${rollbackTo}" is not among its versions (${names.join(', ')})`);
@@ -282,6 +287,32 @@ export function buildConfig(input: unknown, baseDir: string, source = 'configura
   });
   if (problems.length > 0) throw new ConfigError(source, problems);
   return deepFreeze(raw as GatewayConfig);
+}
+
+/** Guards that are on (mode not off) in a model's guards section. */
+export function guardsOn(g: GuardsConfig | undefined): GuardName[] {
+  if (g === undefined) return [];
+  const on: GuardName[] = [];
+  for (const name of ['contract', 'ood', 'squeeze', 'extraction'] as const) {
+    const mode = g[name]?.mode;
+    if (mode !== undefined && mode !== 'off') on.push(name);
+  }
+  return on;
+}
+
+/** What the schema cannot say about guards: a profile on every version, and where `route` goes. */
+function checkGuards(at: string, g: GuardsConfig, versions: Record<string, { profile?: unknown }>): string[] {
+  const problems: string[] = [];
+  const names = Object.keys(versions);
+  const on = guardsOn(g);
+  if (on.length > 0) {
+    const without = names.filter((v) => versions[v]?.profile === undefined);
+    if (without.length > 0) problems.push(`${at}: guards ${on.join(', ')} need a reference profile on every version; missing on ${without.join(', ')} (build one with \`breakwater profile\`, then set versions.<v>.profile)`);
+  }
+  const routing = (['contract', 'ood', 'squeeze'] as const).filter((n) => g[n]?.mode === 'route');
+  if (routing.length > 0 && g.routeTo === undefined) problems.push(`${at}.routeTo: guards ${routing.join(', ')} are in route mode and need the version to route to`);
+  if (g.routeTo !== undefined && !names.includes(g.routeTo)) problems.push(`${at}.routeTo: version "${g.routeTo}" is not among its versions (${names.join(', ')})`);
+  return problems;
 }
 
 /**

@@ -41,6 +41,11 @@ export const ERRORS = {
   // The subject opted out of automated decisions and the model has no fallback version: the detail
   // says how to get a human decision (models.<m>.fallback.humanDecision).
   HUMAN_DECISION_REQUIRED: { status: 403, message: 'this subject opted out of automated decisions; ask for a human decision' },
+  // An input guard in reject mode refused the input (policies/guards/): the guard is named, never
+  // its score or threshold, which an attacker could tune against.
+  INPUT_REJECTED: { status: 422, message: 'the input was refused by an input guard' },
+  // The caller's queries look like an attempt to copy the model (extraction guard, mode deny).
+  EXTRACTION_SUSPECTED: { status: 403, message: 'queries refused: the pattern of this caller\'s queries looks like model extraction' },
   // Admin API: a traffic change that fails validation (weights, versions, rules)
   INVALID_TRAFFIC: { status: 400, message: 'traffic routes are not valid' },
   // Admin API: the change was made against a revision that has moved since (If-Match or "revision");
@@ -86,6 +91,8 @@ export const ERRORS = {
   QUOTA_STORE_UNAVAILABLE: { status: 503, message: 'quota store is unavailable' },
   // An admin or self-service change could not be stored in the shared store (nothing was changed)
   STATE_STORE_UNAVAILABLE: { status: 503, message: 'shared state store is unavailable; nothing was changed' },
+  // A guard in reject mode failed (threw or ran out of time) and guards.failClosed is set.
+  GUARD_UNAVAILABLE: { status: 503, message: 'an input guard could not judge the request' },
   INTERNAL: { status: 500, message: 'internal error' },
 } as const satisfies Record<string, ErrorSpec>;
 

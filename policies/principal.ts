@@ -16,6 +16,7 @@ export const ADMIN_SCOPES = {
   traffic: 'admin:traffic',
   optOuts: 'admin:opt-outs',
   audit: 'admin:audit',
+  guards: 'admin:guards',
 } as const;
 
 /** The scope that lets a principal call (or read the metadata of) `model`. */

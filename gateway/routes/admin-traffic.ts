@@ -30,6 +30,8 @@ export interface TrafficFeatureDeps {
   readonly figures: ArmFigures;
   /** This replica's shadow figures of a model, if it mirrors. */
   readonly shadowFigures?: (model: string) => unknown;
+  /** This replica's input-guard verdicts of a model, by version, guard and outcome. */
+  readonly guardFigures?: (model: string) => unknown;
   /** Where every change is recorded; a model's history is read from it. */
   readonly audit: AuditLog;
   /** The kills in force concerning a model (the kill switch), if it is on. */
@@ -118,7 +120,7 @@ export function trafficFeature(deps: TrafficFeatureDeps): ServerFeature {
           traffic: { ...live, revision, traffic: live.traffic ?? { routes: [{ version: m.stable.version, weight: 100 }], rules: [] } },
           fallback: m.config.fallback ?? null,
           kills: deps.kills?.(m.name) ?? [],
-          figures: { replica: REPLICA, ...figures.summary(m.name), backends: backendFigures(m.versions), shadow: deps.shadowFigures?.(m.name) ?? null },
+          figures: { replica: REPLICA, ...figures.summary(m.name), backends: backendFigures(m.versions), shadow: deps.shadowFigures?.(m.name) ?? null, guards: deps.guardFigures?.(m.name) ?? {} },
           history: history.map(historyEntry),
         };
       });

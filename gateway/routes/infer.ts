@@ -16,6 +16,10 @@ import type { Observers } from '../observers.js';
 import type { Serving } from '../serving.js';
 import type { ShadowMirror } from '../shadow.js';
 import { REASON_KILL_SWITCH, type KillSwitchPolicy } from '../../policies/kill-switch.js';
+import { GUARD_HEADER, ROUTE_REASON_PREFIX } from '../../policies/guards/input-guards.js';
+import type { Profile } from '../../policies/guards/profile.js';
+import { SqueezeGuard } from '../../policies/guards/squeeze-guard.js';
+import { coarsenAnswer } from '../coarsen.js';
 import { UNKNOWN_MODEL } from '../telemetry/metrics.js';
 import { validateAgainstMetadata } from '../validate-request.js';
 import { observeEnd } from './guard.js';
@@ -60,9 +64,11 @@ export interface InferDeps {
   readonly shadow: ShadowMirror;
   /** The kill switch, for answers computed while a kill arrived (undefined: killSwitch.enabled false). */
   readonly kills?: KillSwitchPolicy;
+  /** The squeezing guard (undefined: no model has one). */
+  readonly squeeze?: SqueezeGuard;
 }
 
-export function registerInferRoutes(app: FastifyInstance, { serving, policies, observers, shadow, kills }: InferDeps): void {
+export function registerInferRoutes(app: FastifyInstance, { serving, policies, observers, shadow, kills, squeeze }: InferDeps): void {
   async function infer(request: FastifyRequest<{ Params: InferParams }>, reply: FastifyReply) {
     const table = serving.table;
     table.acquire();
@@ -102,6 +108,15 @@ export function registerInferRoutes(app: FastifyInstance, { serving, policies, o
       if (policies.has('payload')) {
         const pending = policies.run('payload', ctx, out);
         if (pending !== undefined) await pending;
+        // An input guard in route mode sends the request to another version (policies/guards/).
+        if (out.version !== version) {
+          served = findVersion(model, out.version);
+          version = served.version;
+          md = served.requireMetadata();
+          validateAgainstMetadata(parsed, md, mc.allowEmptyBatch);
+          ctx.version = served;
+          reply.header('x-model-version', version).header('x-route-reason', out.reason);
+        }
       }
       if (out.headers !== undefined) reply.headers(out.headers);
       // The adapter enforces the deadline itself: one timer per request, not one here and one there.
@@ -137,10 +152,38 @@ export function registerInferRoutes(app: FastifyInstance, { serving, policies, o
         const still = kills?.recheck(model.name, version);
         if (still !== undefined) throw 'error' in still ? still.error : new GatewayError('MODEL_KILLED', 'the version answering instead was stopped too');
       }
+      // The squeezing guard needs the answer: it runs the model again on squeezed copies of the input.
+      let fired = out.annotations?.guardsFired;
+      if (squeeze !== undefined && SqueezeGuard.on(mc.guards)) {
+        const guards = mc.guards!;
+        const judged = served;
+        const verdict = await squeeze.judge({
+          model: model.name, version, guards, profile: judged.artifacts.get('profile') as Profile | undefined,
+          request: parsed, answer: response, batchDynamic: (md.inputs[0]?.shape[0] ?? -1) === -1, deadline,
+          run: (r, by) => judged.adapter.infer(r, { deadline: by, requestId: String(request.id) }),
+        });
+        if (verdict === 'reject') throw new GatewayError('INPUT_REJECTED', 'refused by the squeeze guard');
+        if (verdict === 'error' && guards.failClosed && guards.squeeze?.mode === 'reject') throw new GatewayError('GUARD_UNAVAILABLE');
+        if (verdict === 'flag' || verdict === 'route') fired = [...(fired ?? []), 'squeeze'];
+        if (verdict === 'route' && guards.routeTo !== undefined && guards.routeTo !== version) {
+          const again = findVersion(model, guards.routeTo);
+          const againMd = again.requireMetadata();
+          validateAgainstMetadata(parsed, againMd, mc.allowEmptyBatch);
+          served = again;
+          version = again.version;
+          md = againMd;
+          reply.header('x-model-version', version).header('x-route-reason', `${ROUTE_REASON_PREFIX}squeeze`);
+          response = await again.adapter.infer(parsed, { deadline, requestId: String(request.id) });
+        }
+      }
+      if (fired !== undefined && fired.length > 0) reply.header(GUARD_HEADER, fired.join(','));
       // Only declared (and, if named, requested) outputs reach the client and the observers, in JSON
       // and binary answers alike: trimmed once here, before either encoding.
-      const minimised = minimiseOutputs(response, md, parsed);
+      let minimised = minimiseOutputs(response, md, parsed);
       if (minimised !== response) droppedOutputs = undeclaredOutputs(response, md);
+      // A caller the extraction guard flagged, in coarsen mode: rounded scores, or labels only.
+      const coarse = out.annotations?.coarsen;
+      if (coarse !== undefined) minimised = coarsenAnswer(minimised, coarse);
       answer = minimised;
       const encoded = encodeInferResponse(minimised, parsed, model.name, version);
       if (encoded.headerLength !== undefined) {

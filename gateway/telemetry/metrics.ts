@@ -4,6 +4,7 @@
  * Metric and attribute names are constants here so dashboards and tests refer to one spelling.
  */
 import { metrics, type Attributes, type Counter, type Histogram } from '@opentelemetry/api';
+import type { GuardEvents } from '../../policies/guards/guard-events.js';
 import type { Adapter } from '../../adapters/adapter.js';
 import type { BackendEvents } from '../../adapters/backend-guard.js';
 import { BREAKER_STATE_VALUE } from '../../adapters/circuit-breaker.js';
@@ -27,7 +28,7 @@ export interface GuardedVersion {
 }
 
 /** Load shedding and breaker changes are counted as they happen (BackendEvents); the gauges are read. */
-export interface GatewayMetrics extends BackendEvents {
+export interface GatewayMetrics extends BackendEvents, GuardEvents {
   recordInfer(model: string, version: string, seconds: number, errorCode: string | undefined): void;
   recordReload(ok: boolean): void;
   /** `version` is the shadow version; `seconds` the shadow call's duration, when one was made. */
@@ -39,6 +40,8 @@ export interface GatewayMetrics extends BackendEvents {
    * at each collection (the current model table): nothing is recorded per request for them.
    */
   observeBackends(versions: () => Iterable<GuardedVersion>): void;
+  /** Seconds the squeezing guard's extra inference took for one sampled request. */
+  recordSqueeze(model: string, version: string, seconds: number): void;
 }
 
 /** Instruments are created per call so a MeterProvider registered later (tests, main) is used. */
@@ -71,7 +74,21 @@ export function createMetrics(): GatewayMetrics {
   const transitions: Counter = meter.createCounter(METRIC.backendBreakerTransitions, {
     description: 'Changes of a remote backend\'s circuit breaker, by the state changed to',
   });
+  const guardOutcomes: Counter = meter.createCounter(METRIC.guardOutcomes, {
+    description: 'Input guards\' verdicts, by model, version, guard and outcome (pass, flag, reject, route, error, skipped, throttle, coarsen, deny)',
+  });
+  const squeezeDuration: Histogram = meter.createHistogram(METRIC.guardSqueezeDuration, {
+    description: 'The squeezing guard\'s extra inference, per sampled request',
+    unit: 's',
+    advice: { explicitBucketBoundaries: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25] },
+  });
   return {
+    outcome(model, version, guard, outcome) {
+      guardOutcomes.add(1, { [ATTR.model]: model, [ATTR.version]: version, [ATTR.guard]: guard, [ATTR.outcome]: outcome });
+    },
+    recordSqueeze(model, version, seconds) {
+      squeezeDuration.record(seconds, { [ATTR.model]: model, [ATTR.version]: version });
+    },
     backendShed(model, version, reason) {
       shed.add(1, { [ATTR.model]: model, [ATTR.version]: version, [ATTR.reason]: reason });
     },

@@ -21,6 +21,10 @@ export const METRIC = {
   backendBreakerState: 'breakwater.backend.breaker_state',
   /** Changes of a breaker's state, by the `state` it changed to. */
   backendBreakerTransitions: 'breakwater.backend.breaker_transitions',
+  /** Input guards' verdicts (policies/guards/), by `guard` and `outcome`, per model and version. */
+  guardOutcomes: 'breakwater.guard.outcomes',
+  /** Time the squeezing guard's extra inference took, per sampled request. */
+  guardSqueezeDuration: 'breakwater.guard.squeeze_duration',
 } as const;
 /** The model attribute of a request whose model is not in the table (never the client's string). */
 export const UNKNOWN_MODEL = '(unknown)';
@@ -32,5 +36,6 @@ export const ATTR = {
   outcome: 'outcome',
   reason: 'reason',
   state: 'state',
+  guard: 'guard',
 } as const;
 

@@ -217,3 +217,18 @@ export function squeezeScores(sq: SqueezeProfile, original: InferResponse, squee
   if (g !== rows * sq.squeezers.length) throw new TypeError(`expected ${rows * sq.squeezers.length} squeezed rows, the answers hold ${g}`);
   return scores;
 }
+
+/** An answer's probability vectors, one per row (softmax applied for logits): for the borderline test. */
+export function probabilityRows(sq: SqueezeProfile, answer: InferResponse): Float64Array[] {
+  const data = outputOf(sq, answer);
+  const t = answer.outputs.find((o) => o.name === sq.output);
+  const rows = t?.shape[0] ?? 1;
+  const k = data.length / rows;
+  const out: Float64Array[] = [];
+  for (let r = 0; r < rows; r++) {
+    const p = new Float64Array(k);
+    probabilities(data, r, k, sq.logits, p);
+    out.push(p);
+  }
+  return out;
+}
