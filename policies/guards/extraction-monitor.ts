@@ -10,8 +10,11 @@
  *   last add;
  * - every `syncMs` (1 s) each subject seen here within the live windows is re-judged on its counts
  *   `sum`-med over the live windows (every replica's rows), and the verdict kept in memory. A
- *   flagged subject is also written to `<scope>:flags` (so the admin list on any replica shows
- *   subjects flagged through other replicas' traffic), and that scope is read back.
+ *   flagged subject is also written to `<scope>:flags` (refreshed every `reconcileMs`, expiring
+ *   after three), so the admin list on any replica shows subjects flagged through other replicas'
+ *   traffic;
+ * - every `reconcileMs` (5 s) the clear and flag records are read back (`records` scans, so not
+ *   every second; a clear reaches the other replicas by announcement at once).
  * Between syncs `observe` judges the last merged counts plus the rows it saw since, so a subject
  * sending many rows to one replica is flagged without waiting for a sync.
  *
@@ -45,6 +48,8 @@ export interface ExtractionMonitorOptions<R> extends WindowSettings {
   readonly flushMs?: number;
   /** How often subjects are re-judged on the counts of every replica. */
   readonly syncMs?: number;
+  /** How often (at a sync) the clear and flag records are read back; 5 s by default. */
+  readonly reconcileMs?: number;
   /**
    * Memory for the subjects' recent queries (64 encoded rows each); past it, the queries of the
    * least recently seen subject are dropped (its counters stay). 64 MiB by default.
@@ -88,6 +93,8 @@ class Subject {
   lastSeen = 0;
   /** The last clear's time (0: never cleared). */
   clearedAt = 0;
+  /** When this replica last wrote the subject's flag record (0: it holds none). */
+  recordAt = 0;
 }
 
 const SYNC_CONCURRENCY = 32;
@@ -99,6 +106,9 @@ export class ExtractionMonitor<R> {
   readonly #nulls: NullRates;
   readonly #now: () => number;
   readonly #ttlMs: number;
+  readonly #reconcileMs: number;
+  readonly #flagTtlMs: number;
+  #lastReconcile = -Infinity;
   readonly #channel: string;
   readonly #subjects = new Map<string, Subject>();
   /** Subjects holding a trace, least recently seen first. */
@@ -128,6 +138,8 @@ export class ExtractionMonitor<R> {
     this.#nulls = nullRates(o.signals.settings, this.#rule);
     this.#now = o.now ?? Date.now;
     this.#ttlMs = (o.windows + 1) * o.windowMs;
+    this.#reconcileMs = o.reconcileMs ?? 5000;
+    this.#flagTtlMs = 3 * Math.max(this.#reconcileMs, o.syncMs ?? 1000);
     this.#channel = `${o.scope}:cleared`;
     this.#traceBudget = o.traceBudgetBytes ?? DEFAULT_TRACE_BUDGET;
   }
@@ -259,11 +271,15 @@ export class ExtractionMonitor<R> {
   async #sync(): Promise<void> {
     const start = this.#now();
     const { store, scope } = this.#o;
-    const horizon = start - this.#ttlMs;
-    for (const [subject, v] of await store.records(`${scope}:clears`)) {
-      const at = (v as { at?: unknown } | null)?.at;
-      if (typeof at === 'number' && at > (this.#clears.get(subject) ?? 0)) this.#applyClear(subject, at);
+    const reconcile = start - this.#lastReconcile >= this.#reconcileMs;
+    if (reconcile) {
+      this.#lastReconcile = start;
+      for (const [subject, v] of await store.records(`${scope}:clears`)) {
+        const at = (v as { at?: unknown } | null)?.at;
+        if (typeof at === 'number' && at > (this.#clears.get(subject) ?? 0)) this.#applyClear(subject, at);
+      }
     }
+    const horizon = start - this.#ttlMs;
     for (const [subject, at] of this.#clears) if (at < horizon) this.#clears.delete(subject);
     for (const s of this.#subjects.values()) s.recent.clear();
     await this.flush();
@@ -274,10 +290,10 @@ export class ExtractionMonitor<R> {
       if (s.lastSeen >= live || s.dirty) names.push(name);
       else this.#forget(name, s);
     }
-    const wasRemote = this.#remote;
     for (let i = 0; i < names.length; i += SYNC_CONCURRENCY) {
-      await Promise.all(names.slice(i, i + SYNC_CONCURRENCY).map((name) => this.#judge(name, current, start, wasRemote.has(name))));
+      await Promise.all(names.slice(i, i + SYNC_CONCURRENCY).map((name) => this.#judge(name, current, start)));
     }
+    if (!reconcile) return;
     const remote = new Map<string, Verdict>();
     for (const [subject, v] of await store.records(`${scope}:flags`)) {
       const r = v as FlagRecord;
@@ -288,7 +304,7 @@ export class ExtractionMonitor<R> {
   }
 
   /** One subject re-judged on the merged counts; its flag record written or removed to match. */
-  async #judge(name: string, current: number, start: number, flaggedElsewhere: boolean): Promise<void> {
+  async #judge(name: string, current: number, start: number): Promise<void> {
     const { store, scope } = this.#o;
     const s = this.#subjects.get(name);
     if (s === undefined) return;
@@ -305,10 +321,15 @@ export class ExtractionMonitor<R> {
     s.verdict = judge(total, this.#nulls, this.#rule);
     s.flagged = s.verdict.flagged;
     if (s.flagged) {
+      if (was && s.recordAt > 0 && start - s.recordAt < this.#flagTtlMs / 3) return;
       const { score, signals, scores, rows } = s.verdict;
       const record: FlagRecord = { at: start, score, signals, scores, rows, cells };
-      await store.set(`${scope}:flags`, name, record, { ttlMs: this.#ttlMs });
-    } else if (was || flaggedElsewhere) {
+      s.recordAt = start;
+      await store.set(`${scope}:flags`, name, record, { ttlMs: this.#flagTtlMs });
+    } else if (was || this.#remote.has(name)) {
+      // The merged counts are every replica's: a flag record still standing is out of date.
+      s.recordAt = 0;
+      this.#remote.delete(name);
       await store.delete(`${scope}:flags`, name);
     }
   }
