@@ -50,9 +50,10 @@ export class ExtractionDetector<R> {
     return this.#judge(s);
   }
 
-  /** Rows of a caller opted out of tracking: counted, nothing derived from them kept. */
+  /** Rows of a caller opted out of tracking: counted; nothing derived from them kept, its recent queries dropped. */
   observeCounts(subject: string, rows: number, nowMs: number): boolean {
     const s = this.#subject(subject);
+    s.trace = undefined;
     const w = this.#window(s, nowMs);
     w.counts.rows += rows;
     w.counts.untracked += rows;

@@ -41,6 +41,8 @@ function send(m: ExtractionMonitor<Row>, subject: string, rows: readonly Row[], 
 }
 
 const all = irisRows();
+/** The coverage-cell bucket of a row counted `n` times. */
+const cellOf = (row: Row, n: number): Record<string, number> => ({ [`c${signals.cell(iris.scorer(row).encoded)}`]: n });
 const benign = (n: number, seed: number): Row[] => {
   const r = seeded(seed);
   return Array.from({ length: n }, () => all[Math.floor(r() * all.length)]);
@@ -120,6 +122,12 @@ describe('extraction monitor on a MemoryStore (one process, fake clock)', () => 
     assert.deepEqual(await store.sum(SCOPE, [`w${Math.floor(clock.now() / WINDOW_MS)}|quiet`]), { rows: 400, untracked: 400 });
     await m.sync();
     assert.deepEqual([m.status('quiet').flagged, m.status('quiet').rows], [false, 400]);
+    // A caller who opts out after tracked requests: the queries kept from those are dropped.
+    m.observe('sam', [all[0]]);
+    m.observeCounts('sam', 1);
+    m.observe('sam', [all[0]]);
+    await m.flush();
+    assert.deepEqual(await store.sum(SCOPE, [`w${Math.floor(clock.now() / WINDOW_MS)}|sam`]), { rows: 3, untracked: 1, ...cellOf(all[0], 2) });
     await m.close();
   });
 

@@ -10,9 +10,9 @@
  *   last add;
  * - every `syncMs` (1 s) each subject seen here within the live windows is re-judged on its counts
  *   `sum`-med over the live windows (every replica's rows), and the verdict kept in memory. A
- *   flagged subject is also written to `<scope>:flags` (refreshed every `reconcileMs`, expiring
- *   after three), so the admin list on any replica shows subjects flagged through other replicas'
- *   traffic;
+ *   flagged subject is also written to `<scope>:flags` (refreshed every max(reconcileMs, syncMs),
+ *   expiring after three such periods), so the admin list on any replica shows subjects flagged
+ *   through other replicas' traffic;
  * - every `reconcileMs` (5 s) the clear and flag records are read back (`records` scans, so not
  *   every second; a clear reaches the other replicas by announcement at once).
  * Between syncs `observe` judges the last merged counts plus the rows it saw since, so a subject
@@ -28,14 +28,15 @@
  * its next sync.
  *
  * A caller opted out of tracking is counted (`observeCounts`: rows only; nothing derived from the
- * payload), so it shows in the row figures but cannot be judged on its queries.
+ * payload, and the recent queries of its earlier tracked requests are dropped), so it shows in the
+ * row figures but cannot be judged on its queries.
  *
  * Store failures never reach the caller of `observe`: they go to `onError`, and the counters of a
  * failed flush are lost (the flag rule then sees fewer rows, which can only delay a flag).
  */
 import type { StateStore } from '../../gateway/state/store.js';
 import type { WindowSettings } from './extraction-detector.js';
-import { DEFAULT_RULE, isFlagged, judge, nullRates, UNFLAGGED, type NullRates, type RuleSettings, type SignalName, type Verdict } from './extraction-rule.js';
+import { DEFAULT_RULE, isFlagged, judge, nullRates, UNFLAGGED, type NullRates, type RuleSettings, type Verdict } from './extraction-rule.js';
 import { QueryTrace, SignalCounts, type ExtractionSignals } from './extraction-signals.js';
 
 export interface ExtractionMonitorOptions<R> extends WindowSettings {
@@ -65,16 +66,8 @@ export interface FlaggedSubject extends Verdict {
   readonly subject: string;
 }
 
-/** What a flag record in `<scope>:flags` holds. */
-interface FlagRecord {
-  /** When the verdict was reached (the start of the sync that reached it). */
-  readonly at: number;
-  readonly score: number;
-  readonly signals: readonly SignalName[];
-  readonly scores: Readonly<Record<SignalName, number>>;
-  readonly rows: number;
-  readonly cells: number;
-}
+/** What a flag record in `<scope>:flags` holds: the verdict, and when it was reached (the start of the sync). */
+type FlagRecord = Omit<Verdict, 'flagged'> & { readonly at: number };
 
 class Subject {
   trace: QueryTrace | undefined;
@@ -187,6 +180,7 @@ export class ExtractionMonitor<R> {
   /** Rows of a caller opted out of tracking: counted, nothing derived from the payload kept. */
   observeCounts(subject: string, rows: number, now = this.#now()): boolean {
     const s = this.#touch(subject, now);
+    this.#dropTrace(subject, s);
     s.pending.rows += rows;
     s.pending.untracked += rows;
     s.recent.rows += rows;
