@@ -28,8 +28,9 @@ describe('signalSettings', () => {
     assert.deepEqual(signalSettings(profile([0, 0.2, 0.4, 1, 3])), { columns: 7, oodThreshold: 4.5, offRate: 0.02, tinyStep: 0.2, tinyRate: 0.01 });
   });
 
-  it('moves up to the first non-zero step quantile when the data repeats rows', () => {
+  it('moves up to the first non-zero step quantile when the data repeats rows, but not past 5 %', () => {
     assert.deepEqual(signalSettings(profile([0, 0, 0.4, 1, 3])), { columns: 7, oodThreshold: 4.5, offRate: 0.02, tinyStep: 0.4, tinyRate: 0.05 });
+    assert.deepEqual(signalSettings(profile([0, 0, 0, 1, 3])), { columns: 7, oodThreshold: 4.5, offRate: 0.02, tinyStep: 0, tinyRate: 0.01 });
   });
 });
 

@@ -48,25 +48,33 @@ export interface SignalSettings {
 
 /** The step quantile whose probability is at most this marks a tiny step. */
 export const TINY_STEP_PROB = 0.01;
+/**
+ * How far up the quantiles a tiny step may be taken when the low ones are 0. Beyond, a "tiny" step
+ * would be a common one, and the rule's null rate (10 × the probability, at most ½) would no longer
+ * be far above what a real caller with a narrow slice of the data sends: the signal is left off.
+ */
+export const TINY_STEP_MAX_PROB = 0.05;
 
 /**
  * The settings a profile gives: the OOD threshold and FPR from its calibration; the tiny step at
- * the largest quantile probability ≤ TINY_STEP_PROB, or the next quantile up whose step is not 0
- * (data with repeated rows has zero steps: a tiny step is a non-zero one, and its share among
- * benign steps is at most the quantile's probability).
+ * the largest quantile probability ≤ TINY_STEP_PROB, or the next quantile up (to
+ * TINY_STEP_MAX_PROB) whose step is not 0: data with repeated rows has zero steps, a tiny step is a
+ * non-zero one, and its share among benign steps is at most the quantile's probability. Without
+ * such a quantile `tinyStep` is 0: no step is tiny.
  */
 export function signalSettings(profile: Profile): SignalSettings {
   const probs = profile.quantileProbs;
   const steps = profile.extraction.stepQuantiles;
   let at = 0;
   for (let i = 0; i < probs.length; i++) if (probs[i] <= TINY_STEP_PROB) at = i;
-  while (steps[at] === 0 && at < steps.length - 1) at++;
+  while (at < probs.length && probs[at] <= TINY_STEP_MAX_PROB && !(steps[at] > 0)) at++;
+  const usable = at < probs.length && probs[at] <= TINY_STEP_MAX_PROB && steps[at] > 0;
   return {
     columns: profile.ood.encoder.columns,
     oodThreshold: profile.calibration.ood,
     offRate: profile.calibration.targetFpr,
-    tinyStep: steps[at] ?? 0,
-    tinyRate: probs[at] ?? TINY_STEP_PROB,
+    tinyStep: usable ? steps[at] : 0,
+    tinyRate: usable ? probs[at] : TINY_STEP_PROB,
   };
 }
 
