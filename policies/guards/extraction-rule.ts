@@ -5,7 +5,7 @@
  * off-manifold with the calibrated false-positive rate, a step is tiny with the quantile's
  * probability, and collinear steps are rare. A signal fires when its count is so far above that,
  * given at least `minRows` rows, that the chance of as many or more is below `alpha` (1e-6). The
- * null rates are inflated by `nullFactor` (at least `minNullRate` each), so that real callers who
+ * null rates are inflated by `nullFactor` (10×; at least `minNullRate` each), so that real callers who
  * differ somewhat from the reference (a sorted backfill, a seasonal shift) are not taken for
  * copiers: the rule looks for shares far above what the reference allows, not merely above it.
  *

@@ -95,8 +95,9 @@ export type CountName = (typeof COUNT_NAMES)[number];
 /**
  * Counters of a subject over some rows. `rows` counts every row; `untracked` those of callers
  * opted out of tracking, of which nothing else is counted; `steps` rows with a recent query to
- * compare with (of which `repeat` were exact repeats and `tiny` tiny steps); `pairs` rows with two
- * non-repeat steps before them (of which `line` collinear); `cells` distinct coverage cells.
+ * compare with (of which `repeat` were exact repeats and `tiny` tiny steps); `pairs` rows whose
+ * non-zero step from the last query follows an earlier non-zero step (of which `line` were
+ * collinear with it); `cells` distinct coverage cells.
  */
 export class SignalCounts {
   rows = 0;
@@ -132,10 +133,10 @@ export class SignalCounts {
   }
 
   /** Counters as store buckets (zeros left out), with `cells` as the per-cell counts given. */
-  toBuckets(cells: ReadonlyMap<number, number> | undefined): Record<string, number> {
+  toBuckets(cells: ReadonlyMap<number, number>): Record<string, number> {
     const out: Record<string, number> = {};
     for (const name of COUNT_NAMES) if (this[name] !== 0) out[name] = this[name];
-    if (cells !== undefined) for (const [id, n] of cells) out[`c${id}`] = n;
+    for (const [id, n] of cells) out[`c${id}`] = n;
     return out;
   }
 
