@@ -139,6 +139,35 @@ describe('squeezeScores', () => {
   });
 });
 
+describe('squeezing the real iris model (dynamic batch): one batched call', () => {
+  const adapter = new OnnxAdapter({
+    kind: 'onnx', path: join(ASSETS, 'models/iris_mlp_dynamic.onnx'), intraOpThreads: 1, interOpThreads: 1, executionMode: 'sequential', graphOptimizationLevel: 'all',
+  });
+  after(() => adapter.close());
+  const sq: SqueezeProfile = {
+    output: 'output', logits: true,
+    squeezers: [{ kind: 'bit-depth', input: 'input', bits: 3, min: 0, max: 8 }, { kind: 'bit-depth', input: 'input', bits: 5, min: 0, max: 8 }],
+  };
+  const opts = () => ({ deadline: Date.now() + 10_000, requestId: 'squeeze-test' });
+
+  it('the squeezer-major batch gives the same scores as one request per squeezer', async () => {
+    await adapter.load();
+    // iris.csv Id 1, 51, 101, and a versicolor/virginica border row (Id 71).
+    const request: InferRequest = { inputs: [{ name: 'input', datatype: 'FP32', shape: [4, 4], data: new Float32Array([5.1, 3.5, 1.4, 0.2, 7.0, 3.2, 4.7, 1.4, 6.3, 3.3, 6.0, 2.5, 5.9, 3.2, 4.8, 1.8]) }] };
+    const original = await adapter.infer(request, opts());
+    const batched = squeezeRequests(sq, request, true);
+    assert.equal(batched.length, 1);
+    assert.deepEqual(batched[0].inputs[0].shape, [8, 4]);
+    const one = squeezeScores(sq, original, [await adapter.infer(batched[0], opts())], 4);
+    const each = squeezeScores(sq, original, await Promise.all(squeezeRequests(sq, request, false).map((r) => adapter.infer(r, opts()))), 4);
+    close(one, [...each], 1e-6);
+    for (const x of one) assert.ok(x >= 0 && x <= 2);
+    // 3 bits over [0, 8] moves values by up to 0.57 cm: the border row moves most.
+    console.log(`iris squeeze scores: ${[...one].map((x) => x.toFixed(3)).join(', ')}`);
+    assert.equal(one.indexOf(Math.max(...one)), 3, `scores ${[...one].map((x) => x.toFixed(3)).join(', ')}`);
+  });
+});
+
 describe('squeezing the real MNIST model (fixed batch 1) on real digits', () => {
   interface Digit { label: number; pixels: number[] }
   const digits = (JSON.parse(readFileSync(join(ASSETS, 'datasets/mnist-samples-100.json'), 'utf8')) as { samples: Digit[] }).samples;
