@@ -18,6 +18,8 @@ import { createScopePolicy } from '../policies/authorize.js';
 import { PolicyChain } from '../policies/chain.js';
 import { GuardFigures } from '../policies/guards/guard-events.js';
 import { optOutsRetainPayload } from './retention.js';
+import { ExtractionWatchers } from './extraction-watch.js';
+import { guardsFeature } from './routes/admin-guards.js';
 import { createInputGuardsPolicy } from '../policies/guards/input-guards.js';
 import { SqueezeGuard } from '../policies/guards/squeeze-guard.js';
 import { createKillSwitchPolicy, type KillSwitchPolicy } from '../policies/kill-switch.js';
@@ -207,7 +209,9 @@ export async function compose(config: GatewayConfig, log: Logger, opts: ComposeO
     // Input guards after the quotas: a refused input has cost its rows, so probing the guards is not free.
     // Always in the chain (a reload may turn guards on); a model without guards costs one property read.
     const guardFigures = new GuardFigures(metrics);
-    policies.push(createInputGuardsPolicy({ events: guardFigures, log, retains: optOutsRetainPayload }));
+    const extraction = new ExtractionWatchers(store, log);
+    parts.push({ name: 'extraction guard', close: () => extraction.close() });
+    policies.push(createInputGuardsPolicy({ events: guardFigures, log, retains: optOutsRetainPayload, extraction }));
     const squeeze = new SqueezeGuard({
       events: guardFigures,
       timed: (m, v, s) => metrics.recordSqueeze(m, v, s),
@@ -217,6 +221,7 @@ export async function compose(config: GatewayConfig, log: Logger, opts: ComposeO
     // Each version's reference profile (input guards) loads and reloads with its model.
     const serving = await Serving.start(config, log, metrics, [profileLoader()]);
     metrics.observeBackends(() => serving.table.allVersions());
+    await extraction.follow(serving.table, config);
     parts.push({ name: 'models', close: (waitMs) => serving.close(waitMs) });
 
     const fleet = started('fleet', new Fleet(store, log, {
@@ -260,6 +265,7 @@ export async function compose(config: GatewayConfig, log: Logger, opts: ComposeO
       trafficFeature({ serving, routes, figures, audit, shadowFigures: (m) => shadow.figures(m), guardFigures: (m) => guardFigures.of(m), kills: (m) => killSwitch?.killsOf(m) ?? [] }),
       optOutsFeature({ registry: optOuts, audit, eraser: new Eraser({ store, registry: optOuts, fallback: limitsFallback, config: () => current }) }),
       auditFeature(audit),
+      guardsFeature({ extraction, audit }),
       fleetFeature({ fleet }),
       ...(killSwitch === undefined ? [] : [killFeature({ kill: killSwitch, fleet, audit, onChange })]),
     ];
@@ -291,6 +297,7 @@ export async function compose(config: GatewayConfig, log: Logger, opts: ComposeO
         traffic.update(effectiveTraffic(next, routes.overrides));
         figures.retain(serving.table.models);
         guardFigures.retain(Object.keys(next.models));
+        await extraction.follow(serving.table, next);
         killSwitch?.reconfigure(next);
         fleet.setConfigHash(configHash(next));
         routes.reconfigure(next).catch((e: unknown) => log.warn({ err: e }, 'traffic: re-reading stored routes after a reload failed'));

@@ -21,7 +21,7 @@ import { checkContract } from '../policies/guards/contract.js';
 import { featureRows } from '../policies/guards/features.js';
 import { oodScore } from '../policies/guards/ood.js';
 import type { Profile } from '../policies/guards/profile.js';
-import { createAdapter } from '../adapters/registry.js';
+import { OnnxAdapter } from '../adapters/onnx.js';
 import { squeezeRequests, squeezeScores } from '../policies/guards/squeeze.js';
 import type { InferRequest } from '../adapters/adapter.js';
 import { ASSETS } from './helpers/assets.js';
@@ -72,13 +72,13 @@ async function infer(model: string, body: object): Promise<Answer> {
 async function squeezeScoreOf(pixels: readonly number[]): Promise<number> {
   const sq = profiles.mnist?.squeeze;
   assert.ok(sq !== undefined);
-  const adapter = createAdapter({ kind: 'onnx', path: MODELS.mnist, intraOpThreads: 1, interOpThreads: 1 } as never);
+  const adapter = new OnnxAdapter({ kind: 'onnx', path: MODELS.mnist, intraOpThreads: 1, interOpThreads: 1, executionMode: 'sequential', graphOptimizationLevel: 'all' });
   await adapter.load();
   try {
     const req = mnistBody(pixels);
-    const deadline = Date.now() + 10_000;
-    const answer = await adapter.infer(req, { deadline });
-    const squeezed = await Promise.all(squeezeRequests(sq, req, false).map((r) => adapter.infer(r, { deadline })));
+    const opts = { deadline: Date.now() + 10_000, requestId: 'guards-test' };
+    const answer = await adapter.infer(req, opts);
+    const squeezed = await Promise.all(squeezeRequests(sq, req, false).map((r) => adapter.infer(r, opts)));
     return squeezeScores(sq, answer, squeezed, 1)[0] ?? 0;
   } finally {
     await adapter.close();

@@ -52,7 +52,7 @@ export interface ExtractionWatch {
    * Records a request's rows for `subject` and answers whether the subject is flagged now. `rows`
    * is undefined for a caller opted out of tracking: only the count is recorded.
    */
-  observe(model: string, profile: Profile, subject: string, rows: readonly RowValues[] | undefined, count: number): boolean;
+  observe(model: string, version: string, profile: Profile, subject: string, rows: readonly RowValues[] | undefined, count: number): boolean;
   /** Charges a flagged subject's rows against its lower rate (throttle); true when there was room. */
   throttle(model: string, subject: string, rows: number, perMinute: number): Promise<{ readonly allowed: boolean; readonly retryAfterS: number }>;
 }
@@ -157,7 +157,7 @@ export function createInputGuardsPolicy(deps: InputGuardsDeps): Policy {
         let outcome: GuardOutcome = 'pass';
         try {
           const kept = deps.retains(routed?.optOuts ?? 0) ? rows : undefined;
-          if (extraction.observe(model, profile, subject, kept, ctx.rows)) {
+          if (extraction.observe(model, version.version, profile, subject, kept, ctx.rows)) {
             outcome = extractionMode;
             fired.push('extraction');
             if (extractionMode === 'deny') {
