@@ -13,8 +13,14 @@ import { ASSETS } from '../../test/helpers/assets.js';
 import { spawnGateway, stopWithin, type ChildGateway } from '../../test/helpers/gateway.js';
 import { argmax, probabilities, requestOf, type ModelSpec, type Row } from './models.js';
 
+/** Settings added to each model's entry (`model`) and to its version "1" (`version`). */
+export interface ConfigExtras {
+  readonly model?: (spec: ModelSpec) => Record<string, unknown>;
+  readonly version?: (spec: ModelSpec) => Record<string, unknown>;
+}
+
 /** The gateway configuration serving `specs` (version "1" each), plus any settings per model. */
-export function gatewayConfig(specs: readonly ModelSpec[], perModel: (spec: ModelSpec) => Record<string, unknown> = () => ({})): Record<string, unknown> {
+export function gatewayConfig(specs: readonly ModelSpec[], extras: ConfigExtras = {}): Record<string, unknown> {
   return {
     auth: { insecureNoAuth: true },
     server: { host: '127.0.0.1', port: 0 },
@@ -22,8 +28,9 @@ export function gatewayConfig(specs: readonly ModelSpec[], perModel: (spec: Mode
     // The generator queries far faster than any caller the default request limit is set for.
     rateLimits: { requests: { perSubject: { limit: 0 } } },
     models: Object.fromEntries(specs.map((spec) => [spec.name, {
-      versions: { '1': { backend: { kind: 'onnx', path: join(ASSETS, 'models', spec.file) }, ...perModel(spec) } },
+      versions: { '1': { backend: { kind: 'onnx', path: join(ASSETS, 'models', spec.file) }, ...extras.version?.(spec) } },
       ...(spec.nonFinite ? { nonFinite: 'allow' } : {}),
+      ...extras.model?.(spec),
     }])),
   };
 }
