@@ -22,11 +22,20 @@
  *     after the child starts) that does not hold the benchmark's subject (every request looks it up
  *     and misses: the common path), then (k0) and (k): (g0) with two versions of the model (both
  *     pointing at B, stable 1) and `killSwitch.rollbackTo: "2"`, `killSwitch.enabled: false` in (k0),
- *     `true` in (k) (nothing killed; the smoke test checks GET /admin/kill answers 404 on (k0), 200 on (k)).
+ *     `true` in (k) (nothing killed; the smoke test checks GET /admin/kill answers 404 on (k0), 200 on (k)),
+ *     then (n0), (n) and (s): (d) with the iris model's reference profile (built once per run in the work
+ *     directory by `breakwater profile` from iris.csv in the shared assets folder, BREAKWATER_TEST_ASSETS
+ *     or ../shared/assets; lib/guards.ts) named by its version, no guards in (n0), the contract and ood
+ *     guards in flag mode in (n), and the squeezing guard too in (s), flag mode, sampleRate 1 (every
+ *     request sampled). The benchmark's row is a clean iris row: no guard fires, the answers are (d)'s;
+ *     the smoke test checks that (no x-guard), that an out-of-range row gets x-guard contract on (n) and
+ *     (s) and nothing on (n0), that on (s) a row near the decision boundary is flagged by the squeezing
+ *     guard, and that GET /admin/models/iris counts one verdict per request of each guard that is on.
  *     The CPU check, gateway proxy vs bare proxy per request, is (c)/(b) here: both one process; the
  *     identity-and-quotas check, (f)/(c) ≤ 1.25 at 32 connections, and the routing check, (g)/(g0) ≤ 1.10
  *     at 32 connections ((g)/(c) printed as information), and the kill switch check, (k)/(k0) ≤ 1.02 at 32
- *     connections, too.
+ *     connections, and the input guards check, (n)/(n0) ≤ 1.10 at 32 connections ((s)/(n) and the
+ *     squeezing guard's CPU per sampled request, (s) − (n), printed as information), too.
  *   Phase 2 "one worker per core": new B, G and O with `server.workers: "auto"` (P is not needed).
  *     Targets (c*) G→B and (d*) O. The throughput check, in-process ONNX vs the proxied path, is
  *     (d*)/(c*) at 32 connections here: both deployments use every core. Phase 1's (d)/(c) is
@@ -38,7 +47,7 @@
  * (targets in order, every other round reversed, repeated BENCH_ROUNDS times; medians per cell),
  * measuring from /proc the CPU time of the process under test (with its workers), of its backend, of (f)'s Redis and of the load
  * generator. The breakwater children run with the gateway's defaults (log level info, access log off)
- * except (e); all but (f), (g0), (g), (k0) and (k) with `auth.insecureNoAuth: true`; all but (f) with no rate
+ * except (e); all but (f), (g0), (g), (k0) and (k) with `auth.insecureNoAuth: true` ((n0), (n), (s) like (d)); all but (f) with no rate
  * limits. The smoke test checks every answer (200, the same outputs everywhere), and for (g) that the
  * split routed it (x-route-reason one of the arms), that the header rule routes, and that an opted-out
  * subject is sent to the stable version (the opt-out policy reads the registry the run filled).
@@ -59,6 +68,7 @@ import { noisy, problems, summarise, textTable, type Summary } from './lib/repor
 import { runPhase, type PhaseResult } from './lib/run-phase.js';
 import { command, readSettings, resultsBase } from './lib/settings.js';
 import type { SmokeReference } from './lib/smoke.js';
+import { ASSETS, BENCH_GUARD_PROBES, BENCH_GUARDS, BENCH_PROFILE } from './lib/guards.js';
 import { BENCH_IDENTITY, BENCH_KILL_SWITCH, BENCH_OPT_OUTS, BENCH_RATE_RULES, BENCH_ROUTING, optOutSubject } from './lib/targets.js';
 
 const RESULTS_DIR = fileURLToPath(new URL('../../loadtests/results/', import.meta.url));
@@ -154,6 +164,12 @@ async function main(): Promise<void> {
         `${BENCH_KILL_SWITCH.stable} and ${BENCH_KILL_SWITCH.rollbackTo} (stable ${BENCH_KILL_SWITCH.stable}, both oip-http to the same B), ` +
         `models.iris.killSwitch.rollbackTo ${JSON.stringify(BENCH_KILL_SWITCH.rollbackTo)}, killSwitch.enabled false in (k0) and true in (k), ` +
         `nothing killed; smoke-checked through GET /admin/kill (a token of scope ${BENCH_KILL_SWITCH.adminScopes.join(' ')}): 404 on (k0), 200 on (k)`,
+      'input guards': `(n0), (n) and (s): one process serving iris in-process (like (d)), auth.insecureNoAuth, version ${BENCH_PROFILE.version} ` +
+        `with the profile \`breakwater profile --model ${BENCH_PROFILE.model} --version ${BENCH_PROFILE.version} --data ${ASSETS}/${BENCH_PROFILE.data} ` +
+        `--map ${BENCH_PROFILE.map}\` built in the run's work directory; models.iris.guards: none in (n0), ${JSON.stringify(BENCH_GUARDS.n)} in (n), ` +
+        `${JSON.stringify(BENCH_GUARDS.s)} in (s). The benchmark's row fires no guard; smoke-checked: no x-guard on it, x-guard contract on ` +
+        `[${BENCH_GUARD_PROBES.outOfRange.join(', ')}] in (n) and (s) (none in (n0)), the squeezing guard flags a row near the decision boundary in (s), ` +
+        'and GET /admin/models/iris counts a verdict per request of each guard that is on, none of one that is off',
       request: `POST ${INFER_PATH} ${INFER_BODY}`,
       host: HOST,
       command: `\`${cmd}\``,

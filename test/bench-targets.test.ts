@@ -1,20 +1,28 @@
 /**
  * The benchmark's target list and its focused runs (loadtests/lib): every target belongs to one
- * phase, (k0) and (k) sit side by side, BENCH_TARGETS is parsed strictly, a focused run's results
- * never take the name of a full run's, and the configurations of (k0) and (k) are valid gateway
- * configurations that differ in `killSwitch.enabled` alone. The benchmark itself (timings) is not a
- * test; its smoke test checks the running pair (GET /admin/kill 404 on (k0), 200 on (k)).
+ * phase, (k0) and (k) sit side by side, and so do (n0), (n) and (s); BENCH_TARGETS is parsed
+ * strictly, a focused run's results never take the name of a full run's, the configurations of (k0)
+ * and (k) are valid gateway configurations that differ in `killSwitch.enabled` alone, and those of
+ * (n0), (n) and (s) load, with the profile the benchmark builds through the real `breakwater
+ * profile`, and differ in `guards` alone; the input guards' check is (n)/(n0) at 32 connections.
+ * The benchmark itself (timings) is not a test; its smoke test checks the running targets (GET
+ * /admin/kill 404 on (k0), 200 on (k); x-guard and figures.guards on (n0), (n), (s)).
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { parse } from 'yaml';
 import { buildConfig } from '../gateway/config.js';
+import { BENCH_GUARDS, prepareProfile } from '../loadtests/lib/guards.js';
 import { PHASES } from '../loadtests/lib/phases.js';
+import { checks } from '../loadtests/lib/ratios.js';
+import type { Summary } from '../loadtests/lib/report.js';
 import { resultsBase, targetsOf } from '../loadtests/lib/settings.js';
-import { BENCH_KILL_SWITCH, LABELS, TARGET_IDS, gatewayConfig, jwtOnlyConfig, prepareIdentity } from '../loadtests/lib/targets.js';
+import { BENCH_KILL_SWITCH, LABELS, TARGET_IDS, gatewayConfig, jwtOnlyConfig, prepareIdentity, prepareModel, type TargetId } from '../loadtests/lib/targets.js';
+import type { Profile } from '../policies/guards/profile.js';
+import { runCli } from './helpers/gateway.js';
 
 test('every target is in exactly one phase, in the order of TARGET_IDS, with a label', () => {
   assert.deepEqual(PHASES.flatMap((p) => p.targets), TARGET_IDS);
@@ -28,6 +36,16 @@ test('(k0) and (k) are phase-1 targets loaded one right after the other', () => 
   const i = p1.targets.indexOf('k0');
   assert.ok(i >= 0);
   assert.equal(p1.targets[i + 1], 'k');
+});
+
+test('(n0), (n) and (s) are phase-1 targets loaded one right after the other', () => {
+  const p1 = PHASES.find((p) => p.phase === 1);
+  assert.ok(p1 !== undefined);
+  const i = p1.targets.indexOf('n0');
+  assert.ok(i >= 0);
+  assert.deepEqual(p1.targets.slice(i, i + 3), ['n0', 'n', 's']);
+  assert.deepEqual(targetsOf('n0,n,s'), ['n0', 'n', 's']);
+  assert.equal(resultsBase(['n0', 'n', 's']), 'focused-n0-n-s');
 });
 
 test('BENCH_TARGETS: unset or blank is every target; ids are trimmed; an unknown id is an error naming the known ones', () => {
@@ -71,4 +89,62 @@ test('(k0) and (k): valid configurations, two versions with rollbackTo naming th
   }
   assert.equal(buildConfig(off, dir).killSwitch.enabled, false);
   assert.equal(buildConfig(on, dir).killSwitch.enabled, true);
+});
+
+test('(n0), (n), (s): the profile built by `breakwater profile` for the model they serve; valid configurations that load with it, like (d) but for the profile, differing in guards alone', { timeout: 120_000 }, async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'bw-bench-guards-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const backend = prepareModel(dir);
+  const profile = await prepareProfile(dir, backend);
+  assert.match(profile.summary, /profile of iris version 1 written to .*iris-1\.json/);
+  assert.match(profile.summary, /iris\.csv, 150 rows/);
+  const p = JSON.parse(readFileSync(profile.file, 'utf8')) as Profile;
+  assert.equal(p.model, 'iris');
+  assert.ok(p.squeeze !== undefined && p.calibration.squeeze !== undefined, 'the squeezing guard can judge with it');
+
+  const spec = { name: 'x', workers: 1 as const, backend };
+  const raw = (guards?: Record<string, unknown>) => parse(gatewayConfig(18000, { ...spec, guarded: { profile: profile.file, ...(guards === undefined ? {} : { guards }) } }, undefined)) as Record<string, unknown> & { models: { iris: Record<string, unknown> } };
+  const d = parse(gatewayConfig(18000, spec, undefined)) as Record<string, unknown> & { models: { iris: { versions: Record<string, Record<string, unknown>> } } };
+  const [n0, n, s] = [raw(), raw(BENCH_GUARDS.n), raw(BENCH_GUARDS.s)];
+  assert.deepEqual(n0.auth, { insecureNoAuth: true }, 'no identity, like (d)');
+  assert.deepEqual(n0.models.iris, { versions: { '1': { ...d.models.iris.versions['1'], profile: profile.file } } }, '(d) plus the profile, no guards');
+  const withoutGuards = (c: typeof n0) => ({ ...c, models: { iris: { ...c.models.iris, guards: undefined } } });
+  assert.deepEqual(withoutGuards(n), withoutGuards(n0));
+  assert.deepEqual(withoutGuards(s), withoutGuards(n0));
+
+  const iris = (c: typeof n0) => buildConfig(c, dir).models.iris;
+  assert.equal(iris(n0)?.versions['1']?.profile, profile.file);
+  assert.equal(iris(n0)?.guards, undefined);
+  assert.deepEqual([iris(n)?.guards?.contract?.mode, iris(n)?.guards?.ood?.mode, iris(n)?.guards?.squeeze?.mode ?? 'off'], ['flag', 'flag', 'off']);
+  assert.deepEqual([iris(s)?.guards?.contract?.mode, iris(s)?.guards?.ood?.mode, iris(s)?.guards?.squeeze?.mode, iris(s)?.guards?.squeeze?.sampleRate], ['flag', 'flag', 'flag', 1]);
+
+  // Loaded as serve would: the model with its profile (one that did not fit the model would be refused).
+  const runs = await Promise.all(([['n0', n0], ['n', n], ['s', s]] as const).map(([id, c]) => {
+    const file = join(dir, `${id}.yaml`);
+    writeFileSync(file, gatewayConfig(18000, { ...spec, guarded: { profile: profile.file, ...(id === 'n0' ? {} : { guards: BENCH_GUARDS[id] }) } }, undefined));
+    assert.deepEqual(parse(readFileSync(file, 'utf8')), c);
+    return runCli(['validate', file], { timeoutMs: 60_000 });
+  }));
+  for (const r of runs) assert.equal(r.code, 0, r.stderr);
+});
+
+test('the input guards\' check: (n)/(n0) CPU per request ≤ 1.10 at 32 connections; the squeezing guard\'s cost per sampled request, (s) − (n), as information', () => {
+  const at = (target: TargetId, connections: number, us: number): Summary => ({
+    phase: 1, target, label: LABELS[target], connections, rounds: 3, rps: 1000, p50Ms: 1, p99Ms: 2, frontCpuUsPerReq: us, frontCores: 1,
+    totalCpuUsPerReq: us, loadgenCpuUsPerReq: 10, completed: 3000, non2xx: 0, errors: 0, timeouts: 0,
+  });
+  const lines = (n: number) => checks([at('n0', 32, 100), at('n', 32, n), at('s', 32, n + 55.5), at('n0', 1, 200), at('n', 1, 230), at('s', 1, 300)], 2);
+  const guard = (c: ReturnType<typeof checks>) => c.filter((x) => x.name.includes('(n)/(n0)'));
+  const [pass32, info1] = guard(lines(110));
+  assert.ok(pass32 !== undefined && info1 !== undefined);
+  assert.match(pass32.name, /32 connections/);
+  assert.equal(pass32.pass, true);
+  assert.equal(pass32.limit, '≤ 1.10');
+  assert.equal(info1.pass, undefined, 'at one connection: information');
+  assert.equal(guard(lines(111))[0]?.pass, false);
+  const squeeze = lines(110).filter((x) => x.name.includes('(s)/(n)'));
+  assert.equal(squeeze.length, 2);
+  assert.ok(squeeze.every((x) => x.pass === undefined), 'information, not a check');
+  assert.match(squeeze[0]!.explanation, /\+55\.5 µs of CPU per sampled request/);
+  assert.match(squeeze[1]!.explanation, /\+70\.0 µs of CPU per sampled request/);
 });

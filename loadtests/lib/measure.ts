@@ -8,7 +8,9 @@ import { runLoad, type LoadResult } from './load.js';
 import { scriptCalls } from './redis.js';
 import type { Target, TargetId } from './targets.js';
 
-export const INFER_PATH = '/v2/models/iris/infer';
+/** The model every request goes to (its admin view is at /admin/models/<model>). */
+export const INFER_MODEL = 'iris';
+export const INFER_PATH = `/v2/models/${INFER_MODEL}/infer`;
 export const INFER_BODY = JSON.stringify({
   id: 'bench',
   inputs: [{ name: 'input', shape: [1, 4], datatype: 'FP32', data: [5.1, 3.5, 1.4, 0.2] }],

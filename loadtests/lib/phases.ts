@@ -6,11 +6,16 @@
  * private redis-server for (f), the gateway with JWT auth and rate limits charged to that Redis, and
  * two gateways with JWT auth only (in-memory store, no rate limits): (g0), whose model has no split,
  * and (g), whose model has a split with rules and whose opt-out registry holds BENCH_OPT_OUTS.subjects
- * subjects (filled through the admin API before the smoke test), so that (g)/(g0) is what routing costs.
+ * subjects (filled through the admin API before the smoke test), so that (g)/(g0) is what routing costs,
+ * and three in-process gateways serving iris with its reference profile (built once per run by
+ * `breakwater profile`): (n0) without guards, (n) with the contract and out-of-distribution guards,
+ * (s) with the squeezing guard too, so that (n)/(n0) is what those guards cost and (s) − (n) what a
+ * sampled squeeze costs.
  * Phase 2, "one worker per core": B, G and O again, as new processes with `server.workers: "auto"`,
  * so that both deployments compared by the throughput check can use every core (P is not needed).
  * The phases run one after the other, never at the same time: they would compete for the cores.
  */
+import { BENCH_GUARDS, prepareProfile } from './guards.js';
 import type { Child } from './processes.js';
 import { startRedis } from './redis.js';
 import {
@@ -31,11 +36,11 @@ export interface PhaseSpec {
 }
 
 export const PHASES: readonly PhaseSpec[] = [
-  { phase: 1, title: 'Phase 1: one process each', workers: 1, targets: ['a', 'b', 'c', 'd', 'e', 'f', 'g0', 'g', 'k0', 'k'] },
+  { phase: 1, title: 'Phase 1: one process each', workers: 1, targets: ['a', 'b', 'c', 'd', 'e', 'f', 'g0', 'g', 'k0', 'k', 'n0', 'n', 's'] },
   { phase: 2, title: 'Phase 2: one worker per core', workers: 'auto', targets: ['c*', 'd*'] },
 ];
 
-const target = (id: TargetId, front: Child, backend?: Child, extra?: Pick<Target, 'headers' | 'redis' | 'rateLimited' | 'route' | 'killSwitch'>): Target =>
+const target = (id: TargetId, front: Child, backend?: Child, extra?: Pick<Target, 'headers' | 'redis' | 'rateLimited' | 'route' | 'killSwitch' | 'guards'>): Target =>
   ({ id, label: LABELS[id], front, ...(backend ? { backend } : {}), ...extra });
 
 /**
@@ -72,6 +77,17 @@ export async function startPhase(spec: PhaseSpec, o: ChildOptions, started: Chil
       want('k0') ? startGateway({ name: 'p1-K0-gateway-proxy-jwt-killswitch-off', workers: w, backend: proxyBackend(B), identity: jwt, killSwitch: 'off' }, o, started) : skip,
       want('k') ? startGateway({ name: 'p1-K-gateway-proxy-jwt-killswitch-on', workers: w, backend: proxyBackend(B), identity: jwt, killSwitch: 'on' }, o, started) : skip,
     ]);
+    // (n0), (n) and (s): (d) with the iris profile, built once here by the real command, and each
+    // its guards section (none on (n0)): what the input guards cost in-process serving.
+    const profile = want('n0', 'n', 's') ? await prepareProfile(o.workDir, onnx) : undefined;
+    if (profile !== undefined) console.log(profile.summary.replace(/\n\s*/g, '; '));
+    const guarded = (id: TargetId, name: string, guards?: Record<string, unknown>) => (profile === undefined || !want(id) ? skip
+      : startGateway({ name, workers: w, backend: onnx, guarded: { profile: profile.file, ...(guards === undefined ? {} : { guards }) } }, o, started));
+    const [N0, N, S] = await Promise.all([
+      guarded('n0', 'p1-N0-gateway-onnx-profile'),
+      guarded('n', 'p1-N-gateway-onnx-guards', BENCH_GUARDS.n),
+      guarded('s', 'p1-S-gateway-onnx-guards-squeeze', BENCH_GUARDS.s),
+    ]);
     const n = BENCH_OPT_OUTS.subjects;
     if (n > 0 && GR !== undefined) {
       const t0 = Date.now();
@@ -107,6 +123,9 @@ export async function startPhase(spec: PhaseSpec, o: ChildOptions, started: Chil
       }),
       K0 && target('k0', K0, B, { headers: auth, route: { reasons: ['stable'] }, killSwitch: { on: false, authorization: oncall } }),
       K && target('k', K, B, { headers: auth, route: { reasons: ['stable'] }, killSwitch: { on: true, authorization: oncall } }),
+      N0 && target('n0', N0, undefined, { guards: { on: [] } }),
+      N && target('n', N, undefined, { guards: { on: ['contract', 'ood'] } }),
+      S && target('s', S, undefined, { guards: { on: ['contract', 'ood', 'squeeze'] } }),
     ];
     return all.filter((t): t is Target => t !== undefined && want(t.id));
   }

@@ -1,5 +1,5 @@
 /**
- * Ratios between the targets' medians, and the four acceptance checks (informational: the benchmark
+ * Ratios between the targets' medians, and the acceptance checks (informational: the benchmark
  * never fails on a timing). Each compares like with like:
  *  - CPU per request, gateway proxy vs bare proxy: phase 1 only, where G and P are both one process
  *    (per-request CPU rises when a process is less loaded, so a 2-worker G against a 1-process P
@@ -11,6 +11,10 @@
  *    lookup of a subject the registry does not hold) vs with JWT auth alone: (g)/(g0), phase 1, both
  *    one gateway process in front of the same B, the same token, no rate limits, in-memory store.
  *    (g)/(c) is reported as information (routing and JWT auth together against the plain proxy);
+ *  - CPU per request, in-process ONNX with the contract and out-of-distribution guards vs the same
+ *    gateway and profile without guards: (n)/(n0), phase 1, both one process serving the model
+ *    itself. The squeezing guard's cost, (s)/(n) and (s) − (n) per request with every request
+ *    sampled (so per sampled request), is reported as information;
  *  - requests/s, in-process ONNX vs the proxied path: phase 2, where both use every core. Phase 1's
  *    (d)/(c) is reported as information only: there O is one process, bound to one core, while the
  *    proxied path spreads over two processes (G and B).
@@ -43,7 +47,8 @@ function find(s: readonly Summary[], t: TargetId, conns: number): Summary | unde
 export function ratios(s: readonly Summary[], connections: readonly number[]): Ratio[] {
   const out: Ratio[] = [];
   for (const n of connections) {
-    const [a, b, c, d, e, f, g0, g, k0, k, cs, ds] = (['a', 'b', 'c', 'd', 'e', 'f', 'g0', 'g', 'k0', 'k', 'c*', 'd*'] as const).map((t) => find(s, t, n));
+    const [a, b, c, d, e, f, g0, g, k0, k, n0, ng, sq, cs, ds] = (['a', 'b', 'c', 'd', 'e', 'f', 'g0', 'g', 'k0', 'k', 'n0', 'n', 's', 'c*', 'd*'] as const)
+      .map((t) => find(s, t, n));
     const add = (phase: string, name: string, x: number | undefined, y: number | undefined, note?: string) => {
       if (x !== undefined && y !== undefined && y > 0) out.push({ phase, name, connections: n, value: x / y, ...(note ? { note } : {}) });
     };
@@ -72,6 +77,15 @@ export function ratios(s: readonly Summary[], connections: readonly number[]): R
     add('1', 'req/s (k)/(k0)  what the kill switch costs in throughput', k?.rps, k0?.rps);
     add('1', 'p50 (k)/(k0)', k?.p50Ms, k0?.p50Ms);
     add('1', 'p99 (k)/(k0)', k?.p99Ms, k0?.p99Ms);
+    add('1', 'CPU/req ONNX process (n)/(n0)  what the contract + ood guards cost', ng?.frontCpuUsPerReq, n0?.frontCpuUsPerReq, diffUs(ng?.frontCpuUsPerReq, n0?.frontCpuUsPerReq));
+    add('1', 'CPU/req ONNX process (s)/(n)  what the squeezing guard costs, every request sampled', sq?.frontCpuUsPerReq, ng?.frontCpuUsPerReq, diffUs(sq?.frontCpuUsPerReq, ng?.frontCpuUsPerReq));
+    add('1', 'CPU/req ONNX process (n0)/(d)  what serving with a profile loaded (guards off) costs', n0?.frontCpuUsPerReq, d?.frontCpuUsPerReq, diffUs(n0?.frontCpuUsPerReq, d?.frontCpuUsPerReq));
+    add('1', 'req/s (n)/(n0)  what the contract + ood guards cost in throughput', ng?.rps, n0?.rps);
+    add('1', 'req/s (s)/(n)  what the squeezing guard costs in throughput, every request sampled', sq?.rps, ng?.rps);
+    add('1', 'p50 (n)/(n0)', ng?.p50Ms, n0?.p50Ms);
+    add('1', 'p99 (n)/(n0)', ng?.p99Ms, n0?.p99Ms);
+    add('1', 'p50 (s)/(n)', sq?.p50Ms, ng?.p50Ms);
+    add('1', 'p99 (s)/(n)', sq?.p99Ms, ng?.p99Ms);
     add('1', 'p50 (c)/(b)', c?.p50Ms, b?.p50Ms);
     add('1', 'p50 (c)/(a)', c?.p50Ms, a?.p50Ms);
     add('1', 'p50 (d)/(c)', d?.p50Ms, c?.p50Ms);
@@ -147,6 +161,28 @@ function speedNormalised(s: readonly Summary[], x: TargetId, y: TargetId): Check
   }];
 }
 
+/**
+ * The squeezing guard's cost, information beside the guards' check: (s) is (n) plus the squeezing
+ * guard sampling every request (one more, batched inference on the squeezed copies), so (s) − (n)
+ * per request is its CPU per sampled request; at sampleRate r a request costs r times that on average.
+ */
+function squeezeCost(s: readonly Summary[]): Check[] {
+  const out: Check[] = [];
+  for (const n of [32, 1]) {
+    const sq = find(s, 's', n);
+    const ng = find(s, 'n', n);
+    if (sq === undefined || ng === undefined || !(ng.frontCpuUsPerReq > 0)) continue;
+    const extra = sq.frontCpuUsPerReq - ng.frontCpuUsPerReq;
+    out.push({
+      name: `(informational, not a check) the squeezing guard, every request sampled: (s)/(n), phase 1, ${n} connection${n === 1 ? '' : 's'}`,
+      value: sq.frontCpuUsPerReq / ng.frontCpuUsPerReq, limit: '–',
+      explanation: `${sq.frontCpuUsPerReq.toFixed(1)} vs ${ng.frontCpuUsPerReq.toFixed(1)} µs/req: the squeezing guard costs ` +
+        `${extra >= 0 ? '+' : ''}${extra.toFixed(1)} µs of CPU per sampled request ((s) − (n); at sampleRate r, r times that per request on average)`,
+    });
+  }
+  return out;
+}
+
 export function checks(s: readonly Summary[], cores: number): Check[] {
   const out: Check[] = [];
   for (const n of [32, 1]) {
@@ -190,6 +226,14 @@ export function checks(s: readonly Summary[], cores: number): Check[] {
     oneConnection: 'at one connection every request pays a whole wake-up, so the figure is noisier',
   }));
   out.push(...speedNormalised(s, 'k', 'k0'));
+  out.push(...cpuCheckAt32(s, 'n', 'n0', {
+    name: 'the contract and out-of-distribution guards add at most 10% CPU per request to in-process serving',
+    limit: 1.1,
+    what: 'gateway process only, serving iris in-process (O with the iris profile and the contract and ood guards in flag mode vs ' +
+      'the same configuration without the guards section, both one process, every request a clean row)',
+    oneConnection: 'at one connection every request pays a whole wake-up, so the figure is noisier',
+  }));
+  out.push(...squeezeCost(s));
   {
     const c = find(s, 'c', 32);
     const g = find(s, 'g', 32);

@@ -12,8 +12,15 @@
  * hashed the request into an arm; for (g0), `stable`: no split), a request carrying the rule's header
  * is routed by the rule, and a subject the opt-out registry holds is sent back to the stable version
  * with reason `opt-out:experiments` (the opt-out policy ran and reads the registry the benchmark filled).
+ *
+ * A target with input guards ((n0), (n), (s)) is checked for what they do: the benchmark's clean row
+ * fires none (no `x-guard`); an out-of-range row gets `x-guard: contract` (and more) where the
+ * contract guard is on, nothing on (n0); on (s), a row nudged across the decision boundary is flagged
+ * by the squeezing guard; and the model's figures (`GET /admin/models/iris`, `figures.guards`) count
+ * one verdict per request sent of every guard that is on, none of a guard that is off.
  */
-import { INFER_BODY, INFER_PATH } from './measure.js';
+import { BENCH_GUARD_PROBES, boundaryRow, irisBody, type BenchGuard } from './guards.js';
+import { INFER_BODY, INFER_MODEL, INFER_PATH } from './measure.js';
 import { dbSize } from './redis.js';
 import type { Target } from './targets.js';
 
@@ -22,10 +29,10 @@ export interface SmokeReference {
   outputs: string;
 }
 
-function infer(t: Target, headers: Readonly<Record<string, string>> | undefined): Promise<Response> {
+function infer(t: Target, headers: Readonly<Record<string, string>> | undefined, body = INFER_BODY): Promise<Response> {
   // Bounded: one request, 10 s at most.
   return fetch(`${t.front.url}${INFER_PATH}`, {
-    method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: INFER_BODY, signal: AbortSignal.timeout(10_000),
+    method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body, signal: AbortSignal.timeout(10_000),
   });
 }
 
@@ -115,6 +122,69 @@ async function smokeKillSwitch(t: Target): Promise<void> {
   console.log(`smoke ${t.label}: GET /admin/kill ${res.status} (kill switch ${k.on ? 'on, nothing killed' : 'off'})`);
 }
 
+/** The guards an answer's x-guard names (none: empty). */
+const firedOf = (res: Response): string[] => res.headers.get('x-guard')?.split(',').map((x) => x.trim()) ?? [];
+
+/** `figures.guards` of the benchmarked model's version 1: per guard, per outcome, how many requests. */
+async function guardFigures(t: Target): Promise<Partial<Record<BenchGuard, Record<string, number>>>> {
+  const model = INFER_MODEL;
+  const res = await fetch(`${t.front.url}/admin/models/${model}`, { signal: AbortSignal.timeout(10_000) });
+  const text = await res.text();
+  if (res.status !== 200) throw new Error(`${t.label}: GET /admin/models/${model} answered HTTP ${res.status}: ${text.slice(0, 300)}`);
+  const guards = (JSON.parse(text) as { figures?: { guards?: Record<string, Partial<Record<BenchGuard, Record<string, number>>>> } }).figures?.guards;
+  if (guards === undefined) throw new Error(`${t.label}: GET /admin/models/${model} has no figures.guards: ${text.slice(0, 300)}`);
+  return guards['1'] ?? {};
+}
+
+/** (n0), (n), (s): the guards on judge every request, fire on what they should, and only there; throws when not. */
+async function smokeGuards(t: Target, res: Response): Promise<void> {
+  const g = t.guards;
+  if (g === undefined) return;
+  const on = (x: BenchGuard) => g.on.includes(x);
+  if (firedOf(res).length > 0) throw new Error(`${t.label}: the benchmark's clean row got x-guard: ${res.headers.get('x-guard')} (it must fire no guard)`);
+  const seen: string[] = [`clean row: no x-guard`];
+  let sent = 1;
+
+  const odd = await infer(t, t.headers, irisBody(BENCH_GUARD_PROBES.outOfRange));
+  await answerOf(t, 'the out-of-range row', odd);
+  sent++;
+  const oddFired = firedOf(odd);
+  if (on('contract') !== oddFired.includes('contract') || (g.on.length === 0 && oddFired.length > 0)) {
+    throw new Error(`${t.label}: the out-of-range row [${BENCH_GUARD_PROBES.outOfRange.join(', ')}] got x-guard ${JSON.stringify(odd.headers.get('x-guard'))} ` +
+      `with ${g.on.length === 0 ? 'no guards' : `guards ${g.on.join(', ')}`} on`);
+  }
+  seen.push(`out-of-range row [${BENCH_GUARD_PROBES.outOfRange.join(', ')}]: x-guard ${odd.headers.get('x-guard') ?? '(none)'}`);
+
+  if (on('squeeze')) {
+    let flagged: number[] | undefined;
+    for (let i = 0; i <= BENCH_GUARD_PROBES.boundary.steps && flagged === undefined; i++) {
+      const row = boundaryRow(i);
+      const r = await infer(t, t.headers, irisBody(row));
+      await answerOf(t, `the row [${row.join(', ')}] near the decision boundary`, r);
+      sent++;
+      if (firedOf(r).includes('squeeze')) flagged = row;
+    }
+    if (flagged === undefined) {
+      throw new Error(`${t.label}: the squeezing guard flagged none of the ${sent - 2} rows from [${boundaryRow(0).join(', ')}] to ` +
+        `[${boundaryRow(BENCH_GUARD_PROBES.boundary.steps).join(', ')}] across the decision boundary`);
+    }
+    seen.push(`squeeze flagged [${flagged.join(', ')}], ${sent - 2} rows along the line across the decision boundary`);
+  }
+
+  const figures = await guardFigures(t);
+  for (const guard of ['contract', 'ood', 'squeeze'] as const) {
+    const counts = figures[guard] ?? {};
+    const total = Object.values(counts).reduce((a, b) => a + b, 0);
+    const want = on(guard) ? sent : 0;
+    if (total !== want) {
+      throw new Error(`${t.label}: figures.guards counts ${total} verdict(s) of the ${guard} guard (${JSON.stringify(counts)}) after ${sent} requests; ` +
+        `expected ${want} (the guard is ${on(guard) ? 'on: one verdict per request' : 'off'})`);
+    }
+  }
+  seen.push(`figures.guards ${JSON.stringify(figures)} after ${sent} requests`);
+  console.log(`smoke ${t.label}: ${seen.join('; ')}`);
+}
+
 /** Returns the reference (the first target's outputs unless one was given). Throws on a non-200. */
 export async function smoke(targets: readonly Target[], reference?: SmokeReference): Promise<SmokeReference | undefined> {
   let ref = reference;
@@ -132,6 +202,7 @@ export async function smoke(targets: readonly Target[], reference?: SmokeReferen
     if (t.headers?.authorization !== undefined) await smokeIdentity(t, res);
     await smokeRoute(t, res, outputs);
     await smokeKillSwitch(t);
+    await smokeGuards(t, res);
   }
   return ref;
 }

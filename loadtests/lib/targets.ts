@@ -8,7 +8,8 @@
  *     a private Redis (lib/redis.ts);
  *   - for target (g), a traffic split with rules on the benchmarked model (BENCH_ROUTING) and an
  *     opt-out registry holding many subjects, none of them the benchmark's (populateOptOuts, through
- *     the admin API once the child serves).
+ *     the admin API once the child serves);
+ *   - for targets (n0), (n) and (s), the model's reference profile and guards (lib/guards.ts).
  * Which children a phase starts and which targets it builds from them is in lib/phases.ts.
  */
 import { generateKeyPairSync } from 'node:crypto';
@@ -19,12 +20,13 @@ import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
 import { mintToken } from '../../gateway/cli/dev-keys.js';
 import { HOST, freePort, spawnNode, waitReady, waitServing, type Child } from './processes.js';
+import type { BenchGuard } from './guards.js';
 import type { RedisChild } from './redis.js';
 
-export type TargetId = 'a' | 'b' | 'c' | 'd' | 'e' | 'f' | 'g0' | 'g' | 'k0' | 'k' | 'c*' | 'd*';
+export type TargetId = 'a' | 'b' | 'c' | 'd' | 'e' | 'f' | 'g0' | 'g' | 'k0' | 'k' | 'n0' | 'n' | 's' | 'c*' | 'd*';
 
 /** Every target id, in the order of the phases. */
-export const TARGET_IDS: readonly TargetId[] = ['a', 'b', 'c', 'd', 'e', 'f', 'g0', 'g', 'k0', 'k', 'c*', 'd*'];
+export const TARGET_IDS: readonly TargetId[] = ['a', 'b', 'c', 'd', 'e', 'f', 'g0', 'g', 'k0', 'k', 'n0', 'n', 's', 'c*', 'd*'];
 
 export const LABELS: Record<TargetId, string> = {
   a: '(a) B direct',
@@ -37,6 +39,9 @@ export const LABELS: Record<TargetId, string> = {
   g: '(g) G→B + JWT + routing',
   k0: '(k0) G→B + JWT, kill switch off',
   k: '(k) G→B + JWT + kill switch (nothing killed)',
+  n0: '(n0) O + iris profile, guards off',
+  n: '(n) O + contract and ood guards (flag)',
+  s: '(s) O + contract, ood and squeeze guards (flag, every request sampled)',
   'c*': '(c*) G→B gateway proxy, worker per core',
   'd*': '(d*) O gateway ONNX, worker per core',
 };
@@ -58,6 +63,8 @@ export interface Target {
   readonly route?: RouteExpectation;
   /** (k0), (k): whether the kill switch API must answer (on) or be absent (off), asked with this token. */
   readonly killSwitch?: { readonly on: boolean; readonly authorization: string };
+  /** (n0), (n), (s): the input guards that are on (none on (n0)), checked by the smoke test. */
+  readonly guards?: { readonly on: readonly BenchGuard[] };
 }
 
 /** What a target's answers must say about their routing (checked by the smoke test). */
@@ -114,6 +121,11 @@ export interface GatewaySpec {
    * `killSwitch.enabled: false`. The two configurations differ in that one value only.
    */
   readonly killSwitch?: 'on' | 'off';
+  /**
+   * (n0), (n), (s): the model's one version names this reference profile, and the model has this
+   * `guards` section (none on (n0)). The configurations differ in `guards` alone.
+   */
+  readonly guarded?: { readonly profile: string; readonly guards?: Record<string, unknown> };
 }
 
 /** What (k0) and (k) are asked by the smoke test: GET /admin/kill with a token of this scope. */
@@ -295,10 +307,14 @@ export function gatewayConfig(port: number, spec: GatewaySpec, logLevel: string 
   const r = spec.routing;
   const ks = spec.killSwitch;
   const k = BENCH_KILL_SWITCH;
+  const g = spec.guarded;
   const iris = ks !== undefined
     ? { versions: { [k.stable]: { backend: { ...spec.backend } }, [k.rollbackTo]: { backend: { ...spec.backend } } }, stable: k.stable, killSwitch: { rollbackTo: k.rollbackTo } }
     : r === undefined
-      ? { versions: { '1': { backend: spec.backend } } }
+      ? {
+          versions: { '1': { backend: spec.backend, ...(g === undefined ? {} : { profile: g.profile }) } },
+          ...(g?.guards === undefined ? {} : { guards: g.guards }),
+        }
       // A copy per version: the same object three times would be written as a YAML anchor and aliases.
       : { versions: Object.fromEntries(r.versions.map((v) => [v, { backend: { ...spec.backend } }])), stable: r.stable, traffic: r.traffic };
   return stringify({
