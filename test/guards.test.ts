@@ -13,7 +13,10 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { metrics } from '@opentelemetry/api';
+import { AggregationTemporality, InMemoryMetricExporter, MeterProvider, PeriodicExportingMetricReader } from '@opentelemetry/sdk-metrics';
 import { request } from 'undici';
+import { METRIC } from '../gateway/telemetry/names.js';
 import { buildConfig } from '../gateway/config.js';
 import type { RunningGateway } from '../gateway/main.js';
 import { buildProfile } from '../gateway/profile/build.js';
@@ -38,6 +41,9 @@ let dir: string;
 const profiles: Record<string, Profile> = {};
 let gw: RunningGateway;
 let mnistPixels: number[][];
+const exporter = new InMemoryMetricExporter(AggregationTemporality.CUMULATIVE);
+const reader = new PeriodicExportingMetricReader({ exporter, exportIntervalMillis: 60_000 });
+const provider = new MeterProvider({ readers: [reader] });
 
 async function profileOf(model: keyof typeof MODELS, data: string, map?: Record<string, string[]>): Promise<string> {
   const config = buildConfig({ auth: { insecureNoAuth: true }, models: { [model]: { versions: { '1': onnx(MODELS[model]) } } } }, dir, 'test');
@@ -86,6 +92,7 @@ async function squeezeScoreOf(pixels: readonly number[]): Promise<number> {
 }
 
 before(async () => {
+  metrics.setGlobalMeterProvider(provider);
   dir = await mkdtemp(join(tmpdir(), 'bw-guards-'));
   const samples = JSON.parse(await readFile(join(ASSETS, 'datasets/mnist-samples-100.json'), 'utf8')) as { samples: { pixels: number[] }[] };
   mnistPixels = samples.samples.map((s) => s.pixels);
@@ -114,6 +121,7 @@ before(async () => {
 
 after(async () => {
   await gw?.close();
+  await provider.shutdown();
   await rm(dir, { recursive: true, force: true });
 });
 
@@ -213,5 +221,18 @@ describe('input guards through a gateway with real models', { timeout: 120_000 }
     const m = await figures('mnist');
     assert.equal(m['1']?.squeeze?.reject, 1);
     assert.equal(m['1']?.squeeze?.pass, 1);
+  });
+
+  test('verdicts are metrics by model, version, guard and outcome; each sampled squeeze is timed', async () => {
+    await reader.forceFlush();
+    const all = exporter.getMetrics().flatMap((rm) => rm.scopeMetrics).flatMap((sm) => sm.metrics);
+    const points = (name: string) => all.filter((m) => m.descriptor.name === name).at(-1)?.dataPoints ?? [];
+    const count = (attrs: Record<string, string>) => points(METRIC.guardOutcomes).find((p) => Object.entries(attrs).every(([k, v]) => p.attributes[k] === v))?.value;
+    assert.equal(count({ model: 'titanic', model_version: '1', guard: 'contract', outcome: 'reject' }), 2);
+    assert.equal(count({ model: 'iris', model_version: '1', guard: 'ood', outcome: 'flag' }), 1);
+    assert.equal(count({ model: 'iris-routed', model_version: '1', guard: 'contract', outcome: 'route' }), 1);
+    assert.equal(count({ model: 'mnist-closed', model_version: '1', guard: 'squeeze', outcome: 'error' }), 1);
+    const timed = points(METRIC.guardSqueezeDuration).find((p) => p.attributes.model === 'mnist');
+    assert.ok(timed !== undefined && (timed.value as { count: number }).count >= 2, 'the squeeze calls of model mnist were timed');
   });
 });
