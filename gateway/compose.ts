@@ -210,6 +210,10 @@ export async function compose(config: GatewayConfig, log: Logger, opts: ComposeO
     // Always in the chain (a reload may turn guards on); a model without guards costs one property read.
     const guardFigures = new GuardFigures(metrics);
     const extraction = new ExtractionWatchers(store, log);
+    if (config.auth.insecureNoAuth) {
+      const watched = Object.entries(config.models).filter(([, m]) => (m.guards?.extraction?.mode ?? 'off') !== 'off').map(([n]) => n);
+      if (watched.length > 0) log.warn({ models: watched }, 'guards.extraction is on while auth.insecureNoAuth is true: every caller is the same anonymous subject, so the extraction guard judges (and throttles, coarsens or denies) all traffic as one caller');
+    }
     parts.push({ name: 'extraction guard', close: () => extraction.close() });
     policies.push(createInputGuardsPolicy({ events: guardFigures, log, retains: optOutsRetainPayload, extraction }));
     const squeeze = new SqueezeGuard({
