@@ -21,7 +21,7 @@ import { REPO_ROOT, spawnShellGateway, stopWithin, type ChildGateway } from './h
 const README = readFileSync(join(REPO_ROOT, 'README.md'), 'utf8');
 const START = (JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> }).scripts.start;
 /** The blocks this test runs, in the README's order; each has its checks below. */
-const BLOCKS = ['first-request', 'admin', 'undo', 'kill'] as const;
+const BLOCKS = ['first-request', 'guard', 'admin', 'undo', 'kill'] as const;
 const BLOCK_TIMEOUT_MS = 60_000;
 
 /** `<!-- test: NAME -->` directly before a ```sh fence: NAME → the block's text. */
@@ -144,6 +144,14 @@ describe('the README, run against `npm start` as written', { timeout: 180_000 },
     assert.ok(r.stdout.startsWith(shown[1]), `the answer starts as the README shows:\n${r.stdout}`);
     const answer = JSON.parse(r.stdout) as { outputs: { name: string; shape: number[] }[] };
     assert.deepEqual(answer.outputs.map((o) => [o.name, o.shape]), [['label', [3]], ['probabilities', [3, 2]]]);
+  });
+
+  test('the guard block is refused by the demo\'s contract guard, as the README shows', async () => {
+    const r = await run('guard');
+    assert.equal(r.code, 0, `exit ${r.code}\n${r.stdout}\n${r.stderr}`);
+    const shown = /^# (\{.*\})$/m.exec(block('guard'));
+    assert.ok(shown?.[1], 'the block shows its answer');
+    assert.deepEqual(JSON.parse(r.stdout), JSON.parse(shown[1]));
   });
 
   test('the admin block mints an admin token, splits titanic and opts demo-user out of experiments', async () => {
