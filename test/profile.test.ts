@@ -48,7 +48,7 @@ describe('breakwater profile', { timeout: 180_000 }, () => {
     assert.match(r.stdout, /profile of titanic version 1 written to .*titanic-1\.json/);
     assert.match(r.stdout, /titanic3\.csv, 1309 rows: 916 reference, 393 held out for calibration/);
     assert.match(r.stdout, /out-of-distribution: mahalanobis, threshold \d/);
-    assert.match(r.stdout, /squeeze: 4-bit age, 4-bit fare on probabilities, threshold \d/);
+    assert.match(r.stdout, /squeeze: 4-bit age \(threshold \d[^)]*\), 4-bit fare \(threshold \d[^)]*\) on probabilities, from 1309 rows/);
     const p = await readProfile('titanic-1.json');
     assert.equal(p.modelSha256, 'bea427a029b80668e32bcee091c43d0fc5b3eb7eace3e1b557df8f6fca288818');
     assert.equal(p.data.sha256, 'be4571dad20dbeb54cacb10d8f24019bf9c3f7ddea9bd1c69f05d33f3b1ecc1e');
@@ -57,25 +57,27 @@ describe('breakwater profile', { timeout: 180_000 }, () => {
     assert.equal(byName.age?.missingRate.toFixed(4), (263 / 1309).toFixed(4));
     assert.deepEqual(byName.fare?.kind === 'numeric' && [byName.fare.min, byName.fare.max], [0, 512.3292]);
     assert.equal(p.squeeze?.logits, false);
+    assert.equal(p.calibration.squeeze?.length, 2, 'a threshold per squeezer');
   });
 
   test('iris from iris.csv with --map; without it the missing columns are named', async () => {
     const r = await breakwater(['profile', '--config', config, '--model', 'iris', '--version', '1', '--data', join(ASSETS, 'datasets/iris.csv'), ...IRIS_MAP, '--out', join(dir, 'iris-1.json')]);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /150 rows: 105 reference, 45 held out/);
-    assert.match(r.stdout, /squeeze: 6-bit input on output \(logits\)/);
+    assert.match(r.stdout, /squeeze: 6-bit input \(threshold \d[^)]*\) on output \(logits\), from 150 rows/);
     const bad = await breakwater(['profile', '--config', config, '--model', 'iris', '--data', join(ASSETS, 'datasets/iris.csv'), '--out', join(dir, 'x.json')]);
     assert.equal(bad.code, 1);
     assert.match(bad.stderr, /cannot build the profile of iris from .*iris\.csv: the header has no column input\[0\], input\[1\], input\[2\], input\[3\] for input "input"/);
   });
 
-  test('mnist from 100 digits as JSONL: knn over 784 pixels, a 1-bit and a median squeezer on the logits', async () => {
+  test('mnist from 100 digits as JSONL: knn over 784 pixels; of the candidate squeezers, the 2x2 median (which moves clean digits\' answers) left out', async () => {
     const r = await breakwater(['profile', '--config', config, '--model', 'mnist', '--data', join(dir, 'mnist.jsonl'), '--out', join(dir, 'mnist-1.json')]);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /100 rows: 70 reference, 30 held out/);
     assert.match(r.stdout, /out-of-distribution: knn/);
-    assert.match(r.stdout, /squeeze: 1-bit Input3, median 2x2 Input3 on Plus214_Output_0 \(logits\)/);
+    assert.match(r.stdout, /squeeze: 1-bit Input3 \(threshold \d[^)]*\), 2-bit Input3 \(threshold \d[^)]*\) on Plus214_Output_0 \(logits\), from 100 rows/);
     const p = await readProfile('mnist-1.json');
+    assert.match(p.calibration.method, /left out: median 2x2 Input3 \(\d/);
     assert.equal(p.features.length, 784);
     assert.equal(p.ood.method === 'knn' && p.ood.rows, 70);
   });

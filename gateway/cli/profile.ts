@@ -7,6 +7,7 @@
 import { writeFile } from 'node:fs/promises';
 import { buildProfile, DEFAULT_SEED, DEFAULT_TARGET_FPR } from '../profile/build.js';
 import { parseColumnMap } from '../profile/read-data.js';
+import { squeezerName } from '../profile/squeezer-selection.js';
 import { ConfigError, loadConfigFile } from '../config.js';
 import type { Profile } from '../../policies/guards/profile.js';
 import { CliError, parseOrUsage, wantsHelp } from './args.js';
@@ -49,7 +50,7 @@ export function profileSummary(p: Profile, out: string): string {
     `  out-of-distribution: ${p.ood.method}, threshold ${c.ood.toPrecision(4)} (target false-positive rate ${c.targetFpr})`,
     c.squeeze === undefined || p.squeeze === undefined
       ? '  squeeze: none (the model has no probability or logit output to compare)'
-      : `  squeeze: ${p.squeeze.squeezers.map((s) => (s.kind === 'median' ? `median ${s.size}x${s.size}` : `${s.bits}-bit`) + ` ${s.input}`).join(', ')} on ${p.squeeze.output}${p.squeeze.logits ? ' (logits)' : ''}, threshold ${c.squeeze.toPrecision(4)}`,
+      : `  squeeze: ${p.squeeze.squeezers.map((s, k) => `${squeezerName(s)} (threshold ${c.squeeze?.[k]?.toPrecision(4)})`).join(', ')} on ${p.squeeze.output}${p.squeeze.logits ? ' (logits)' : ''}, from ${c.squeezeRows ?? p.data.rows} rows`,
   ];
   return `${lines.join('\n')}\n`;
 }

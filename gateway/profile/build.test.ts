@@ -8,7 +8,7 @@ import { oodScore } from '../../policies/guards/ood.js';
 import { PROFILE_FORMAT, type Profile } from '../../policies/guards/profile.js';
 import { ASSETS } from '../../test/helpers/assets.js';
 import { buildConfig, type GatewayConfig } from '../config.js';
-import { areProbabilities, buildProfile, chooseSqueezers, featureProfiles, scoreOutput, splitRows } from './build.js';
+import { areProbabilities, buildProfile, candidateSqueezers, featureProfiles, scoreOutput, splitRows } from './build.js';
 
 const IRIS_CSV = join(ASSETS, 'datasets/iris.csv');
 const IRIS_MAP = { input: ['SepalLengthCm', 'SepalWidthCm', 'PetalLengthCm', 'PetalWidthCm'] };
@@ -43,7 +43,8 @@ test('featureProfiles: ranges, moments, quantiles, missing rates, integers and c
     { name: 'c', datatype: 'BYTES', shape: [-1, 1] },
   ]);
   const [n, k, c] = featureProfiles(inputs, [[1, 1, 'b'], [2, 2, 'a'], [null, 3, 'b'], [3, 4, null]], [0.5]);
-  assert.deepEqual(n, { kind: 'numeric', name: 'n', input: 'n', integer: true, min: 1, max: 3, mean: 2, std: 1, quantiles: [2], missingRate: 0.25 });
+  // Three values: k = 3, so each side is widened by the whole spacing of the three (extreme-bounds.ts).
+  assert.deepEqual(n, { kind: 'numeric', name: 'n', input: 'n', integer: true, min: 1, max: 3, mean: 2, std: 1, quantiles: [2], missingRate: 0.25, low: -1, high: 5 });
   assert.equal(k?.kind === 'numeric' && k.integer, true);
   assert.deepEqual(c, { kind: 'categorical', name: 'c', input: 'c', categories: { a: 1 / 3, b: 2 / 3 }, missingRate: 0.25 });
   assert.deepEqual(Object.keys(c?.kind === 'categorical' ? c.categories : {}), ['a', 'b'], 'categories sorted');
@@ -51,7 +52,22 @@ test('featureProfiles: ranges, moments, quantiles, missing rates, integers and c
   assert.equal(f?.kind === 'numeric' && f.integer, false);
 });
 
-test('scoreOutput, areProbabilities and chooseSqueezers', () => {
+test('featureProfiles: an image\'s pixels share the contract bounds of all their values taken together', () => {
+  const image = profileInputs([{ name: 'im', datatype: 'FP32', shape: [1, 1, 8, 8] }]);
+  // 50 images, each inked (1) on pixel i mod 64 and 0.4 on the next: any one pixel's few values would
+  // give it wide bounds, all 3200 together (k = 1) give the range itself.
+  const rows = Array.from({ length: 50 }, (_, i) => {
+    const row = new Array<number>(64).fill(0);
+    row[i % 64] = 1;
+    row[(i + 1) % 64] = 0.4;
+    return row;
+  });
+  const fs = featureProfiles(image, rows, [0.5]);
+  for (const f of fs) assert.deepEqual(f.kind === 'numeric' && [f.low, f.high], [0, 1], f.name);
+  assert.deepEqual(fs[63]?.kind === 'numeric' && [fs[63].min, fs[63].max], [0, 0], 'a pixel never inked keeps its own min and max');
+});
+
+test('scoreOutput, areProbabilities and candidateSqueezers', () => {
   assert.equal(scoreOutput([{ name: 'label', datatype: 'INT64', shape: [-1] }, { name: 'probabilities', datatype: 'FP32', shape: [-1, 2] }])?.name, 'probabilities');
   assert.equal(scoreOutput([{ name: 'Plus214_Output_0', datatype: 'FP32', shape: [1, 10] }])?.name, 'Plus214_Output_0');
   assert.equal(scoreOutput([{ name: 'y', datatype: 'FP32', shape: [-1, 1] }, { name: 'l', datatype: 'INT64', shape: [-1, 3] }]), undefined);
@@ -60,8 +76,9 @@ test('scoreOutput, areProbabilities and chooseSqueezers', () => {
 
   const image = profileInputs([{ name: 'Input3', datatype: 'FP32', shape: [1, 1, 28, 28] }]);
   const pixels = featureProfiles(image, [new Array(784).fill(0), new Array(784).fill(1)]);
-  assert.deepEqual(chooseSqueezers(image, pixels), [
+  assert.deepEqual(candidateSqueezers(image, pixels), [
     { kind: 'bit-depth', input: 'Input3', bits: 1, min: 0, max: 1 },
+    { kind: 'bit-depth', input: 'Input3', bits: 2, min: 0, max: 1 },
     { kind: 'median', input: 'Input3', size: 2 },
   ]);
   const tabular = profileInputs([
@@ -71,7 +88,7 @@ test('scoreOutput, areProbabilities and chooseSqueezers', () => {
     { name: 'flat', datatype: 'FP32', shape: [-1, 1] },
   ]);
   const stats = featureProfiles(tabular, [[1, 0, 0, 0.1, 5], [3, 80, 8, 2.5, 5]]);
-  assert.deepEqual(chooseSqueezers(tabular, stats), [
+  assert.deepEqual(candidateSqueezers(tabular, stats), [
     { kind: 'bit-depth', input: 'age', bits: 4, min: 0, max: 80 },
     // 16 levels for the narrowest feature (2.4 wide) over 0..8: 2^6 levels
     { kind: 'bit-depth', input: 'input', bits: 6, min: 0, max: 8 },
@@ -94,6 +111,7 @@ test('buildProfile: iris from iris.csv with the real model: split, thresholds, s
   assert.deepEqual(p.features.map((f) => f.name), ['input[0]', 'input[1]', 'input[2]', 'input[3]']);
   const sepal = p.features[0];
   assert.deepEqual(sepal?.kind === 'numeric' && [sepal.min, sepal.max], [4.3, 7.9], 'ranges from every row');
+  for (const f of p.features) assert.ok(f.kind === 'numeric' && f.low !== undefined && f.high !== undefined && f.low <= f.min && f.high >= f.max, `${f.name}: contract bounds around [min, max]`);
   assert.equal(p.ood.method, 'mahalanobis');
   assert.equal(p.calibration.targetFpr, 0.01);
   assert.ok(p.calibration.ood > 1 && p.calibration.ood < 10, `ood threshold ${p.calibration.ood}`);
@@ -101,7 +119,10 @@ test('buildProfile: iris from iris.csv with the real model: split, thresholds, s
   assert.ok(oodScore(p.ood, [510, 350, 140, 20]) > p.calibration.ood, 'centimetres sent as tenths of millimetres are far above it');
   assert.equal(p.squeeze?.output, 'output');
   assert.equal(p.squeeze?.logits, true);
-  assert.ok(p.calibration.squeeze !== undefined && p.calibration.squeeze > 0 && p.calibration.squeeze < 2);
+  assert.equal(p.calibration.squeeze?.length, p.squeeze?.squeezers.length, 'one threshold per kept squeezer');
+  for (const t of p.calibration.squeeze ?? []) assert.ok(t > 0 && t < 2, `squeeze threshold ${t}`);
+  assert.equal(p.calibration.squeezeRows, 150, 'every row scored for squeezing');
+  assert.match(p.calibration.method, /squeeze: every one of the 150 rows scored/);
   assert.equal(p.extraction.stepQuantiles.length, p.quantileProbs.length);
 
   const again = await buildProfile({ config, model: 'iris', version: '1', data: IRIS_CSV, map: IRIS_MAP });

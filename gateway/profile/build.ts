@@ -5,10 +5,12 @@
  *
  * The rows are split by a seeded hash of their index: 70 % reference, 30 % held out. The detectors
  * (the encoder, the OOD model, the extraction monitor's step distances) are fitted on the reference
- * rows only and each guard's threshold is calibrated on the held-out rows (calibrate.ts), which the
- * detectors never saw. The per-feature statistics the contract checks (types, ranges, categories,
- * missing values) have no threshold to calibrate and are taken from every row: a range from 70 % of
- * the data would be narrower than the data's own.
+ * rows only and the OOD threshold is calibrated on the held-out rows (calibrate.ts), which the
+ * detectors never saw. The squeezing guard fits nothing, so its squeezers are chosen and its
+ * thresholds set on every row (squeezer-selection.ts): more rows, a steadier tail. The per-feature
+ * statistics the contract checks (types, ranges and their bounds, categories, missing values) have
+ * no threshold to calibrate and are taken from every row: a range from 70 % of the data would be
+ * narrower than the data's own.
  */
 import { basename } from 'node:path';
 import type { Adapter, InferRequest, InferResponse, ModelMetadata, TensorMetadata } from '../../adapters/adapter.js';
@@ -23,7 +25,9 @@ import { squeezeRequests, squeezeScores } from '../../policies/guards/squeeze.js
 import { stepDistances } from '../../policies/guards/steps.js';
 import { hash32 } from '../../policies/traffic-split.js';
 import type { GatewayConfig } from '../config.js';
+import { extremeBounds } from './extreme-bounds.js';
 import { readReferenceData } from './read-data.js';
+import { selectionMethod, selectSqueezers } from './squeezer-selection.js';
 
 /** Share of the rows the detectors are fitted on; the rest calibrates their thresholds. */
 export const REFERENCE_SHARE = 0.7;
@@ -44,12 +48,31 @@ export function splitRows(n: number, seed: number, share = REFERENCE_SHARE): { r
   return { reference: order.slice(0, cut), heldOut: order.slice(cut) };
 }
 
-/** The statistics of each feature over `rows` (profile.ts NumericFeature, CategoricalFeature). */
+/** The finite values of features [from, to) over `rows`, ascending. */
+function sortedValues(rows: readonly RowValues[], from: number, to: number): Float64Array {
+  const values: number[] = [];
+  for (const row of rows) {
+    for (let f = from; f < to; f++) {
+      const v = row[f];
+      if (typeof v === 'number' && Number.isFinite(v)) values.push(v);
+    }
+  }
+  return Float64Array.from(values).sort();
+}
+
+/**
+ * The statistics of each feature over `rows` (profile.ts NumericFeature, CategoricalFeature). The
+ * contract's bounds (`low`, `high`: extreme-bounds.ts) are per feature, except for an image, whose
+ * pixels share the bounds of all their values taken together (as the contract pools their range).
+ */
 export function featureProfiles(inputs: readonly ProfileInput[], rows: readonly RowValues[], probs: readonly number[] = QUANTILE_PROBS): FeatureProfile[] {
   const out: FeatureProfile[] = [];
   for (const input of inputs) {
     const intType = /INT|BOOL/.test(input.datatype);
+    const fp32 = input.datatype === 'FP32';
     const names = featureNames(input);
+    const pooled = isImageInput(input) && input.datatype !== 'BYTES' ? sortedValues(rows, input.firstFeature, input.firstFeature + input.featureCount) : undefined;
+    const pooledBounds = pooled !== undefined && pooled.length > 0 ? extremeBounds(pooled, fp32) : undefined;
     for (let j = 0; j < input.featureCount; j++) {
       const f = input.firstFeature + j;
       const name = names[j] as string;
@@ -87,6 +110,7 @@ export function featureProfiles(inputs: readonly ProfileInput[], rows: readonly 
       const mean = values.length === 0 ? 0 : sum / values.length;
       let ss = 0;
       for (const v of values) ss += (v - mean) * (v - mean);
+      const bounds = pooledBounds ?? (values.length === 0 ? undefined : extremeBounds(Float64Array.from(values).sort(), fp32));
       out.push({
         kind: 'numeric',
         name,
@@ -98,6 +122,7 @@ export function featureProfiles(inputs: readonly ProfileInput[], rows: readonly 
         std: values.length < 2 ? 0 : Math.sqrt(ss / (values.length - 1)),
         quantiles: quantilesOf(values, probs),
         missingRate: rows.length === 0 ? 0 : missing / rows.length,
+        ...(bounds === undefined ? {} : { low: bounds[0], high: bounds[1] }),
       });
     }
   }
@@ -117,11 +142,15 @@ function tabularBits(range: number, narrowest: number): number {
 }
 
 /**
- * The squeezers for a model's floating-point inputs (Xu et al., NDSS 2018): an image is reduced to
- * 1 bit over its pixels' reference range and median-filtered 2×2; a tabular input is reduced to
- * enough bits over its features' reference range that its narrowest feature keeps 16 levels.
+ * The candidate squeezers for a model's floating-point inputs (the profile keeps those that leave
+ * clean answers alone: squeezer-selection.ts). An image: Xu et al.'s for MNIST, 1 bit over its
+ * pixels' reference range and a 2×2 median, and 2 bits. A bit depth b undoes a perturbation smaller
+ * than half its step, 1/(2(2^b − 1)) of the range, on a value at one of its levels: 1 bit undoes
+ * any ε < 0.5 on saturated pixels but turns every grey black or white; 2 bits keep greys at 1/3 and
+ * 2/3 (clean answers move less) and undo ε < 1/6. A tabular input is reduced to enough bits over its
+ * features' reference range that its narrowest feature keeps 16 levels.
  */
-export function chooseSqueezers(inputs: readonly ProfileInput[], features: readonly FeatureProfile[]): Squeezer[] {
+export function candidateSqueezers(inputs: readonly ProfileInput[], features: readonly FeatureProfile[]): Squeezer[] {
   const out: Squeezer[] = [];
   for (const input of inputs) {
     if (!input.datatype.startsWith('FP')) continue;
@@ -137,7 +166,11 @@ export function chooseSqueezers(inputs: readonly ProfileInput[], features: reado
     }
     if (!(max > min)) continue;
     if (isImageInput(input)) {
-      out.push({ kind: 'bit-depth', input: input.name, bits: 1, min, max }, { kind: 'median', input: input.name, size: 2 });
+      out.push(
+        { kind: 'bit-depth', input: input.name, bits: 1, min, max },
+        { kind: 'bit-depth', input: input.name, bits: 2, min, max },
+        { kind: 'median', input: input.name, size: 2 },
+      );
     } else {
       out.push({ kind: 'bit-depth', input: input.name, bits: tabularBits(max - min, narrowest), min, max });
     }
@@ -182,27 +215,44 @@ function outputRows(answers: readonly Answered[], output: string): Float64Array[
   });
 }
 
+/** The squeeze section, its thresholds and how they were chosen (`Calibration.method`'s squeeze part). */
+export interface SqueezeCalibration {
+  readonly squeeze: SqueezeProfile;
+  readonly thresholds: number[];
+  readonly rows: number;
+  readonly method: string;
+}
+
 /**
- * The squeeze section and its held-out scores: the model answers the held-out rows and their
- * squeezed copies (policies/guards/squeeze.ts, in the layout the guard itself sends), and each row's
- * score is the largest L1 gap between the probability vectors. Undefined when the model has no
- * probability or logit output, or no floating-point input to squeeze.
+ * The squeeze section and its thresholds: the model answers `rows` and their copies under every
+ * candidate squeezer (policies/guards/squeeze.ts, in the layout the guard itself sends); each
+ * candidate's scores are the L1 gaps between the probability vectors; squeezer-selection.ts keeps
+ * the candidates that leave clean answers alone and sets each one's threshold. A squeeze score fits
+ * nothing, so every row of the data may be scored. Undefined when the model has no probability or
+ * logit output, or no floating-point input to squeeze.
  */
-export async function squeezeCalibration(adapter: Adapter, metadata: ModelMetadata, inputs: readonly ProfileInput[], features: readonly FeatureProfile[], heldOutRows: readonly RowValues[], timeoutMs: number): Promise<{ squeeze: SqueezeProfile; scores: number[] } | undefined> {
+export async function squeezeCalibration(adapter: Adapter, metadata: ModelMetadata, inputs: readonly ProfileInput[], features: readonly FeatureProfile[], rows: readonly RowValues[], targetFpr: number, timeoutMs: number): Promise<SqueezeCalibration | undefined> {
   const output = scoreOutput(metadata.outputs);
-  const squeezers = chooseSqueezers(inputs, features);
-  if (output === undefined || squeezers.length === 0) return undefined;
+  const candidates = candidateSqueezers(inputs, features);
+  if (output === undefined || candidates.length === 0) return undefined;
   const batch = metadata.inputs[0]?.shape[0] ?? -1;
-  const originals = await answer(adapter, batch, inputs, heldOutRows, output.name, timeoutMs);
-  const squeeze: SqueezeProfile = { output: output.name, logits: !areProbabilities(outputRows(originals, output.name)), squeezers };
-  const scores: number[] = [];
+  const originals = await answer(adapter, batch, inputs, rows, output.name, timeoutMs);
+  const all: SqueezeProfile = { output: output.name, logits: !areProbabilities(outputRows(originals, output.name)), squeezers: candidates };
+  const scores: number[][] = candidates.map(() => []);
   for (const [i, a] of originals.entries()) {
-    const copies = squeezeRequests(squeeze, a.request, batch < 0);
+    const copies = squeezeRequests(all, a.request, batch < 0);
     const answers: InferResponse[] = [];
     for (const [k, copy] of copies.entries()) answers.push(await adapter.infer(copy, { deadline: Date.now() + timeoutMs, requestId: `profile-squeeze-${i}-${k}` }));
-    scores.push(...squeezeScores(squeeze, a.response, answers, a.rows));
+    squeezeScores(all, a.response, answers, a.rows).forEach((s, k) => scores[k].push(...s));
   }
-  return { squeeze, scores };
+  const choice = selectSqueezers(scores, targetFpr);
+  const scored = scores[0].length;
+  return {
+    squeeze: { ...all, squeezers: choice.kept.map((k) => candidates[k]) },
+    thresholds: [...choice.thresholds],
+    rows: scored,
+    method: selectionMethod(candidates, choice, scored, targetFpr),
+  };
 }
 
 /** Whether every row is a probability vector (values in [0, 1] summing to 1); otherwise they are logits. */
@@ -262,7 +312,7 @@ export async function buildProfile(req: ProfileRequest): Promise<Profile> {
     const ood = fitOod(features, referenceRows, inputs);
     const oodThreshold = calibrateThreshold(heldOutRows.map((r) => oodScore(ood, r)), targetFpr);
     const steps = stepDistances(ood.encoder, referenceRows.slice(0, KNN_MAX_REFERENCE));
-    const squeezed = await squeezeCalibration(adapter, metadata, inputs, features, heldOutRows, mc.inferTimeoutMs);
+    const squeezed = await squeezeCalibration(adapter, metadata, inputs, features, rows, targetFpr, mc.inferTimeoutMs);
 
     return {
       format: PROFILE_FORMAT,
@@ -279,10 +329,10 @@ export async function buildProfile(req: ProfileRequest): Promise<Profile> {
       extraction: { stepQuantiles: quantilesOf(steps) },
       calibration: {
         targetFpr,
-        method: CALIBRATION_METHOD,
+        method: squeezed === undefined ? CALIBRATION_METHOD : `${CALIBRATION_METHOD}; ${squeezed.method}`,
         heldOutRows: heldOut.length,
         ood: oodThreshold,
-        ...(squeezed === undefined ? {} : { squeeze: calibrateThreshold(squeezed.scores, targetFpr) }),
+        ...(squeezed === undefined ? {} : { squeeze: squeezed.thresholds, squeezeRows: squeezed.rows }),
       },
     };
   } finally {

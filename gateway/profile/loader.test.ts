@@ -63,7 +63,12 @@ test('profileProblems: parts that do not fit together (what the guards would ind
   assert.match(profileProblems(edited((p) => p.features.pop()), LOADED).join(), /`features` must hold one entry per feature of the inputs \(4\)/);
   assert.match(profileProblems(edited((p) => (p.features[1].quantiles = [1])), LOADED).join(), /feature 1 \("input\[1\]"\): a numeric feature needs/);
   assert.match(profileProblems(edited((p) => (p.ood.method = 'isolation-forest')), LOADED).join(), /`ood.method` "isolation-forest" is unknown/);
-  assert.match(profileProblems(edited((p) => delete p.calibration.squeeze), LOADED).join(), /a profile with a squeeze section needs its threshold/);
+  assert.match(profileProblems(edited((p) => delete p.calibration.squeeze), LOADED).join(), /a profile with a squeeze section needs its thresholds, one per squeezer \(1\)/);
+  assert.match(profileProblems(edited((p) => p.calibration.squeeze.push(0.5)), LOADED).join(), /needs its thresholds, one per squeezer \(1\)/);
+  assert.match(profileProblems(edited((p) => (p.calibration.squeeze = 0.25)), LOADED).join(), /one threshold for all squeezers, as profiles were written before each squeezer had its own \(rebuild it with breakwater profile\)/);
+  assert.match(profileProblems(edited((p) => (p.features[1].low = p.features[1].min + 0.1)), LOADED).join(), /feature 1 \("input\[1\]"\): its contract bounds low and high must be numbers with low <= min and high >= max/);
+  assert.match(profileProblems(edited((p) => (p.features[2].high = '9')), LOADED).join(), /feature 2 \("input\[2\]"\): its contract bounds/);
+  assert.deepEqual(profileProblems(edited((p) => p.features.forEach((f: Record<string, unknown>) => { delete f.low; delete f.high; })), LOADED), [], 'a profile written before the bounds loads (the contract uses [min, max])');
   assert.match(profileProblems(edited((p) => (p.extraction.stepQuantiles = [])), LOADED).join(), /stepQuantiles/);
   assert.match(profileProblems(edited((p) => Object.assign(p.ood, { method: 'knn', k: 5, rows: 2, reference: [1, 2] })), LOADED).join(), /a knn model needs k \(1 to rows\) and rows × 4 reference values/);
 });

@@ -74,6 +74,10 @@ function structureProblems(p: Json): string[] {
     if (f.kind === 'numeric') {
       const ok = ['min', 'max', 'mean', 'std', 'missingRate'].every((k) => typeof f[k] === 'number') && isNumbers(f.quantiles, probs);
       if (!ok) problems.push(`feature ${i} ("${String(f.name)}"): a numeric feature needs min, max, mean, std, missingRate and ${probs} quantiles`);
+      // The contract's bounds are optional (profiles written before them lack them); present, they enclose [min, max].
+      const boundsOk = (f.low === undefined || (typeof f.low === 'number' && f.low <= (f.min as number)))
+        && (f.high === undefined || (typeof f.high === 'number' && f.high >= (f.max as number)));
+      if (ok && !boundsOk) problems.push(`feature ${i} ("${String(f.name)}"): its contract bounds low and high must be numbers with low <= min and high >= max`);
     } else if (f.kind === 'categorical') {
       if (!isRecord(f.categories) || typeof f.missingRate !== 'number') problems.push(`feature ${i} ("${String(f.name)}"): a categorical feature needs categories and missingRate`);
     } else {
@@ -102,7 +106,8 @@ function structureProblems(p: Json): string[] {
     const squeezers = Array.isArray(sq.squeezers) ? sq.squeezers.filter(isRecord) : [];
     if (typeof sq.output !== 'string' || typeof sq.logits !== 'boolean' || squeezers.length === 0) problems.push('`squeeze` needs an output, logits and squeezers');
     for (const s of squeezers) if (!names.has(s.input)) problems.push(`a squeezer acts on input "${String(s.input)}", which the profile does not have`);
-    if (typeof cal.squeeze !== 'number') problems.push('`calibration.squeeze`: a profile with a squeeze section needs its threshold');
+    if (typeof cal.squeeze === 'number') problems.push('`calibration.squeeze` is one threshold for all squeezers, as profiles were written before each squeezer had its own (rebuild it with breakwater profile)');
+    else if (!isNumbers(cal.squeeze, squeezers.length)) problems.push(`\`calibration.squeeze\`: a profile with a squeeze section needs its thresholds, one per squeezer (${squeezers.length})`);
   }
   return problems;
 }

@@ -60,4 +60,26 @@ test('checkContract: an image input is checked against its pixels\' range taken 
   assert.equal(checkContract(p, row, 0), undefined, 'a corner pixel never inked in the reference may be inked');
   row[0] = 255;
   assert.deepEqual(checkContract(p, row, 0.05), { feature: 0, name: 'im[0]', violation: 'range' }, 'an image sent as 0-255 is not');
+  // Bounds are pooled like the range: the widest of any pixel's.
+  const bounded = profileOf(inputs, features.map((f, i) => ({ ...f, low: i === 5 ? -0.1 : 0, high: i === 40 ? 1.2 : 1 }) as FeatureProfile));
+  row[0] = 1.15;
+  row[63] = -0.05;
+  assert.equal(checkContract(bounded, row, 0), undefined);
+  row[0] = 1.25;
+  assert.equal(checkContract(bounded, row, 0)?.violation, 'range');
+});
+
+test('checkContract: the profile\'s own bounds (low, high) widen the range where they reach beyond the tolerance', () => {
+  const inputs = profileInputs([{ name: 'w', datatype: 'FP32', shape: [-1, 1] }]);
+  // Sepal width 2.2..4.4 (tolerance 5 %: 2.09..4.51); bounds from the extreme spacings 1.9..5.0.
+  const p = profileOf(inputs, [{ ...num('w', 2.2, 4.4), low: 1.9, high: 5 } as FeatureProfile]);
+  assert.equal(checkContract(p, [2.0], 0.05), undefined, 'within low: passes though beyond the tolerance');
+  assert.equal(checkContract(p, [1.9], 0.05), undefined);
+  assert.equal(checkContract(p, [1.89], 0.05)?.violation, 'range');
+  assert.equal(checkContract(p, [4.9], 0.05), undefined);
+  assert.equal(checkContract(p, [5.01], 0.05)?.violation, 'range');
+  // Where the tolerance reaches further, it decides.
+  assert.equal(checkContract(p, [5.4], 0.5), undefined, 'tolerance 0.5: up to 4.4 + 1.1 = 5.5, beyond high');
+  assert.equal(checkContract(p, [5.6], 0.5)?.violation, 'range');
+  assert.equal(checkContract(p, [1.2], 0.5), undefined, 'down to 2.2 - 1.1 = 1.1, beyond low');
 });

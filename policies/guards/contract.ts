@@ -1,8 +1,10 @@
 /**
  * The data contract: what every row must satisfy, read from the reference profile, with no score
  * and no threshold. A number where the reference had numbers, finite, within the reference range
- * widened by `tolerance` × (max − min) on each side (re-measured real data lands just outside);
- * a category the reference had (exact string); a value where the reference never lacked one.
+ * widened on each side by the larger of `tolerance` × (max − min) (re-measured real data lands just
+ * outside) and the profile's own margin (`low`, `high`: a sample's extremes fall short of the
+ * population's, by more the smaller the sample; gateway/profile/extreme-bounds.ts); a category the
+ * reference had (exact string); a value where the reference never lacked one.
  *
  * An image input's range is its pixels' range taken together (every pixel of every reference image):
  * a border pixel that happened to be 0 in every reference image is no contract that it stays 0.
@@ -34,29 +36,31 @@ function boundsOf(profile: Profile, tolerance: number): Bounds {
   const n = profile.features.length;
   const min = new Float64Array(n).fill(NaN);
   const max = new Float64Array(n).fill(NaN);
+  const low = new Float64Array(n).fill(NaN);
+  const high = new Float64Array(n).fill(NaN);
   profile.features.forEach((f, i) => {
     if (f.kind !== 'numeric') return;
     min[i] = f.min;
     max[i] = f.max;
+    low[i] = f.low ?? f.min;
+    high[i] = f.high ?? f.max;
   });
   for (const input of profile.inputs) {
     if (!isImageInput(input)) continue;
-    const end = input.firstFeature + input.featureCount;
-    let lo = Infinity;
-    let hi = -Infinity;
-    for (let i = input.firstFeature; i < end; i++) {
-      if (min[i] < lo) lo = min[i];
-      if (max[i] > hi) hi = max[i];
+    const from = input.firstFeature;
+    const end = from + input.featureCount;
+    for (const [a, lowest] of [[min, true], [max, false], [low, true], [high, false]] as const) {
+      let m = a[from];
+      for (let i = from + 1; i < end; i++) if (lowest ? a[i] < m : a[i] > m) m = a[i];
+      a.fill(m, from, end);
     }
-    min.fill(lo, input.firstFeature, end);
-    max.fill(hi, input.firstFeature, end);
   }
   const lo = new Float64Array(n);
   const hi = new Float64Array(n);
   for (let i = 0; i < n; i++) {
     const margin = tolerance * (max[i] - min[i]);
-    lo[i] = min[i] - margin;
-    hi[i] = max[i] + margin;
+    lo[i] = Math.min(min[i] - margin, low[i]);
+    hi[i] = Math.max(max[i] + margin, high[i]);
   }
   const b = { tolerance, lo, hi };
   bounds.set(profile, b);

@@ -41,6 +41,14 @@ export interface NumericFeature {
   readonly quantiles: readonly number[];
   /** Share of rows with no value (NaN, null or an empty CSV cell). */
   readonly missingRate: number;
+  /**
+   * The range the contract accepts before its tolerance: [min, max] widened on each side by the
+   * spacing of the k most extreme values (gateway/profile/build.ts `extremeBounds`), because a
+   * sample's extremes fall short of the population's. An image's pixels share one pair (taken over
+   * all of them). Absent in profiles written before it: the contract then uses [min, max].
+   */
+  readonly low?: number;
+  readonly high?: number;
 }
 
 export interface CategoricalFeature {
@@ -79,9 +87,10 @@ export type OodModel =
   | { readonly method: 'knn'; readonly encoder: EncoderSpec; readonly k: number; readonly rows: number; readonly reference: readonly number[] };
 
 /**
- * Feature squeezing (Xu et al., NDSS 2018): the model is run on squeezed copies of the input and
- * the score is the largest L1 distance between the probability vectors of the original and of a
- * squeezed copy.
+ * Feature squeezing (Xu et al., NDSS 2018): the model is run on squeezed copies of the input; each
+ * squeezer's score is the L1 distance between the probability vectors of the original and of its
+ * squeezed copy, compared with that squeezer's own threshold (`Calibration.squeeze`, same order).
+ * The squeezers are those of the candidates that leave clean data's answers alone (build.ts).
  */
 export interface SqueezeProfile {
   /** The output whose values are compared, and whether they are logits (softmax applied first). */
@@ -112,8 +121,14 @@ export interface Calibration {
   readonly method: string;
   readonly heldOutRows: number;
   readonly ood: number;
-  /** Absent when the profile has no squeeze section (the model's outputs were not probabilities). */
-  readonly squeeze?: number;
+  /**
+   * One threshold per squeezer of `Profile.squeeze.squeezers`, in order, each at targetFpr divided by
+   * their number: a row is flagged when any squeezer's score is above its own threshold. Absent when
+   * the profile has no squeeze section (the model's outputs were not probabilities).
+   */
+  readonly squeeze?: readonly number[];
+  /** Rows whose squeeze scores set those thresholds: every row of the data (the scores fit nothing). */
+  readonly squeezeRows?: number;
 }
 
 export interface Profile {

@@ -2,8 +2,8 @@
  * The adversarial-perturbation guard (feature squeezing, Xu et al., NDSS 2018), run after the
  * answer: the model is run again on squeezed copies of the input (reduced bit depth, median
  * smoothing; squeeze.ts), in one batched call when the model's batch dimension is dynamic, and the
- * largest disagreement between the answer and a squeezed copy's answer is compared with the
- * profile's calibrated threshold. A perturbation crafted to flip the answer rarely survives the
+ * disagreement between the answer and each squeezed copy's answer is compared with that squeezer's
+ * calibrated threshold in the profile. A perturbation crafted to flip the answer rarely survives the
  * squeezing; a natural input's answer barely moves.
  *
  * It costs extra inference, so it runs on a `sampleRate` share of requests, or (borderline > 0)
@@ -14,7 +14,7 @@ import type { InferRequest, InferResponse } from '../../adapters/adapter.js';
 import type { GuardsConfig } from '../../gateway/config.js';
 import type { GuardEvents, GuardOutcome } from './guard-events.js';
 import type { Profile } from './profile.js';
-import { probabilityRows, squeezeRequests, squeezeScores } from './squeeze.js';
+import { probabilityRows, squeezeFired, squeezeRequests, squeezeScores } from './squeeze.js';
 
 export interface SqueezeCall {
   readonly model: string;
@@ -86,8 +86,8 @@ export class SqueezeGuard {
 
   async #judge(c: SqueezeCall, sampleRate: number, borderline: number): Promise<'fired' | 'pass' | 'skipped'> {
     const sq = c.profile?.squeeze;
-    const threshold = c.profile?.calibration.squeeze;
-    if (sq === undefined || threshold === undefined) throw new Error('the profile has no squeeze calibration');
+    const thresholds = c.profile?.calibration.squeeze;
+    if (sq === undefined || thresholds === undefined) throw new Error('the profile has no squeeze calibration');
     if (borderline > 0) {
       if (smallestMargin(probabilityRows(sq, c.answer)) >= borderline) return 'skipped';
     } else if (sampleRate < 1 && this.#random() >= sampleRate) {
@@ -98,8 +98,6 @@ export class SqueezeGuard {
     const requests = squeezeRequests(sq, c.request, c.batchDynamic);
     const answers = await Promise.all(requests.map((r) => c.run(r, deadline)));
     this.#deps.timed?.(c.model, c.version, (performance.now() - started) / 1000);
-    const scores = squeezeScores(sq, c.answer, answers, c.request.inputs[0]?.shape[0] ?? 1);
-    for (const s of scores) if (s > threshold) return 'fired';
-    return 'pass';
+    return squeezeFired(squeezeScores(sq, c.answer, answers, c.request.inputs[0]?.shape[0] ?? 1), thresholds) ? 'fired' : 'pass';
   }
 }

@@ -6,7 +6,7 @@ import type { InferRequest, InferResponse } from '../../adapters/adapter.js';
 import { OnnxAdapter } from '../../adapters/onnx.js';
 import { ASSETS } from '../../test/helpers/assets.js';
 import type { SqueezeProfile } from './profile.js';
-import { bitDepth, median, squeezeRequests, squeezeScores } from './squeeze.js';
+import { bitDepth, median, squeezeFired, squeezeRequests, squeezeScores } from './squeeze.js';
 
 function close(actual: ArrayLike<number>, expected: readonly number[], eps = 1e-9): void {
   assert.equal(actual.length, expected.length);
@@ -117,25 +117,49 @@ describe('squeezeScores', () => {
   const ln3 = Math.log(3);
   const answer = (data: number[], rows: number): InferResponse => ({ outputs: [{ name: 'output', datatype: 'FP32', shape: [rows, data.length / rows], data }] });
 
-  it('softmax of logits, then the largest L1 distance over squeezers (hand-computed)', () => {
+  /** Scores squeezer by squeezer, row by row. */
+  const each = (scores: Float64Array[]): number[][] => scores.map((s) => [...s]);
+
+  it('softmax of logits, then the L1 distance per squeezer and row (hand-computed)', () => {
     // Row 0: original [0, ln3] → [0.25, 0.75]; squeezer 1 [0, 0] → [0.5, 0.5] (L1 0.5); squeezer 2 [ln3, 0] → [0.75, 0.25] (L1 1).
     // Row 1: original [0, 0] → [0.5, 0.5]; squeezer 1 [0, 0] (L1 0); squeezer 2 [0, ln3] → [0.25, 0.75] (L1 0.5).
     const original = answer([0, ln3, 0, 0], 2);
     const batched = answer([0, 0, 0, 0, ln3, 0, 0, ln3], 4);
-    close(squeezeScores(IRIS_SQ, original, [batched], 2), [1, 0.5], 1e-12);
+    const scores = squeezeScores(IRIS_SQ, original, [batched], 2);
+    assert.equal(scores.length, 2);
+    close(scores[0], [0.5, 0], 1e-12);
+    close(scores[1], [1, 0.5], 1e-12);
     // The same answers split per squeezer give the same scores.
-    close(squeezeScores(IRIS_SQ, original, [answer([0, 0, 0, 0], 2), answer([ln3, 0, 0, ln3], 2)], 2), [1, 0.5], 1e-12);
+    assert.deepEqual(each(squeezeScores(IRIS_SQ, original, [answer([0, 0, 0, 0], 2), answer([ln3, 0, 0, ln3], 2)], 2)), each(scores));
   });
 
   it('probabilities are compared as given when the output is not logits', () => {
     const sq = { ...IRIS_SQ, logits: false };
-    close(squeezeScores(sq, answer([0.9, 0.1], 1), [answer([0.6, 0.4], 1), answer([0.8, 0.2], 1)], 1), [0.6], 1e-12);
+    const [a, b] = squeezeScores(sq, answer([0.9, 0.1], 1), [answer([0.6, 0.4], 1), answer([0.8, 0.2], 1)], 1);
+    close(a, [0.6], 1e-12);
+    close(b, [0.2], 1e-12);
   });
 
   it('a NaN answer is the largest disagreement; a missing output or row is an error', () => {
-    close(squeezeScores({ ...IRIS_SQ, logits: false }, answer([0.9, 0.1], 1), [answer([Number.NaN, 0.4], 1), answer([0.9, 0.1], 1)], 1), [2]);
+    assert.deepEqual(each(squeezeScores({ ...IRIS_SQ, logits: false }, answer([0.9, 0.1], 1), [answer([Number.NaN, 0.4], 1), answer([0.9, 0.1], 1)], 1)), [[2], [0]]);
     assert.throws(() => squeezeScores(IRIS_SQ, { outputs: [] }, [], 1), /no output "output"/);
-    assert.throws(() => squeezeScores(IRIS_SQ, answer([0, 0], 1), [answer([0, 0], 1)], 1), /expected 2 squeezed rows/);
+    assert.throws(() => squeezeScores(IRIS_SQ, answer([0, 0], 1), [answer([0, 0], 1)], 1), /expected 2 squeezed rows, the answers hold 1/);
+    assert.throws(() => squeezeScores(IRIS_SQ, answer([0, 0], 1), [answer([0, 0, 0], 1), answer([0, 0, 0], 1)], 1), /expected 2 squeezed rows, the answers hold 3/);
+  });
+});
+
+describe('squeezeFired', () => {
+  const scores = [Float64Array.of(0.1, 0.4), Float64Array.of(0.9, 0.2)];
+
+  it('fires when any row\'s score under any squeezer is above that squeezer\'s own threshold', () => {
+    assert.equal(squeezeFired(scores, [0.5, 1]), false, '0.9 is below the second squeezer\'s threshold of 1');
+    assert.equal(squeezeFired(scores, [0.3, 1]), true, 'row 1 under the first squeezer: 0.4 > 0.3');
+    assert.equal(squeezeFired(scores, [0.5, 0.85]), true, 'row 0 under the second squeezer: 0.9 > 0.85');
+    assert.equal(squeezeFired(scores, [0.4, 0.9]), false, 'a score equal to its threshold does not fire');
+  });
+
+  it('refuses thresholds that do not match the squeezers', () => {
+    assert.throws(() => squeezeFired(scores, [0.5]), /2 squeezers, 1 thresholds/);
   });
 });
 
@@ -158,13 +182,14 @@ describe('squeezing the real iris model (dynamic batch): one batched call', () =
     const batched = squeezeRequests(sq, request, true);
     assert.equal(batched.length, 1);
     assert.deepEqual(batched[0].inputs[0].shape, [8, 4]);
-    const one = squeezeScores(sq, original, [await adapter.infer(batched[0], opts())], 4);
-    const each = squeezeScores(sq, original, await Promise.all(squeezeRequests(sq, request, false).map((r) => adapter.infer(r, opts()))), 4);
-    close(one, [...each], 1e-6);
-    for (const x of one) assert.ok(x >= 0 && x <= 2);
-    // 3 bits over [0, 8] moves values by up to 0.57 cm: the border row moves most.
-    console.log(`iris squeeze scores: ${[...one].map((x) => x.toFixed(3)).join(', ')}`);
-    assert.equal(one.indexOf(Math.max(...one)), 3, `scores ${[...one].map((x) => x.toFixed(3)).join(', ')}`);
+    const together = squeezeScores(sq, original, [await adapter.infer(batched[0], opts())], 4);
+    const apart = squeezeScores(sq, original, await Promise.all(squeezeRequests(sq, request, false).map((r) => adapter.infer(r, opts()))), 4);
+    together.forEach((s, k) => close(s, [...apart[k]], 1e-6));
+    for (const s of together) for (const x of s) assert.ok(x >= 0 && x <= 2);
+    // 3 bits over [0, 8] moves values by up to 0.57 cm: the border row moves most (either squeezer).
+    const largest = [0, 1, 2, 3].map((r) => Math.max(together[0][r], together[1][r]));
+    console.log(`iris squeeze scores (the larger of the two squeezers'): ${largest.map((x) => x.toFixed(3)).join(', ')}`);
+    assert.equal(largest.indexOf(Math.max(...largest)), 3, `scores ${largest.map((x) => x.toFixed(3)).join(', ')}`);
   });
 });
 
@@ -182,11 +207,12 @@ describe('squeezing the real MNIST model (fixed batch 1) on real digits', () => 
   };
   const opts = () => ({ deadline: Date.now() + 10_000, requestId: 'squeeze-test' });
 
+  /** The larger of the two squeezers' scores. */
   async function score(pixels: ArrayLike<number>): Promise<number> {
     const request: InferRequest = { inputs: [{ name: 'Input3', datatype: 'FP32', shape: [1, 1, 28, 28], data: Float32Array.from(pixels) }] };
     const original = await adapter.infer(request, opts());
     const squeezed = await Promise.all(squeezeRequests(sq, request, false).map((r) => adapter.infer(r, opts())));
-    return squeezeScores(sq, original, squeezed, 1)[0];
+    return Math.max(...squeezeScores(sq, original, squeezed, 1).map((s) => s[0]));
   }
 
   /** ±0.3 on every pixel with a random sign (seeded), clipped to [0, 1]. */

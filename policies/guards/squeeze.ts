@@ -2,9 +2,10 @@
  * Feature squeezing (Xu, Evans and Qi, NDSS 2018): an adversarial perturbation rides on detail a
  * model does not need, so removing that detail (fewer bits per value, a median filter over an
  * image) moves an adversarial input's prediction far more than a clean one's. This file makes the
- * squeezed copies of a request (`squeezeRequests`) and scores each row by how far the model's
- * answers to them moved from its answer to the original (`squeezeScores`). The guard policy runs the
- * copies after the answer and compares the score with the profile's calibrated threshold.
+ * squeezed copies of a request (`squeezeRequests`) and scores each row, per squeezer, by how far the
+ * model's answer to its squeezed copy moved from its answer to the original (`squeezeScores`). The
+ * guard policy runs the copies after the answer and compares each squeezer's score with that
+ * squeezer's calibrated threshold (`squeezeFired`).
  *
  * Squeezers act on numeric inputs (FP32, FP64 and the integer datatypes); they refuse FP16, BOOL and
  * BYTES, which have no meaningful bit depth or neighbourhood here.
@@ -187,17 +188,19 @@ function probabilities(data: TensorData, r: number, k: number, logits: boolean, 
 }
 
 /**
- * Per row of the original request: the largest L1 distance, over the squeezers, between the
- * probability vector the model gave the original row and the one it gave that row's squeezed copy
- * (0: squeezing changed nothing; 2: the probability moved entirely to other classes). `squeezed`
- * are the answers to `squeezeRequests`' requests, in order, in either layout (one squeezer-major
- * batch, or one answer per squeezer).
+ * Per squeezer, per row of the original request: the L1 distance between the probability vector the
+ * model gave the original row and the one it gave that row's squeezed copy (0: squeezing changed
+ * nothing; 2: the probability moved entirely to other classes). `squeezed` are the answers to
+ * `squeezeRequests`' requests, in order, in either layout (one squeezer-major batch, or one answer
+ * per squeezer). The result is squeezer-major: `scores[k][r]`.
  */
-export function squeezeScores(sq: SqueezeProfile, original: InferResponse, squeezed: readonly InferResponse[], rows: number): Float64Array {
+export function squeezeScores(sq: SqueezeProfile, original: InferResponse, squeezed: readonly InferResponse[], rows: number): Float64Array[] {
   const orig = outputOf(sq, original);
   const k = orig.length / rows;
   if (!Number.isInteger(k) || k === 0) throw new TypeError(`output "${sq.output}" has ${orig.length} values for ${rows} rows`);
-  const scores = new Float64Array(rows);
+  const held = squeezed.reduce((n, res) => n + outputOf(sq, res).length / k, 0);
+  if (held !== rows * sq.squeezers.length) throw new TypeError(`expected ${rows * sq.squeezers.length} squeezed rows, the answers hold ${held}`);
+  const scores = sq.squeezers.map(() => new Float64Array(rows));
   const p = new Float64Array(k);
   const q = new Float64Array(k);
   let g = 0; // the squeezed row across all answers: squeezer ⌊g / rows⌋, original row g mod rows
@@ -205,17 +208,21 @@ export function squeezeScores(sq: SqueezeProfile, original: InferResponse, squee
     const data = outputOf(sq, res);
     const count = data.length / k;
     for (let i = 0; i < count; i++, g++) {
-      const r = g % rows;
-      probabilities(orig, r, k, sq.logits, p);
+      probabilities(orig, g % rows, k, sq.logits, p);
       probabilities(data, i, k, sq.logits, q);
       let l1 = 0;
       for (let j = 0; j < k; j++) l1 += Math.abs(p[j] - q[j]);
       // NaN (a model answering NaN) counts as the largest disagreement, never as none.
-      if (!(l1 <= scores[r])) scores[r] = l1 !== l1 ? 2 : l1;
+      scores[Math.floor(g / rows)][g % rows] = l1 !== l1 ? 2 : l1;
     }
   }
-  if (g !== rows * sq.squeezers.length) throw new TypeError(`expected ${rows * sq.squeezers.length} squeezed rows, the answers hold ${g}`);
   return scores;
+}
+
+/** Whether any row's score under any squeezer is above that squeezer's threshold (`Calibration.squeeze`). */
+export function squeezeFired(scores: readonly Float64Array[], thresholds: readonly number[]): boolean {
+  if (thresholds.length !== scores.length) throw new TypeError(`${scores.length} squeezers, ${thresholds.length} thresholds`);
+  return scores.some((s, k) => s.some((x) => x > thresholds[k]));
 }
 
 /** An answer's probability vectors, one per row (softmax applied for logits): for the borderline test. */
