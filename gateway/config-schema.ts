@@ -272,7 +272,8 @@ export const guardsSchema = {
       properties: {
         mode: guardMode,
         // Values re-measured in the real world land just outside the reference's range: a numeric value
-        // passes within tolerance × (max − min) beyond [min, max].
+        // passes within tolerance × (max − min) beyond [min, max] (or within the profile's own bounds,
+        // the spacing of its most extreme values, where they reach further).
         tolerance: { type: 'number', minimum: 0, maximum: 10, default: 0.05 },
       },
     },

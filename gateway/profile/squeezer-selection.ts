@@ -10,10 +10,15 @@
  * clean scores (calibrate.ts) is `MAX_CLEAN_SCORE` or more is dropped; if every one is, the least
  * disruptive is kept so the guard still works at its false-positive rate.
  *
- * The kept squeezers share the false-positive budget: each gets its own threshold at targetFpr / m
- * (m kept), and a row is flagged when any squeezer's score is above its own threshold, so the
- * clean rows flagged are at most targetFpr (the union bound). One threshold on the largest score
- * would be set by the most disruptive squeezer and blind the others.
+ * The kept squeezers share the false-positive budget: each one's threshold is set by the rule of
+ * calibrate.ts at a common rate q, the largest q ≤ targetFpr for which (f + 1)/(n + 1) ≤ targetFpr,
+ * f being the clean rows any of them flags out of n. That bound is the split-conformal one: a new
+ * clean row, exchangeable with the n, is flagged with probability at most about (f + 1)/(n + 1)
+ * (exactly, for one threshold that is an order statistic), where f/n alone runs low. When the
+ * squeezers flag different clean rows q comes out near targetFpr / m (m kept), when they flag the
+ * same ones nearer targetFpr; both beat one threshold on the largest score, which the squeezer with
+ * the heaviest clean tail would set for all. With fewer than 1/targetFpr − 1 rows no threshold can
+ * promise the bound; each squeezer then gets targetFpr / m (the union bound, in-sample).
  */
 import { calibrateThreshold } from '../../policies/guards/calibrate.js';
 import type { Squeezer } from '../../policies/guards/profile.js';
@@ -24,7 +29,9 @@ export const MAX_CLEAN_SCORE = 1;
 export interface SqueezerChoice {
   /** Indices of the kept candidates, in candidate order. */
   readonly kept: readonly number[];
-  /** Each kept squeezer's threshold, at targetFpr / kept.length. */
+  /** The common rate each kept squeezer's threshold is set at. */
+  readonly rate: number;
+  /** Each kept squeezer's threshold, at `rate`. */
   readonly thresholds: readonly number[];
   /** Each candidate's threshold at targetFpr alone: what the rule compared with MAX_CLEAN_SCORE. */
   readonly alone: readonly number[];
@@ -36,8 +43,32 @@ export function selectSqueezers(scores: readonly (readonly number[])[], targetFp
   const alone = scores.map((s) => calibrateThreshold(s, targetFpr));
   let kept = alone.flatMap((t, k) => (t < MAX_CLEAN_SCORE ? [k] : []));
   if (kept.length === 0) kept = [alone.indexOf(Math.min(...alone))];
-  const thresholds = kept.map((k) => calibrateThreshold(scores[k] as number[], targetFpr / kept.length));
-  return { kept, thresholds, alone };
+  const { rate, thresholds } = sharedThresholds(kept.map((k) => scores[k] as number[]), targetFpr);
+  return { kept, rate, thresholds, alone };
+}
+
+/** Bisection steps for the common rate (its interval halves each step). */
+const RATE_STEPS = 40;
+
+/** The kept squeezers' thresholds at the common rate described above. */
+export function sharedThresholds(scores: readonly (readonly number[])[], targetFpr: number): { rate: number; thresholds: number[] } {
+  const n = scores[0]?.length ?? 0;
+  const at = (q: number): number[] => scores.map((s) => calibrateThreshold(s, q));
+  const keeps = (t: readonly number[]): boolean => {
+    let flagged = 0;
+    for (let r = 0; r < n; r++) if (scores.some((s, k) => s[r] > t[k])) flagged++;
+    return (flagged + 1) / (n + 1) <= targetFpr;
+  };
+  if (keeps(at(targetFpr))) return { rate: targetFpr, thresholds: at(targetFpr) };
+  let lo = 0;
+  let hi = targetFpr;
+  for (let i = 0; i < RATE_STEPS; i++) {
+    const mid = (lo + hi) / 2;
+    if (keeps(at(mid))) lo = mid;
+    else hi = mid;
+  }
+  const rate = lo > 0 ? lo : targetFpr / scores.length;
+  return { rate, thresholds: at(rate) };
 }
 
 /** A squeezer as people name it: "1-bit Input3", "median 2x2 Input3". */
@@ -51,6 +82,7 @@ export function selectionMethod(candidates: readonly Squeezer[], choice: Squeeze
   return `squeeze: every one of the ${rows} rows scored (the scores fit nothing) by each candidate squeezer (${candidates.map(squeezerName).join(', ')}); `
     + `a candidate whose threshold alone at targetFpr reaches ${MAX_CLEAN_SCORE} (it moves clean answers as far as an attack's reversal) is left out`
     + `${dropped.length === 0 ? ' (none was)' : `: ${dropped.join(', ')}`}; `
-    + `each kept squeezer gets its own threshold at targetFpr/${choice.kept.length} = ${targetFpr / choice.kept.length} by the rule above, `
-    + 'and a row is flagged when any squeezer\'s score is above its own threshold';
+    + `each kept squeezer's own threshold is set by the rule above at a common rate q = ${choice.rate.toPrecision(3)}, the largest with `
+    + '(f + 1)/(n + 1) <= targetFpr for the f of the n rows any kept squeezer flags (split-conformal), else targetFpr/m for m kept; '
+    + 'a row is flagged when any squeezer\'s score is above its own threshold';
 }
