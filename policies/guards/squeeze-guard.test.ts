@@ -29,14 +29,14 @@ function model(req: InferRequest): InferResponse {
 
 const profile = {
   squeeze: { output: 'y', logits: true, squeezers: [{ kind: 'bit-depth', input: 'x', bits: 1, min: 0, max: 1 }] },
-  calibration: { squeeze: 0.5 },
+  calibration: { squeeze: [0.5] },
 } as unknown as Profile;
 
-function call(values: number[], guards: Partial<GuardsConfig['squeeze']>, run?: SqueezeCall['run']): SqueezeCall & { deadlines: number[] } {
+function call(values: number[], guards: Partial<GuardsConfig['squeeze']>, run?: SqueezeCall['run'], withProfile: Profile = profile): SqueezeCall & { deadlines: number[] } {
   const request: InferRequest = { inputs: [{ name: 'x', datatype: 'FP32', shape: [1, values.length], data: Float32Array.from(values) }] };
   const deadlines: number[] = [];
   return {
-    model: 'm', version: '1', profile, request, answer: model(request), batchDynamic: true, deadline: Date.now() + 5000,
+    model: 'm', version: '1', profile: withProfile, request, answer: model(request), batchDynamic: true, deadline: Date.now() + 5000,
     guards: { targetFpr: 0.01, failClosed: false, timeoutMs: 100, squeeze: { mode: 'flag', sampleRate: 1, borderline: 0, ...guards } } as GuardsConfig,
     deadlines,
     run: run ?? (async (r, by) => {
@@ -59,6 +59,20 @@ test('an answer that squeezing overturns fires in the guard\'s mode; one it keep
   // class 0 (p ≈ 0.98). L1 ≈ 1.1, above the threshold 0.5.
   assert.equal(await g.judge(call([0.51, 0.51, 0.51, 0.4], { mode: 'reject' })), 'reject');
   assert.deepEqual(seen, ['pass', 'reject']);
+});
+
+test('each squeezer is held to its own threshold', async () => {
+  const { g } = guard();
+  // [0.51, 0.51, 0.51, 0.4]: 1 bit moves the answer by L1 ≈ 1.1 (above); 2 bits (0.51 → 2/3,
+  // 0.4 → 1/3) by L1 ≈ 0.72.
+  const two = (thresholds: number[]): Profile => ({
+    squeeze: { output: 'y', logits: true, squeezers: [{ kind: 'bit-depth', input: 'x', bits: 1, min: 0, max: 1 }, { kind: 'bit-depth', input: 'x', bits: 2, min: 0, max: 1 }] },
+    calibration: { squeeze: thresholds },
+  }) as unknown as Profile;
+  const row = [0.51, 0.51, 0.51, 0.4];
+  assert.equal(await g.judge(call(row, {}, undefined, two([2, 0.5]))), 'flag', 'the 2-bit squeezer is above its 0.5');
+  assert.equal(await g.judge(call(row, {}, undefined, two([2, 0.8]))), 'pass', 'neither is above its own');
+  assert.equal(await g.judge(call(row, {}, undefined, two([1, 2]))), 'flag', 'the 1-bit squeezer is above its 1');
 });
 
 test('the extra inference is bounded by timeoutMs, never beyond the request\'s deadline', async () => {
