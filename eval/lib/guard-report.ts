@@ -44,8 +44,8 @@ const pct = (x: number): string => `${(100 * x).toFixed(1)} %`;
  * Each numeric feature's reference [min, max]; the pixels of an image input (a row with two
  * dimensions of 8 or more) share the range of all of them.
  */
-function ranges(profile: Profile): [number, number][] {
-  const out = profile.features.map((f): [number, number] => (f.kind === 'numeric' ? [f.min, f.max] : [NaN, NaN]));
+function ranges(profile: Profile, declared: boolean): [number, number][] {
+  const out = profile.features.map((f): [number, number] => (f.kind !== 'numeric' ? [NaN, NaN] : declared ? [f.low ?? f.min, f.high ?? f.max] : [f.min, f.max]));
   for (const input of profile.inputs) {
     if (input.rowShape.filter((d) => d >= 8).length < 2) continue;
     const own = out.slice(input.firstFeature, input.firstFeature + input.featureCount);
@@ -58,11 +58,14 @@ function ranges(profile: Profile): [number, number][] {
 /**
  * Whether a row breaks the profile's contract (the runner's own oracle for the contract target):
  * a value missing where the reference never lacked one, an unknown category, a non-finite number,
- * or a number outside the reference range widened by `tolerance` × its width (images: the range of
- * all their pixels together).
+ * or a number outside the range the profile declares: the reference range widened by `tolerance`
+ * × its width, or by the profile's own bounds (`low`, `high`: the spacing of the most extreme
+ * values, as the contract guard uses them) where those reach further (images: the range of all
+ * their pixels together). Computed here from the profile's figures, not by the guard's code.
  */
 export function breaksContract(profile: Profile, row: Row, tolerance: number): boolean {
-  const range = ranges(profile);
+  const range = ranges(profile, false);
+  const declared = ranges(profile, true);
   return profile.features.some((f, i) => {
     const v = row[i];
     if (v === null) return f.missingRate === 0;
@@ -70,7 +73,8 @@ export function breaksContract(profile: Profile, row: Row, tolerance: number): b
     if (typeof v !== 'number' || !Number.isFinite(v)) return true;
     const [min, max] = range[i];
     const margin = tolerance * (max - min);
-    return v < min - margin || v > max + margin;
+    const [low, high] = declared[i];
+    return v < Math.min(min - margin, low) || v > Math.max(max + margin, high);
   });
 }
 
