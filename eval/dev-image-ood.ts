@@ -2,12 +2,12 @@
  * Development figures for the image out-of-distribution detector, from the MNIST reference data
  * alone (never the evaluation's sets):
  *
- *   npm run build && node dist/eval/dev-image-ood.js [--reps 2,3,4,5] [--target-fpr 0.01]
+ *   npm run build && node dist/eval/dev-image-ood.js [--reps 2,3,4,5] [--target-fpr 0.01] [--rule confident|expected]
  *
  * For each repetition, the 500 reference digits (eval/reference/mnist.jsonl) are dealt into 5 folds
  * (10 digits of each class per fold, by a seeded shuffle). For each fold the detector is built
  * exactly as `breakwater profile` builds it (the seeded 70/30 split, fitOodForCalibration, the
- * confident threshold) from the other 400 digits, then it scores the fold's 100 digits (false
+ * confident threshold, or with `--rule expected` calibrate.ts's quantile rule) from the other 400 digits, then it scores the fold's 100 digits (false
  * positives) and out-of-distribution probes made from them: eval/lib/ood-images.ts's generators on
  * random streams of their own (`dev/mnist/ood/...`, not the committed sets' `mnist/ood`), blank
  * images at random levels instead of the sets' fixed grid. It prints, per repetition and pooled,
@@ -17,7 +17,7 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { featureProfiles, splitRows } from '../gateway/profile/build.js';
-import { confidentThreshold } from '../policies/guards/calibrate.js';
+import { calibrateThreshold, confidentThreshold } from '../policies/guards/calibrate.js';
 import { profileInputs, type RowValues } from '../policies/guards/features.js';
 import { fitOodForCalibration, oodScore } from '../policies/guards/ood.js';
 import type { Example } from './lib/datasets.js';
@@ -72,7 +72,7 @@ function timed(tally: Tally, score: () => number): number {
   return s;
 }
 
-function runRepetition(reference: readonly RowValues[], rep: number, targetFpr: number, tally: Tally): void {
+function runRepetition(reference: readonly RowValues[], rep: number, targetFpr: number, rule: string, tally: Tally): void {
   const fold = foldsOf(rep, reference.length);
   for (let f = 0; f < FOLDS; f++) {
     const train = reference.filter((_, i) => fold[i] !== f);
@@ -81,7 +81,7 @@ function runRepetition(reference: readonly RowValues[], rep: number, targetFpr: 
     const { reference: ref, heldOut } = splitRows(train.length, 1);
     const features = featureProfiles(INPUTS, train);
     const fitted = fitOodForCalibration(features, ref.map((i) => train[i]), heldOut.map((i) => train[i]), INPUTS);
-    const threshold = confidentThreshold(fitted.scores, targetFpr);
+    const threshold = rule === 'expected' ? calibrateThreshold(fitted.scores, targetFpr) : confidentThreshold(fitted.scores, targetFpr);
     for (const row of test) {
       tally.clean++;
       if (timed(tally, () => oodScore(fitted.model, row)) > threshold) tally.falsePositives++;
@@ -111,14 +111,14 @@ function line(name: string, t: Tally): string {
 }
 
 function main(): void {
-  const { values } = parseArgs({ options: { reps: { type: 'string', default: '2,3,4,5' }, 'target-fpr': { type: 'string', default: '0.01' } } });
+  const { values } = parseArgs({ options: { reps: { type: 'string', default: '2,3,4,5' }, 'target-fpr': { type: 'string', default: '0.01' }, rule: { type: 'string', default: 'confident' } } });
   const reps = values.reps.split(',').map(Number);
   const targetFpr = Number(values['target-fpr']);
   const reference = readFileSync(REFERENCE, 'utf8').trim().split('\n').flatMap((l) => rowsOf(MNIST, JSON.parse(l) as OipRequest)) as RowValues[];
   const pooled = newTally();
   for (const rep of reps) {
     const t = newTally();
-    runRepetition(reference, rep, targetFpr, t);
+    runRepetition(reference, rep, targetFpr, values.rule, t);
     process.stdout.write(`${line(`repetition ${rep}`, t)}\n`);
     pooled.clean += t.clean;
     pooled.falsePositives += t.falsePositives;
