@@ -70,16 +70,18 @@ describe('breakwater profile', { timeout: 180_000 }, () => {
     assert.match(bad.stderr, /cannot build the profile of iris from .*iris\.csv: the header has no column input\[0\], input\[1\], input\[2\], input\[3\] for input "input"/);
   });
 
-  test('mnist from 100 digits as JSONL: knn over 784 pixels; of the candidate squeezers, the 2x2 median (which moves clean digits\' answers) left out', async () => {
+  test('mnist from 100 digits as JSONL: the image detector on every digit; of the candidate squeezers, the 2x2 median (which moves clean digits\' answers) left out', async () => {
     const r = await breakwater(['profile', '--config', config, '--model', 'mnist', '--data', join(dir, 'mnist.jsonl'), '--out', join(dir, 'mnist-1.json')]);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /100 rows: 70 reference, 30 held out/);
-    assert.match(r.stdout, /out-of-distribution: knn/);
+    assert.match(r.stdout, /out-of-distribution: image \(pixels, edges, statistics; 100 rows\), threshold [\d.]+ cross-fitted on 100 rows \(target false-positive rate 0.01, at 90 % confidence\)/);
     assert.match(r.stdout, /squeeze: 1-bit Input3 \(threshold \d[^)]*\), 2-bit Input3 \(threshold \d[^)]*\) on Plus214_Output_0 \(logits\), from 100 rows/);
     const p = await readProfile('mnist-1.json');
     assert.match(p.calibration.method, /left out: median 2x2 Input3 \(\d/);
     assert.equal(p.features.length, 784);
-    assert.equal(p.ood.method === 'knn' && p.ood.rows, 70);
+    assert.equal(p.ood.method === 'knn' && p.ood.rows, 100);
+    assert.equal(p.calibration.oodRows, 100);
+    assert.match(p.calibration.method, /except out of distribution \(an image model\): the detector is fitted on every row/);
   });
 
   test('usage mistakes: exit 2 with the usage; an unknown model: exit 1 naming the models', async () => {

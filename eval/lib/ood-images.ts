@@ -114,9 +114,13 @@ function wrongStride(src: readonly number[], stride: number): Image {
   return img;
 }
 
-/** The MNIST model's out-of-distribution inputs, from synthetic images and the test digits. */
-export function mnistOod(test: readonly Example[]): OodItem[] {
-  const rng = new Rng('mnist/ood');
+/**
+ * The MNIST model's out-of-distribution inputs, from synthetic images and the test digits. `stream`
+ * names the random stream: the committed sets use the default; development work on a detector draws
+ * its own probes from another stream (and its own digits), so it never tunes on the evaluated records.
+ */
+export function mnistOod(test: readonly Example[], stream = 'mnist/ood'): OodItem[] {
+  const rng = new Rng(stream);
   const digit = (): number[] => rng.pick(test).row as number[];
   const out: OodItem[] = [];
   const add = (kind: string, count: number, make: () => number[]): void => {

@@ -9,6 +9,7 @@ import { buildProfile, DEFAULT_SEED, DEFAULT_TARGET_FPR } from '../profile/build
 import { parseColumnMap } from '../profile/read-data.js';
 import { squeezerName } from '../profile/squeezer-selection.js';
 import { ConfigError, loadConfigFile } from '../config.js';
+import { CALIBRATION_CONFIDENCE } from '../../policies/guards/calibrate.js';
 import type { Profile } from '../../policies/guards/profile.js';
 import { CliError, parseOrUsage, wantsHelp } from './args.js';
 
@@ -47,7 +48,9 @@ export function profileSummary(p: Profile, out: string): string {
     `profile of ${p.model} version ${p.version} written to ${out}`,
     `  data: ${p.data.file}, ${p.data.rows} rows: ${p.data.referenceRows} reference, ${p.data.heldOutRows} held out for calibration`,
     `  features: ${p.features.length} (${p.inputs.map((i) => `${i.name} ${i.datatype} [${i.rowShape.join(',')}]`).join(', ')})`,
-    `  out-of-distribution: ${p.ood.method}, threshold ${c.ood.toPrecision(4)} (target false-positive rate ${c.targetFpr})`,
+    p.ood.method === 'knn' && p.ood.image !== undefined
+      ? `  out-of-distribution: image (pixels, edges, statistics; ${p.ood.rows} rows), threshold ${c.ood.toPrecision(4)} cross-fitted on ${c.oodRows ?? p.ood.rows} rows (target false-positive rate ${c.targetFpr}, at ${CALIBRATION_CONFIDENCE * 100} % confidence)`
+      : `  out-of-distribution: ${p.ood.method}, threshold ${c.ood.toPrecision(4)} (target false-positive rate ${c.targetFpr})`,
     c.squeeze === undefined || p.squeeze === undefined
       ? '  squeeze: none (the model has no probability or logit output to compare)'
       : `  squeeze: ${p.squeeze.squeezers.map((s, k) => `${squeezerName(s)} (threshold ${c.squeeze?.[k]?.toPrecision(4)})`).join(', ')} on ${p.squeeze.output}${p.squeeze.logits ? ' (logits)' : ''}, from ${c.squeezeRows ?? p.data.rows} rows`,

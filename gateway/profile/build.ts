@@ -11,14 +11,20 @@
  * statistics the contract checks (types, ranges and their bounds, categories, missing values) have
  * no threshold to calibrate and are taken from every row: a range from 70 % of the data would be
  * narrower than the data's own.
+ *
+ * The out-of-distribution detector of a model whose one input is an image is the exception: it is
+ * fitted on every row, and its threshold set from cross-fitted scores of every row by the confident
+ * rule (policies/guards/ood.ts fitOodForCalibration, image-ood.ts, calibrate.ts): a few hundred
+ * images are too few to spare 30 % of them, and too few for a threshold from 150.
  */
 import { basename } from 'node:path';
 import type { Adapter, InferRequest, InferResponse, ModelMetadata, TensorMetadata } from '../../adapters/adapter.js';
 import { artifactSha256 } from '../../adapters/artifact.js';
 import { createAdapter } from '../../adapters/registry.js';
-import { calibrateThreshold, CALIBRATION_METHOD } from '../../policies/guards/calibrate.js';
+import { calibrateThreshold, CALIBRATION_METHOD, CONFIDENT_METHOD, confidentThreshold } from '../../policies/guards/calibrate.js';
 import { featureNames, isImageInput, profileInputs, requestFromRows, type ColumnMap, type RowValues } from '../../policies/guards/features.js';
-import { fitOod, KNN_MAX_REFERENCE, oodScore } from '../../policies/guards/ood.js';
+import { IMAGE_OOD_FOLDS } from '../../policies/guards/image-ood.js';
+import { fitOodForCalibration, KNN_MAX_REFERENCE } from '../../policies/guards/ood.js';
 import { PROFILE_FORMAT, type FeatureProfile, type Profile, type ProfileInput, type SqueezeProfile, type Squeezer } from '../../policies/guards/profile.js';
 import { QUANTILE_PROBS, quantilesOf } from '../../policies/guards/quantiles.js';
 import { squeezeRequests, squeezeScores } from '../../policies/guards/squeeze.js';
@@ -28,6 +34,10 @@ import type { GatewayConfig } from '../config.js';
 import { extremeBounds } from './extreme-bounds.js';
 import { readReferenceData } from './read-data.js';
 import { selectionMethod, selectSqueezers } from './squeezer-selection.js';
+
+/** How an image model's out-of-distribution threshold is set, in words (Calibration.method). */
+export const IMAGE_OOD_METHOD = 'the detector is fitted on every row (reference and held out); each row is scored by the detector fitted '
+  + `without its tenth of the rows (${IMAGE_OOD_FOLDS}-fold cross-fitting, rows folded in the seeded order), and ${CONFIDENT_METHOD}`;
 
 /** Share of the rows the detectors are fitted on; the rest calibrates their thresholds. */
 export const REFERENCE_SHARE = 0.7;
@@ -309,8 +319,9 @@ export async function buildProfile(req: ProfileRequest): Promise<Profile> {
     const referenceRows = reference.map((i) => rows[i] as RowValues);
     const heldOutRows = heldOut.map((i) => rows[i] as RowValues);
 
-    const ood = fitOod(features, referenceRows, inputs);
-    const oodThreshold = calibrateThreshold(heldOutRows.map((r) => oodScore(ood, r)), targetFpr);
+    const fitted = fitOodForCalibration(features, referenceRows, heldOutRows, inputs);
+    const ood = fitted.model;
+    const oodThreshold = fitted.crossFitted ? confidentThreshold(fitted.scores, targetFpr) : calibrateThreshold(fitted.scores, targetFpr);
     const steps = stepDistances(ood.encoder, referenceRows.slice(0, KNN_MAX_REFERENCE));
     const squeezed = await squeezeCalibration(adapter, metadata, inputs, features, rows, targetFpr, mc.inferTimeoutMs);
 
@@ -329,9 +340,10 @@ export async function buildProfile(req: ProfileRequest): Promise<Profile> {
       extraction: { stepQuantiles: quantilesOf(steps) },
       calibration: {
         targetFpr,
-        method: squeezed === undefined ? CALIBRATION_METHOD : `${CALIBRATION_METHOD}; ${squeezed.method}`,
+        method: [CALIBRATION_METHOD, ...(fitted.crossFitted ? [`except out of distribution (an image model): ${IMAGE_OOD_METHOD}`] : []), ...(squeezed === undefined ? [] : [squeezed.method])].join('; '),
         heldOutRows: heldOut.length,
         ood: oodThreshold,
+        ...(fitted.crossFitted ? { oodRows: fitted.scores.length } : {}),
         ...(squeezed === undefined ? {} : { squeeze: squeezed.thresholds, squeezeRows: squeezed.rows }),
       },
     };

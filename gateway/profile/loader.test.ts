@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -104,4 +104,30 @@ test('the profile artefact: loaded with the table (frozen), reused while unchang
   await rm(path);
   await assert.rejects(buildModelTable(cfg, { log, previous: changed, tolerateUnreachable: false, artifacts: loaders }), /the profile .*iris-1\.json cannot be read \(ENOENT\)/);
   await Promise.all([retireTable(first, changed), retireTable(changed, undefined)]);
+});
+
+test('profileProblems: an image model\'s profile with its image part fits; each broken part of it is named', async () => {
+  const samples = JSON.parse(await readFile(join(ASSETS, 'datasets/mnist-samples-100.json'), 'utf8')) as { samples: { pixels: number[] }[] };
+  const data = join(dir, 'mnist.jsonl');
+  await writeFile(data, samples.samples.map((s) => JSON.stringify({ inputs: [{ name: 'Input3', datatype: 'FP32', shape: [1, 1, 28, 28], data: s.pixels }] })).join('\n'));
+  const config = buildConfig({ auth: { insecureNoAuth: true }, models: { mnist: { versions: { '1': { backend: { kind: 'onnx', path: join(ASSETS, 'models/mnist_cntk_opset7.onnx') } } } } } }, '/');
+  const mnist = await buildProfile({ config, model: 'mnist', data });
+  assert.ok(mnist.ood.method === 'knn' && mnist.ood.image !== undefined);
+  assert.equal(mnist.calibration.oodRows, 100);
+  const unknown = { metadata: undefined, artifactSha256: undefined };
+  assert.deepEqual(profileProblems(mnist, unknown), []);
+  const broken = (change: (p: Record<string, any>) => void): string => {
+    const copy = JSON.parse(JSON.stringify(mnist)) as Record<string, any>;
+    change(copy);
+    return profileProblems(copy, unknown).join('; ');
+  };
+  assert.deepEqual(broken((p) => delete p.ood.image), '', 'without its image part: a plain knn model');
+  assert.match(broken((p) => (p.ood.image.rowShape = [1, 27, 28])), /`ood.image`: its row shape must be that of the model's one image input, of 784 values/);
+  assert.match(broken((p) => delete p.ood.image.high), /needs the pixel range/);
+  assert.match(broken((p) => (p.ood.image.pixelTail.scores = [3, 2, 1])), /pixelTail, edges.tail and stats.tail each need at least 12 ascending scores/);
+  assert.match(broken((p) => (p.ood.image.stats.tail.tailMean = 0)), /stats.tail each need/);
+  assert.match(broken((p) => p.ood.image.edges.reference.pop()), /`ood.image.edges.reference` must hold rows of 128 numbers/);
+  assert.match(broken((p) => p.ood.image.stats.names.reverse()), /`ood.image.stats` must name the statistics ink, peak/);
+  assert.match(broken((p) => p.ood.image.stats.precision.pop()), /precision \(15×15\)/);
+  assert.match(broken((p) => (p.calibration.oodRows = 0)), /`calibration.oodRows`, when given, must be a positive integer/);
 });

@@ -14,7 +14,9 @@ import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import type { ModelMetadata } from '../../adapters/adapter.js';
 import type { ArtifactLoader, LoadedModel } from '../../adapters/registry.js';
-import { profileInputs } from '../../policies/guards/features.js';
+import { isImageInput, profileInputs } from '../../policies/guards/features.js';
+import { EDGE_COLUMNS, IMAGE_STAT_NAMES, IMAGE_STATS } from '../../policies/guards/image-features.js';
+import { MIN_TAIL_SCORES } from '../../policies/guards/tail.js';
 import { PROFILE_FORMAT, type Profile } from '../../policies/guards/profile.js';
 import { deepFreeze } from '../config.js';
 
@@ -56,6 +58,35 @@ function inputProblems(inputs: readonly Json[], metadata: ModelMetadata): string
   return problems;
 }
 
+/** Whether a tail (policies/guards/tail.ts) can be scored with: enough ascending finite scores, t and β. */
+function tailOk(x: unknown): boolean {
+  if (!isRecord(x) || !isNumbers(x.scores) || typeof x.tailRows !== 'number' || typeof x.tailMean !== 'number') return false;
+  const s = x.scores as number[];
+  return s.length >= MIN_TAIL_SCORES && s.every((v, i) => Number.isFinite(v) && (i === 0 || v >= s[i - 1]))
+    && Number.isInteger(x.tailRows) && x.tailRows >= 1 && x.tailRows < s.length && x.tailMean > 0;
+}
+
+/** Whether a knn model's image part (policies/guards/image-ood.ts) fits its model: the one image input of d values. */
+function imageProblems(image: unknown, d: number, inputs: readonly Json[]): string[] {
+  const problems: string[] = [];
+  const im = isRecord(image) ? image : {};
+  const shape = inputs.length === 1 && Array.isArray(inputs[0].rowShape) ? inputs[0].rowShape : undefined;
+  if (shape === undefined || !isNumbers(im.rowShape) || shapeText(im.rowShape as number[]) !== shapeText(shape) || !isImageInput({ rowShape: shape as number[] }) || shape.reduce((a: number, b: number) => a * b, 1) !== d) {
+    problems.push(`\`ood.image\`: its row shape must be that of the model's one image input, of ${d} values`);
+  }
+  if (typeof im.low !== 'number' || typeof im.high !== 'number') problems.push('`ood.image` needs the pixel range (low, high)');
+  const edges = isRecord(im.edges) ? im.edges : {};
+  const stats = isRecord(im.stats) ? im.stats : {};
+  const s = IMAGE_STATS;
+  if (!tailOk(im.pixelTail) || !tailOk(edges.tail) || !tailOk(stats.tail)) problems.push(`\`ood.image\`: pixelTail, edges.tail and stats.tail each need at least ${MIN_TAIL_SCORES} ascending scores, tailRows and tailMean`);
+  if (!isNumbers(edges.reference) || (edges.reference as number[]).length === 0 || (edges.reference as number[]).length % EDGE_COLUMNS !== 0) problems.push(`\`ood.image.edges.reference\` must hold rows of ${EDGE_COLUMNS} numbers`);
+  const namesOk = Array.isArray(stats.names) && stats.names.join() === IMAGE_STAT_NAMES.join();
+  if (!namesOk || !isNumbers(stats.center, s) || !isNumbers(stats.scale, s) || !isNumbers(stats.mean, s) || !isNumbers(stats.precision, s * s)) {
+    problems.push(`\`ood.image.stats\` must name the statistics ${IMAGE_STAT_NAMES.join(', ')} and hold their center, scale, mean (${s} each) and precision (${s}×${s})`);
+  }
+  return problems;
+}
+
 /** Whether the parts of a profile fit together (what the guards index into without checking). */
 function structureProblems(p: Json): string[] {
   const problems: string[] = [];
@@ -93,6 +124,7 @@ function structureProblems(p: Json): string[] {
   } else if (ood.method === 'knn') {
     const rows = typeof ood.rows === 'number' ? ood.rows : -1;
     if (!(rows > 0) || !isNumbers(ood.reference, rows * d) || typeof ood.k !== 'number' || !(ood.k >= 1 && ood.k <= rows)) problems.push(`\`ood\`: a knn model needs k (1 to rows) and rows × ${d} reference values`);
+    if (ood.image !== undefined) problems.push(...imageProblems(ood.image, d, inputs));
   } else {
     problems.push(`\`ood.method\` "${String(ood.method)}" is unknown (mahalanobis or knn)`);
   }
@@ -100,6 +132,7 @@ function structureProblems(p: Json): string[] {
   if (!isNumbers(extraction.stepQuantiles, probs)) problems.push(`\`extraction.stepQuantiles\` must hold ${probs} numbers`);
   const cal = isRecord(p.calibration) ? p.calibration : {};
   if (typeof cal.ood !== 'number' || typeof cal.targetFpr !== 'number') problems.push('`calibration` needs targetFpr and an ood threshold');
+  if (cal.oodRows !== undefined && !(typeof cal.oodRows === 'number' && Number.isInteger(cal.oodRows) && cal.oodRows > 0)) problems.push('`calibration.oodRows`, when given, must be a positive integer');
   if (p.squeeze !== undefined) {
     const sq = isRecord(p.squeeze) ? p.squeeze : {};
     const names = new Set(inputs.map((i) => i.name));

@@ -12,6 +12,16 @@
  * probability gaps have), and the threshold is u + β·ln((t/n) / targetFpr), but never below the
  * empirical order statistic (a tail with a few far outliers, such as clean digits whose answer a
  * squeezer flips, is not exponential, and the estimate would fall among them).
+ *
+ * That rule aims at targetFpr: on new clean rows about half of such thresholds flag a little more
+ * than targetFpr, half a little less. Where the scores are plentiful (the image detector's
+ * cross-fitted scores of every reference row), `confidentThreshold` aims below it instead, so that
+ * the rate exceeds targetFpr only with a stated small probability: the (l+1)-th largest of the n
+ * scores, l the largest count with P(Binomial(n, targetFpr) ≤ l) ≤ 1 − CALIBRATION_CONFIDENCE. For
+ * exchangeable scores the rate above the (l+1)-th largest exceeds targetFpr exactly as often as
+ * that probability (the order statistic's rate is Beta-distributed: Vovk 2012, training-conditional
+ * validity of conformal predictors). With 500 scores at 1 %: the second largest; at least 230 are
+ * needed (the largest score is then the threshold).
  */
 
 /** Least number of held-out rows a threshold is set from. */
@@ -40,4 +50,34 @@ export function calibrateThreshold(scores: readonly number[], targetFpr: number)
   let excess = 0;
   for (let i = n - t; i < n; i++) excess += sorted[i] - u;
   return Math.max(empirical, u + (excess / t) * Math.log(t / n / targetFpr));
+}
+
+/** How sure confidentThreshold is that the false-positive rate does not exceed targetFpr. */
+export const CALIBRATION_CONFIDENCE = 0.9;
+
+/** The confident rule, in words, for the profile (`Calibration.method`). */
+export const CONFIDENT_METHOD = `threshold = the (l+1)-th largest of the n scores, l the largest count with P(Binomial(n, targetFpr) <= l) <= ${(1 - CALIBRATION_CONFIDENCE).toFixed(2)}, `
+  + `so that the false-positive rate exceeds targetFpr with probability at most ${(1 - CALIBRATION_CONFIDENCE).toFixed(2)}; `
+  + 'with too few scores for that (n < ln(0.1)/ln(1 - targetFpr)), the larger of the largest score and the extrapolated quantile above';
+
+/**
+ * The threshold for `scores` (any order) at `targetFpr` by the confident rule (the file's comment).
+ * Non-finite scores are left out, as in calibrateThreshold.
+ */
+export function confidentThreshold(scores: readonly number[], targetFpr: number, confidence = CALIBRATION_CONFIDENCE): number {
+  const sorted = Float64Array.from(scores.filter(Number.isFinite)).sort();
+  const n = sorted.length;
+  const fallback = calibrateThreshold(scores, targetFpr);
+  // P(Binomial(n, targetFpr) <= l), term by term.
+  let term = (1 - targetFpr) ** n;
+  let cdf = term;
+  if (cdf > 1 - confidence) return Math.max(fallback, sorted[n - 1]);
+  let l = 0;
+  while (l + 1 < n) {
+    term *= ((n - l) / (l + 1)) * (targetFpr / (1 - targetFpr));
+    if (cdf + term > 1 - confidence) break;
+    cdf += term;
+    l++;
+  }
+  return sorted[n - 1 - l];
 }

@@ -2,21 +2,9 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { encode } from './encoder.js';
 import type { RowValues } from './features.js';
-import { fitOod, KNN_MAX_REFERENCE, oodScore, shrunkPrecision } from './ood.js';
+import { fitOod, fitOodForCalibration, KNN_MAX_REFERENCE, oodScore } from './ood.js';
 import type { FeatureProfile } from './profile.js';
-
-/** A seeded standard normal stream (mulberry32 + Box-Muller). */
-function normal(seed: number): () => number {
-  let a = seed >>> 0;
-  const u = () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return (((t ^ (t >>> 14)) >>> 0) + 1) / 4294967297;
-  };
-  return () => Math.sqrt(-2 * Math.log(u())) * Math.cos(2 * Math.PI * u());
-}
+import { normal } from '../../test/helpers/seeded-normal.js';
 
 const num = (name: string, mean = 0, std = 1, input = name): FeatureProfile => ({ kind: 'numeric', name, input, integer: false, min: -10, max: 10, mean, std, quantiles: [], missingRate: 0 });
 
@@ -35,23 +23,6 @@ test('mahalanobis: with plenty of rows the score is the distance under the sampl
     assert.ok(Math.abs(s - exact(x, y)) / exact(x, y) < 0.08, `(${x}, ${y}): ${s} vs ${exact(x, y)}`);
   }
   assert.ok(oodScore(model, [1, -1]) > 3 * oodScore(model, [1, 1]), 'against the correlation is far');
-});
-
-test('shrunkPrecision: the inverse of the shrunk covariance, symmetric, even for linearly dependent columns', () => {
-  const z = normal(2);
-  const n = 200;
-  const d = 3;
-  const x = new Float64Array(n * d);
-  for (let r = 0; r < n; r++) {
-    const a = z() > 0 ? 1 : 0;
-    x[r * d] = a;
-    x[r * d + 1] = 1 - a; // one-hot pair: the columns sum to 1
-    x[r * d + 2] = z();
-  }
-  const { precision: p, shrinkage } = shrunkPrecision(x, n, d);
-  assert.ok(shrinkage >= 0.01 && shrinkage <= 1);
-  for (let i = 0; i < d; i++) for (let j = 0; j < d; j++) assert.ok(Math.abs(p[i * d + j] - p[j * d + i]) < 1e-9);
-  for (const v of p) assert.ok(Number.isFinite(v));
 });
 
 test('mahalanobis on mixed features: an unknown category and an infinite value are far', () => {
@@ -100,4 +71,47 @@ test('knn keeps at most 1000 reference rows (the first given); fitting needs two
   assert.equal(model.method === 'knn' && model.rows, KNN_MAX_REFERENCE);
   assert.equal(model.method === 'knn' && model.reference.length, KNN_MAX_REFERENCE * d);
   assert.throws(() => fitOod(features, rows.slice(0, 1)), /at least 2 reference rows/);
+});
+
+test('fitOodForCalibration, tabular: fitOod on the reference rows, the held-out rows\' scores', () => {
+  const z = normal(5);
+  const rows: RowValues[] = Array.from({ length: 300 }, () => [z(), z()]);
+  const features = [num('x'), num('y')];
+  const fitted = fitOodForCalibration(features, rows.slice(0, 200), rows.slice(200));
+  assert.equal(fitted.crossFitted, false);
+  assert.deepEqual(fitted.model, fitOod(features, rows.slice(0, 200)));
+  assert.deepEqual(fitted.scores, rows.slice(200).map((r) => oodScore(fitted.model, r)));
+});
+
+test('fitOodForCalibration, one image input: the image detector on every row, cross-fitted; past 1000 rows the rest scored as held out', () => {
+  const z = normal(6);
+  const side = 9;
+  const d = side * side;
+  const inputs = [{ name: 'im', datatype: 'FP32', rowShape: [1, side, side], firstFeature: 0, featureCount: d }];
+  const features = Array.from({ length: d }, (_, i) => num(`im[${i}]`, 0, 1, 'im'));
+  // A blob of ink near the centre, a little different each time.
+  const blob = (): RowValues => {
+    const cy = 4 + z() * 0.5;
+    const cx = 4 + z() * 0.5;
+    const r = 2 + Math.abs(z()) * 0.3;
+    return Array.from({ length: d }, (_, i) => Math.max(0, Math.min(1, r + 0.5 - Math.hypot(Math.floor(i / side) - cy, (i % side) - cx))));
+  };
+  const rows = Array.from({ length: KNN_MAX_REFERENCE + 40 }, blob);
+  const fitted = fitOodForCalibration(features, rows.slice(0, 700), rows.slice(700), inputs);
+  assert.equal(fitted.crossFitted, true);
+  assert.equal(fitted.model.method === 'knn' && fitted.model.rows, KNN_MAX_REFERENCE);
+  assert.ok(fitted.model.method === 'knn' && fitted.model.image !== undefined);
+  assert.equal(fitted.scores.length, rows.length);
+  assert.deepEqual(fitted.scores.slice(KNN_MAX_REFERENCE), rows.slice(KNN_MAX_REFERENCE).map((r) => oodScore(fitted.model, r)));
+  const worst = Math.max(...fitted.scores);
+  assert.ok(oodScore(fitted.model, new Array(d).fill(0)) > worst, 'a blank image');
+  assert.ok(oodScore(fitted.model, Array.from({ length: d }, (_, i) => (i % side < 3 ? 1 : 0))) > worst, 'a bar on the left');
+  assert.equal(oodScore(fitted.model, [Infinity, ...new Array(d - 1).fill(0)]), Infinity);
+  const json = JSON.parse(JSON.stringify(fitted.model)) as typeof fitted.model;
+  assert.equal(oodScore(json, rows[3]), oodScore(fitted.model, rows[3]), 'read back from JSON, the same score');
+  // Two inputs, or features that are not raw pixels: the plain knn detector, calibrated on held-out rows.
+  const twoInputs = [inputs[0], { name: 'x', datatype: 'FP32', rowShape: [1], firstFeature: d, featureCount: 1 }];
+  const plain = fitOodForCalibration([...features, num('x')], rows.slice(0, 100).map((r) => [...r, 0]), rows.slice(100, 150).map((r) => [...r, 0]), twoInputs);
+  assert.equal(plain.crossFitted, false);
+  assert.equal(plain.model.method === 'knn' && plain.model.image, undefined);
 });

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { RowValues } from './features.js';
-import { fitOod, oodScore } from './ood.js';
+import { fitOod, fitOodForCalibration, oodScore } from './ood.js';
 import type { FeatureProfile } from './profile.js';
 
 const num = (name: string, input = name): FeatureProfile => ({ kind: 'numeric', name, input, integer: false, min: 0, max: 8, mean: 3, std: 1.5, quantiles: [], missingRate: 0 });
@@ -37,5 +37,23 @@ test('an MNIST row against 1000 reference images (knn, 784 pixels) scores in und
   const model = fitOod(features, rows, inputs);
   const row: RowValues = Array.from({ length: d }, (_, j) => ((j * 13) % 89) / 89);
   const ns = perCallNs(() => oodScore(model, row), 200);
+  assert.ok(ns < 5e6, `${(ns / 1e6).toFixed(2)} ms per score`);
+});
+
+test('an MNIST-sized row against 500 reference images with the image detector (pixels, edges, statistics) scores in under 5 ms', () => {
+  const d = 784;
+  const inputs = [{ name: 'Input3', datatype: 'FP32', rowShape: [1, 28, 28], firstFeature: 0, featureCount: d }];
+  const features = Array.from({ length: d }, (_, i) => num(`Input3[${i}]`, 'Input3'));
+  // Strokes on a blank background, a little different in each image.
+  const image = (r: number): RowValues => Array.from({ length: d }, (_, j) => {
+    const y = Math.floor(j / 28);
+    const x = j % 28;
+    return y > 3 && y < 24 && Math.abs(x - 14 - ((r % 7) - 3) * (y - 14) / 10) < 2 ? 1 : 0;
+  });
+  const rows = Array.from({ length: 500 }, (_, r) => image(r));
+  const fitted = fitOodForCalibration(features, rows.slice(0, 350), rows.slice(350), inputs);
+  assert.ok(fitted.model.method === 'knn' && fitted.model.image !== undefined);
+  const row = image(3);
+  const ns = perCallNs(() => oodScore(fitted.model, row), 500);
   assert.ok(ns < 5e6, `${(ns / 1e6).toFixed(2)} ms per score`);
 });

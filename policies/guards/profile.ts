@@ -12,6 +12,8 @@
  * The format is versioned (`format`); a loader refuses a format it does not know.
  */
 
+import type { Tail } from './tail.js';
+
 export const PROFILE_FORMAT = 'breakwater.profile/1';
 
 /** One input tensor as the profile saw it. */
@@ -80,11 +82,40 @@ export type EncodedFeature =
 /**
  * The out-of-distribution detector's fitted state. `mahalanobis` for low-dimensional (tabular)
  * inputs: distance to the reference mean under a shrunk covariance. `knn` for high-dimensional
- * inputs (images): mean distance to the k nearest reference rows (encoded, row-major).
+ * inputs: mean distance to the k nearest reference rows (encoded, row-major); with an `image` part
+ * (a model whose one input is an image), the score is instead the image detector's
+ * (image-ood.ts), of which that distance is one part.
  */
 export type OodModel =
   | { readonly method: 'mahalanobis'; readonly encoder: EncoderSpec; readonly mean: readonly number[]; readonly precision: readonly number[] }
-  | { readonly method: 'knn'; readonly encoder: EncoderSpec; readonly k: number; readonly rows: number; readonly reference: readonly number[] };
+  | { readonly method: 'knn'; readonly encoder: EncoderSpec; readonly k: number; readonly rows: number; readonly reference: readonly number[]; readonly image?: ImageOod };
+
+/**
+ * The image detector's part of a `knn` model (image-ood.ts): three views of an image, each scored
+ * against the reference and turned into a tail surprise (tail.ts), the score being their sum.
+ */
+export interface ImageOod {
+  /** The image input's row shape (image-features.ts imageLayout) and pixel range (low: background, high: full ink). */
+  readonly rowShape: readonly number[];
+  readonly low: number;
+  readonly high: number;
+  /** The pixels: the knn model's own distance; its tail over the reference rows, each left out of its own neighbours. */
+  readonly pixelTail: Tail;
+  /** The edges: the reference rows' edge descriptors (rows × EDGE_COLUMNS, row-major) and the tail of the k-nearest distance to them. */
+  readonly edges: { readonly reference: readonly number[]; readonly tail: Tail };
+  /**
+   * The image statistics (image-features.ts IMAGE_STAT_NAMES), standardised as (s − center) / scale:
+   * their Mahalanobis distance from `mean` under `precision` (a shrunk covariance), and its tail.
+   */
+  readonly stats: {
+    readonly names: readonly string[];
+    readonly center: readonly number[];
+    readonly scale: readonly number[];
+    readonly mean: readonly number[];
+    readonly precision: readonly number[];
+    readonly tail: Tail;
+  };
+}
 
 /**
  * Feature squeezing (Xu et al., NDSS 2018): the model is run on squeezed copies of the input; each
@@ -121,6 +152,11 @@ export interface Calibration {
   readonly method: string;
   readonly heldOutRows: number;
   readonly ood: number;
+  /**
+   * Rows whose scores set the `ood` threshold when they are not the held-out rows: an image model's
+   * detector is fitted on every row and its threshold set from cross-fitted scores of all of them.
+   */
+  readonly oodRows?: number;
   /**
    * One threshold per squeezer of `Profile.squeeze.squeezers`, in order, each at targetFpr divided by
    * their number: a row is flagged when any squeezer's score is above its own threshold. Absent when
