@@ -4,11 +4,12 @@
  * taken from the real backend through the same adapter `serve` uses.
  *
  * The rows are split by a seeded hash of their index: 70 % reference, 30 % held out. The detectors
- * (the encoder, the OOD model, the extraction monitor's step distances) are fitted on the reference
- * rows only and each guard's threshold is calibrated on the held-out rows (calibrate.ts), which the
- * detectors never saw. The per-feature statistics the contract checks (types, ranges, categories,
- * missing values) have no threshold to calibrate and are taken from every row: a range from 70 % of
- * the data would be narrower than the data's own.
+ * (the encoder, the OOD model, the extraction monitor's steps, measured on a benign caller drawing
+ * reference rows at random with the same seed) are fitted on the reference rows only and each
+ * guard's threshold is calibrated on the held-out rows (calibrate.ts), which the detectors never
+ * saw. The per-feature statistics the contract checks (types, ranges, categories, missing values)
+ * have no threshold to calibrate and are taken from every row: a range from 70 % of the data would
+ * be narrower than the data's own.
  */
 import { basename } from 'node:path';
 import type { Adapter, InferRequest, InferResponse, ModelMetadata, TensorMetadata } from '../../adapters/adapter.js';
@@ -20,7 +21,7 @@ import { fitOod, KNN_MAX_REFERENCE, oodScore } from '../../policies/guards/ood.j
 import { PROFILE_FORMAT, type FeatureProfile, type Profile, type ProfileInput, type SqueezeProfile, type Squeezer } from '../../policies/guards/profile.js';
 import { QUANTILE_PROBS, quantilesOf } from '../../policies/guards/quantiles.js';
 import { squeezeRequests, squeezeScores } from '../../policies/guards/squeeze.js';
-import { stepDistances } from '../../policies/guards/steps.js';
+import { benignSteps } from '../../policies/guards/steps.js';
 import { hash32 } from '../../policies/traffic-split.js';
 import type { GatewayConfig } from '../config.js';
 import { readReferenceData } from './read-data.js';
@@ -261,7 +262,8 @@ export async function buildProfile(req: ProfileRequest): Promise<Profile> {
 
     const ood = fitOod(features, referenceRows, inputs);
     const oodThreshold = calibrateThreshold(heldOutRows.map((r) => oodScore(ood, r)), targetFpr);
-    const steps = stepDistances(ood.encoder, referenceRows.slice(0, KNN_MAX_REFERENCE));
+    let draw = 0;
+    const steps = benignSteps(ood.encoder, referenceRows.slice(0, KNN_MAX_REFERENCE), () => hash32(`${seed}:steps:${draw++}`) / 2 ** 32);
     const squeezed = await squeezeCalibration(adapter, metadata, inputs, features, heldOutRows, mc.inferTimeoutMs);
 
     return {
@@ -276,7 +278,8 @@ export async function buildProfile(req: ProfileRequest): Promise<Profile> {
       features,
       ood,
       ...(squeezed === undefined ? {} : { squeeze: squeezed.squeeze }),
-      extraction: { stepQuantiles: quantilesOf(steps) },
+      // Data without two distinct rows has no steps: quantiles of 0 (no step is tiny).
+      extraction: { stepQuantiles: quantilesOf(steps.distances.length > 0 ? steps.distances : [0]), latticeRate: steps.latticeRate },
       calibration: {
         targetFpr,
         method: CALIBRATION_METHOD,
