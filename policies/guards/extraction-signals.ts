@@ -15,8 +15,8 @@
  * - off-manifold: the OOD score is above the profile's calibrated threshold;
  * - step: the difference from the nearest recent query (step-ring.ts); a tiny step when its length
  *   is below the profile's low step quantile; a lattice step when it repeats one of the subject's
- *   last 16 steps (a step reused from point after point: finite-difference probes, the moves of a
- *   Jacobian-based augmentation, a grid);
+ *   last 16 steps, to another point (a step reused from point after point: finite-difference
+ *   probes, the moves of a Jacobian-based augmentation, a grid);
  * - line: the step from the previous query is collinear with the step before it (a line sweep, a
  *   lattice row, a bisection along a line);
  * - coverage: a coarse cell id (three fixed random projections, quantised), whose distinct count
