@@ -278,8 +278,8 @@ export async function buildProfile(req: ProfileRequest): Promise<Profile> {
       features,
       ood,
       ...(squeezed === undefined ? {} : { squeeze: squeezed.squeeze }),
-      // Data without two distinct rows has no steps: quantiles of 0 (no step is tiny).
-      extraction: { stepQuantiles: quantilesOf(steps.distances.length > 0 ? steps.distances : [0]), latticeRate: steps.latticeRate },
+      // Data without two distinct rows has no steps: quantiles of 0.
+      extraction: { stepQuantiles: quantilesOf(steps.distances.length > 0 ? steps.distances : [0]), tinyStep: steps.tinyStep, tinyRate: steps.tinyRate, latticeRate: steps.latticeRate },
       calibration: {
         targetFpr,
         method: CALIBRATION_METHOD,

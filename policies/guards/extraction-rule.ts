@@ -3,9 +3,8 @@
  * the subject's counters (extraction-signals.ts), merged over the live time windows and replicas.
  * Exact repeats of a recent query count toward no signal (they are in no denominator). Under the
  * null hypothesis (a caller whose queries look like the reference data) a row is off-manifold with
- * the calibrated false-positive rate, a step is tiny with the quantile's probability, a step is a
- * lattice step with the share the profile measured on a benign caller, and collinear steps are
- * rare. A signal fires when its count is so far above that, given at least `minRows` rows, that the
+ * the calibrated false-positive rate, a step is tiny or a lattice step with the shares the profile
+ * measured on benign callers (steps.ts), and collinear steps are rare. A signal fires when its count is so far above that, given at least `minRows` rows, that the
  * chance of as many or more is below `alpha` (1e-6). The null rates are inflated by `nullFactor`
  * (10×; at least `minNullRate` each), so that real callers who differ somewhat from the reference (a
  * sorted backfill, a seasonal shift, a narrow slice of the data) are not taken for copiers: the

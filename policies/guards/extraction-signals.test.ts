@@ -17,19 +17,14 @@ function counted(rows: readonly (readonly number[])[], trace = new QueryTrace(3)
 }
 
 describe('signalSettings', () => {
-  const profile = (stepQuantiles: number[]) => ({
-    quantileProbs: [0, 0.01, 0.05, 0.5, 1],
-    ood: { method: 'mahalanobis', encoder: { columns: 7, features: [] }, mean: [], precision: [] },
-    extraction: { stepQuantiles, latticeRate: 0.03 },
-    calibration: { targetFpr: 0.02, method: 'q', heldOutRows: 10, ood: 4.5 },
-  }) as unknown as Profile;
-
-  it('takes the OOD threshold and FPR from the calibration, the tiny step at the 1 % quantile, the lattice rate as measured', () => {
-    assert.deepEqual(signalSettings(profile([0.1, 0.2, 0.4, 1, 3])), { columns: 7, oodThreshold: 4.5, offRate: 0.02, tinyStep: 0.2, tinyRate: 0.01, latticeRate: 0.03 });
-  });
-
-  it('a step quantile of 0 (a profile without steps) leaves the tiny-steps signal off', () => {
-    assert.deepEqual(signalSettings(profile([0, 0, 0, 0, 0])), { columns: 7, oodThreshold: 4.5, offRate: 0.02, tinyStep: 0, tinyRate: 0.01, latticeRate: 0.03 });
+  it('takes the OOD threshold and FPR from the calibration and the step figures as the profile measured them', () => {
+    const profile = {
+      quantileProbs: [0, 0.01, 0.05, 0.5, 1],
+      ood: { method: 'mahalanobis', encoder: { columns: 7, features: [] }, mean: [], precision: [] },
+      extraction: { stepQuantiles: [0.1, 0.2, 0.4, 1, 3], tinyStep: 0.2, tinyRate: 0.04, latticeRate: 0.03 },
+      calibration: { targetFpr: 0.02, method: 'q', heldOutRows: 10, ood: 4.5 },
+    } as unknown as Profile;
+    assert.deepEqual(signalSettings(profile), { columns: 7, oodThreshold: 4.5, offRate: 0.02, tinyStep: 0.2, tinyRate: 0.04, latticeRate: 0.03 });
   });
 });
 

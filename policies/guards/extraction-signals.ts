@@ -47,7 +47,7 @@ export interface SignalSettings {
   readonly oodThreshold: number;
   /** Share of reference rows above it: the calibration's false-positive rate. */
   readonly offRate: number;
-  /** A non-zero step below it is tiny: the benign step quantile at `tinyRate`. */
+  /** A non-zero step below it is tiny (0: none is). */
   readonly tinyStep: number;
   /** Share of benign steps below `tinyStep`. */
   readonly tinyRate: number;
@@ -55,29 +55,10 @@ export interface SignalSettings {
   readonly latticeRate: number;
 }
 
-/** The step quantile whose probability is at most this marks a tiny step. */
-export const TINY_STEP_PROB = 0.01;
-
-/**
- * The settings a profile gives: the OOD threshold and FPR from its calibration; the tiny step at
- * the largest quantile probability ≤ TINY_STEP_PROB of the benign steps (exact repeats are no steps,
- * so data with repeated rows does not make it 0; a profile without steps has it 0: no step is tiny);
- * the share of lattice steps as measured.
- */
+/** The settings a profile gives: the OOD threshold and FPR from its calibration, the step figures as measured (steps.ts). */
 export function signalSettings(profile: Profile): SignalSettings {
-  const probs = profile.quantileProbs;
-  const steps = profile.extraction.stepQuantiles;
-  let at = -1;
-  for (let i = 0; i < probs.length; i++) if (probs[i] <= TINY_STEP_PROB) at = i;
-  const usable = at >= 0 && steps[at] > 0;
-  return {
-    columns: profile.ood.encoder.columns,
-    oodThreshold: profile.calibration.ood,
-    offRate: profile.calibration.targetFpr,
-    tinyStep: usable ? steps[at] : 0,
-    tinyRate: usable ? probs[at] : TINY_STEP_PROB,
-    latticeRate: profile.extraction.latticeRate,
-  };
+  const { tinyStep, tinyRate, latticeRate } = profile.extraction;
+  return { columns: profile.ood.encoder.columns, oodThreshold: profile.calibration.ood, offRate: profile.calibration.targetFpr, tinyStep, tinyRate, latticeRate };
 }
 
 /** Distinct queries of a subject remembered per replica for the step signals. */

@@ -102,13 +102,16 @@ export type Squeezer =
  * nearest of its last 64 distinct queries; exact repeats are no steps).
  */
 export interface ExtractionProfile {
-  /** The step distances' quantiles at `Profile.quantileProbs` (a sweep's tiny steps are far below them). */
+  /** The step distances' quantiles at `Profile.quantileProbs`. */
   readonly stepQuantiles: readonly number[];
+  /** A step shorter than this is tiny: the 1 % quantile of the steps (0: no step is tiny). */
+  readonly tinyStep: number;
   /**
-   * The share of benign steps that repeat one of the last 16 steps to another point (step-ring.ts
-   * lattice), on the benign caller that takes most: one replaying the whole reference, or one
-   * replaying a neighbourhood of it (steps.ts).
+   * The shares of benign steps that are tiny, and that repeat one of the last 16 steps to another
+   * point (step-ring.ts lattice), on the benign caller that takes most: one replaying the whole
+   * reference, or one replaying a neighbourhood of it (steps.ts).
    */
+  readonly tinyRate: number;
   readonly latticeRate: number;
 }
 
