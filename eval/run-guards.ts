@@ -8,13 +8,14 @@
  * 2. Starts a real gateway child process serving the models with every input guard in `flag` mode,
  *    and another without guards.
  * 3. Sends every clean, OOD and adversarial record over HTTP and reads the status and `x-guard`.
- * 4. Prints a table per model (the share of records each guard flagged, per set, OOD kind and
+ * 4. Replays each model's extraction trace (sets/extraction/) against the extraction detector with a
+ *    simulated clock, not through HTTP (lib/extraction-replay.ts): the detector is the gateway's,
+ *    with the signals of the profile built in step 1 and the configuration's default windows.
+ * 5. Prints a table per model (the share of records each guard flagged, per set, OOD kind and
  *    adversarial budget; clean: the false positives), the median answer time with and without the
- *    guards, and the issue's targets, ending with `targets met: N of M`; exits 1 if one is missed.
+ *    guards, the queries each attacker sent before it was flagged and the benign callers flagged,
+ *    and the issue's targets, ending with `targets met: N of M`; exits 1 if one is missed.
  * Thresholds come from the profiles alone; nothing is tuned on the records reported.
- *
- * Not yet here: the extraction traces (sets/extraction/) are to be replayed against the extraction
- * detector with a simulated clock; that part waits for the detector on main.
  */
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -25,6 +26,8 @@ import { Agent } from 'undici';
 import { stringify } from 'yaml';
 import type { Profile } from '../policies/guards/profile.js';
 import { runCli } from '../test/helpers/gateway.js';
+import { DEFAULT_WINDOWS, readTrace, replayTrace } from './lib/extraction-replay.js';
+import { extractionTable, extractionTargets } from './lib/extraction-report.js';
 import { breaksContract, modelTable, modelTargets, type Outcome, type Target } from './lib/guard-report.js';
 import { MODELS, rowsOf, type ModelSpec } from './lib/models.js';
 import { referenceFile } from './lib/reference-data.js';
@@ -37,7 +40,7 @@ const EVAL_DIR = fileURLToPath(new URL('../../eval/', import.meta.url));
 const TOLERANCE = 0.05;
 const CONCURRENCY = 8;
 
-/** Every guard in flag mode; extraction is judged on the traces instead. */
+/** Every guard in flag mode; extraction is judged on the traces instead (replayed, below). */
 const FLAG_ALL = {
   targetFpr: 0.01,
   contract: { mode: 'flag', tolerance: TOLERANCE },
@@ -58,6 +61,19 @@ function readSets(dir: string, spec: ModelSpec): SetRecord[] {
     if (file !== undefined) out.push(...readJsonLines<SetRecord>(file));
   }
   return out;
+}
+
+/**
+ * The model's extraction trace replayed against the detector: its table and targets; nothing when
+ * the sets have no trace for it.
+ */
+function replayExtraction(dir: string, spec: ModelSpec, profile: Profile): { table: string; targets: Target[] } | undefined {
+  const trace = readTrace(dir, spec.name);
+  if (trace === undefined) return undefined;
+  const outcomes = replayTrace(profile, spec, trace.lines, trace.subjects, DEFAULT_WINDOWS);
+  const note = `the trace replayed against the extraction detector with a simulated clock (each line at its t), not through HTTP; `
+    + `windows ${DEFAULT_WINDOWS.windows} × ${DEFAULT_WINDOWS.windowMs / 1000} s; a query is a row`;
+  return { table: extractionTable(spec.name, outcomes, note), targets: extractionTargets(spec.name, outcomes) };
 }
 
 async function buildProfile(spec: ModelSpec, referenceDir: string, config: string, out: string): Promise<Profile> {
@@ -116,6 +132,12 @@ async function main(): Promise<void> {
         process.stdout.write(`\n${modelTable(spec.name, outcomes)}\n`);
         process.stdout.write(`${spec.name}: median answer time ${withGuards.toFixed(3)} ms with the guards (squeeze on every request), ${without.toFixed(3)} ms without\n`);
         targets.push(...modelTargets(spec.name, outcomes));
+        const extraction = replayExtraction(setsDir, spec, profile);
+        if (extraction === undefined) process.stdout.write(`${spec.name}: no extraction trace in ${join(setsDir, 'extraction')}\n`);
+        else {
+          process.stdout.write(`\n${extraction.table}\n`);
+          targets.push(...extraction.targets);
+        }
       }
     } finally {
       await Promise.all([guarded.stop(), plain.stop()]);
@@ -124,7 +146,7 @@ async function main(): Promise<void> {
     await agent.close();
     rmSync(work, { recursive: true, force: true });
   }
-  process.stdout.write('\nextraction: the traces in sets/extraction are not replayed by this runner yet\n\ntargets\n');
+  process.stdout.write('\ntargets\n');
   for (const t of targets) process.stdout.write(`  ${t.met ? 'met   ' : 'MISSED'}  ${t.name}: ${t.value}\n`);
   const met = targets.filter((t) => t.met).length;
   process.stdout.write(`targets met: ${met} of ${targets.length}\n`);

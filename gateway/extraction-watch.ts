@@ -10,12 +10,11 @@
  * shared store (`charge`, like the quotas): only flagged subjects pay that call.
  */
 import type { Logger } from 'pino';
-import { encode } from '../policies/guards/encoder.js';
 import { ExtractionMonitor } from '../policies/guards/extraction-monitor.js';
+import { scorerOf } from '../policies/guards/extraction-scorer.js';
 import { ExtractionSignals, signalSettings } from '../policies/guards/extraction-signals.js';
 import type { RowValues } from '../policies/guards/features.js';
 import type { ExtractionWatch } from '../policies/guards/input-guards.js';
-import { oodScore } from '../policies/guards/ood.js';
 import type { Profile } from '../policies/guards/profile.js';
 import type { ModelTable } from '../adapters/registry.js';
 import type { GatewayConfig } from './config.js';
@@ -29,18 +28,6 @@ interface Watched {
 
 const THROTTLE_WINDOW_MS = 60_000;
 const LOG_EVERY_MS = 60_000;
-
-/** Scores and encodes a row for the signals from the profile's own OOD model (one buffer per version). */
-function scorerOf(profile: Profile): (row: RowValues) => { score: number; encoded: Float64Array } {
-  const spec = profile.ood.encoder;
-  const encoded = new Float64Array(spec.columns);
-  const scored = { score: 0, encoded };
-  return (row) => {
-    encode(spec, row, encoded);
-    scored.score = oodScore(profile.ood, row);
-    return scored;
-  };
-}
 
 export class ExtractionWatchers implements ExtractionWatch, ExtractionAdmin {
   readonly #store: StateStore;

@@ -197,12 +197,12 @@ function uniform(space: Space, rng: Rng, budget: number, out: Sender, pace: Pace
 /** How many rows each attacker sends (an attacker stops long before; the budget bounds the trace). */
 export const ATTACKER_ROWS: Record<AttackerKind, number> = { uniform: 1000, jacobian: 1000, boundary: 800, grid: 800, mimic: 500 };
 
-/** The events of one attacker, starting at `start` ms, as subject `subject`. */
+/** The events of one attacker, starting at `start` ms, as subject `subject`; `seed` as random.ts Rng's. */
 export async function attackerEvents(
-  kind: AttackerKind, subject: string, spec: ModelSpec, stats: readonly FeatureStats[], client: ModelClient, pool: readonly Example[], start: number,
+  kind: AttackerKind, subject: string, spec: ModelSpec, stats: readonly FeatureStats[], client: ModelClient, pool: readonly Example[], start: number, seed?: string,
 ): Promise<TraceEvent[]> {
   const space = spaceOf(spec, stats);
-  const rng = new Rng(`${spec.name}/trace/attacker/${kind}`);
+  const rng = new Rng(`${spec.name}/trace/attacker/${kind}`, seed);
   const out: Sender = { events: [], t: start, sent: 0 };
   const budget = ATTACKER_ROWS[kind];
   // Scripts pace themselves by their answers: tens of milliseconds apart (images: one per request).

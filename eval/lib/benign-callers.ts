@@ -35,10 +35,10 @@ export const BENIGN_KINDS = [
   'notebook',
 ];
 
-/** The events of benign caller number `n` (of BENIGN_KINDS) over [0, horizonMs). */
-export function benignEvents(spec: ModelSpec, n: number, subject: string, pool: readonly Example[], horizonMs: number): TraceEvent[] {
+/** The events of benign caller number `n` (of BENIGN_KINDS) over [0, horizonMs); `seed` as random.ts Rng's. */
+export function benignEvents(spec: ModelSpec, n: number, subject: string, pool: readonly Example[], horizonMs: number, seed?: string): TraceEvent[] {
   const kind = BENIGN_KINDS[n];
-  const rng = new Rng(`${spec.name}/trace/benign/${n}`);
+  const rng = new Rng(`${spec.name}/trace/benign/${n}`, seed);
   const events: TraceEvent[] = [];
   const rows = (k: number): Row[] => Array.from({ length: k }, () => rng.pick(pool).row);
   // MNIST takes one image per request: a burst goes as back-to-back single requests.

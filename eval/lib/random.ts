@@ -21,8 +21,9 @@ export class Rng {
   private d: number;
   private spare: number | undefined;
 
-  constructor(name: string) {
-    const h = createHash('sha256').update(`${BUILD_SEED}:${name}`).digest();
+  /** `seed`: BUILD_SEED for the committed sets; another seed draws other data of the same kinds (development). */
+  constructor(name: string, seed: string = BUILD_SEED) {
+    const h = createHash('sha256').update(`${seed}:${name}`).digest();
     this.a = h.readUInt32LE(0);
     this.b = h.readUInt32LE(4);
     this.c = h.readUInt32LE(8);

@@ -19,10 +19,11 @@ export interface Split {
 
 /**
  * Rows ordered by the hash of their content; the first groups of equal rows up to 70 % of all rows
- * are the reference. Both parts keep the data's own order.
+ * are the reference. Both parts keep the data's own order. Another `seed` splits differently (the
+ * committed sets use BUILD_SEED).
  */
-export function splitTabular(model: string, examples: readonly Example[]): Split {
-  const hashOf = (e: Example): number => hashUnit(`${BUILD_SEED}:split:${model}:${rowKey(e.row)}`);
+export function splitTabular(model: string, examples: readonly Example[], seed: string = BUILD_SEED): Split {
+  const hashOf = (e: Example): number => hashUnit(`${seed}:split:${model}:${rowKey(e.row)}`);
   const order = examples.map((e, i) => ({ i, h: hashOf(e) })).sort((a, b) => a.h - b.h || a.i - b.i);
   const inReference = new Set<number>();
   let cut = -1;

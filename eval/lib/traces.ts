@@ -15,10 +15,11 @@ import type { Subjects, TraceLine } from './sets.js';
 /** The simulated span the benign callers are active in: three hours. */
 export const TRACE_HORIZON_MS = 3 * 3_600_000;
 
+/** `seed`: random.ts Rng's (the committed sets' BUILD_SEED when not given). */
 export async function buildTrace(
-  spec: ModelSpec, stats: readonly FeatureStats[], pool: readonly Example[], client: ModelClient,
+  spec: ModelSpec, stats: readonly FeatureStats[], pool: readonly Example[], client: ModelClient, seed?: string,
 ): Promise<{ lines: TraceLine[]; subjects: Subjects }> {
-  const rng = new Rng(`${spec.name}/trace/subjects`);
+  const rng = new Rng(`${spec.name}/trace/subjects`, seed);
   const roles = [
     ...BENIGN_KINDS.map((kind, n) => ({ role: 'benign' as const, kind, n })),
     ...ATTACKER_KINDS.map((kind, n) => ({ role: 'attacker' as const, kind, n })),
@@ -30,10 +31,10 @@ export async function buildTrace(
     const { role, kind, n } = roles[i];
     subjects[names[i]] = { role, kind };
     if (role === 'benign') {
-      events.push(...benignEvents(spec, n, names[i], pool, TRACE_HORIZON_MS));
+      events.push(...benignEvents(spec, n, names[i], pool, TRACE_HORIZON_MS, seed));
     } else {
       const start = Math.round(rng.uniform(0, TRACE_HORIZON_MS / (kind === 'mimic' ? 4 : 2)));
-      events.push(...await attackerEvents(kind as (typeof ATTACKER_KINDS)[number], names[i], spec, stats, client, pool, start));
+      events.push(...await attackerEvents(kind as (typeof ATTACKER_KINDS)[number], names[i], spec, stats, client, pool, start, seed));
     }
   }
   const ordered = events.map((e, i) => ({ e, i })).sort((a, b) => a.e.t - b.e.t || a.i - b.i);

@@ -124,6 +124,10 @@ test('buildProfile: iris from iris.csv with the real model: split, thresholds, s
   assert.equal(p.calibration.squeezeRows, 150, 'every row scored for squeezing');
   assert.match(p.calibration.method, /squeeze: every one of the 150 rows scored/);
   assert.equal(p.extraction.stepQuantiles.length, p.quantileProbs.length);
+  assert.ok(p.extraction.stepQuantiles[0] > 0, 'steps are measured between distinct rows: none is 0');
+  assert.ok(p.extraction.tinyStep >= p.extraction.stepQuantiles[0] && p.extraction.tinyStep <= p.extraction.stepQuantiles[2], 'the tiny step: about the 1 % quantile');
+  assert.ok(p.extraction.tinyRate >= 0.01 && p.extraction.tinyRate < 0.2, `tiny rate ${p.extraction.tinyRate}`);
+  assert.ok(p.extraction.latticeRate >= 0 && p.extraction.latticeRate < 0.1, `lattice rate ${p.extraction.latticeRate}`);
 
   const again = await buildProfile({ config, model: 'iris', version: '1', data: IRIS_CSV, map: IRIS_MAP });
   assert.deepEqual({ ...again, createdAt: '' }, { ...p, createdAt: '' });

@@ -4,8 +4,8 @@
  * taken from the real backend through the same adapter `serve` uses.
  *
  * The rows are split by a seeded hash of their index: 70 % reference, 30 % held out. The detectors
- * (the encoder, the OOD model, the extraction monitor's step distances) are fitted on the reference
- * rows only and the OOD threshold is calibrated on the held-out rows (calibrate.ts), which the
+ * (the encoder, the OOD model, the extraction monitor's steps, measured on a benign caller drawing
+ * reference rows at random with the same seed) are fitted on the reference rows only and the OOD threshold is calibrated on the held-out rows (calibrate.ts), which the
  * detectors never saw. The squeezing guard fits nothing, so its squeezers are chosen and its
  * thresholds set on every row (squeezer-selection.ts): more rows, a steadier tail. The per-feature
  * statistics the contract checks (types, ranges and their bounds, categories, missing values) have
@@ -28,7 +28,7 @@ import { fitOodForCalibration, KNN_MAX_REFERENCE } from '../../policies/guards/o
 import { PROFILE_FORMAT, type FeatureProfile, type Profile, type ProfileInput, type SqueezeProfile, type Squeezer } from '../../policies/guards/profile.js';
 import { QUANTILE_PROBS, quantilesOf } from '../../policies/guards/quantiles.js';
 import { squeezeRequests, squeezeScores } from '../../policies/guards/squeeze.js';
-import { stepDistances } from '../../policies/guards/steps.js';
+import { benignSteps } from '../../policies/guards/steps.js';
 import { hash32 } from '../../policies/traffic-split.js';
 import type { GatewayConfig } from '../config.js';
 import { extremeBounds } from './extreme-bounds.js';
@@ -322,7 +322,8 @@ export async function buildProfile(req: ProfileRequest): Promise<Profile> {
     const fitted = fitOodForCalibration(features, referenceRows, heldOutRows, inputs);
     const ood = fitted.model;
     const oodThreshold = fitted.crossFitted ? confidentThreshold(fitted.scores, targetFpr) : calibrateThreshold(fitted.scores, targetFpr);
-    const steps = stepDistances(ood.encoder, referenceRows.slice(0, KNN_MAX_REFERENCE));
+    let draw = 0;
+    const steps = benignSteps(ood.encoder, referenceRows.slice(0, KNN_MAX_REFERENCE), () => hash32(`${seed}:steps:${draw++}`) / 2 ** 32);
     const squeezed = await squeezeCalibration(adapter, metadata, inputs, features, rows, targetFpr, mc.inferTimeoutMs);
 
     return {
@@ -337,7 +338,8 @@ export async function buildProfile(req: ProfileRequest): Promise<Profile> {
       features,
       ood,
       ...(squeezed === undefined ? {} : { squeeze: squeezed.squeeze }),
-      extraction: { stepQuantiles: quantilesOf(steps) },
+      // Data without two distinct rows has no steps: quantiles of 0.
+      extraction: { stepQuantiles: quantilesOf(steps.distances.length > 0 ? steps.distances : [0]), tinyStep: steps.tinyStep, tinyRate: steps.tinyRate, latticeRate: steps.latticeRate },
       calibration: {
         targetFpr,
         method: [CALIBRATION_METHOD, ...(fitted.crossFitted ? [`except out of distribution (an image model): ${IMAGE_OOD_METHOD}`] : []), ...(squeezed === undefined ? [] : [squeezed.method])].join('; '),

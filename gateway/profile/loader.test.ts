@@ -70,6 +70,9 @@ test('profileProblems: parts that do not fit together (what the guards would ind
   assert.match(profileProblems(edited((p) => (p.features[2].high = '9')), LOADED).join(), /feature 2 \("input\[2\]"\): its contract bounds/);
   assert.deepEqual(profileProblems(edited((p) => p.features.forEach((f: Record<string, unknown>) => { delete f.low; delete f.high; })), LOADED), [], 'a profile written before the bounds loads (the contract uses [min, max])');
   assert.match(profileProblems(edited((p) => (p.extraction.stepQuantiles = [])), LOADED).join(), /stepQuantiles/);
+  assert.match(profileProblems(edited((p) => delete p.extraction.latticeRate), LOADED).join(), /`extraction.latticeRate` must be a share, 0 to 1 \(profiles from before it: rebuild/);
+  assert.match(profileProblems(edited((p) => Object.assign(p.extraction, { latticeRate: 1.5 })), LOADED).join(), /latticeRate/);
+  assert.match(profileProblems(edited((p) => Object.assign(p.extraction, { tinyStep: -1, tinyRate: null })), LOADED).join(), /`extraction.tinyStep` must be a distance.*`extraction.tinyRate` must be a share/);
   assert.match(profileProblems(edited((p) => Object.assign(p.ood, { method: 'knn', k: 5, rows: 2, reference: [1, 2] })), LOADED).join(), /a knn model needs k \(1 to rows\) and rows × 4 reference values/);
 });
 

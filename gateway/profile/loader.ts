@@ -130,6 +130,11 @@ function structureProblems(p: Json): string[] {
   }
   const extraction = isRecord(p.extraction) ? p.extraction : {};
   if (!isNumbers(extraction.stepQuantiles, probs)) problems.push(`\`extraction.stepQuantiles\` must hold ${probs} numbers`);
+  if (!(typeof extraction.tinyStep === 'number' && extraction.tinyStep >= 0)) problems.push('`extraction.tinyStep` must be a distance, 0 or more (profiles from before it: rebuild with breakwater profile)');
+  for (const rate of ['tinyRate', 'latticeRate']) {
+    const v = extraction[rate];
+    if (!(typeof v === 'number' && v >= 0 && v <= 1)) problems.push(`\`extraction.${rate}\` must be a share, 0 to 1 (profiles from before it: rebuild with breakwater profile)`);
+  }
   const cal = isRecord(p.calibration) ? p.calibration : {};
   if (typeof cal.ood !== 'number' || typeof cal.targetFpr !== 'number') problems.push('`calibration` needs targetFpr and an ood threshold');
   if (cal.oodRows !== undefined && !(typeof cal.oodRows === 'number' && Number.isInteger(cal.oodRows) && cal.oodRows > 0)) problems.push('`calibration.oodRows`, when given, must be a positive integer');

@@ -11,7 +11,7 @@ function profileOf(inputs: Profile['inputs'], features: FeatureProfile[]): Profi
     data: { file: 'f', sha256: '', rows: 0, referenceRows: 0, heldOutRows: 0 },
     quantileProbs: [], inputs, features,
     ood: { method: 'mahalanobis', encoder: { columns: 0, features: [] }, mean: [], precision: [] },
-    extraction: { stepQuantiles: [] },
+    extraction: { stepQuantiles: [], tinyStep: 0, tinyRate: 0.01, latticeRate: 0 },
     calibration: { targetFpr: 0.01, method: '', heldOutRows: 0, ood: 0 },
   };
 }

@@ -6,7 +6,7 @@ import type { StateStore } from '../../gateway/state/store.js';
 import { StoreUnavailableError } from '../../gateway/state/store.js';
 import { irisRows, irisSetting, seeded, uniformAttack } from '../../test/helpers/iris-extraction.js';
 import { sharedRedisStores } from '../../test/helpers/shared-redis-store.js';
-import { ExtractionSignals } from './extraction-signals.js';
+import { ExtractionSignals, QueryTrace } from './extraction-signals.js';
 import { ExtractionMonitor, type ExtractionMonitorOptions } from './extraction-monitor.js';
 
 const iris = irisSetting();
@@ -148,7 +148,7 @@ describe('extraction monitor on a MemoryStore (one process, fake clock)', () => 
   it('keeps recent queries within its memory budget, dropping the least recently seen subject\'s', async () => {
     const clock = fakeClock();
     const store = new MemoryStore({ now: clock.now, pruneIntervalMs: 0 });
-    const traceBytes = (64 * 4 + 2 * 4) * 8;
+    const traceBytes = new QueryTrace(4).bytes;
     const m = await monitor(store, clock.now, { traceBudgetBytes: 2 * traceBytes });
     const x = all[0];
     m.observe('a', [x]);

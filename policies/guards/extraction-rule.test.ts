@@ -43,11 +43,11 @@ describe('binomial tail', () => {
 });
 
 describe('flag rule', () => {
-  const nulls = nullRates({ columns: 4, oodThreshold: 3, offRate: 0.01, tinyStep: 0.1, tinyRate: 0.01 });
+  const nulls = nullRates({ columns: 4, oodThreshold: 3, offRate: 0.01, tinyStep: 0.1, tinyRate: 0.01, latticeRate: 0.004 });
 
   it('null rates: the reference rate × 10 with a floor of 1 % before the factor, at most ½', () => {
-    assert.deepEqual(nulls, { off: 0.1, tiny: 0.1, line: 0.1 });
-    assert.deepEqual(nullRates({ columns: 4, oodThreshold: 3, offRate: 0.001, tinyStep: 0.1, tinyRate: 0.2 }), { off: 0.1, tiny: 0.5, line: 0.1 });
+    assert.deepEqual(nulls, { off: 0.1, tiny: 0.1, lattice: 0.1, line: 0.1 });
+    assert.deepEqual(nullRates({ columns: 4, oodThreshold: 3, offRate: 0.001, tinyStep: 0.1, tinyRate: 0.2, latticeRate: 0.032 }), { off: 0.1, tiny: 0.5, lattice: 0.32, line: 0.1 });
   });
 
   it('off-manifold: 12 of 20 rows fire (tail ≈ 6e-8 under a 10 % null); 19 of 19 do not (fewer than 20 rows)', () => {
@@ -66,19 +66,31 @@ describe('flag rule', () => {
     assert.equal(isFlagged(counts({ rows: 1_020, untracked: 1_000, off: 15 }), nulls), true, '15 of 20 tracked rows');
   });
 
-  it('tiny steps are judged among non-repeat steps; lines among step pairs', () => {
+  it('tiny and lattice steps are judged among non-repeat steps; lines among step pairs', () => {
     assert.equal(isFlagged(counts({ rows: 200, steps: 199, repeat: 150, tiny: 20 }), nulls), true, '20 of 49 non-repeat steps');
     assert.equal(isFlagged(counts({ rows: 200, steps: 199, repeat: 0, tiny: 20 }), nulls), false, '20 of 199');
+    assert.equal(isFlagged(counts({ rows: 200, steps: 199, repeat: 150, lattice: 20 }), nulls), true, '20 of 49 non-repeat steps');
+    assert.equal(isFlagged(counts({ rows: 200, steps: 199, repeat: 0, lattice: 20 }), nulls), false, '20 of 199');
     assert.equal(isFlagged(counts({ rows: 30, pairs: 28, line: 28 }), nulls), true);
   });
 
+  it('exact repeats are evidence of nothing: off-manifold is judged among the rows that are not repeats', () => {
+    // A health probe whose one row happens to lie off the manifold: 1 novel row, then 999 repeats of it.
+    assert.equal(isFlagged(counts({ rows: 1_000, off: 1, steps: 999, repeat: 999 }), nulls), false);
+    assert.equal(judge(counts({ rows: 1_000, off: 1, steps: 999, repeat: 999 }), nulls).score, 0);
+    // Repeats do not dilute either: 15 of 20 novel rows off the manifold fire among 1 000 rows.
+    assert.equal(isFlagged(counts({ rows: 1_000, off: 15, steps: 999, repeat: 980 }), nulls), true);
+  });
+
   it('the verdict: scores 0..1 per signal, the signals that fired, rows and cells', () => {
-    const v = judge(counts({ rows: 40, off: 1, steps: 39, tiny: 30, pairs: 38, line: 8, cells: 17 }), nulls);
+    const v = judge(counts({ rows: 40, off: 1, steps: 39, tiny: 30, lattice: 2, pairs: 38, line: 8, cells: 17 }), nulls);
     assert.equal(v.flagged, true);
     assert.deepEqual(v.signals, ['tiny-steps']);
     assert.equal(v.score, 1);
     assert.equal(v.scores['tiny-steps'], 1);
     assert.equal(v.scores['off-manifold'], 0);
+    assert.equal(v.scores.lattice, 0, '2 of 39 is below the null');
+    assert.deepEqual(Object.keys(v.scores), ['off-manifold', 'tiny-steps', 'lattice', 'line-sweep']);
     // 8 of 38 at 10 %: tail ≈ 0.032 → ln 0.032 / ln 1e-6 ≈ 0.25.
     assert.ok(v.scores['line-sweep'] > 0.2 && v.scores['line-sweep'] < 0.35, `${v.scores['line-sweep']}`);
     assert.equal(v.rows, 40);

@@ -1,13 +1,14 @@
 /**
  * When a subject's queries are flagged as model extraction: a one-sided binomial test per signal on
  * the subject's counters (extraction-signals.ts), merged over the live time windows and replicas.
- * Under the null hypothesis (a caller whose queries look like the reference data) a row is
- * off-manifold with the calibrated false-positive rate, a step is tiny with the quantile's
- * probability, and collinear steps are rare. A signal fires when its count is so far above that,
- * given at least `minRows` rows, that the chance of as many or more is below `alpha` (1e-6). The
- * null rates are inflated by `nullFactor` (10×; at least `minNullRate` each), so that real callers who
- * differ somewhat from the reference (a sorted backfill, a seasonal shift) are not taken for
- * copiers: the rule looks for shares far above what the reference allows, not merely above it.
+ * Exact repeats of a recent query count toward no signal (they are in no denominator). Under the
+ * null hypothesis (a caller whose queries look like the reference data) a row is off-manifold with
+ * the calibrated false-positive rate, a step is tiny or a lattice step with the shares the profile
+ * measured on benign callers (steps.ts), and collinear steps are rare. A signal fires when its count is so far above that, given at least `minRows` rows, that the
+ * chance of as many or more is below `alpha` (1e-6). The null rates are inflated by `nullFactor`
+ * (10×; at least `minNullRate` each), so that real callers who differ somewhat from the reference (a
+ * sorted backfill, a seasonal shift, a narrow slice of the data) are not taken for copiers: the
+ * rule looks for shares far above what the reference allows, not merely above it.
  *
  * Because the counters are cumulative over the windows and re-tested as rows arrive, this is a
  * sequential test; the tiny alpha keeps repeated looks from adding up to a false flag. Flags decay
@@ -15,7 +16,7 @@
  */
 import type { SignalCounts, SignalSettings } from './extraction-signals.js';
 
-export type SignalName = 'off-manifold' | 'tiny-steps' | 'line-sweep';
+export type SignalName = 'off-manifold' | 'tiny-steps' | 'lattice' | 'line-sweep';
 
 export interface RuleSettings {
   /** Rows (of a signal's denominator) before that signal may fire. */
@@ -34,13 +35,14 @@ export const DEFAULT_RULE: RuleSettings = Object.freeze({ minRows: 20, alpha: 1e
 export interface NullRates {
   readonly off: number;
   readonly tiny: number;
+  readonly lattice: number;
   /** No reference figure: collinear steps among real rows are rare, so the floor applies. */
   readonly line: number;
 }
 
 export function nullRates(s: SignalSettings, rule: RuleSettings = DEFAULT_RULE): NullRates {
   const inflate = (rate: number) => Math.min(0.5, Math.max(rate, rule.minNullRate) * rule.nullFactor);
-  return { off: inflate(s.offRate), tiny: inflate(s.tinyRate), line: inflate(0) };
+  return { off: inflate(s.offRate), tiny: inflate(s.tinyRate), lattice: inflate(s.latticeRate), line: inflate(0) };
 }
 
 const LANCZOS = [
@@ -90,8 +92,9 @@ function signalScore(k: number, n: number, p: number, rule: RuleSettings): numbe
 
 /** Does any signal fire? Allocates nothing (the request path asks it as rows arrive). */
 export function isFlagged(c: SignalCounts, nulls: NullRates, rule: RuleSettings = DEFAULT_RULE): boolean {
-  return signalScore(c.off, c.rows - c.untracked, nulls.off, rule) >= 1
+  return signalScore(c.off, c.rows - c.untracked - c.repeat, nulls.off, rule) >= 1
     || signalScore(c.tiny, c.steps - c.repeat, nulls.tiny, rule) >= 1
+    || signalScore(c.lattice, c.steps - c.repeat, nulls.lattice, rule) >= 1
     || signalScore(c.line, c.pairs, nulls.line, rule) >= 1;
 }
 
@@ -110,13 +113,14 @@ export interface Verdict {
 }
 
 export const UNFLAGGED: Verdict = Object.freeze({
-  flagged: false, score: 0, signals: Object.freeze([]), scores: Object.freeze({ 'off-manifold': 0, 'tiny-steps': 0, 'line-sweep': 0 }), rows: 0, cells: 0,
+  flagged: false, score: 0, signals: Object.freeze([]), scores: Object.freeze({ 'off-manifold': 0, 'tiny-steps': 0, lattice: 0, 'line-sweep': 0 }), rows: 0, cells: 0,
 });
 
 export function judge(c: SignalCounts, nulls: NullRates, rule: RuleSettings = DEFAULT_RULE): Verdict {
   const scores: Record<SignalName, number> = {
-    'off-manifold': signalScore(c.off, c.rows - c.untracked, nulls.off, rule),
+    'off-manifold': signalScore(c.off, c.rows - c.untracked - c.repeat, nulls.off, rule),
     'tiny-steps': signalScore(c.tiny, c.steps - c.repeat, nulls.tiny, rule),
+    lattice: signalScore(c.lattice, c.steps - c.repeat, nulls.lattice, rule),
     'line-sweep': signalScore(c.line, c.pairs, nulls.line, rule),
   };
   const signals = (Object.keys(scores) as SignalName[]).filter((s) => scores[s] >= 1);

@@ -1,16 +1,22 @@
 /**
  * What the extraction detector measures on each query row of a subject, against the model
  * version's reference profile (GUARDS-SPEC.md "Extraction detector"). A model is copied through its
- * API by queries unlike a user's: off the data manifold (uniform random probing), or in tiny or
- * regular steps (PRADA's distances between successive queries, Juuti et al. 2019; line, lattice and
- * boundary sweeps), covering the input space systematically. Each row adds to counters
- * (`SignalCounts`); the flag rule (extraction-rule.ts) judges the counters, merged over time windows
- * and replicas (extraction-monitor.ts).
+ * API by queries unlike a user's: off the data manifold (uniform random probing), in tiny or regular
+ * steps (PRADA's distances between successive queries, Juuti et al. 2019; line, lattice and boundary
+ * sweeps; the fixed-size probes and moves of a Jacobian-based augmentation), covering the input
+ * space systematically. Each row adds to counters (`SignalCounts`); the flag rule
+ * (extraction-rule.ts) judges the counters, merged over time windows and replicas
+ * (extraction-monitor.ts).
  *
- * Per row, with the subject's `QueryTrace` (its last 64 queries in the OOD encoder's space):
+ * Per row, with the subject's `QueryTrace` (its last 64 distinct queries in the OOD encoder's space):
+ * - repeat: the row equals a recent query. It tells a copier nothing new about the model, so it
+ *   counts as a row and a repeat and toward nothing else (a health probe sending one row all day is
+ *   no evidence of anything), and it is not remembered again;
  * - off-manifold: the OOD score is above the profile's calibrated threshold;
- * - step: the distance to the nearest recent query; 0 is a repeat (no information for a copier, not
- *   counted as a step), below the profile's low step quantile a tiny step;
+ * - step: the difference from the nearest recent query (step-ring.ts); a tiny step when its length
+ *   is below the profile's low step quantile; a lattice step when it repeats one of the subject's
+ *   last 16 steps, to another point (a step reused from point after point: finite-difference
+ *   probes, the moves of a Jacobian-based augmentation, a grid);
  * - line: the step from the previous query is collinear with the step before it (a line sweep, a
  *   lattice row, a bisection along a line);
  * - coverage: a coarse cell id (three fixed random projections, quantised), whose distinct count
@@ -18,9 +24,10 @@
  *   the profile has no reference figure for it).
  *
  * The OOD model and encoder are reached through a `RowScorer` the caller builds from the profile
- * (policies/guards/ood.ts and encoder.ts), so this file does not depend on how they work.
+ * (extraction-scorer.ts), so this file does not depend on how they work.
  */
 import type { Profile } from './profile.js';
+import { STEP_RING, StepRing } from './step-ring.js';
 
 /** A row as the detectors see it: its OOD score and its encoded vector. */
 export interface ScoredRow {
@@ -40,46 +47,22 @@ export interface SignalSettings {
   readonly oodThreshold: number;
   /** Share of reference rows above it: the calibration's false-positive rate. */
   readonly offRate: number;
-  /** A non-zero step below it is tiny: the benign step quantile at `tinyRate`. */
+  /** A non-zero step below it is tiny (0: none is). */
   readonly tinyStep: number;
   /** Share of benign steps below `tinyStep`. */
   readonly tinyRate: number;
+  /** Share of benign steps that are lattice steps. */
+  readonly latticeRate: number;
 }
 
-/** The step quantile whose probability is at most this marks a tiny step. */
-export const TINY_STEP_PROB = 0.01;
-/**
- * How far up the quantiles a tiny step may be taken when the low ones are 0. Beyond, a "tiny" step
- * would be a common one, and the rule's null rate (10 × the probability, at most ½) would no longer
- * be far above what a real caller with a narrow slice of the data sends: the signal is left off.
- */
-export const TINY_STEP_MAX_PROB = 0.05;
-
-/**
- * The settings a profile gives: the OOD threshold and FPR from its calibration; the tiny step at
- * the largest quantile probability ≤ TINY_STEP_PROB, or the next quantile up (to
- * TINY_STEP_MAX_PROB) whose step is not 0: data with repeated rows has zero steps, a tiny step is a
- * non-zero one, and its share among benign steps is at most the quantile's probability. Without
- * such a quantile `tinyStep` is 0: no step is tiny.
- */
+/** The settings a profile gives: the OOD threshold and FPR from its calibration, the step figures as measured (steps.ts). */
 export function signalSettings(profile: Profile): SignalSettings {
-  const probs = profile.quantileProbs;
-  const steps = profile.extraction.stepQuantiles;
-  let at = 0;
-  for (let i = 0; i < probs.length; i++) if (probs[i] <= TINY_STEP_PROB) at = i;
-  while (at < probs.length && probs[at] <= TINY_STEP_MAX_PROB && !(steps[at] > 0)) at++;
-  const usable = at < probs.length && probs[at] <= TINY_STEP_MAX_PROB && steps[at] > 0;
-  return {
-    columns: profile.ood.encoder.columns,
-    oodThreshold: profile.calibration.ood,
-    offRate: profile.calibration.targetFpr,
-    tinyStep: usable ? steps[at] : 0,
-    tinyRate: usable ? probs[at] : TINY_STEP_PROB,
-  };
+  const { tinyStep, tinyRate, latticeRate } = profile.extraction;
+  return { columns: profile.ood.encoder.columns, oodThreshold: profile.calibration.ood, offRate: profile.calibration.targetFpr, tinyStep, tinyRate, latticeRate };
 }
 
-/** Queries of a subject remembered per replica for the step signals. */
-export const RING_SIZE = 64;
+/** Distinct queries of a subject remembered per replica for the step signals. */
+export const RING_SIZE = STEP_RING;
 /** Two steps are collinear when 1 − |cos| is at most this (float32 inputs keep a sweep well within it). */
 export const LINE_TOLERANCE = 1e-4;
 /** Random projections for coverage cells, and how each is quantised. */
@@ -89,15 +72,16 @@ const CELL_LEVELS = 8;
 export const CELLS = CELL_LEVELS ** PROJECTIONS;
 
 /** The counter names, as stored; coverage cells are buckets `c<id>` beside them. */
-export const COUNT_NAMES = ['rows', 'untracked', 'off', 'steps', 'repeat', 'tiny', 'pairs', 'line'] as const;
+export const COUNT_NAMES = ['rows', 'untracked', 'off', 'steps', 'repeat', 'tiny', 'lattice', 'pairs', 'line'] as const;
 export type CountName = (typeof COUNT_NAMES)[number];
 
 /**
  * Counters of a subject over some rows. `rows` counts every row; `untracked` those of callers
- * opted out of tracking, of which nothing else is counted; `steps` rows with a recent query to
- * compare with (of which `repeat` were exact repeats and `tiny` tiny steps); `pairs` rows whose
- * non-zero step from the last query follows an earlier non-zero step (of which `line` were
- * collinear with it); `cells` distinct coverage cells.
+ * opted out of tracking, of which nothing else is counted; `repeat` exact repeats of a recent query,
+ * of which nothing else is counted either; `off` the other rows off the manifold; `steps` rows with
+ * a recent query to compare with (repeats included), of which `tiny` were tiny steps and `lattice`
+ * lattice steps; `pairs` rows whose non-zero step from the last query follows an earlier non-zero
+ * step (of which `line` were collinear with it); `cells` distinct coverage cells.
  */
 export class SignalCounts {
   rows = 0;
@@ -106,12 +90,13 @@ export class SignalCounts {
   steps = 0;
   repeat = 0;
   tiny = 0;
+  lattice = 0;
   pairs = 0;
   line = 0;
   cells = 0;
 
   clear(): void {
-    this.rows = this.untracked = this.off = this.steps = this.repeat = this.tiny = this.pairs = this.line = this.cells = 0;
+    this.rows = this.untracked = this.off = this.steps = this.repeat = this.tiny = this.lattice = this.pairs = this.line = this.cells = 0;
   }
 
   /** Adds `o`'s counters (cells too: an upper bound on the distinct union, exact when disjoint). */
@@ -122,6 +107,7 @@ export class SignalCounts {
     this.steps += o.steps;
     this.repeat += o.repeat;
     this.tiny += o.tiny;
+    this.lattice += o.lattice;
     this.pairs += o.pairs;
     this.line += o.line;
     this.cells += o.cells;
@@ -192,22 +178,20 @@ export class ExtractionSignals<R> {
 }
 
 /**
- * One subject's recent queries on one replica: a ring of the last RING_SIZE encoded rows, the last
- * non-zero step and the row before it. About RING_SIZE × columns × 8 bytes.
+ * One subject's recent queries on one replica: a ring of its last RING_SIZE distinct encoded rows
+ * and its last steps (step-ring.ts), the last non-zero step from the previous query and the one
+ * before it. About (RING_SIZE + 11) × columns × 8 bytes.
  */
 export class QueryTrace {
   readonly #cols: number;
-  readonly #ring: Float64Array;
-  #count = 0;
-  /** The slot the next row goes to; the last row is at head − 1. */
-  #head = 0;
+  readonly #ring: StepRing;
   readonly #step: Float64Array;
   readonly #prevStep: Float64Array;
   #hasPrevStep = false;
 
   constructor(columns: number) {
     this.#cols = columns;
-    this.#ring = new Float64Array(RING_SIZE * columns);
+    this.#ring = new StepRing(columns, RING_SIZE);
     this.#step = new Float64Array(columns);
     this.#prevStep = new Float64Array(columns);
   }
@@ -218,59 +202,52 @@ export class QueryTrace {
 
   /** Bytes this trace holds (for a memory budget). */
   get bytes(): number {
-    return (this.#ring.length + 2 * this.#cols) * 8;
+    return this.#ring.bytes + 2 * this.#cols * 8;
   }
 
-  /** Scores and records each row (as `record`), counting its coverage cell in `cells`. */
+  /** Scores and records each row (as `record`), counting the coverage cell of each row that is not a repeat in `cells`. */
   recordRows<R>(signals: ExtractionSignals<R>, rows: readonly R[], counts: SignalCounts, cells: Map<number, number>): void {
     for (let i = 0; i < rows.length; i++) {
       const cell = this.record(signals, signals.scorer(rows[i]), counts);
-      cells.set(cell, (cells.get(cell) ?? 0) + 1);
+      if (cell >= 0) cells.set(cell, (cells.get(cell) ?? 0) + 1);
     }
   }
 
   /**
    * Measures a scored row against the recent queries, adds its signals to `counts` and remembers it.
-   * Returns its coverage cell. Allocates nothing.
+   * Returns its coverage cell, or −1 for a repeat (counted as a row and a repeat only). Allocates nothing.
    */
   record<R>(signals: ExtractionSignals<R>, row: ScoredRow, counts: SignalCounts): number {
     const s = signals.settings;
-    const c = this.#cols;
     const x = row.encoded;
+    const ring = this.#ring;
     counts.rows++;
-    if (row.score > s.oodThreshold || row.score !== row.score) counts.off++;
-    if (this.#count > 0) {
+    ring.measure(x);
+    if (ring.distance2 === 0) {
       counts.steps++;
-      let nearest = Infinity;
-      const ring = this.#ring;
-      for (let k = 0; k < this.#count; k++) {
-        const at = k * c;
-        let d = 0;
-        for (let j = 0; j < c && d < nearest; j++) {
-          const e = x[j] - ring[at + j];
-          d += e * e;
-        }
-        if (d < nearest) nearest = d;
-      }
-      if (nearest === 0) counts.repeat++;
-      else if (nearest < s.tinyStep * s.tinyStep) counts.tiny++;
+      counts.repeat++;
+      return -1;
+    }
+    if (row.score > s.oodThreshold || row.score !== row.score) counts.off++;
+    if (ring.count > 0) {
+      counts.steps++;
+      if (ring.distance2 < s.tinyStep * s.tinyStep) counts.tiny++;
+      if (ring.lattice) counts.lattice++;
       this.#lineStep(x, counts);
     }
-    const at = this.#head * c;
-    for (let j = 0; j < c; j++) this.#ring[at + j] = x[j];
-    this.#head = (this.#head + 1) % RING_SIZE;
-    if (this.#count < RING_SIZE) this.#count++;
+    ring.push(x);
     return signals.cell(x);
   }
 
   /**
-   * The step from the last query that is not a repeat of it, compared with the step before: a line
-   * if collinear. A step along a single column must also repeat the length (rows of a table often
-   * differ in one column; a one-feature sweep repeats its step).
+   * The step from the last query remembered, compared with the step before: a line if collinear. A
+   * step along a single column must also repeat the length (rows of a table often differ in one
+   * column; a one-feature sweep repeats its step).
    */
   #lineStep(x: Float64Array, counts: SignalCounts): void {
     const c = this.#cols;
-    const last = ((this.#head + RING_SIZE - 1) % RING_SIZE) * c;
+    const rows = this.#ring.rows;
+    const last = this.#ring.lastAt;
     const step = this.#step;
     const prev = this.#prevStep;
     let nn = 0;
@@ -278,14 +255,14 @@ export class QueryTrace {
     let np = 0;
     let moved = 0;
     for (let j = 0; j < c; j++) {
-      const d = x[j] - this.#ring[last + j];
+      const d = x[j] - rows[last + j];
       step[j] = d;
       nn += d * d;
       pp += prev[j] * prev[j];
       np += d * prev[j];
       if (d !== 0) moved++;
     }
-    if (nn === 0) return; // a repeat of the last query (an older one was nearer): no step
+    if (!(nn > 0)) return;
     if (this.#hasPrevStep) {
       counts.pairs++;
       const cos = Math.abs(np) / Math.sqrt(nn * pp);

@@ -136,13 +136,23 @@ export type Squeezer =
   /** A size×size median filter over the last two dimensions of `input` (an image). */
   | { readonly kind: 'median'; readonly input: string; readonly size: number };
 
-/** What the extraction monitor compares a caller's queries with. */
+/**
+ * What the extraction monitor compares a caller's queries with: the steps of a benign caller drawing
+ * reference rows at random (steps.ts: each query's difference, in the OOD encoder's space, from the
+ * nearest of its last 64 distinct queries; exact repeats are no steps).
+ */
 export interface ExtractionProfile {
-  /**
-   * Nearest-neighbour distances between successive benign queries, in the OOD encoder's space:
-   * quantiles at `Profile.quantileProbs` (a sweep's steps are far below them).
-   */
+  /** The step distances' quantiles at `Profile.quantileProbs`. */
   readonly stepQuantiles: readonly number[];
+  /** A step shorter than this is tiny: the 1 % quantile of the steps (0: no step is tiny). */
+  readonly tinyStep: number;
+  /**
+   * The shares of benign steps that are tiny, and that repeat one of the last 16 steps to another
+   * point (step-ring.ts lattice), on the benign caller that takes most: one replaying the whole
+   * reference, or one replaying a neighbourhood of it (steps.ts).
+   */
+  readonly tinyRate: number;
+  readonly latticeRate: number;
 }
 
 /** Thresholds set on held-out reference data to the configured false-positive rate. */

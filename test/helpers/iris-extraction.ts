@@ -3,13 +3,14 @@
  * (../shared/assets/datasets/iris.csv) as `breakwater profile` builds one: rows split by a seeded
  * shuffle into reference (70 %) and held-out (30 %); features standardised by the reference mean
  * and std; a Mahalanobis distance under the reference's shrunk correlation as the OOD score, its
- * threshold at the held-out 99th percentile; benign step quantiles from the reference replayed once
- * in a random order against a ring of the last 64 queries. Plus the traffic the tests send: benign
- * replays of real rows and attackers.
+ * threshold at the held-out 99th percentile; benign step quantiles and share of lattice steps from
+ * the reference replayed once in a random order against the monitor's ring (step-ring.ts). Plus the
+ * traffic the tests send: benign replays of real rows and attackers.
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { RING_SIZE, type RowScorer, type SignalSettings } from '../../policies/guards/extraction-signals.js';
+import type { RowScorer, SignalSettings } from '../../policies/guards/extraction-signals.js';
+import { StepRing } from '../../policies/guards/step-ring.js';
 import { ASSETS } from './assets.js';
 
 /** A seeded uniform [0, 1) generator (mulberry32), so every run sends the same traffic. */
@@ -101,13 +102,20 @@ export function irisSetting(seed = 10): IrisSetting {
     return { score: Math.sqrt(m), encoded };
   };
   const held = heldOut.map((r) => scorer(r).score).sort((a, b) => a - b);
-  // Benign steps: the reference replayed in a random order, each row's distance to the nearest of the last 64.
-  const stream = shuffled(reference, seeded(seed + 1)).map((r) => Float64Array.from(z(r, new Float64Array(d))));
+  // Benign steps: the reference replayed in a random order, measured by the monitor's own ring
+  // (exact repeats are no steps), and the share of them that are lattice steps.
+  const ring = new StepRing(d);
   const steps: number[] = [];
-  for (let i = 1; i < stream.length; i++) {
-    let best = Infinity;
-    for (let k = Math.max(0, i - RING_SIZE); k < i; k++) best = Math.min(best, Math.hypot(...stream[i].map((v, j) => v - stream[k][j])));
-    steps.push(best);
+  let lattice = 0;
+  for (const r of shuffled(reference, seeded(seed + 1))) {
+    const x = z(r, new Float64Array(d));
+    ring.measure(x);
+    if (ring.distance2 === 0) continue;
+    if (ring.distance2 < Infinity) {
+      steps.push(Math.sqrt(ring.distance2));
+      if (ring.lattice) lattice++;
+    }
+    ring.push(x);
   }
   steps.sort((a, b) => a - b);
   const stepQuantiles = QUANTILE_PROBS.map((p) => quantile(steps, p));
@@ -115,7 +123,7 @@ export function irisSetting(seed = 10): IrisSetting {
   const all = irisRows();
   return {
     reference, heldOut, scorer,
-    settings: { columns: d, oodThreshold: quantile(held, 0.99), offRate: 0.01, tinyStep: stepQuantiles[at], tinyRate: QUANTILE_PROBS[at] },
+    settings: { columns: d, oodThreshold: quantile(held, 0.99), offRate: 0.01, tinyStep: stepQuantiles[at], tinyRate: QUANTILE_PROBS[at], latticeRate: lattice / steps.length },
     min: Array.from({ length: d }, (_, j) => Math.min(...all.map((r) => r[j]))),
     max: Array.from({ length: d }, (_, j) => Math.max(...all.map((r) => r[j]))),
   };
