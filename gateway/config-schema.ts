@@ -295,9 +295,11 @@ export const guardsSchema = {
       properties: {
         mode: { enum: ['flag', 'throttle', 'coarsen', 'deny', 'off'], default: 'off' },
         // Evidence is kept per time window and forgotten as windows expire: a flag decays after
-        // windowMs × windows without new evidence.
-        windowMs: positiveInt(600_000, 86_400_000),
-        windows: positiveInt(6, 144),
+        // windowMs × windows without new evidence. A day by default: an attacker who paces its
+        // queries below what the rule needs within the horizon is never flagged, and copying a model
+        // takes thousands of queries, so the horizon must outlast a patient attack, not a burst.
+        windowMs: positiveInt(3_600_000, 86_400_000),
+        windows: positiveInt(24, 168),
         // throttle: a flagged subject's rows per minute, across replicas.
         throttleRowsPerMinute: positiveInt(30, 1_000_000),
         // coarsen: scores rounded to this many decimals, or the label (argmax) only.

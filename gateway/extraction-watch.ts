@@ -63,8 +63,8 @@ export class ExtractionWatchers implements ExtractionWatch, ExtractionAdmin {
         store: this.#store,
         scope: `extraction:${model}:${version}`,
         signals: new ExtractionSignals(signalSettings(profile), scorerOf(profile)),
-        windowMs: g?.windowMs ?? 600_000,
-        windows: g?.windows ?? 6,
+        windowMs: g?.windowMs ?? 3_600_000,
+        windows: g?.windows ?? 24,
         onError: (e, during) => this.#warn(`${model}\0${during}`, { model, version, during, err: e }, 'extraction guard: a store call failed (counts may be late or lost; requests are not affected)'),
       });
       this.#watched.set(key, { profile, monitor });

@@ -52,7 +52,7 @@ describe('extraction replay', () => {
   });
 
   it('the configuration\'s default windows; a subject missing from the subjects file is an error; traces read from a sets folder', async () => {
-    assert.deepEqual(DEFAULT_WINDOWS, { windowMs: 600_000, windows: 6 });
+    assert.deepEqual(DEFAULT_WINDOWS, { windowMs: 3_600_000, windows: 24 });
     const { lines } = trace();
     assert.throws(() => replayTrace(profile, IRIS, lines, { alice: { role: 'benign', kind: 'interactive' } }), /subject (mallory|probe), which the subjects file does not list/);
     await mkdir(join(dir, 'extraction'));
