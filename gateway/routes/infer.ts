@@ -102,6 +102,18 @@ export function registerInferRoutes(app: FastifyInstance, { serving, policies, o
       });
       validateAgainstMetadata(parsed, md, mc.allowEmptyBatch);
       inferRequest = parsed;
+      // The request served by another version (a guard's route, a kill while in flight): checked
+      // against that version's metadata, and said in the response headers.
+      const moveTo = (target: string, reason: string): ServedVersion => {
+        const next = findVersion(model, target);
+        const nextMd = next.requireMetadata();
+        validateAgainstMetadata(parsed, nextMd, mc.allowEmptyBatch);
+        served = next;
+        version = next.version;
+        md = nextMd;
+        reply.header('x-model-version', version).header('x-route-reason', reason);
+        return next;
+      };
       ctx.version = served;
       ctx.request = parsed;
       ctx.rows = rowsOf(parsed);
@@ -109,14 +121,7 @@ export function registerInferRoutes(app: FastifyInstance, { serving, policies, o
         const pending = policies.run('payload', ctx, out);
         if (pending !== undefined) await pending;
         // An input guard in route mode sends the request to another version (policies/guards/).
-        if (out.version !== version) {
-          served = findVersion(model, out.version);
-          version = served.version;
-          md = served.requireMetadata();
-          validateAgainstMetadata(parsed, md, mc.allowEmptyBatch);
-          ctx.version = served;
-          reply.header('x-model-version', version).header('x-route-reason', out.reason);
-        }
+        if (out.version !== version) ctx.version = moveTo(out.version, out.reason);
       }
       if (out.headers !== undefined) reply.headers(out.headers);
       // The adapter enforces the deadline itself: one timer per request, not one here and one there.
@@ -141,14 +146,7 @@ export function registerInferRoutes(app: FastifyInstance, { serving, policies, o
       const moved = kills?.recheck(model.name, version);
       if (moved !== undefined) {
         if ('error' in moved) throw moved.error;
-        const again = findVersion(model, moved.target);
-        const againMd = again.requireMetadata();
-        validateAgainstMetadata(parsed, againMd, mc.allowEmptyBatch);
-        served = again;
-        version = again.version;
-        md = againMd;
-        reply.header('x-model-version', version).header('x-route-reason', REASON_KILL_SWITCH);
-        response = await again.adapter.infer(parsed, { deadline, requestId: String(request.id) });
+        response = await moveTo(moved.target, REASON_KILL_SWITCH).adapter.infer(parsed, { deadline, requestId: String(request.id) });
         const still = kills?.recheck(model.name, version);
         if (still !== undefined) throw 'error' in still ? still.error : new GatewayError('MODEL_KILLED', 'the version answering instead was stopped too');
       }
@@ -166,14 +164,7 @@ export function registerInferRoutes(app: FastifyInstance, { serving, policies, o
         if (verdict === 'error' && guards.failClosed && guards.squeeze?.mode === 'reject') throw new GatewayError('GUARD_UNAVAILABLE');
         if (verdict === 'flag' || verdict === 'route') fired = [...(fired ?? []), 'squeeze'];
         if (verdict === 'route' && guards.routeTo !== undefined && guards.routeTo !== version) {
-          const again = findVersion(model, guards.routeTo);
-          const againMd = again.requireMetadata();
-          validateAgainstMetadata(parsed, againMd, mc.allowEmptyBatch);
-          served = again;
-          version = again.version;
-          md = againMd;
-          reply.header('x-model-version', version).header('x-route-reason', `${ROUTE_REASON_PREFIX}squeeze`);
-          response = await again.adapter.infer(parsed, { deadline, requestId: String(request.id) });
+          response = await moveTo(guards.routeTo, `${ROUTE_REASON_PREFIX}squeeze`).adapter.infer(parsed, { deadline, requestId: String(request.id) });
         }
       }
       if (fired !== undefined && fired.length > 0) reply.header(GUARD_HEADER, fired.join(','));
