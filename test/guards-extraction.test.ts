@@ -4,7 +4,7 @@
  * input box at random, its requests spread over both replicas, is flagged from their combined rows;
  * a benign caller replaying real flowers through both is never flagged. Then each response:
  * `throttle` (the attacker's rows limited per minute across both replicas: 429 RATE_LIMITED with
- * Retry-After), `coarsen` (its scores rounded; the benign caller's untouched), the admin list and
+ * Retry-After), `coarsen` (its scores rounded; the benign caller's untouched), `deny` (403), the admin list and
  * the clear (scope admin:guards), and a caller opted out of tracking, whose queries are not kept.
  */
 import assert from 'node:assert/strict';
@@ -92,6 +92,7 @@ before(async () => {
     models: {
       iris: { versions: version, guards: { extraction: { mode: 'throttle', throttleRowsPerMinute: PER_MINUTE } } },
       'iris-coarse': { versions: version, guards: { extraction: { mode: 'coarsen', coarsen: { decimals: 1 } } } },
+      'iris-deny': { versions: version, guards: { extraction: { mode: 'deny' } } },
     },
   }));
   replicas = await Promise.all([0, 1].map(() => spawnGateway(['serve', '--config', file])));
@@ -144,6 +145,19 @@ describe('the extraction guard on two replicas sharing Redis', { timeout: 120_00
     const b = await infer(1, 'iris-coarse', 'alice', [[5.1, 3.5, 1.4, 0.2]]);
     assert.equal(b.headers['x-guard'], undefined);
     assert.ok((b.body.outputs as { data: number[] }[])[0]!.data.some((x) => Math.abs(x * 10 - Math.round(x * 10)) > 1e-3));
+  });
+
+  test('deny: once flagged, the caller is refused 403 EXTRACTION_SUSPECTED on both replicas; a benign caller is served', async () => {
+    const draw = uniform(13);
+    const answers = await send('iris-deny', 'mack', 12, () => [draw(), draw(), draw(), draw()]);
+    assert.ok(answers.every((a) => a.status === 200 || a.body.code === 'EXTRACTION_SUSPECTED'));
+    await until('flagged', () => flagged('iris-deny', 'mack'), 10_000);
+    for (const replica of [0, 1]) {
+      const a = await infer(replica, 'iris-deny', 'mack', [[5.1, 3.5, 1.4, 0.2]]);
+      assert.equal(a.status, 403);
+      assert.equal(a.body.code, 'EXTRACTION_SUSPECTED');
+    }
+    assert.equal((await infer(0, 'iris-deny', 'alice', [[5.1, 3.5, 1.4, 0.2]])).status, 200);
   });
 
   test('the admin list names flagged subjects with their signals; a clear reaches both replicas', async () => {
