@@ -17,6 +17,7 @@ import { createAuthPolicy, type AuthPolicy } from '../policies/authenticate.js';
 import { createScopePolicy } from '../policies/authorize.js';
 import { PolicyChain } from '../policies/chain.js';
 import { GuardFigures } from '../policies/guards/guard-events.js';
+import { errorCode, guardWarnings } from '../policies/guards/guard-log.js';
 import { optOutsRetainPayload } from './retention.js';
 import { ExtractionWatchers } from './extraction-watch.js';
 import { guardsFeature } from './routes/admin-guards.js';
@@ -216,10 +217,11 @@ export async function compose(config: GatewayConfig, log: Logger, opts: ComposeO
     }
     parts.push({ name: 'extraction guard', close: () => extraction.close() });
     policies.push(createInputGuardsPolicy({ events: guardFigures, log, retains: optOutsRetainPayload, extraction }));
+    const squeezeWarnings = guardWarnings(log);
     const squeeze = new SqueezeGuard({
       events: guardFigures,
       timed: (m, v, s) => metrics.recordSqueeze(m, v, s),
-      onError: (model, e) => log.warn({ model, guard: 'squeeze', code: (e as { code?: unknown }).code ?? (e as Error).name }, 'the squeeze guard failed; the request was judged without it'),
+      onError: (model, e) => squeezeWarnings(model, { model, guard: 'squeeze', code: errorCode(e) }, 'the squeeze guard failed; the request was judged without it'),
     });
 
     // Each version's reference profile (input guards) loads and reloads with its model.

@@ -10,6 +10,7 @@
  * shared store (`charge`, like the quotas): only flagged subjects pay that call.
  */
 import type { Logger } from 'pino';
+import { guardWarnings } from '../policies/guards/guard-log.js';
 import { ExtractionMonitor } from '../policies/guards/extraction-monitor.js';
 import { scorerOf } from '../policies/guards/extraction-scorer.js';
 import { ExtractionSignals, signalSettings } from '../policies/guards/extraction-signals.js';
@@ -27,17 +28,15 @@ interface Watched {
 }
 
 const THROTTLE_WINDOW_MS = 60_000;
-const LOG_EVERY_MS = 60_000;
 
 export class ExtractionWatchers implements ExtractionWatch, ExtractionAdmin {
   readonly #store: StateStore;
-  readonly #log: Logger;
+  readonly #warn: ReturnType<typeof guardWarnings>;
   readonly #watched = new Map<string, Watched>();
-  readonly #lastLogged = new Map<string, number>();
 
   constructor(store: StateStore, log: Logger) {
     this.#store = store;
-    this.#log = log;
+    this.#warn = guardWarnings(log);
   }
 
   /** Starts, replaces or closes monitors to match the table's versions and their profiles. */
@@ -101,12 +100,5 @@ export class ExtractionWatchers implements ExtractionWatch, ExtractionAdmin {
     const all = [...this.#watched.values()];
     this.#watched.clear();
     await Promise.all(all.map((w) => w.monitor.close()));
-  }
-
-  #warn(key: string, fields: Record<string, unknown>, message: string): void {
-    const now = Date.now();
-    if ((this.#lastLogged.get(key) ?? 0) + LOG_EVERY_MS > now) return;
-    this.#lastLogged.set(key, now);
-    this.#log.warn(fields, message);
   }
 }

@@ -24,6 +24,7 @@ import { GatewayError } from '../../gateway/errors.js';
 import { CONTINUE, type Decision, type Policy, type PolicyContext } from '../policy.js';
 import { checkContract } from './contract.js';
 import type { GuardEvents, GuardOutcome } from './guard-events.js';
+import { errorCode, guardWarnings } from './guard-log.js';
 import { featureRows, type RowValues } from './features.js';
 import { oodScore } from './ood.js';
 import type { Profile } from './profile.js';
@@ -70,20 +71,11 @@ type Mode = 'reject' | 'flag' | 'route' | 'off';
 
 const modeOf = (g: GuardsConfig, name: 'contract' | 'ood'): Mode => (g[name]?.mode ?? 'off') as Mode;
 
-/** Errors are logged by code at most once a minute per model and guard: a broken profile must not flood the log. */
-const LOG_EVERY_MS = 60_000;
-
 export function createInputGuardsPolicy(deps: InputGuardsDeps): Policy {
   const { events, log, extraction } = deps;
-  const lastLogged = new Map<string, number>();
-  const logFailure = (model: string, guard: GuardName, e: unknown): void => {
-    const key = `${model}\0${guard}`;
-    const now = Date.now();
-    if ((lastLogged.get(key) ?? 0) + LOG_EVERY_MS > now) return;
-    lastLogged.set(key, now);
-    // By code and message only: a guard's error may quote a client's value.
-    log.warn({ model, guard, code: (e as { code?: unknown }).code ?? (e as Error).name }, 'an input guard failed; the request was judged without it');
-  };
+  const warn = guardWarnings(log);
+  const logFailure = (model: string, guard: GuardName, e: unknown): void =>
+    warn(`${model}\0${guard}`, { model, guard, code: errorCode(e) }, 'an input guard failed; the request was judged without it');
 
   return {
     name: 'input-guards',
