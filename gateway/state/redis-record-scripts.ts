@@ -14,14 +14,23 @@
  * never take an existing record for absent.
  */
 const REVISION_LUA = `
+local function nowMs()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
 local function revision()
   if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
   local current = redis.call('GET', KEYS[2])
   if current then return tonumber(current) end
   local adopted = redis.call('INCR', KEYS[3])
-  local ttl = redis.call('PTTL', KEYS[1])
-  if ttl > 0 then
-    redis.call('SET', KEYS[2], adopted, 'PX', ttl)
+  -- The record's own expiry instant (Redis 7: PEXPIRETIME; before it, now + PTTL).
+  local ok, at = pcall(redis.call, 'PEXPIRETIME', KEYS[1])
+  if not ok then
+    local ttl = redis.call('PTTL', KEYS[1])
+    at = ttl > 0 and nowMs() + ttl or -1
+  end
+  if at > 0 then
+    redis.call('SET', KEYS[2], adopted, 'PXAT', at)
   else
     redis.call('SET', KEYS[2], adopted)
   end
@@ -57,8 +66,10 @@ end
 local r = redis.call('INCR', KEYS[3])
 local ttl = tonumber(ARGV[3])
 if ttl > 0 then
-  redis.call('SET', KEYS[1], ARGV[2], 'PX', ttl)
-  redis.call('SET', KEYS[2], r, 'PX', ttl)
+  -- One instant for both: two relative expiries set a millisecond apart would part them.
+  local at = nowMs() + ttl
+  redis.call('SET', KEYS[1], ARGV[2], 'PXAT', at)
+  redis.call('SET', KEYS[2], r, 'PXAT', at)
 else
   redis.call('SET', KEYS[1], ARGV[2])
   redis.call('SET', KEYS[2], r)
