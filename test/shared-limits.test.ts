@@ -56,6 +56,10 @@ describe('rate limits shared by two gateways through one Redis', () => {
         // event loop past the default 100 ms command timeout, and a timed-out charge is decided by
         // failMode: a generous timeout keeps this test about counting, not about machine noise.
         state: { redisUrl: redis?.url, keyPrefix: PREFIX, commandTimeoutMs: 2_000 },
+        // Likewise the backend's admission: 500 admitted calls queue behind its 64 connections, and a
+        // loaded machine can hold one past the default 1 s queue wait (503 OVERLOADED, seen in CI).
+        // Shedding is shown in test/overload.timing.test.ts; here every admitted call must reach it.
+        backend: { queueTimeoutMs: 30_000 },
         rateLimits: {
           rules: [
             { name: 'per-user', by: 'subject', limit: 500, windowMs: 60_000, models: ['burst'] },

@@ -30,8 +30,10 @@ export function gatewayConfig(opts: {
   models: readonly string[];
   state?: Record<string, unknown>;
   rateLimits: Record<string, unknown>;
+  /** Backend settings over the defaults (its admission: connections, queue, queueTimeoutMs). */
+  backend?: Record<string, unknown>;
 }): Record<string, unknown> {
-  const backend = { kind: 'oip-http', url: opts.backendUrl, model: ROW_STATS_METADATA.name, connections: 64 };
+  const backend = { kind: 'oip-http', url: opts.backendUrl, model: ROW_STATS_METADATA.name, connections: 64, ...opts.backend };
   return {
     server: { host: '127.0.0.1', port: 0, shutdownGraceMs: 2000 },
     logging: { level: 'info' },
