@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto';
 
 /** The seed every stream of the committed sets derives from. */
-export const BUILD_SEED = 'breakwater-eval-2';
+export const BUILD_SEED = 'breakwater-eval-3';
 
 /** A uniform number in [0, 1) from a SHA-256 of `key` (a stateless draw: splits, per-item choices). */
 export function hashUnit(key: string): number {

@@ -46,11 +46,13 @@ export function profileSummary(p: Profile, out: string): string {
   const c = p.calibration;
   const lines = [
     `profile of ${p.model} version ${p.version} written to ${out}`,
-    `  data: ${p.data.file}, ${p.data.rows} rows: ${p.data.referenceRows} reference, ${p.data.heldOutRows} held out for calibration`,
+    `  data: ${p.data.file}, ${p.data.rows} rows: ${p.data.referenceRows} reference, ${p.data.heldOutRows} held out (the encoder and the extraction steps are fitted on the reference rows)`,
     `  features: ${p.features.length} (${p.inputs.map((i) => `${i.name} ${i.datatype} [${i.rowShape.join(',')}]`).join(', ')})`,
     p.ood.method === 'knn' && p.ood.image !== undefined
       ? `  out-of-distribution: image (pixels, edges, statistics; ${p.ood.rows} rows), threshold ${c.ood.toPrecision(4)} cross-fitted on ${c.oodRows ?? p.ood.rows} rows (target false-positive rate ${c.targetFpr}, at ${CALIBRATION_CONFIDENCE * 100} % confidence)`
-      : `  out-of-distribution: ${p.ood.method}, threshold ${c.ood.toPrecision(4)} (target false-positive rate ${c.targetFpr})`,
+      : p.ood.method === 'mixture'
+        ? `  out-of-distribution: Gaussian mixture of ${p.ood.components.length} component${p.ood.components.length === 1 ? '' : 's'}, threshold ${c.ood.toPrecision(4)} cross-fitted on ${c.oodRows ?? p.data.rows} rows (target false-positive rate ${c.targetFpr}, at ${CALIBRATION_CONFIDENCE * 100} % confidence)`
+        : `  out-of-distribution: ${p.ood.method}, threshold ${c.ood.toPrecision(4)} (target false-positive rate ${c.targetFpr})`,
     c.squeeze === undefined || p.squeeze === undefined
       ? '  squeeze: none (the model has no probability or logit output to compare)'
       : `  squeeze: ${p.squeeze.squeezers.map((s, k) => `${squeezerName(s)} (threshold ${c.squeeze?.[k]?.toPrecision(4)})`).join(', ')} on ${p.squeeze.output}${p.squeeze.logits ? ' (logits)' : ''}, from ${c.squeezeRows ?? p.data.rows} rows`,

@@ -112,9 +112,10 @@ test('buildProfile: iris from iris.csv with the real model: split, thresholds, s
   const sepal = p.features[0];
   assert.deepEqual(sepal?.kind === 'numeric' && [sepal.min, sepal.max], [4.3, 7.9], 'ranges from every row');
   for (const f of p.features) assert.ok(f.kind === 'numeric' && f.low !== undefined && f.high !== undefined && f.low <= f.min && f.high >= f.max, `${f.name}: contract bounds around [min, max]`);
-  assert.equal(p.ood.method, 'mahalanobis');
+  assert.equal(p.ood.method, 'mixture');
   assert.equal(p.calibration.targetFpr, 0.01);
-  assert.ok(p.calibration.ood > 1 && p.calibration.ood < 10, `ood threshold ${p.calibration.ood}`);
+  assert.equal(p.calibration.oodRows, 150, 'the mixture\'s threshold from cross-fitted scores of every row');
+  assert.match(p.calibration.method, /except out of distribution \(a Gaussian mixture\): the mixture is fitted on every row/);
   assert.ok(oodScore(p.ood, [5.1, 3.5, 1.4, 0.2]) < p.calibration.ood, 'a real flower is below the threshold');
   assert.ok(oodScore(p.ood, [510, 350, 140, 20]) > p.calibration.ood, 'centimetres sent as tenths of millimetres are far above it');
   assert.equal(p.squeeze?.output, 'output');

@@ -3,19 +3,20 @@
  * from its reference data, with the model itself (its metadata and, for squeezing, its answers)
  * taken from the real backend through the same adapter `serve` uses.
  *
- * The rows are split by a seeded hash of their index: 70 % reference, 30 % held out. The detectors
- * (the encoder, the OOD model, the extraction monitor's steps, measured on a benign caller drawing
- * reference rows at random with the same seed) are fitted on the reference rows only and the OOD threshold is calibrated on the held-out rows (calibrate.ts), which the
- * detectors never saw. The squeezing guard fits nothing, so its squeezers are chosen and its
+ * The rows are split by a seeded hash of their index: 70 % reference, 30 % held out. The encoder
+ * and the extraction monitor's steps (measured on a benign caller drawing reference rows at random
+ * with the same seed) are fitted on the reference rows only. The squeezing guard fits nothing, so its squeezers are chosen and its
  * thresholds set on every row (squeezer-selection.ts): more rows, a steadier tail. The per-feature
  * statistics the contract checks (types, ranges and their bounds, categories, missing values) have
  * no threshold to calibrate and are taken from every row: a range from 70 % of the data would be
  * narrower than the data's own.
  *
- * The out-of-distribution detector of a model whose one input is an image is the exception: it is
+ * The out-of-distribution detector (a tabular model's mixture, an image model's image detector) is
  * fitted on every row, and its threshold set from cross-fitted scores of every row by the confident
- * rule (policies/guards/ood.ts fitOodForCalibration, image-ood.ts, calibrate.ts): a few hundred
- * images are too few to spare 30 % of them, and too few for a threshold from 150.
+ * rule (policies/guards/ood.ts fitOodForCalibration, image-ood.ts, calibrate.ts): a hundred rows or
+ * a few hundred images are too few to spare 30 % of them, and too few for a threshold from 30 %.
+ * Only a knn model of wide rows that are not an image is fitted on the reference rows and
+ * calibrated on the held-out rows.
  */
 import { basename } from 'node:path';
 import type { Adapter, InferRequest, InferResponse, ModelMetadata, TensorMetadata } from '../../adapters/adapter.js';
@@ -24,7 +25,7 @@ import { createAdapter } from '../../adapters/registry.js';
 import { calibrateThreshold, CALIBRATION_METHOD, CONFIDENT_METHOD, confidentThreshold } from '../../policies/guards/calibrate.js';
 import { featureNames, isImageInput, profileInputs, requestFromRows, type ColumnMap, type RowValues } from '../../policies/guards/features.js';
 import { IMAGE_OOD_FOLDS } from '../../policies/guards/image-ood.js';
-import { fitOodForCalibration, KNN_MAX_REFERENCE } from '../../policies/guards/ood.js';
+import { fitOodForCalibration, KNN_MAX_REFERENCE, MIXTURE_FOLDS } from '../../policies/guards/ood.js';
 import { PROFILE_FORMAT, type FeatureProfile, type Profile, type ProfileInput, type SqueezeProfile, type Squeezer } from '../../policies/guards/profile.js';
 import { QUANTILE_PROBS, quantilesOf } from '../../policies/guards/quantiles.js';
 import { squeezeRequests, squeezeScores } from '../../policies/guards/squeeze.js';
@@ -38,6 +39,9 @@ import { selectionMethod, selectSqueezers } from './squeezer-selection.js';
 /** How an image model's out-of-distribution threshold is set, in words (Calibration.method). */
 export const IMAGE_OOD_METHOD = 'the detector is fitted on every row (reference and held out); each row is scored by the detector fitted '
   + `without its tenth of the rows (${IMAGE_OOD_FOLDS}-fold cross-fitting, rows folded in the seeded order), and ${CONFIDENT_METHOD}`;
+/** How a tabular model's (the mixture's) out-of-distribution threshold is set, in words. */
+export const MIXTURE_OOD_METHOD = 'the mixture is fitted on every row (reference, then held out, each in the seeded order); row i is scored by the mixture fitted '
+  + `without the rows of its fold (i mod ${MIXTURE_FOLDS}), and ${CONFIDENT_METHOD}`;
 
 /** Share of the rows the detectors are fitted on; the rest calibrates their thresholds. */
 export const REFERENCE_SHARE = 0.7;
@@ -342,7 +346,7 @@ export async function buildProfile(req: ProfileRequest): Promise<Profile> {
       extraction: { stepQuantiles: quantilesOf(steps.distances.length > 0 ? steps.distances : [0]), tinyStep: steps.tinyStep, tinyRate: steps.tinyRate, latticeRate: steps.latticeRate },
       calibration: {
         targetFpr,
-        method: [CALIBRATION_METHOD, ...(fitted.crossFitted ? [`except out of distribution (an image model): ${IMAGE_OOD_METHOD}`] : []), ...(squeezed === undefined ? [] : [squeezed.method])].join('; '),
+        method: [CALIBRATION_METHOD, ...(fitted.crossFitted ? [ood.method === 'mixture' ? `except out of distribution (a Gaussian mixture): ${MIXTURE_OOD_METHOD}` : `except out of distribution (an image model): ${IMAGE_OOD_METHOD}`] : []), ...(squeezed === undefined ? [] : [squeezed.method])].join('; '),
         heldOutRows: heldOut.length,
         ood: oodThreshold,
         ...(fitted.crossFitted ? { oodRows: fitted.scores.length } : {}),

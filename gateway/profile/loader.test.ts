@@ -59,7 +59,13 @@ test('profileProblems: format, hash, names, datatypes, row shapes and order, eac
 });
 
 test('profileProblems: parts that do not fit together (what the guards would index into)', () => {
-  assert.match(profileProblems(edited((p) => p.ood.precision.pop()), LOADED).join(), /a Mahalanobis model needs a mean of 4 and a precision of 4×4 numbers/);
+  assert.match(profileProblems(edited((p) => p.ood.components[0].precision.pop()), LOADED).join(), /a mixture model needs components, each with a weight, a logNorm, a mean of 4 and a precision of 4×4 numbers/);
+  assert.match(profileProblems(edited((p) => (p.ood.components = [])), LOADED).join(), /a mixture model needs components/);
+  assert.match(profileProblems(edited((p) => delete p.ood.components[0].logNorm), LOADED).join(), /a mixture model needs components/);
+  // A profile written before the mixture: one Gaussian.
+  const gaussian = (mean: number[], precision: number[]) => edited((p) => (p.ood = { method: 'mahalanobis', encoder: p.ood.encoder, mean, precision }));
+  assert.deepEqual(profileProblems(gaussian([0, 0, 0, 0], Array.from({ length: 16 }, (_, i) => (i % 5 === 0 ? 1 : 0))), LOADED), []);
+  assert.match(profileProblems(gaussian([0, 0, 0, 0], [1, 0, 0]), LOADED).join(), /a Mahalanobis model needs a mean of 4 and a precision of 4×4 numbers/);
   assert.match(profileProblems(edited((p) => p.features.pop()), LOADED).join(), /`features` must hold one entry per feature of the inputs \(4\)/);
   assert.match(profileProblems(edited((p) => (p.features[1].quantiles = [1])), LOADED).join(), /feature 1 \("input\[1\]"\): a numeric feature needs/);
   assert.match(profileProblems(edited((p) => (p.ood.method = 'isolation-forest')), LOADED).join(), /`ood.method` "isolation-forest" is unknown/);

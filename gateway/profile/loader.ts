@@ -119,14 +119,18 @@ function structureProblems(p: Json): string[] {
   const encoder = isRecord(ood.encoder) ? ood.encoder : {};
   const d = typeof encoder.columns === 'number' ? encoder.columns : -1;
   if (d < 0 || !Array.isArray(encoder.features) || encoder.features.length !== next) problems.push('`ood.encoder` must have `columns` and one entry per feature');
-  if (ood.method === 'mahalanobis') {
+  if (ood.method === 'mixture') {
+    const components = Array.isArray(ood.components) ? ood.components : [];
+    const ok = components.length > 0 && components.every((c) => isRecord(c) && typeof c.weight === 'number' && c.weight > 0 && typeof c.logNorm === 'number' && isNumbers(c.mean, d) && isNumbers(c.precision, d * d));
+    if (!ok) problems.push(`\`ood\`: a mixture model needs components, each with a weight, a logNorm, a mean of ${d} and a precision of ${d}×${d} numbers`);
+  } else if (ood.method === 'mahalanobis') {
     if (!isNumbers(ood.mean, d) || !isNumbers(ood.precision, d * d)) problems.push(`\`ood\`: a Mahalanobis model needs a mean of ${d} and a precision of ${d}×${d} numbers`);
   } else if (ood.method === 'knn') {
     const rows = typeof ood.rows === 'number' ? ood.rows : -1;
     if (!(rows > 0) || !isNumbers(ood.reference, rows * d) || typeof ood.k !== 'number' || !(ood.k >= 1 && ood.k <= rows)) problems.push(`\`ood\`: a knn model needs k (1 to rows) and rows × ${d} reference values`);
     if (ood.image !== undefined) problems.push(...imageProblems(ood.image, d, inputs));
   } else {
-    problems.push(`\`ood.method\` "${String(ood.method)}" is unknown (mahalanobis or knn)`);
+    problems.push(`\`ood.method\` "${String(ood.method)}" is unknown (mixture, mahalanobis or knn)`);
   }
   const extraction = isRecord(p.extraction) ? p.extraction : {};
   if (!isNumbers(extraction.stepQuantiles, probs)) problems.push(`\`extraction.stepQuantiles\` must hold ${probs} numbers`);

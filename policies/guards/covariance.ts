@@ -51,9 +51,10 @@ function inverseFromCholesky(l: Float64Array, d: number): Float64Array {
 
 /**
  * Mean and precision of encoded rows `x` (n × d): the sample covariance shrunk towards
- * (trace / d)·I by the Ledoit–Wolf intensity (at least MIN_SHRINKAGE), then inverted.
+ * (trace / d)·I by the Ledoit–Wolf intensity (at least MIN_SHRINKAGE), then inverted; `logDet` is
+ * the natural log of the shrunk covariance's determinant (a Gaussian density's normaliser).
  */
-export function shrunkPrecision(x: Float64Array, n: number, d: number): { mean: Float64Array; precision: Float64Array; shrinkage: number } {
+export function shrunkPrecision(x: Float64Array, n: number, d: number): { mean: Float64Array; precision: Float64Array; shrinkage: number; logDet: number } {
   const mean = new Float64Array(d);
   for (let r = 0; r < n; r++) for (let j = 0; j < d; j++) mean[j] += x[r * d + j];
   for (let j = 0; j < d; j++) mean[j] /= n;
@@ -107,7 +108,11 @@ export function shrunkPrecision(x: Float64Array, n: number, d: number): { mean: 
     for (let i = 0; i < d * d; i++) a[i] = (1 - shrinkage) * s[i];
     for (let i = 0; i < d; i++) a[i * d + i] += shrinkage * mu;
     const l = cholesky(a, d);
-    if (l !== undefined) return { mean, precision: inverseFromCholesky(l, d), shrinkage };
+    if (l !== undefined) {
+      let logDet = 0;
+      for (let i = 0; i < d; i++) logDet += 2 * Math.log(l[i * d + i]);
+      return { mean, precision: inverseFromCholesky(l, d), shrinkage, logDet };
+    }
     shrinkage = Math.min(1, shrinkage * 2);
   }
 }

@@ -2,13 +2,13 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { encode } from './encoder.js';
 import type { RowValues } from './features.js';
-import { fitOod, fitOodForCalibration, KNN_MAX_REFERENCE, oodScore } from './ood.js';
+import { fitOod, fitOodForCalibration, KNN_MAX_REFERENCE, MIXTURE_FOLDS, oodScore } from './ood.js';
 import type { FeatureProfile } from './profile.js';
 import { normal } from '../../test/helpers/seeded-normal.js';
 
 const num = (name: string, mean = 0, std = 1, input = name): FeatureProfile => ({ kind: 'numeric', name, input, integer: false, min: -10, max: 10, mean, std, quantiles: [], missingRate: 0 });
 
-test('mahalanobis: with plenty of rows the score is the distance under the sample covariance', () => {
+test('tabular: one Gaussian group gives a one-component mixture, the score half the squared Mahalanobis distance above the mean\'s', () => {
   const z = normal(1);
   // x ~ N(0, 1); y = 0.8 x + 0.6 e: unit variances, correlation 0.8
   const rows: RowValues[] = Array.from({ length: 5000 }, () => {
@@ -16,16 +16,33 @@ test('mahalanobis: with plenty of rows the score is the distance under the sampl
     return [x, 0.8 * x + 0.6 * z()];
   });
   const model = fitOod([num('x'), num('y')], rows);
-  assert.equal(model.method, 'mahalanobis');
-  const exact = (x: number, y: number) => Math.sqrt((x * x - 1.6 * x * y + y * y) / (1 - 0.64));
+  assert.equal(model.method, 'mixture');
+  assert.equal(model.method === 'mixture' && model.components.length, 1, 'one group: one component');
+  const exact = (x: number, y: number) => (x * x - 1.6 * x * y + y * y) / (1 - 0.64);
+  const atMean = oodScore(model, [0, 0]);
   for (const [x, y] of [[1, 1], [1, -1], [2, 0], [0, 0.5]] as const) {
-    const s = oodScore(model, [x, y]);
-    assert.ok(Math.abs(s - exact(x, y)) / exact(x, y) < 0.08, `(${x}, ${y}): ${s} vs ${exact(x, y)}`);
+    const s = 2 * (oodScore(model, [x, y]) - atMean);
+    assert.ok(Math.abs(s - exact(x, y)) / exact(x, y) < 0.12, `(${x}, ${y}): ${s} vs ${exact(x, y)}`);
   }
-  assert.ok(oodScore(model, [1, -1]) > 3 * oodScore(model, [1, 1]), 'against the correlation is far');
+  assert.ok(oodScore(model, [1, -1]) - atMean > 3 * (oodScore(model, [1, 1]) - atMean), 'against the correlation is far');
 });
 
-test('mahalanobis on mixed features: an unknown category and an infinite value are far', () => {
+test('tabular: rows in groups get a component each; a row mixing two groups\' values is far though each value is usual', () => {
+  const z = normal(11);
+  // Two groups on the diagonal, like two species: (−3, −3) and (3, 3), each with spread 0.5.
+  const rows: RowValues[] = Array.from({ length: 400 }, (_, i) => {
+    const c = i % 2 === 0 ? -3 : 3;
+    return [c + 0.5 * z(), c + 0.5 * z()];
+  });
+  const model = fitOod([num('x'), num('y')], rows);
+  assert.equal(model.method === 'mixture' && model.components.length, 2);
+  const worst = Math.max(...rows.map((r) => oodScore(model, r)));
+  assert.ok(oodScore(model, [-3, 3]) > worst + 10, 'one group\'s x with the other\'s y');
+  assert.ok(oodScore(model, [0, 0]) > worst, 'between the groups, where one Gaussian would put its centre');
+  assert.ok(oodScore(model, [3.2, 2.9]) < worst);
+});
+
+test('tabular on mixed features: an unknown category and an infinite value are far', () => {
   const z = normal(3);
   const sex: FeatureProfile = { kind: 'categorical', name: 'sex', input: 'sex', categories: { female: 0.4, male: 0.6 }, missingRate: 0 };
   const rows: RowValues[] = Array.from({ length: 600 }, () => [z() * 14 + 30, z() > 0.25 ? 'male' : 'female']);
@@ -73,14 +90,28 @@ test('knn keeps at most 1000 reference rows (the first given); fitting needs two
   assert.throws(() => fitOod(features, rows.slice(0, 1)), /at least 2 reference rows/);
 });
 
-test('fitOodForCalibration, tabular: fitOod on the reference rows, the held-out rows\' scores', () => {
+test('fitOodForCalibration, tabular: the mixture on every row, each row scored by the mixture fitted without its tenth', () => {
   const z = normal(5);
   const rows: RowValues[] = Array.from({ length: 300 }, () => [z(), z()]);
   const features = [num('x'), num('y')];
   const fitted = fitOodForCalibration(features, rows.slice(0, 200), rows.slice(200));
-  assert.equal(fitted.crossFitted, false);
-  assert.deepEqual(fitted.model, fitOod(features, rows.slice(0, 200)));
-  assert.deepEqual(fitted.scores, rows.slice(200).map((r) => oodScore(fitted.model, r)));
+  assert.equal(fitted.crossFitted, true);
+  assert.deepEqual(fitted.model, fitOod(features, rows));
+  assert.equal(fitted.scores.length, 300);
+  for (const i of [0, 7, 199, 200, 299]) {
+    const without = fitOod(features, rows.filter((_, j) => j % MIXTURE_FOLDS !== i % MIXTURE_FOLDS));
+    assert.equal(fitted.scores[i], oodScore(without, rows[i]), `row ${i}: scored without its fold`);
+  }
+  const json = JSON.parse(JSON.stringify(fitted.model)) as typeof fitted.model;
+  assert.equal(oodScore(json, [0.3, -1]), oodScore(fitted.model, [0.3, -1]), 'read back from JSON, the same score');
+});
+
+test('profiles written before the mixture (one Gaussian, method mahalanobis) are scored as before', () => {
+  const encoder = { columns: 2, features: [num('x'), num('y')].map((_, i) => ({ kind: 'numeric' as const, center: 0, scale: 1, column: i, missingColumn: null })) };
+  const model = { method: 'mahalanobis' as const, encoder, mean: [1, 0], precision: [4, 0, 0, 1] };
+  assert.equal(oodScore(model, [1, 0]), 0);
+  assert.equal(oodScore(model, [2, 0]), 2);
+  assert.equal(oodScore(model, [1, 3]), 3);
 });
 
 test('fitOodForCalibration, one image input: the image detector on every row, cross-fitted; past 1000 rows the rest scored as held out', () => {

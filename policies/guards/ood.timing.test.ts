@@ -1,6 +1,6 @@
 /**
- * The OOD score runs on the request path: an iris row (4 features, Mahalanobis) must cost well under
- * a microsecond, and an MNIST row against 1000 reference images (knn over 784 pixels) a fraction of
+ * The OOD score runs on the request path: an iris row (4 features, a Gaussian mixture of up to 4
+ * components) must cost well under two microseconds (about 0.15 µs with iris's two components), and an MNIST row against 1000 reference images (knn over 784 pixels) a fraction of
  * a millisecond. Bounds are loose (a loaded CI machine), the typical figures are far below them.
  */
 import assert from 'node:assert/strict';
@@ -21,12 +21,12 @@ function perCallNs(score: () => number, calls: number): number {
   return ns;
 }
 
-test('an iris row (4 features, Mahalanobis) scores in well under a microsecond', () => {
+test('an iris row (4 features, a Gaussian mixture) scores in well under two microseconds', () => {
   const rows: RowValues[] = Array.from({ length: 105 }, (_, i) => [4 + (i % 30) / 8, 2 + (i % 17) / 7, 1 + (i % 50) / 8, (i % 25) / 10]);
   const model = fitOod([0, 1, 2, 3].map((i) => num(`input[${i}]`, 'input')), rows);
   const row: RowValues = [5.1, 3.5, 1.4, 0.2];
   const ns = perCallNs(() => oodScore(model, row), 1_000_000);
-  assert.ok(ns < 1000, `${ns.toFixed(0)} ns per score`);
+  assert.ok(ns < 2000, `${ns.toFixed(0)} ns per score`);
 });
 
 test('an MNIST row against 1000 reference images (knn, 784 pixels) scores in under 5 ms', () => {

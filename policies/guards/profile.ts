@@ -79,14 +79,27 @@ export type EncodedFeature =
   | { readonly kind: 'numeric'; readonly center: number; readonly scale: number; readonly column: number; readonly missingColumn: number | null }
   | { readonly kind: 'categorical'; readonly column: number; readonly categories: readonly string[]; readonly unknownColumn: number; readonly missingColumn: number | null };
 
+/** One Gaussian of a `mixture` model (mixture.ts). */
+export interface MixtureComponent {
+  /** Its share of the reference rows. */
+  readonly weight: number;
+  readonly mean: readonly number[];
+  /** The inverse of its shrunk covariance (d × d, row-major). */
+  readonly precision: readonly number[];
+  /** ln(weight) − ½·ln det(covariance): its log-density at its mean, without the 2π term. */
+  readonly logNorm: number;
+}
+
 /**
- * The out-of-distribution detector's fitted state. `mahalanobis` for low-dimensional (tabular)
- * inputs: distance to the reference mean under a shrunk covariance. `knn` for high-dimensional
+ * The out-of-distribution detector's fitted state. `mixture` for low-dimensional (tabular)
+ * inputs: a Gaussian mixture, the score a row's negative log-density (mixture.ts). `mahalanobis`
+ * (profiles written before the mixture): distance to the reference mean under a shrunk covariance. `knn` for high-dimensional
  * inputs: mean distance to the k nearest reference rows (encoded, row-major); with an `image` part
  * (a model whose one input is an image), the score is instead the image detector's
  * (image-ood.ts), of which that distance is one part.
  */
 export type OodModel =
+  | { readonly method: 'mixture'; readonly encoder: EncoderSpec; readonly components: readonly MixtureComponent[] }
   | { readonly method: 'mahalanobis'; readonly encoder: EncoderSpec; readonly mean: readonly number[]; readonly precision: readonly number[] }
   | { readonly method: 'knn'; readonly encoder: EncoderSpec; readonly k: number; readonly rows: number; readonly reference: readonly number[]; readonly image?: ImageOod };
 
@@ -177,6 +190,34 @@ export interface Calibration {
   readonly squeezeRows?: number;
 }
 
+/**
+ * One feature's or output's reference distribution for the drift monitor (gateway/drift/bins.ts
+ * says how values fall into bins). `counts` are the reference rows per bin.
+ */
+export type DriftBins =
+  | { readonly name: string; readonly kind: 'numeric'; readonly edges: readonly number[]; readonly counts: readonly number[] }
+  | { readonly name: string; readonly kind: 'categorical'; readonly categories: readonly string[]; readonly counts: readonly number[] };
+
+/** The model output the drift monitor reads: a [N, classes] tensor of probabilities or logits. */
+export interface DriftOutput {
+  readonly name: string;
+  readonly logits: boolean;
+  readonly classes: number;
+}
+
+/**
+ * The drift monitor's reference: bins and counts of every feature (profile order) and of the
+ * outputs: with a class-score output (`output`), `<output>:class` (the predicted class, categories
+ * "0"… "classes−1") and `<output>:score` (the top probability, numeric), from the model's answers
+ * to every row of the data.
+ */
+export interface DriftReference {
+  readonly rows: number;
+  readonly features: readonly DriftBins[];
+  readonly output?: DriftOutput;
+  readonly outputs: readonly DriftBins[];
+}
+
 export interface Profile {
   readonly format: typeof PROFILE_FORMAT;
   readonly model: string;
@@ -192,4 +233,6 @@ export interface Profile {
   readonly squeeze?: SqueezeProfile;
   readonly extraction: ExtractionProfile;
   readonly calibration: Calibration;
+  /** The drift monitor's reference (profiles written before it lack it: rebuild them for drift). */
+  readonly drift?: DriftReference;
 }
