@@ -58,6 +58,11 @@ describe('breakwater profile', { timeout: 180_000 }, () => {
     assert.deepEqual(byName.fare?.kind === 'numeric' && [byName.fare.min, byName.fare.max], [0, 512.3292]);
     assert.equal(p.squeeze?.logits, false);
     assert.equal(p.calibration.squeeze?.length, 2, 'a threshold per squeezer');
+    assert.match(r.stdout, /drift reference: 5 features binned \(3 numeric, 2 categorical; 36 bins\), outputs binned: probabilities:class \(2 classes\) and probabilities:score \(9 edges\), from 1309 rows/);
+    const drift = Object.fromEntries((p.drift?.features ?? []).map((b) => [b.name, b]));
+    assert.deepEqual(drift.pclass, { name: 'pclass', kind: 'numeric', edges: [0.5, 1.5, 2.5], counts: [0, 323, 277, 709, 0] }, 'three classes, a bin each');
+    assert.deepEqual(drift.embarked, { name: 'embarked', kind: 'categorical', categories: ['C', 'Q', 'S'], counts: [270, 123, 914, 0, 2] });
+    assert.equal(drift.age?.counts.at(-1), 263, 'missing ages: the last bin');
   });
 
   test('iris from iris.csv with --map; without it the missing columns are named', async () => {
@@ -65,6 +70,7 @@ describe('breakwater profile', { timeout: 180_000 }, () => {
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /150 rows: 105 reference, 45 held out/);
     assert.match(r.stdout, /squeeze: 6-bit input \(threshold \d[^)]*\) on output \(logits\), from 150 rows/);
+    assert.match(r.stdout, /drift reference: 4 features binned \(4 numeric, 0 categorical; \d+ bins\), outputs binned: output:class \(3 classes\) and output:score \(\d edges\) after softmax, from 150 rows/);
     const bad = await breakwater(['profile', '--config', config, '--model', 'iris', '--data', join(ASSETS, 'datasets/iris.csv'), '--out', join(dir, 'x.json')]);
     assert.equal(bad.code, 1);
     assert.match(bad.stderr, /cannot build the profile of iris from .*iris\.csv: the header has no column input\[0\], input\[1\], input\[2\], input\[3\] for input "input"/);
@@ -79,6 +85,7 @@ describe('breakwater profile', { timeout: 180_000 }, () => {
     const p = await readProfile('mnist-1.json');
     assert.match(p.calibration.method, /left out: median 2x2 Input3 \(\d/);
     assert.equal(p.features.length, 784);
+    assert.match(r.stdout, /drift reference: 784 features binned \(784 numeric, 0 categorical; \d+ bins\), outputs binned: Plus214_Output_0:class \(10 classes\) and Plus214_Output_0:score \(\d edges\) after softmax, from 100 rows/);
     assert.equal(p.ood.method === 'knn' && p.ood.rows, 100);
     assert.equal(p.calibration.oodRows, 100);
     assert.match(p.calibration.method, /except out of distribution \(an image model\): the detector is fitted on every row/);

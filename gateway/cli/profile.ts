@@ -8,6 +8,7 @@ import { writeFile } from 'node:fs/promises';
 import { buildProfile, DEFAULT_SEED, DEFAULT_TARGET_FPR } from '../profile/build.js';
 import { parseColumnMap } from '../profile/read-data.js';
 import { squeezerName } from '../profile/squeezer-selection.js';
+import { binCount } from '../drift/bins.js';
 import { ConfigError, loadConfigFile } from '../config.js';
 import { CALIBRATION_CONFIDENCE } from '../../policies/guards/calibrate.js';
 import type { Profile } from '../../policies/guards/profile.js';
@@ -56,8 +57,22 @@ export function profileSummary(p: Profile, out: string): string {
     c.squeeze === undefined || p.squeeze === undefined
       ? '  squeeze: none (the model has no probability or logit output to compare)'
       : `  squeeze: ${p.squeeze.squeezers.map((s, k) => `${squeezerName(s)} (threshold ${c.squeeze?.[k]?.toPrecision(4)})`).join(', ')} on ${p.squeeze.output}${p.squeeze.logits ? ' (logits)' : ''}, from ${c.squeezeRows ?? p.data.rows} rows`,
+    driftLine(p),
   ];
   return `${lines.join('\n')}\n`;
+}
+
+/** The summary's line on the drift monitor's reference: what is binned, from how many rows. */
+function driftLine(p: Profile): string {
+  const d = p.drift;
+  if (d === undefined) return '  drift reference: none (rebuild the profile for the drift monitor)';
+  const numeric = d.features.filter((b) => b.kind === 'numeric').length;
+  const bins = d.features.reduce((n, b) => n + binCount(b), 0);
+  const score = d.outputs.find((b) => b.kind === 'numeric');
+  const outputs = d.output === undefined
+    ? 'outputs: none (the model has no class-score output)'
+    : `outputs binned: ${d.output.name}:class (${d.output.classes} classes) and ${d.output.name}:score (${score?.kind === 'numeric' ? score.edges.length : 0} edges)${d.output.logits ? ' after softmax' : ''}`;
+  return `  drift reference: ${d.features.length} features binned (${numeric} numeric, ${d.features.length - numeric} categorical; ${bins} bins), ${outputs}, from ${d.rows} rows`;
 }
 
 /** Runs the command; resolves to what to print. */

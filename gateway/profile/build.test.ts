@@ -8,7 +8,7 @@ import { oodScore } from '../../policies/guards/ood.js';
 import { PROFILE_FORMAT, type Profile } from '../../policies/guards/profile.js';
 import { ASSETS } from '../../test/helpers/assets.js';
 import { buildConfig, type GatewayConfig } from '../config.js';
-import { areProbabilities, buildProfile, candidateSqueezers, featureProfiles, scoreOutput, splitRows } from './build.js';
+import { buildProfile, candidateSqueezers, featureProfiles, splitRows } from './build.js';
 
 const IRIS_CSV = join(ASSETS, 'datasets/iris.csv');
 const IRIS_MAP = { input: ['SepalLengthCm', 'SepalWidthCm', 'PetalLengthCm', 'PetalWidthCm'] };
@@ -67,13 +67,7 @@ test('featureProfiles: an image\'s pixels share the contract bounds of all their
   assert.deepEqual(fs[63]?.kind === 'numeric' && [fs[63].min, fs[63].max], [0, 0], 'a pixel never inked keeps its own min and max');
 });
 
-test('scoreOutput, areProbabilities and candidateSqueezers', () => {
-  assert.equal(scoreOutput([{ name: 'label', datatype: 'INT64', shape: [-1] }, { name: 'probabilities', datatype: 'FP32', shape: [-1, 2] }])?.name, 'probabilities');
-  assert.equal(scoreOutput([{ name: 'Plus214_Output_0', datatype: 'FP32', shape: [1, 10] }])?.name, 'Plus214_Output_0');
-  assert.equal(scoreOutput([{ name: 'y', datatype: 'FP32', shape: [-1, 1] }, { name: 'l', datatype: 'INT64', shape: [-1, 3] }]), undefined);
-  assert.equal(areProbabilities([Float64Array.of(0.2, 0.8), Float64Array.of(1, 0)]), true);
-  assert.equal(areProbabilities([Float64Array.of(0.2, 0.8), Float64Array.of(8.6, -13)]), false);
-
+test('candidateSqueezers: images get 1 and 2 bits and a median; tabular inputs enough bits for their narrowest feature', () => {
   const image = profileInputs([{ name: 'Input3', datatype: 'FP32', shape: [1, 1, 28, 28] }]);
   const pixels = featureProfiles(image, [new Array(784).fill(0), new Array(784).fill(1)]);
   assert.deepEqual(candidateSqueezers(image, pixels), [
@@ -101,7 +95,7 @@ async function tempDir(): Promise<string> {
   return dir;
 }
 
-test('buildProfile: iris from iris.csv with the real model: split, thresholds, squeeze on logits; deterministic but for createdAt', async () => {
+test('buildProfile: iris from iris.csv with the real model: split, thresholds, squeeze on logits, drift bins; deterministic but for createdAt', async () => {
   const p = await buildProfile({ config, model: 'iris', data: IRIS_CSV, map: IRIS_MAP });
   assert.equal(p.format, PROFILE_FORMAT);
   assert.equal(p.version, '1', 'the stable version when none is named');
@@ -129,6 +123,19 @@ test('buildProfile: iris from iris.csv with the real model: split, thresholds, s
   assert.ok(p.extraction.tinyStep >= p.extraction.stepQuantiles[0] && p.extraction.tinyStep <= p.extraction.stepQuantiles[2], 'the tiny step: about the 1 % quantile');
   assert.ok(p.extraction.tinyRate >= 0.01 && p.extraction.tinyRate < 0.2, `tiny rate ${p.extraction.tinyRate}`);
   assert.ok(p.extraction.latticeRate >= 0 && p.extraction.latticeRate < 0.1, `lattice rate ${p.extraction.latticeRate}`);
+  const drift = p.drift;
+  assert.ok(drift !== undefined, 'the drift reference');
+  assert.equal(drift.rows, 150);
+  assert.deepEqual(drift.features.map((b) => [b.name, b.kind]), p.features.map((f) => [f.name, 'numeric']));
+  for (const b of [...drift.features, ...drift.outputs]) {
+    assert.equal(b.counts.reduce((x, y) => x + y, 0), 150, `${b.name}: every row counted`);
+    if (b.kind === 'numeric') assert.ok(b.edges.length >= 5 && b.edges.length <= 9 && b.edges.every((e, i) => i === 0 || e > b.edges[i - 1]), `${b.name}: ${b.edges.length} ascending edges`);
+  }
+  assert.deepEqual(drift.output, { name: 'output', logits: true, classes: 3 }, 'the logits output (as the squeeze section says)');
+  const classes = drift.outputs[0];
+  assert.deepEqual(classes?.kind === 'categorical' && classes.categories, ['0', '1', '2']);
+  for (const k of classes?.counts.slice(0, 3) ?? []) assert.ok(k >= 40 && k <= 60, `about 50 flowers of each species predicted: ${k}`);
+  assert.equal(drift.outputs[1]?.name, 'output:score');
 
   const again = await buildProfile({ config, model: 'iris', version: '1', data: IRIS_CSV, map: IRIS_MAP });
   assert.deepEqual({ ...again, createdAt: '' }, { ...p, createdAt: '' });

@@ -17,13 +17,16 @@
  * a few hundred images are too few to spare 30 % of them, and too few for a threshold from 30 %.
  * Only a knn model of wide rows that are not an image is fitted on the reference rows and
  * calibrated on the held-out rows.
+ *
+ * The drift monitor's reference (drift-reference.ts) is binned from every row and from the model's
+ * answers to every row: the same answers the squeeze calibration compares (answers.ts), asked once.
  */
 import { basename } from 'node:path';
-import type { Adapter, InferRequest, InferResponse, ModelMetadata, TensorMetadata } from '../../adapters/adapter.js';
+import type { Adapter, InferResponse } from '../../adapters/adapter.js';
 import { artifactSha256 } from '../../adapters/artifact.js';
 import { createAdapter } from '../../adapters/registry.js';
 import { calibrateThreshold, CALIBRATION_METHOD, CONFIDENT_METHOD, confidentThreshold } from '../../policies/guards/calibrate.js';
-import { featureNames, isImageInput, profileInputs, requestFromRows, type ColumnMap, type RowValues } from '../../policies/guards/features.js';
+import { featureNames, isImageInput, profileInputs, type ColumnMap, type RowValues } from '../../policies/guards/features.js';
 import { IMAGE_OOD_FOLDS } from '../../policies/guards/image-ood.js';
 import { fitOodForCalibration, KNN_MAX_REFERENCE, MIXTURE_FOLDS } from '../../policies/guards/ood.js';
 import { PROFILE_FORMAT, type FeatureProfile, type Profile, type ProfileInput, type SqueezeProfile, type Squeezer } from '../../policies/guards/profile.js';
@@ -32,6 +35,8 @@ import { squeezeRequests, squeezeScores } from '../../policies/guards/squeeze.js
 import { benignSteps } from '../../policies/guards/steps.js';
 import { hash32 } from '../../policies/traffic-split.js';
 import type { GatewayConfig } from '../config.js';
+import { modelAnswers, type ModelAnswers } from './answers.js';
+import { driftReference } from './drift-reference.js';
 import { extremeBounds } from './extreme-bounds.js';
 import { readReferenceData } from './read-data.js';
 import { selectionMethod, selectSqueezers } from './squeezer-selection.js';
@@ -143,12 +148,6 @@ export function featureProfiles(inputs: readonly ProfileInput[], rows: readonly 
   return out;
 }
 
-/** An output that holds a probability (or logit) vector per row: floating point, [batch, classes ≥ 2]. */
-export function scoreOutput(outputs: readonly TensorMetadata[]): TensorMetadata | undefined {
-  const candidates = outputs.filter((o) => o.datatype.startsWith('FP') && o.shape.length === 2 && o.shape[1] >= 2);
-  return candidates.find((o) => /prob/i.test(o.name)) ?? candidates[0];
-}
-
 /** Bits that make a step of at most 1/16 of the narrowest feature's range over the input's whole range (4 to 8). */
 function tabularBits(range: number, narrowest: number): number {
   if (!(narrowest > 0) || !(range > 0)) return 4;
@@ -192,43 +191,6 @@ export function candidateSqueezers(inputs: readonly ProfileInput[], features: re
   return out;
 }
 
-/** Rows per inference call when the model's batch dimension is dynamic. */
-const BATCH_ROWS = 256;
-
-/** One inference call of the calibration: the rows' request and the model's answer. */
-interface Answered {
-  readonly request: InferRequest;
-  readonly response: InferResponse;
-  readonly rows: number;
-}
-
-/**
- * Runs the model on `rows`, asking for `output` only. A fixed batch dimension b is honoured with
- * calls of exactly b rows (rows that do not fill the last call are left out).
- */
-async function answer(adapter: Adapter, batch: number, inputs: readonly ProfileInput[], rows: readonly RowValues[], output: string, timeoutMs: number): Promise<Answered[]> {
-  const size = batch > 0 ? batch : BATCH_ROWS;
-  const out: Answered[] = [];
-  for (let at = 0; at + (batch > 0 ? size : 1) <= rows.length; at += size) {
-    const chunk = rows.slice(at, at + size);
-    const request = { ...requestFromRows(inputs, chunk), outputs: [{ name: output }] };
-    const response = await adapter.infer(request, { deadline: Date.now() + timeoutMs, requestId: `profile-${at}` });
-    out.push({ request, response, rows: chunk.length });
-  }
-  return out;
-}
-
-/** The rows of `output` in the answers, one vector per row. */
-function outputRows(answers: readonly Answered[], output: string): Float64Array[] {
-  return answers.flatMap((a) => {
-    const t = a.response.outputs.find((o) => o.name === output);
-    if (t === undefined) throw new Error(`the model did not return output "${output}"`);
-    const data = t.data as ArrayLike<unknown>;
-    const width = data.length / a.rows;
-    return Array.from({ length: a.rows }, (_, r) => Float64Array.from({ length: width }, (_, j) => Number(data[r * width + j])));
-  });
-}
-
 /** The squeeze section, its thresholds and how they were chosen (`Calibration.method`'s squeeze part). */
 export interface SqueezeCalibration {
   readonly squeeze: SqueezeProfile;
@@ -238,26 +200,23 @@ export interface SqueezeCalibration {
 }
 
 /**
- * The squeeze section and its thresholds: the model answers `rows` and their copies under every
- * candidate squeezer (policies/guards/squeeze.ts, in the layout the guard itself sends); each
- * candidate's scores are the L1 gaps between the probability vectors; squeezer-selection.ts keeps
- * the candidates that leave clean answers alone and sets each one's threshold. A squeeze score fits
- * nothing, so every row of the data may be scored. Undefined when the model has no probability or
- * logit output, or no floating-point input to squeeze.
+ * The squeeze section and its thresholds: the model's answers to `rows` (answers.ts) are compared
+ * with its answers to their copies under every candidate squeezer (policies/guards/squeeze.ts, in
+ * the layout the guard itself sends); each candidate's scores are the L1 gaps between the
+ * probability vectors; squeezer-selection.ts keeps the candidates that leave clean answers alone and
+ * sets each one's threshold. A squeeze score fits nothing, so every row of the data may be scored.
+ * Undefined when the model has no probability or logit output, or no floating-point input to squeeze.
  */
-export async function squeezeCalibration(adapter: Adapter, metadata: ModelMetadata, inputs: readonly ProfileInput[], features: readonly FeatureProfile[], rows: readonly RowValues[], targetFpr: number, timeoutMs: number): Promise<SqueezeCalibration | undefined> {
-  const output = scoreOutput(metadata.outputs);
+export async function squeezeCalibration(adapter: Adapter, answers: ModelAnswers | undefined, inputs: readonly ProfileInput[], features: readonly FeatureProfile[], targetFpr: number, timeoutMs: number): Promise<SqueezeCalibration | undefined> {
   const candidates = candidateSqueezers(inputs, features);
-  if (output === undefined || candidates.length === 0) return undefined;
-  const batch = metadata.inputs[0]?.shape[0] ?? -1;
-  const originals = await answer(adapter, batch, inputs, rows, output.name, timeoutMs);
-  const all: SqueezeProfile = { output: output.name, logits: !areProbabilities(outputRows(originals, output.name)), squeezers: candidates };
+  if (answers === undefined || candidates.length === 0) return undefined;
+  const all: SqueezeProfile = { output: answers.output, logits: answers.logits, squeezers: candidates };
   const scores: number[][] = candidates.map(() => []);
-  for (const [i, a] of originals.entries()) {
-    const copies = squeezeRequests(all, a.request, batch < 0);
-    const answers: InferResponse[] = [];
-    for (const [k, copy] of copies.entries()) answers.push(await adapter.infer(copy, { deadline: Date.now() + timeoutMs, requestId: `profile-squeeze-${i}-${k}` }));
-    squeezeScores(all, a.response, answers, a.rows).forEach((s, k) => scores[k].push(...s));
+  for (const [i, a] of answers.calls.entries()) {
+    const copies = squeezeRequests(all, a.request, answers.batch < 0);
+    const squeezed: InferResponse[] = [];
+    for (const [k, copy] of copies.entries()) squeezed.push(await adapter.infer(copy, { deadline: Date.now() + timeoutMs, requestId: `profile-squeeze-${i}-${k}` }));
+    squeezeScores(all, a.response, squeezed, a.rows).forEach((s, k) => scores[k].push(...s));
   }
   const choice = selectSqueezers(scores, targetFpr);
   const scored = scores[0].length;
@@ -267,18 +226,6 @@ export async function squeezeCalibration(adapter: Adapter, metadata: ModelMetada
     rows: scored,
     method: selectionMethod(candidates, choice, scored, targetFpr),
   };
-}
-
-/** Whether every row is a probability vector (values in [0, 1] summing to 1); otherwise they are logits. */
-export function areProbabilities(rows: readonly Float64Array[]): boolean {
-  return rows.every((v) => {
-    let sum = 0;
-    for (const x of v) {
-      if (!(x >= 0 && x <= 1)) return false;
-      sum += x;
-    }
-    return Math.abs(sum - 1) < 1e-3;
-  });
 }
 
 export interface ProfileRequest {
@@ -328,7 +275,13 @@ export async function buildProfile(req: ProfileRequest): Promise<Profile> {
     const oodThreshold = fitted.crossFitted ? confidentThreshold(fitted.scores, targetFpr) : calibrateThreshold(fitted.scores, targetFpr);
     let draw = 0;
     const steps = benignSteps(ood.encoder, referenceRows.slice(0, KNN_MAX_REFERENCE), () => hash32(`${seed}:steps:${draw++}`) / 2 ** 32);
-    const squeezed = await squeezeCalibration(adapter, metadata, inputs, features, rows, targetFpr, mc.inferTimeoutMs);
+    // The model answers every row once; the squeeze calibration and the drift reference share the answers.
+    const answers = await modelAnswers(adapter, metadata, inputs, rows, mc.inferTimeoutMs);
+    const squeezed = await squeezeCalibration(adapter, answers, inputs, features, targetFpr, mc.inferTimeoutMs);
+    const drift = driftReference(features, rows, answers === undefined ? undefined : {
+      output: { name: answers.output, logits: answers.logits, classes: answers.classes },
+      rows: answers.rows,
+    });
 
     return {
       format: PROFILE_FORMAT,
@@ -352,6 +305,7 @@ export async function buildProfile(req: ProfileRequest): Promise<Profile> {
         ...(fitted.crossFitted ? { oodRows: fitted.scores.length } : {}),
         ...(squeezed === undefined ? {} : { squeeze: squeezed.thresholds, squeezeRows: squeezed.rows }),
       },
+      drift,
     };
   } finally {
     await adapter.close();

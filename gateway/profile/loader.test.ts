@@ -82,6 +82,37 @@ test('profileProblems: parts that do not fit together (what the guards would ind
   assert.match(profileProblems(edited((p) => Object.assign(p.ood, { method: 'knn', k: 5, rows: 2, reference: [1, 2] })), LOADED).join(), /a knn model needs k \(1 to rows\) and rows × 4 reference values/);
 });
 
+test('profileProblems: the drift reference, when present: bins, counts, names and outputs that fit, each problem named', () => {
+  assert.ok(profile.drift !== undefined && profile.drift.features.length === 4 && profile.drift.output?.name === 'output');
+  assert.deepEqual(profileProblems(edited((p) => delete p.drift), LOADED), [], 'a profile written before the drift reference loads');
+  const drift = (change: (d: Record<string, any>) => void): string => profileProblems(edited((p) => change(p.drift)), LOADED).join('; ');
+  assert.equal(drift((d) => d.features[0].counts.pop()), '`drift.features[0]` ("input[0]"): it needs 11 counts (whole numbers, 0 or more), one per bin');
+  assert.match(drift((d) => (d.features[1].counts[0] = -1)), /`drift.features\[1\]` \("input\[1\]"\): it needs 10 counts/);
+  assert.match(drift((d) => d.features[0].edges.reverse()), /`drift.features\[0\]` \("input\[0\]"\): its edges must be finite numbers in strictly ascending order/);
+  assert.match(drift((d) => (d.features[0].edges[1] = d.features[0].edges[0])), /strictly ascending/);
+  assert.equal(drift((d) => { [d.features[0], d.features[1]] = [d.features[1], d.features[0]]; }), '`drift.features[0]` is named "input[1]", where "input[0]" belongs; `drift.features[1]` is named "input[0]", where "input[1]" belongs');
+  assert.match(drift((d) => Object.assign(d.features[2], { kind: 'categorical', categories: ['a'] })), /`drift.features\[2\]` \("input\[2\]"\) must be numeric, not categorical/);
+  assert.equal(drift((d) => d.features.pop()), '`drift.features` must hold one entry per feature of the profile (4), in order');
+  assert.equal(drift((d) => (d.features[3].counts[0] += 1)), '`drift.features[3]` ("input[3]"): its counts add up to 151, not the 150 rows');
+  assert.match(drift((d) => (d.rows = 0)), /`drift.rows` must be a positive integer/);
+  assert.equal(drift((d) => d.outputs.pop()), '`drift.outputs` must hold the two blocks of output "output": "output:class", then "output:score"');
+  assert.equal(drift((d) => d.outputs.reverse()), '`drift.outputs[0]` is named "output:score", where "output:class" belongs; `drift.outputs[0]` ("output:class") must be categorical, not numeric; `drift.outputs[1]` is named "output:class", where "output:score" belongs; `drift.outputs[1]` ("output:score") must be numeric, not categorical');
+  assert.match(drift((d) => (d.outputs[0].categories = ['a', 'b', 'c'])), /`drift.outputs\[0\]` \("output:class"\): its categories must be the classes "0" … "2"/);
+  assert.match(drift((d) => (d.outputs[0].categories = ['0', '0', '1'])), /its categories must be distinct strings/);
+  assert.match(drift((d) => (d.outputs[1].counts[0] -= 1)), /the class and score blocks must count the same answers, at most one per row \(150 and 149 for 150 rows\)/);
+  assert.match(drift((d) => (d.output.classes = 1)), /`drift.output` needs a name, logits \(true or false\) and classes \(2 or more\)/);
+  assert.equal(drift((d) => delete d.output), '`drift.outputs` must be an empty list when there is no `drift.output`');
+  assert.deepEqual(drift((d) => { delete d.output; d.outputs = []; }), '', 'a model without a class-score output has no output blocks');
+  assert.equal(profileProblems(edited((p) => (p.drift = [])), LOADED).join(), '`drift` must be an object with rows, features and outputs');
+  const renamed = edited((p) => {
+    p.drift.output.name = 'probabilities';
+    p.drift.outputs[0].name = 'probabilities:class';
+    p.drift.outputs[1].name = 'probabilities:score';
+  });
+  assert.deepEqual(profileProblems(renamed, LOADED), ['its drift reference bins output "probabilities", which the model lacks']);
+  assert.deepEqual(profileProblems(renamed, { metadata: undefined, artifactSha256: undefined }), [], 'a remote model not yet seen: checked for the rest');
+});
+
 test('the profile artefact: loaded with the table (frozen), reused while unchanged, swapped when the file changes, refused when it does not fit', async () => {
   const path = join(dir, 'iris-1.json');
   await writeFile(path, JSON.stringify(profile));

@@ -87,6 +87,92 @@ function imageProblems(image: unknown, d: number, inputs: readonly Json[]): stri
   return problems;
 }
 
+/** Whether `x` is a list of n counts (non-negative integers); their sum, or NaN when they are not. */
+function countsSum(x: unknown, n: number): number {
+  if (!Array.isArray(x) || x.length !== n) return NaN;
+  let sum = 0;
+  for (const c of x) {
+    if (!(typeof c === 'number' && Number.isInteger(c) && c >= 0)) return NaN;
+    sum += c;
+  }
+  return sum;
+}
+
+/**
+ * What is wrong with one drift block (gateway/drift/bins.ts) that should be named `name` and be of
+ * `kind`: finite, strictly ascending edges or distinct categories, and a count per bin. Pushes the
+ * problems and gives its counts' sum (NaN when broken).
+ */
+function driftBinsProblems(b: unknown, where: string, name: string, kind: unknown, problems: string[]): number {
+  const at = `\`${where}\` ("${name}")`;
+  if (!isRecord(b)) {
+    problems.push(`${at} must be an object`);
+    return NaN;
+  }
+  if (b.name !== name) problems.push(`\`${where}\` is named "${String(b.name)}", where "${name}" belongs`);
+  let bins = -1;
+  if (b.kind !== kind) problems.push(`${at} must be ${String(kind)}, not ${String(b.kind)}`);
+  else if (kind === 'numeric') {
+    const e = b.edges;
+    if (isNumbers(e) && (e as number[]).every((v, i, a) => Number.isFinite(v) && (i === 0 || v > (a[i - 1] as number)))) bins = (e as number[]).length + 2;
+    else problems.push(`${at}: its edges must be finite numbers in strictly ascending order`);
+  } else {
+    const c = b.categories;
+    if (Array.isArray(c) && c.every((v) => typeof v === 'string') && new Set(c).size === c.length) bins = c.length + 2;
+    else problems.push(`${at}: its categories must be distinct strings`);
+  }
+  if (bins < 0) return NaN;
+  const sum = countsSum(b.counts, bins);
+  if (Number.isNaN(sum)) problems.push(`${at}: it needs ${bins} counts (whole numbers, 0 or more), one per bin`);
+  return sum;
+}
+
+/**
+ * What is wrong with the drift monitor's reference (policies/guards/profile.ts DriftReference):
+ * one block per feature, named and of the kind of the profile's feature, counting `rows` rows; with
+ * an output, its class block (categories "0" … classes−1) and its score block (numeric), counting
+ * the same answers, at most one per row; without one, no output blocks.
+ */
+function driftProblems(d: unknown, features: readonly Json[]): string[] {
+  if (!isRecord(d)) return ['`drift` must be an object with rows, features and outputs'];
+  const problems: string[] = [];
+  const rows = typeof d.rows === 'number' && Number.isInteger(d.rows) && d.rows > 0 ? d.rows : NaN;
+  if (Number.isNaN(rows)) problems.push('`drift.rows` must be a positive integer');
+  const blocks = Array.isArray(d.features) ? d.features : [];
+  if (!Array.isArray(d.features) || blocks.length !== features.length) problems.push(`\`drift.features\` must hold one entry per feature of the profile (${features.length}), in order`);
+  else {
+    blocks.forEach((b, i) => {
+      const f = features[i] as Json;
+      const sum = driftBinsProblems(b, `drift.features[${i}]`, String(f.name), f.kind, problems);
+      if (!Number.isNaN(sum) && !Number.isNaN(rows) && sum !== rows) problems.push(`\`drift.features[${i}]\` ("${String(f.name)}"): its counts add up to ${sum}, not the ${rows} rows`);
+    });
+  }
+  const outputs = Array.isArray(d.outputs) ? d.outputs : undefined;
+  if (d.output === undefined) {
+    if (outputs === undefined || outputs.length > 0) problems.push('`drift.outputs` must be an empty list when there is no `drift.output`');
+    return problems;
+  }
+  const o = isRecord(d.output) ? d.output : {};
+  if (typeof o.name !== 'string' || typeof o.logits !== 'boolean' || !(typeof o.classes === 'number' && Number.isInteger(o.classes) && o.classes >= 2)) {
+    problems.push('`drift.output` needs a name, logits (true or false) and classes (2 or more)');
+    return problems;
+  }
+  if (outputs === undefined || outputs.length !== 2) {
+    problems.push(`\`drift.outputs\` must hold the two blocks of output "${o.name}": "${o.name}:class", then "${o.name}:score"`);
+    return problems;
+  }
+  const classes = driftBinsProblems(outputs[0], 'drift.outputs[0]', `${o.name}:class`, 'categorical', problems);
+  const scores = driftBinsProblems(outputs[1], 'drift.outputs[1]', `${o.name}:score`, 'numeric', problems);
+  const categories = isRecord(outputs[0]) ? outputs[0].categories : undefined;
+  if (Array.isArray(categories) && (categories.length !== o.classes || categories.some((c, j) => c !== String(j)))) {
+    problems.push(`\`drift.outputs[0]\` ("${o.name}:class"): its categories must be the classes "0" … "${o.classes - 1}"`);
+  }
+  if (!Number.isNaN(classes) && !Number.isNaN(scores) && (classes !== scores || classes > rows)) {
+    problems.push(`\`drift.outputs\`: the class and score blocks must count the same answers, at most one per row (${classes} and ${scores} for ${rows} rows)`);
+  }
+  return problems;
+}
+
 /** Whether the parts of a profile fit together (what the guards index into without checking). */
 function structureProblems(p: Json): string[] {
   const problems: string[] = [];
@@ -151,6 +237,8 @@ function structureProblems(p: Json): string[] {
     if (typeof cal.squeeze === 'number') problems.push('`calibration.squeeze` is one threshold for all squeezers, as profiles were written before each squeezer had its own (rebuild it with breakwater profile)');
     else if (!isNumbers(cal.squeeze, squeezers.length)) problems.push(`\`calibration.squeeze\`: a profile with a squeeze section needs its thresholds, one per squeezer (${squeezers.length})`);
   }
+  // Optional: profiles written before the drift monitor lack it.
+  if (p.drift !== undefined) problems.push(...driftProblems(p.drift, features));
   return problems;
 }
 
@@ -171,6 +259,8 @@ export function profileProblems(value: unknown, loaded: LoadedModel): string[] {
     problems.push(...inputProblems(inputs, loaded.metadata));
     const output = isRecord(value.squeeze) ? value.squeeze.output : undefined;
     if (typeof output === 'string' && !loaded.metadata.outputs.some((o) => o.name === output)) problems.push(`its squeeze section compares output "${output}", which the model lacks`);
+    const drifting = isRecord(value.drift) && isRecord(value.drift.output) ? value.drift.output.name : undefined;
+    if (typeof drifting === 'string' && !loaded.metadata.outputs.some((o) => o.name === drifting)) problems.push(`its drift reference bins output "${drifting}", which the model lacks`);
   }
   // Structure last: a profile for another model mostly fails the checks above, which say why better.
   if (problems.length === 0) problems.push(...structureProblems(value));
