@@ -13,7 +13,7 @@
  * and a failure is logged once per outage (with the count lost when it answers again), not per alert.
  */
 import type { Logger } from 'pino';
-import { alertMessage, type KillAlert } from './alert-message.js';
+import { alertMessage, type KillAlert, type SlackMessage } from './alert-message.js';
 
 export type { KillAlert, SlackMessage } from './alert-message.js';
 
@@ -37,6 +37,11 @@ export interface AlertsOptions {
 export interface Alerts {
   /** Queues the alert and returns at once; never throws. */
   send(alert: KillAlert): void;
+  /**
+   * Queues a message another control made (a drift status change, …), labelled for the logs by
+   * `about`; returns at once, never throws.
+   */
+  post(message: () => SlackMessage, about: { readonly action: string; readonly revision: number }): void;
   /** Waits for the queued alerts (bounded by `closeTimeoutMs`); later sends are dropped. */
   close(): Promise<void>;
 }
@@ -50,7 +55,7 @@ interface Queued {
 
 type Attempt = { ok: true } | { ok: false; retry: boolean; problem: string; retryAfterMs?: number };
 
-const NO_ALERTS: Alerts = { send() {}, close: async () => {} };
+const NO_ALERTS: Alerts = { send() {}, post() {}, close: async () => {} };
 
 /** The webhook sender, or one that does nothing when no URL is configured. */
 export function createAlerts(opts: AlertsOptions): Alerts {
@@ -99,12 +104,16 @@ class WebhookAlerts implements Alerts {
   }
 
   send(alert: KillAlert): void {
+    this.post(() => alertMessage(alert), alert);
+  }
+
+  post(message: () => SlackMessage, about: { readonly action: string; readonly revision: number }): void {
     if (this.#closed !== undefined) {
-      this.#log.warn({ webhook: this.#origin, action: alert.action, revision: alert.revision }, 'alert after close not sent');
+      this.#log.warn({ webhook: this.#origin, action: about.action, revision: about.revision }, 'alert after close not sent');
       return;
     }
     try {
-      this.#queue.push({ body: JSON.stringify(alertMessage(alert)), action: alert.action, revision: alert.revision });
+      this.#queue.push({ body: JSON.stringify(message()), action: about.action, revision: about.revision });
     } catch (e) {
       this.#log.error({ problem: (e as Error).message }, 'alert could not be made; not sent');
       return;

@@ -20,6 +20,9 @@ import { GuardFigures } from '../policies/guards/guard-events.js';
 import { errorCode, guardWarnings } from '../policies/guards/guard-log.js';
 import { optOutsRetainPayload } from './retention.js';
 import { ExtractionWatchers } from './extraction-watch.js';
+import { driftAlertMessage } from './drift/drift-alert.js';
+import { DriftMonitors } from './drift/monitor.js';
+import { driftFeature } from './routes/admin-drift.js';
 import { guardsFeature } from './routes/admin-guards.js';
 import { createInputGuardsPolicy } from '../policies/guards/input-guards.js';
 import { SqueezeGuard } from '../policies/guards/squeeze-guard.js';
@@ -251,27 +254,47 @@ export async function compose(config: GatewayConfig, log: Logger, opts: ComposeO
 
     const figures = new ArmFigures();
     const shadow = new ShadowMirror({ metrics, log, isKilled: kills?.isKilled });
-    const observers = new Observers([
-      metricsObserver(metrics),
-      figures.observer(),
-      accessLogObserver(() => serving.config.logging.accessLog),
-      ...(opts.observers ?? []),
-    ], log);
     // One audit log for every change; records the store could not take yet are retried, and
     // flushed (as far as the store allows) when the gateway closes.
     const audit = new AuditLog(store, log);
     parts.push({ name: 'audit log', close: () => audit.close() });
-    // Kills and restores told to people (alerts.webhookUrl), in the background, with apply times.
-    let onChange: ReturnType<typeof killAlerts> | undefined;
-    if (config.alerts.webhookUrl !== undefined) {
-      const alerts = started('alerts', createAlerts({ webhookUrl: config.alerts.webhookUrl, timeoutMs: config.alerts.timeoutMs, retries: config.alerts.retries, log }));
-      onChange = killAlerts({ alerts, fleet, log });
-    }
+    // Alerts to people (alerts.webhookUrl), in the background: kills and restores, drift changes.
+    const alerts = config.alerts.webhookUrl === undefined ? undefined : started('alerts', createAlerts({ webhookUrl: config.alerts.webhookUrl, timeoutMs: config.alerts.timeoutMs, retries: config.alerts.retries, log }));
+    // Live drift of inputs and outputs (docs/drift.md): an observer, windows merged through the store.
+    const drift = new DriftMonitors({
+      store,
+      log,
+      onChange(report, from) {
+        alerts?.post(() => driftAlertMessage(report, from), { action: `drift ${report.model}@${report.version} ${from}->${report.status}`, revision: 0 });
+        void audit.record({
+          actor: 'breakwater',
+          via: 'automatic',
+          action: 'drift.status',
+          target: { kind: 'model', id: report.model },
+          before: from,
+          after: report.status,
+          details: { version: report.version, window: report.window.samples, moved: [...report.features, ...report.outputs].filter((f) => f.status !== 'ok' && f.status !== 'insufficient').map((f) => ({ name: f.name, status: f.status, psi: f.psi })) },
+        }).catch(() => undefined);
+      },
+    });
+    drift.follow(serving.table, config);
+    metrics.observeDrift(() => drift.gaugeRows());
+    parts.push({ name: 'drift monitor', close: () => drift.close() });
+    const observers = new Observers([
+      metricsObserver(metrics),
+      figures.observer(),
+      drift.observer(),
+      accessLogObserver(() => serving.config.logging.accessLog),
+      ...(opts.observers ?? []),
+    ], log);
+    // Kills and restores told to people, with apply times.
+    const onChange = alerts === undefined ? undefined : killAlerts({ alerts, fleet, log });
     const features: ServerFeature[] = [
       trafficFeature({ serving, routes, figures, audit, shadowFigures: (m) => shadow.figures(m), guardFigures: (m) => guardFigures.of(m), kills: (m) => killSwitch?.killsOf(m) ?? [] }),
       optOutsFeature({ registry: optOuts, audit, eraser: new Eraser({ store, registry: optOuts, fallback: limitsFallback, config: () => current }) }),
       auditFeature(audit),
       guardsFeature({ extraction, audit }),
+      driftFeature({ serving, drift, audit }),
       fleetFeature({ fleet }),
       ...(killSwitch === undefined ? [] : [killFeature({ kill: killSwitch, fleet, audit, onChange })]),
     ];
@@ -304,6 +327,7 @@ export async function compose(config: GatewayConfig, log: Logger, opts: ComposeO
         figures.retain(serving.table.models);
         guardFigures.retain(Object.keys(next.models));
         await extraction.follow(serving.table, next);
+        drift.follow(serving.table, next);
         killSwitch?.reconfigure(next);
         fleet.setConfigHash(configHash(next));
         routes.reconfigure(next).catch((e: unknown) => log.warn({ err: e }, 'traffic: re-reading stored routes after a reload failed'));

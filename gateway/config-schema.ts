@@ -317,6 +317,58 @@ export const guardsSchema = {
   },
 } as const;
 
+/**
+ * Live drift monitoring of a model's inputs and outputs (gateway/drift/, docs/drift.md): every
+ * version is compared with its reference profile's bins (`versions.<v>.profile`), or without one with
+ * a baseline of its own first production samples, over windows merged across replicas.
+ */
+export const driftSchema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    enabled: { type: 'boolean', default: true },
+    // Share of requests counted (opted-out subjects' requests never are).
+    sampleRate: { type: 'number', minimum: 0, maximum: 1, default: 1 },
+    // The live window: the last `samples` rows of all replicas, or the last `seconds`; sliding (the
+    // window moves with every block of samples) or tumbling (judged once full, then started afresh).
+    window: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      properties: {
+        samples: positiveInt(2000, 10_000_000),
+        seconds: { type: 'integer', minimum: 10, maximum: 604_800 },
+        mode: { enum: ['sliding', 'tumbling'], default: 'sliding' },
+      },
+    },
+    // Without a profile: the version's first `samples` rows after start or reset are its reference.
+    baseline: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['samples'],
+      properties: { samples: { type: 'integer', minimum: 100, maximum: 10_000_000 } },
+    },
+    // Alarms on effect size (PSI) that is also significant after a Bonferroni correction over every
+    // feature and output, on at least minSamples rows, confirmed on consecutive evaluations.
+    thresholds: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      properties: {
+        psiWarning: { type: 'number', exclusiveMinimum: 0, default: 0.1 },
+        psiDrift: { type: 'number', exclusiveMinimum: 0, default: 0.2 },
+        alpha: { type: 'number', exclusiveMinimum: 0, maximum: 0.5, default: 0.01 },
+        minSamples: positiveInt(500, 10_000_000),
+        confirmations: positiveInt(2, 100),
+      },
+    },
+    // How often a replica adds its counts to the shared store (at most; sooner when half a window is waiting).
+    flushMs: positiveInt(1000, 60_000),
+    // How often a replica judges the merged windows (the admin endpoint also judges on demand).
+    evaluateMs: positiveInt(1000, 600_000),
+  },
+} as const;
+
 const model = {
   type: 'object',
   additionalProperties: false,
@@ -335,6 +387,7 @@ const model = {
     fallback: fallbackSchema,
     killSwitch: modelKillSwitchSchema,
     guards: guardsSchema,
+    drift: driftSchema,
     ...modelSettings,
   },
 } as const;

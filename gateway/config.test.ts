@@ -209,3 +209,26 @@ test('modes and numbers outside their range are refused by the schema', () => {
   assert.ok(problemsOf({ auth: NO_AUTH, models: { m: { versions: { '1': v('a') }, guards: { targetFpr: 0 } } } }).length > 0);
   assert.ok(problemsOf({ auth: NO_AUTH, models: { m: { versions: { '1': v('a') }, guards: { squeeze: { mode: 'flag', sampleRate: 1.5 } } } } }).length > 0);
 });
+
+test('drift: defaults; every version needs a profile or a baseline; a baseline needs a window of samples; thresholds in order', () => {
+  const v = (profile?: string) => ({ backend: { kind: 'onnx', path: 'm.onnx' }, ...(profile === undefined ? {} : { profile }) });
+  const c = buildConfig({ auth: NO_AUTH, models: { m: { versions: { '1': v('a.json') }, drift: {} } } }, '/base');
+  assert.deepEqual(c.models.m.drift, {
+    enabled: true,
+    sampleRate: 1,
+    window: { samples: 2000, mode: 'sliding' },
+    thresholds: { psiWarning: 0.1, psiDrift: 0.2, alpha: 0.01, minSamples: 500, confirmations: 2 },
+    flushMs: 1000,
+    evaluateMs: 1000,
+  });
+  assert.ok(problemsOf({ auth: NO_AUTH, models: { m: { versions: { '1': v('a.json'), '2': v() }, drift: {} } } })
+    .some((p) => /models\.m\.drift: drift needs a reference for every version: a profile .* or a baseline .*; missing on 2/.test(p)));
+  buildConfig({ auth: NO_AUTH, models: { m: { versions: { '1': v() }, drift: { baseline: { samples: 1000 } } } } }, '/base');
+  buildConfig({ auth: NO_AUTH, models: { m: { versions: { '1': v() }, drift: { enabled: false } } } }, '/base');
+  assert.ok(problemsOf({ auth: NO_AUTH, models: { m: { versions: { '1': v() }, drift: { baseline: { samples: 1000 }, window: { seconds: 60 } } } } })
+    .some((p) => /a baseline of samples needs a window of samples/.test(p)));
+  assert.ok(problemsOf({ auth: NO_AUTH, models: { m: { versions: { '1': v('a.json') }, drift: { thresholds: { psiWarning: 0.3 } } } } })
+    .some((p) => /psiWarning \(0\.3\) must not exceed psiDrift \(0\.2\)/.test(p)));
+  assert.ok(problemsOf({ auth: NO_AUTH, models: { m: { versions: { '1': v('a.json') }, drift: { sampleRate: 2 } } } }).some((p) => p.includes('sampleRate')));
+  assert.ok(problemsOf({ auth: NO_AUTH, models: { m: { versions: { '1': v('a.json') }, drift: { window: { samples: 0 } } } } }).some((p) => p.includes('window.samples')));
+});

@@ -21,6 +21,7 @@ import {
   fleetSchema,
   killSwitchSchema,
   guardsSchema,
+  driftSchema,
   loggingSchema,
   modelKillSwitchSchema,
   oipHttpBackendSchema,
@@ -63,6 +64,7 @@ export type ShadowConfig = NonNullable<TrafficConfig['shadow']>;
 export type FallbackConfig = Validated<typeof fallbackSchema>;
 export type ModelKillSwitchConfig = Validated<typeof modelKillSwitchSchema>;
 export type GuardsConfig = Validated<typeof guardsSchema>;
+export type DriftConfig = Validated<typeof driftSchema>;
 export type GuardName = 'contract' | 'ood' | 'squeeze' | 'extraction';
 export type KillSwitchConfig = Validated<typeof killSwitchSchema>;
 export type FleetConfig = Validated<typeof fleetSchema>;
@@ -76,6 +78,7 @@ export interface ModelConfig {
   readonly fallback?: FallbackConfig;
   readonly killSwitch?: ModelKillSwitchConfig;
   readonly guards?: GuardsConfig;
+  readonly drift?: DriftConfig;
   readonly nonFinite: 'reject' | 'allow';
   readonly maxBodyBytes: number;
   readonly maxElements: number;
@@ -268,6 +271,7 @@ export function buildConfig(input: unknown, baseDir: string, source = 'configura
       problems.push(`models.${name}.fallback.version: version "${fb.version}" is not among its versions (${names.join(', ')})`);
     }
     if (model.guards !== undefined) problems.push(...checkGuards(`models.${name}.guards`, model.guards as GuardsConfig, versions));
+    if (model.drift !== undefined) problems.push(...checkDrift(`models.${name}.drift`, model.drift as DriftConfig, versions));
     const rollbackTo = (model.killSwitch as ModelKillSwitchConfig | undefined)?.rollbackTo;
     if (rollbackTo !== undefined && !names.includes(rollbackTo)) {
       problems.push(`models.${name}.killSwitch.rollbackTo: version "${rollbackTo}" is not among its versions (${names.join(', ')})`);
@@ -287,6 +291,19 @@ export function buildConfig(input: unknown, baseDir: string, source = 'configura
   });
   if (problems.length > 0) throw new ConfigError(source, problems);
   return deepFreeze(raw as GatewayConfig);
+}
+
+/** What the schema cannot say about drift: a reference for every version, thresholds in order. */
+function checkDrift(at: string, d: DriftConfig, versions: Record<string, { profile?: unknown }>): string[] {
+  const problems: string[] = [];
+  if (!d.enabled) return problems;
+  const without = Object.keys(versions).filter((v) => versions[v]?.profile === undefined);
+  if (without.length > 0 && d.baseline === undefined) {
+    problems.push(`${at}: drift needs a reference for every version: a profile (versions.<v>.profile, built with \`breakwater profile\`) or a baseline of production samples (${at}.baseline.samples); missing on ${without.join(', ')}`);
+  }
+  if (d.baseline !== undefined && d.window.seconds !== undefined) problems.push(`${at}.baseline: a baseline of samples needs a window of samples (${at}.window.samples), not of seconds`);
+  if (d.thresholds.psiWarning > d.thresholds.psiDrift) problems.push(`${at}.thresholds: psiWarning (${d.thresholds.psiWarning}) must not exceed psiDrift (${d.thresholds.psiDrift})`);
+  return problems;
 }
 
 /** Guards that are on (mode not off) in a model's guards section. */

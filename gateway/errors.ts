@@ -61,6 +61,10 @@ export const ERRORS = {
   METHOD_NOT_ALLOWED: { status: 405, message: 'method not allowed on this route' },
   MODEL_NOT_FOUND: { status: 404, message: 'model not found' },
   VERSION_NOT_FOUND: { status: 404, message: 'model version not found' },
+  // Drift (docs/drift.md): the model has no drift section (or it is off), or two versions whose
+  // references bin values differently are compared.
+  DRIFT_NOT_MONITORED: { status: 404, message: 'this model is not monitored for drift' },
+  DRIFT_NOT_COMPARABLE: { status: 409, message: 'the two versions\' drift references bin their values differently; they cannot be compared' },
   // 408/431: the client's connection misbehaved before a request could be routed
   REQUEST_TIMEOUT: { status: 408, message: 'request was not received in time' },
   HEADERS_TOO_LARGE: { status: 431, message: 'request headers are too large' },

@@ -10,13 +10,14 @@ export interface Principal {
   readonly expiresAt: number;
 }
 
-/** Scopes of the admin actions (kill switch, traffic, opt-outs, audit), fixed so tokens stay portable. */
+/** Scopes of the admin actions (kill switch, traffic, opt-outs, audit, guards, drift), fixed so tokens stay portable. */
 export const ADMIN_SCOPES = {
   killSwitch: 'admin:kill-switch',
   traffic: 'admin:traffic',
   optOuts: 'admin:opt-outs',
   audit: 'admin:audit',
   guards: 'admin:guards',
+  drift: 'admin:drift',
 } as const;
 
 /** The scope that lets a principal call (or read the metadata of) `model`. */

@@ -153,7 +153,7 @@ export class MemoryStore implements StateStore {
     return this.#logs.head(scope);
   }
 
-  async add(scope: string, key: string, buckets: Readonly<Record<string, number>>, ttlMs: number): Promise<void> {
+  async add(scope: string, key: string, buckets: Readonly<Record<string, number>>, ttlMs: number): Promise<Record<string, number>> {
     checkBuckets(key, buckets, ttlMs);
     const s = slot(scope, key);
     const now = this.#now();
@@ -161,12 +161,19 @@ export class MemoryStore implements StateStore {
     let b = this.#liveBuckets(s, now);
     if (b === undefined) {
       // Nothing to add to nothing: Redis would not create the key either.
-      if (amounts.length === 0) return;
+      if (amounts.length === 0) return {};
       b = { counts: new Map(), expiresAt: 0 };
       this.#buckets.set(s, b);
     }
-    for (const [name, n] of amounts) b.counts.set(name, (b.counts.get(name) ?? 0) + n);
+    const totals: [string, number][] = [];
+    for (const [name, n] of amounts) {
+      const total = (b.counts.get(name) ?? 0) + n;
+      b.counts.set(name, total);
+      totals.push([name, total]);
+    }
     b.expiresAt = now + ttlMs;
+    // fromEntries, not assignment: a bucket named __proto__ stays a bucket.
+    return Object.fromEntries(totals);
   }
 
   async sum(scope: string, keys: readonly string[]): Promise<Record<string, number>> {

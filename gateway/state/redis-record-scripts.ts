@@ -82,9 +82,10 @@ return { 1, r }
  * The key expires ttlMs after its last add, as a whole: a window that replicas keep adding to.
  */
 export const ADD_BUCKETS_LUA = `
-for i = 2, #ARGV, 2 do redis.call('HINCRBY', KEYS[1], ARGV[i], ARGV[i + 1]) end
+local totals = {}
+for i = 2, #ARGV, 2 do totals[#totals + 1] = redis.call('HINCRBY', KEYS[1], ARGV[i], ARGV[i + 1]) end
 redis.call('PEXPIRE', KEYS[1], ARGV[1])
-return 1
+return totals
 `;
 
 /** KEYS: bucket counters. Returns {bucket, total, …} summed over the keys; a missing key adds nothing. */

@@ -159,11 +159,14 @@ export class RedisStore implements StateStore {
     return seq === null || hash === null ? { seq: 0, hash: GENESIS } : { seq: Number(seq), hash };
   }
 
-  async add(scope: string, key: string, buckets: Readonly<Record<string, number>>, ttlMs: number): Promise<void> {
+  async add(scope: string, key: string, buckets: Readonly<Record<string, number>>, ttlMs: number): Promise<Record<string, number>> {
     checkBuckets(key, buckets, ttlMs);
     const k = this.#keys.key(scope, 'b', key);
-    const pairs = Object.entries(buckets).flat();
-    await this.#conn.call('add', () => this.#redis.bwAddBuckets(k, ttlMs, ...pairs));
+    const entries = Object.entries(buckets);
+    const reply = await this.#conn.call('add', () => this.#redis.bwAddBuckets(k, ttlMs, ...entries.flat()));
+    const totals = integers(reply, entries.length, 'add');
+    // fromEntries, not assignment: a bucket named __proto__ stays a bucket.
+    return Object.fromEntries(entries.map(([name], i) => [name, totals[i]]));
   }
 
   async sum(scope: string, keys: readonly string[]): Promise<Record<string, number>> {

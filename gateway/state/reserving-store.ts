@@ -180,7 +180,7 @@ export class ReservingStore implements StateStore {
     return this.#inner.logHead(scope);
   }
 
-  add(scope: string, key: string, buckets: Readonly<Record<string, number>>, ttlMs: number): Promise<void> {
+  add(scope: string, key: string, buckets: Readonly<Record<string, number>>, ttlMs: number): Promise<Record<string, number>> {
     return this.#inner.add(scope, key, buckets, ttlMs);
   }
 

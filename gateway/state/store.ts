@@ -123,8 +123,10 @@ export interface StateStore {
   /**
    * Adds integer amounts to named buckets of a counter `key` (creating what is missing) and makes
    * the whole key expire `ttlMs` after this call: a window of figures several replicas add to.
+   * Resolves to the totals of the buckets given, after the addition, atomically (an exact shared
+   * counter: the drift windows number their samples with it).
    */
-  add(scope: string, key: string, buckets: Readonly<Record<string, number>>, ttlMs: number): Promise<void>;
+  add(scope: string, key: string, buckets: Readonly<Record<string, number>>, ttlMs: number): Promise<Record<string, number>>;
   /** Bucket by bucket, the sum over `keys`; a missing or expired key adds nothing. */
   sum(scope: string, keys: readonly string[]): Promise<Record<string, number>>;
   /** Publishes to every subscriber of `channel` on every replica (including this one). */

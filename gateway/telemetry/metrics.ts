@@ -42,6 +42,20 @@ export interface GatewayMetrics extends BackendEvents, GuardEvents {
   observeBackends(versions: () => Iterable<GuardedVersion>): void;
   /** Seconds the squeezing guard's extra inference took for one sampled request. */
   recordSqueeze(model: string, version: string, seconds: number): void;
+  /** Reads the drift gauges from the monitors' last evaluations at each collection (gateway/drift/monitor.ts). */
+  observeDrift(rows: () => Iterable<DriftGaugeRow>): void;
+}
+
+/** One feature's (or output's, or `*` the overall) figures of a version's last drift evaluation. */
+export interface DriftGaugeRow {
+  readonly model: string;
+  readonly version: string;
+  readonly feature: string;
+  /** -1 insufficient, 0 ok, 1 warning, 2 drift. */
+  readonly status: number;
+  readonly psi: number | undefined;
+  readonly js: number | undefined;
+  readonly samples: number;
 }
 
 /** Instruments are created per call so a MeterProvider registered later (tests, main) is used. */
@@ -111,6 +125,21 @@ export function createMetrics(): GatewayMetrics {
           result.observe(state, BREAKER_STATE_VALUE[f.breaker.state], attrs);
         }
       }, [inFlight, queued, state]);
+    },
+    observeDrift(rows) {
+      const psi = meter.createObservableGauge(METRIC.driftPsi, { description: 'Population stability index of a feature or output, live window vs reference' });
+      const js = meter.createObservableGauge(METRIC.driftJs, { description: 'Jensen-Shannon distance of a feature or output, live window vs reference' });
+      const status = meter.createObservableGauge(METRIC.driftStatus, { description: 'Drift status: -1 insufficient data, 0 ok, 1 warning, 2 drift (feature "*": overall)' });
+      const samples = meter.createObservableGauge(METRIC.driftSamples, { description: 'Samples in the live drift window, merged across replicas' });
+      meter.addBatchObservableCallback((result) => {
+        for (const r of rows()) {
+          const attrs: Attributes = { [ATTR.model]: r.model, [ATTR.version]: r.version, [ATTR.feature]: r.feature };
+          result.observe(status, r.status, attrs);
+          result.observe(samples, r.samples, attrs);
+          if (r.psi !== undefined) result.observe(psi, r.psi, attrs);
+          if (r.js !== undefined) result.observe(js, r.js, attrs);
+        }
+      }, [psi, js, status, samples]);
     },
     recordInfer(model, version, seconds, errorCode) {
       const attrs: Attributes = { [ATTR.model]: model, [ATTR.version]: version, [ATTR.code]: errorCode ?? 'OK' };

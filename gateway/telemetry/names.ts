@@ -25,6 +25,13 @@ export const METRIC = {
   guardOutcomes: 'breakwater.guard.outcomes',
   /** Time the squeezing guard's extra inference took, per sampled request. */
   guardSqueezeDuration: 'breakwater.guard.squeeze_duration',
+  /** Drift (gateway/drift/): per model, version and `feature` (an input feature or `<output>:class|score`; `*` overall). */
+  driftPsi: 'breakwater.drift.psi',
+  driftJs: 'breakwater.drift.js_distance',
+  /** -1 insufficient, 0 ok, 1 warning, 2 drift. */
+  driftStatus: 'breakwater.drift.status',
+  /** Samples in the live window (merged across replicas). */
+  driftSamples: 'breakwater.drift.window_samples',
 } as const;
 /** The model attribute of a request whose model is not in the table (never the client's string). */
 export const UNKNOWN_MODEL = '(unknown)';
@@ -37,5 +44,6 @@ export const ATTR = {
   reason: 'reason',
   state: 'state',
   guard: 'guard',
+  feature: 'feature',
 } as const;
 

@@ -23,6 +23,16 @@ export function bucketContract(test: ContractTest): void {
       assert.deepEqual(await store.sum(`${scope}-other`, ['w1']), { ok: 100 }, 'keys are per scope');
     });
 
+    test('add resolves to the totals of the buckets it added to: an exact counter shared by clients', async ({ store, peer, scope, windowMs }) => {
+      assert.deepEqual(await store.add(scope, 'ix', { n: 5 }, windowMs), { n: 5 });
+      assert.deepEqual(await peer.add(scope, 'ix', { n: 3, other: 1 }, windowMs), { n: 8, other: 1 });
+      assert.deepEqual(await store.add(scope, 'ix', { n: 0 }, windowMs), { n: 8 }, 'adding 0 reads the total');
+      // 50 adds at once from two clients: every total from 9 to 58 handed out exactly once.
+      const totals = await Promise.all(Array.from({ length: 50 }, (_, i) => (i % 2 === 0 ? store : peer).add(scope, 'ix', { n: 1 }, windowMs)));
+      assert.deepEqual(totals.map((t) => t.n).sort((a, b) => a - b), Array.from({ length: 50 }, (_, i) => 9 + i));
+      assert.deepEqual(await store.add(scope, 'ix', {}, windowMs), {}, 'no bucket, no totals');
+    });
+
     test('two clients adding at once: the sums are exact', async ({ store, peer, scope, windowMs }) => {
       await Promise.all(Array.from({ length: 100 }, (_, i) => (i % 2 === 0 ? store : peer).add(scope, `w${i % 3}`, { requests: 1, errors: i % 10 === 0 ? 1 : 0 }, windowMs)));
       assert.deepEqual(await peer.sum(scope, ['w0', 'w1', 'w2']), { requests: 100, errors: 10 });
