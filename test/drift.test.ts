@@ -44,8 +44,8 @@ let flowers: number[][];
 let hook: Server;
 const posted: { text: string }[] = [];
 
-async function infer(gw: ChildGateway, sub: string, row: number[]): Promise<number> {
-  const res = await request(`${gw.url}/v2/models/iris/infer`, {
+async function infer(gw: ChildGateway, sub: string, row: number[], model = 'iris'): Promise<number> {
+  const res = await request(`${gw.url}/v2/models/${model}/infer`, {
     method: 'POST',
     headers: { 'content-type': 'application/json', authorization: `Bearer ${token(sub)}` },
     body: JSON.stringify({ inputs: [{ name: 'input', datatype: 'FP32', shape: [1, 4], data: row }] }),
@@ -128,6 +128,10 @@ before(async () => {
           drift: { window: { samples: WINDOW }, thresholds: { minSamples: 200, confirmations: 2 }, flushMs: 200, evaluateMs: 60_000 },
         },
         plain: { versions: { '1': { backend: { kind: 'onnx', path: IRIS } } } },
+        'iris-baseline': {
+          versions: { '1': { backend: { kind: 'onnx', path: IRIS } } },
+          drift: { baseline: { samples: 300 }, window: { samples: 400 }, thresholds: { minSamples: 200, confirmations: 2 }, flushMs: 200, evaluateMs: 60_000 },
+        },
       },
     }));
     return file;
@@ -238,6 +242,42 @@ describe('drift monitoring on two replicas sharing Redis, and one alone', { time
     } finally {
       redis.disconnect();
     }
+  });
+
+  test('without a profile: the first rows fix the bins, the next `baseline.samples` rows are the reference; a shift after them is drift', async () => {
+    const base = async (gw: ChildGateway) => (await call(gw, 'GET', '/admin/models/iris-baseline/drift')).json;
+    const sendPair = async (rows: number[][]) => {
+      for (let i = 0; i < rows.length; i += 8) {
+        const codes = await Promise.all(rows.slice(i, i + 8).map((r, j) => infer(pair[(i + j) % 2]!, 'app', r, 'iris-baseline')));
+        assert.ok(codes.every((c) => c === 200));
+      }
+    };
+    const first = await base(pair[0]!);
+    assert.deepEqual([first.status, first.reference.kind, first.reference.state], ['insufficient', 'baseline', 'collecting-bins']);
+    // 500 rows on one replica fix the bins: 1,000 over the pair.
+    await sendPair(stream(flowers, 1000, 3));
+    await until('both replicas count with the stored bins', async () => (await Promise.all(pair.map(base))).every((r) => r.reference.state !== 'collecting-bins'), 10_000);
+    const counting = await base(pair[1]!);
+    assert.equal(counting.reference.state, 'counting');
+    assert.deepEqual(counting.features.map((f: { name: string }) => f.name), ['input[0]', 'input[1]', 'input[2]', 'input[3]']);
+    assert.equal(counting.status, 'insufficient', 'no alarm while the baseline is counted');
+    await sendPair(stream(flowers, 400, 4));
+    await until('the baseline is complete', async () => (await base(pair[0]!)).reference.state === 'ready', 10_000);
+    const ready = await base(pair[1]!);
+    assert.equal(ready.reference.rows, 300);
+    await sendPair(stream(flowers, 300, 5));
+    let calm: Record<string, any> = {};
+    await until('unshifted rows after the baseline: ok', async () => (calm = await base(pair[0]!)).window.samples >= 300 && calm.status === 'ok', 10_000).catch(() => assert.fail(JSON.stringify(figures(calm))));
+    const setosa = flowers.filter((f) => f[2]! < 2.5);
+    for (let step = 0; step < 4; step++) {
+      await sendPair(stream(setosa, 100, 20 + step));
+      await new Promise((r) => setTimeout(r, 400));
+      await base(pair[step % 2]!);
+    }
+    let shifted: Record<string, any> = {};
+    await until('one species only: drift', async () => (shifted = await base(pair[0]!)).status === 'drift', 10_000).catch(() => assert.fail(JSON.stringify(figures(shifted))));
+    assert.equal(shifted.reference.kind, 'baseline');
+    assert.ok(shifted.outputs.some((o: { name: string }) => /:class$/.test(o.name)), 'the outputs are binned from the answers the replica saw');
   });
 
   test('scopes and errors: admin:drift required; unknown model or version; a model without drift; JSON with a stable code', async () => {
