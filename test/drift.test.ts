@@ -148,9 +148,14 @@ after(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-/** PSI, JS and status per feature and output, rounded: what must agree between the pair and the solo gateway. */
+/**
+ * PSI, JS, p-value and this evaluation's (raw) status per feature and output, rounded: what must
+ * agree between the pair and the solo gateway once both have counted the same rows. The confirmed
+ * status also depends on when each replica evaluated (a tenth of a window apart), so it is compared
+ * once the evidence has settled.
+ */
 function figures(r: Record<string, any>): unknown {
-  return [...r.features, ...r.outputs].map((f: Record<string, any>) => ({ name: f.name, status: f.status, samples: f.samples, psi: f.psi.toFixed(4), js: f.js.toFixed(4) }));
+  return [...r.features, ...r.outputs].map((f: Record<string, any>) => ({ name: f.name, raw: f.raw, samples: f.samples, psi: f.psi.toFixed(4), js: f.js.toFixed(4), p: f.pValue.toPrecision(3) }));
 }
 
 describe('drift monitoring on two replicas sharing Redis, and one alone', { timeout: 180_000 }, () => {
@@ -233,11 +238,12 @@ describe('drift monitoring on two replicas sharing Redis, and one alone', { time
         keys.push(...found);
         cursor = next;
       } while (cursor !== '0');
-      const blocks = keys.filter((k) => /drift:1:e\d+:b:/.test(k));
+      // The blocks of the window since the reset (epoch 1): earlier ones may have expired by now.
+      const blocks = keys.filter((k) => /drift:1:e1:b:/.test(k));
       assert.ok(blocks.length > 0, `drift blocks in Redis: ${keys.join(', ')}`);
       let n = 0;
       for (const k of blocks) n += Number((await redis.hget(k, 'n')) ?? 0);
-      assert.equal(n, CALM + SHIFT_STEPS * SHIFT_STEP + 20, 'every counted row, once; the opted-out subject\'s 60 rows nowhere');
+      assert.equal(n, 20, 'the other subject\'s 20 rows, once; the opted-out subject\'s 60 rows nowhere');
       assert.ok(!keys.some((k) => k.includes('quiet-quinn') && k.includes('drift')), 'no drift key names the subject');
     } finally {
       redis.disconnect();
