@@ -336,7 +336,7 @@ export const driftSchema = {
       additionalProperties: false,
       default: {},
       properties: {
-        samples: positiveInt(2000, 10_000_000),
+        samples: positiveInt(1000, 10_000_000),
         seconds: { type: 'integer', minimum: 10, maximum: 604_800 },
         mode: { enum: ['sliding', 'tumbling'], default: 'sliding' },
       },

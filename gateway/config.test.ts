@@ -216,7 +216,7 @@ test('drift: defaults; every version needs a profile or a baseline; a baseline n
   assert.deepEqual(c.models.m.drift, {
     enabled: true,
     sampleRate: 1,
-    window: { samples: 2000, mode: 'sliding' },
+    window: { samples: 1000, mode: 'sliding' },
     thresholds: { psiWarning: 0.1, psiDrift: 0.2, alpha: 0.01, minSamples: 500, confirmations: 2 },
     flushMs: 1000,
     evaluateMs: 1000,
