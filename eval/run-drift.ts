@@ -9,8 +9,8 @@
  *    the million-request control, kept in DIR/cache/, which git ignores).
  * 2. Builds each model's profile with the real command line, `breakwater profile`, from the
  *    reference data (the profile holds the drift reference: the bins and their counts).
- * 3. Starts a real gateway child process serving the models with `drift` enabled
- *    (window: the last 2,000 samples, every request sampled).
+ * 3. Starts a real gateway child process serving the models with `drift: { sampleRate: 1 }`: every
+ *    request sampled, everything else (window, thresholds) the gateway's defaults (docs/drift.md).
  * 4. For each stream: `POST /admin/models/{m}/drift/reset`, then replays it over HTTP (keep-alive,
  *    16 requests in flight), and after every 200 requests answered awaits one
  *    `GET /admin/models/{m}/drift` before sending more, logging the overall status.
@@ -49,8 +49,6 @@ import { maxPsi, StreamBins } from './lib/stream-psi.js';
 
 const EVAL_DIR = fileURLToPath(new URL('../../eval/', import.meta.url));
 const QUICK_CONTROL = 100_000;
-/** The window the monitor judges (DRIFT.md's shape; the gateway's thresholds stay at their defaults). */
-const WINDOW_SAMPLES = 2_000;
 /** Past this the whole run stops: a million requests replay in minutes. */
 const RUN_DEADLINE_MS = 90 * 60_000;
 
@@ -121,7 +119,7 @@ async function buildProfile(spec: ModelSpec, referenceDir: string, config: strin
 async function startGateway(specs: readonly ModelSpec[], work: string, driftCheck: boolean): Promise<ServedGateway> {
   const config = gatewayConfig(specs, {
     version: (s) => ({ profile: join(work, `${s.name}.profile.json`) }),
-    model: () => (driftCheck ? { drift: { enabled: true, window: { samples: WINDOW_SAMPLES }, sampleRate: 1 } } : {}),
+    model: () => (driftCheck ? { drift: { sampleRate: 1 } } : {}),
   });
   try {
     return await serveGateway(config);
@@ -202,7 +200,7 @@ async function main(): Promise<void> {
     try {
       const drift = opts.driftCheck ? new DriftClient(pool) : undefined;
       for (const spec of specs) await drift?.status(spec.name);
-      log(`gateway ${gateway.url}: ${specs.map((s) => s.name).join(', ')}${opts.driftCheck ? `, drift window ${WINDOW_SAMPLES} samples, a poll every ${opts.pollEvery} requests` : ' without drift (--no-drift-check)'}, ${opts.concurrency} in flight`);
+      log(`gateway ${gateway.url}: ${specs.map((s) => s.name).join(', ')}${opts.driftCheck ? `, drift with the default window and thresholds, a poll every ${opts.pollEvery} requests` : ' without drift (--no-drift-check)'}, ${opts.concurrency} in flight`);
       for (const entry of streams) {
         const spec = specs.find((s) => s.name === entry.model) as ModelSpec;
         const r = await runStream(entry, spec, profiles.get(spec.name) as Profile, pool, drift, opts);
