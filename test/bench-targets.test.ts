@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { parse } from 'yaml';
 import { buildConfig } from '../gateway/config.js';
-import { BENCH_GUARDS, prepareProfile } from '../loadtests/lib/guards.js';
+import { BENCH_DRIFT, BENCH_GUARDS, prepareProfile } from '../loadtests/lib/guards.js';
 import { PHASES } from '../loadtests/lib/phases.js';
 import { checks } from '../loadtests/lib/ratios.js';
 import type { Summary } from '../loadtests/lib/report.js';
@@ -106,6 +106,12 @@ test('(n0), (n), (s): the profile built by `breakwater profile` for the model th
   const raw = (guards?: Record<string, unknown>) => parse(gatewayConfig(18000, { ...spec, guarded: { profile: profile.file, ...(guards === undefined ? {} : { guards }) } }, undefined)) as Record<string, unknown> & { models: { iris: Record<string, unknown> } };
   const d = parse(gatewayConfig(18000, spec, undefined)) as Record<string, unknown> & { models: { iris: { versions: Record<string, Record<string, unknown>> } } };
   const [n0, n, s] = [raw(), raw(BENCH_GUARDS.n), raw(BENCH_GUARDS.s)];
+  // (r): (n0) plus the drift section alone; the profile holds the drift reference it needs.
+  const r = parse(gatewayConfig(18000, { ...spec, guarded: { profile: profile.file, drift: BENCH_DRIFT } }, undefined)) as typeof n0;
+  assert.deepEqual({ ...r, models: { iris: { ...r.models.iris, drift: undefined } } }, { ...n0, models: { iris: { ...n0.models.iris, drift: undefined } } });
+  assert.deepEqual(r.models.iris.drift, { sampleRate: 1 });
+  assert.ok(p.drift !== undefined, 'the profile carries the drift reference');
+  assert.equal(buildConfig(r, dir).models.iris?.drift?.sampleRate, 1);
   assert.deepEqual(n0.auth, { insecureNoAuth: true }, 'no identity, like (d)');
   assert.deepEqual(n0.models.iris, { versions: { '1': { ...d.models.iris.versions['1'], profile: profile.file } } }, '(d) plus the profile, no guards');
   const withoutGuards = (c: typeof n0) => ({ ...c, models: { iris: { ...c.models.iris, guards: undefined } } });

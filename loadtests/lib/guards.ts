@@ -93,3 +93,10 @@ export async function prepareProfile(workDir: string, backend: Record<string, un
   });
   return { file, summary };
 }
+
+/**
+ * `models.iris.drift` of (r) (docs/drift.md): every answered request counted into the drift window,
+ * the rest at its defaults. (r) serves with the memory store, like (n0): a Redis store adds one
+ * batched flush (two commands) per second per version, not per request.
+ */
+export const BENCH_DRIFT = { sampleRate: 1 } as const;

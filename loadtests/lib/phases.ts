@@ -15,7 +15,7 @@
  * so that both deployments compared by the throughput check can use every core (P is not needed).
  * The phases run one after the other, never at the same time: they would compete for the cores.
  */
-import { BENCH_GUARDS, prepareProfile } from './guards.js';
+import { BENCH_DRIFT, BENCH_GUARDS, prepareProfile } from './guards.js';
 import type { Child } from './processes.js';
 import { startRedis } from './redis.js';
 import {
@@ -36,11 +36,11 @@ export interface PhaseSpec {
 }
 
 export const PHASES: readonly PhaseSpec[] = [
-  { phase: 1, title: 'Phase 1: one process each', workers: 1, targets: ['a', 'b', 'c', 'd', 'e', 'f', 'g0', 'g', 'k0', 'k', 'n0', 'n', 's'] },
+  { phase: 1, title: 'Phase 1: one process each', workers: 1, targets: ['a', 'b', 'c', 'd', 'e', 'f', 'g0', 'g', 'k0', 'k', 'n0', 'n', 's', 'r'] },
   { phase: 2, title: 'Phase 2: one worker per core', workers: 'auto', targets: ['c*', 'd*'] },
 ];
 
-const target = (id: TargetId, front: Child, backend?: Child, extra?: Pick<Target, 'headers' | 'redis' | 'rateLimited' | 'route' | 'killSwitch' | 'guards'>): Target =>
+const target = (id: TargetId, front: Child, backend?: Child, extra?: Pick<Target, 'headers' | 'redis' | 'rateLimited' | 'route' | 'killSwitch' | 'guards' | 'drift'>): Target =>
   ({ id, label: LABELS[id], front, ...(backend ? { backend } : {}), ...extra });
 
 /**
@@ -79,14 +79,16 @@ export async function startPhase(spec: PhaseSpec, o: ChildOptions, started: Chil
     ]);
     // (n0), (n) and (s): (d) with the iris profile, built once here by the real command, and each
     // its guards section (none on (n0)): what the input guards cost in-process serving.
-    const profile = want('n0', 'n', 's') ? await prepareProfile(o.workDir, onnx) : undefined;
+    const profile = want('n0', 'n', 's', 'r') ? await prepareProfile(o.workDir, onnx) : undefined;
     if (profile !== undefined) console.log(profile.summary.replace(/\n\s*/g, '; '));
-    const guarded = (id: TargetId, name: string, guards?: Record<string, unknown>) => (profile === undefined || !want(id) ? skip
-      : startGateway({ name, workers: w, backend: onnx, guarded: { profile: profile.file, ...(guards === undefined ? {} : { guards }) } }, o, started));
-    const [N0, N, S] = await Promise.all([
+    const guarded = (id: TargetId, name: string, guards?: Record<string, unknown>, drift?: Record<string, unknown>) => (profile === undefined || !want(id) ? skip
+      : startGateway({ name, workers: w, backend: onnx, guarded: { profile: profile.file, ...(guards === undefined ? {} : { guards }), ...(drift === undefined ? {} : { drift }) } }, o, started));
+    // (r): (n0) plus a drift section: what counting every answered request into the drift window costs.
+    const [N0, N, S, R0] = await Promise.all([
       guarded('n0', 'p1-N0-gateway-onnx-profile'),
       guarded('n', 'p1-N-gateway-onnx-guards', BENCH_GUARDS.n),
       guarded('s', 'p1-S-gateway-onnx-guards-squeeze', BENCH_GUARDS.s),
+      guarded('r', 'p1-R-gateway-onnx-drift', undefined, BENCH_DRIFT),
     ]);
     const n = BENCH_OPT_OUTS.subjects;
     if (n > 0 && GR !== undefined) {
@@ -123,9 +125,10 @@ export async function startPhase(spec: PhaseSpec, o: ChildOptions, started: Chil
       }),
       K0 && target('k0', K0, B, { headers: auth, route: { reasons: ['stable'] }, killSwitch: { on: false, authorization: oncall } }),
       K && target('k', K, B, { headers: auth, route: { reasons: ['stable'] }, killSwitch: { on: true, authorization: oncall } }),
-      N0 && target('n0', N0, undefined, { guards: { on: [] } }),
+      N0 && target('n0', N0, undefined, { guards: { on: [] }, drift: { on: false } }),
       N && target('n', N, undefined, { guards: { on: ['contract', 'ood'] } }),
       S && target('s', S, undefined, { guards: { on: ['contract', 'ood', 'squeeze'] } }),
+      R0 && target('r', R0, undefined, { guards: { on: [] }, drift: { on: true } }),
     ];
     return all.filter((t): t is Target => t !== undefined && want(t.id));
   }

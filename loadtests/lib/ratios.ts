@@ -47,7 +47,7 @@ function find(s: readonly Summary[], t: TargetId, conns: number): Summary | unde
 export function ratios(s: readonly Summary[], connections: readonly number[]): Ratio[] {
   const out: Ratio[] = [];
   for (const n of connections) {
-    const [a, b, c, d, e, f, g0, g, k0, k, n0, ng, sq, cs, ds] = (['a', 'b', 'c', 'd', 'e', 'f', 'g0', 'g', 'k0', 'k', 'n0', 'n', 's', 'c*', 'd*'] as const)
+    const [a, b, c, d, e, f, g0, g, k0, k, n0, ng, sq, dr, cs, ds] = (['a', 'b', 'c', 'd', 'e', 'f', 'g0', 'g', 'k0', 'k', 'n0', 'n', 's', 'r', 'c*', 'd*'] as const)
       .map((t) => find(s, t, n));
     const add = (phase: string, name: string, x: number | undefined, y: number | undefined, note?: string) => {
       if (x !== undefined && y !== undefined && y > 0) out.push({ phase, name, connections: n, value: x / y, ...(note ? { note } : {}) });
@@ -81,6 +81,8 @@ export function ratios(s: readonly Summary[], connections: readonly number[]): R
     add('1', 'CPU/req ONNX process (s)/(n)  what the squeezing guard costs, every request sampled', sq?.frontCpuUsPerReq, ng?.frontCpuUsPerReq, diffUs(sq?.frontCpuUsPerReq, ng?.frontCpuUsPerReq));
     add('1', 'CPU/req ONNX process (n0)/(d)  what serving with a profile loaded (guards off) costs', n0?.frontCpuUsPerReq, d?.frontCpuUsPerReq, diffUs(n0?.frontCpuUsPerReq, d?.frontCpuUsPerReq));
     add('1', 'req/s (n)/(n0)  what the contract + ood guards cost in throughput', ng?.rps, n0?.rps);
+    add('1', 'CPU/req ONNX process (r)/(n0)  what drift monitoring costs, every request sampled', dr?.frontCpuUsPerReq, n0?.frontCpuUsPerReq, diffUs(dr?.frontCpuUsPerReq, n0?.frontCpuUsPerReq));
+    add('1', 'req/s (r)/(n0)  what drift monitoring costs in throughput', dr?.rps, n0?.rps);
     add('1', 'req/s (s)/(n)  what the squeezing guard costs in throughput, every request sampled', sq?.rps, ng?.rps);
     add('1', 'p50 (n)/(n0)', ng?.p50Ms, n0?.p50Ms);
     add('1', 'p99 (n)/(n0)', ng?.p99Ms, n0?.p99Ms);
@@ -234,6 +236,13 @@ export function checks(s: readonly Summary[], cores: number): Check[] {
     oneConnection: 'at one connection every request pays a whole wake-up, so the figure is noisier',
   }));
   out.push(...squeezeCost(s));
+  out.push(...cpuCheckAt32(s, 'r', 'n0', {
+    name: 'drift monitoring with every request sampled adds at most 5% CPU per request to in-process serving',
+    limit: 1.05,
+    what: 'gateway process only, serving iris in-process (O with the iris profile and models.iris.drift: { sampleRate: 1 } vs ' +
+      'the same configuration without the drift section, both one process, every request counted)',
+    oneConnection: 'at one connection every request pays a whole wake-up, so the figure is noisier',
+  }));
   {
     const c = find(s, 'c', 32);
     const g = find(s, 'g', 32);

@@ -185,6 +185,26 @@ async function smokeGuards(t: Target, res: Response): Promise<void> {
   console.log(`smoke ${t.label}: ${seen.join('; ')}`);
 }
 
+/**
+ * (n0), (r): the drift endpoint. On (r) the window has counted the smoke test's requests (this
+ * replica flushes before it answers); on (n0) the model is not monitored (404 DRIFT_NOT_MONITORED).
+ */
+async function smokeDrift(t: Target): Promise<void> {
+  const d = t.drift;
+  if (d === undefined) return;
+  const res = await fetch(`${t.front.url}/admin/models/${INFER_MODEL}/drift`, { signal: AbortSignal.timeout(10_000) });
+  const text = await res.text();
+  if (!d.on) {
+    if (res.status !== 404 || !text.includes('DRIFT_NOT_MONITORED')) throw new Error(`${t.label}: GET /admin/models/${INFER_MODEL}/drift answered HTTP ${res.status} ${text.slice(0, 200)}; expected 404 DRIFT_NOT_MONITORED`);
+    console.log(`smoke ${t.label}: drift not monitored (404 DRIFT_NOT_MONITORED)`);
+    return;
+  }
+  if (res.status !== 200) throw new Error(`${t.label}: GET /admin/models/${INFER_MODEL}/drift answered HTTP ${res.status}: ${text.slice(0, 300)}`);
+  const r = JSON.parse(text) as { status?: string; window?: { samples?: number } };
+  if (!((r.window?.samples ?? 0) > 0) || typeof r.status !== 'string') throw new Error(`${t.label}: the drift report counted no request: ${text.slice(0, 300)}`);
+  console.log(`smoke ${t.label}: drift window ${r.window?.samples} samples, status ${r.status}`);
+}
+
 /** Returns the reference (the first target's outputs unless one was given). Throws on a non-200. */
 export async function smoke(targets: readonly Target[], reference?: SmokeReference): Promise<SmokeReference | undefined> {
   let ref = reference;
@@ -203,6 +223,7 @@ export async function smoke(targets: readonly Target[], reference?: SmokeReferen
     await smokeRoute(t, res, outputs);
     await smokeKillSwitch(t);
     await smokeGuards(t, res);
+    await smokeDrift(t);
   }
   return ref;
 }

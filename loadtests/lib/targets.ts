@@ -23,10 +23,10 @@ import { HOST, freePort, spawnNode, waitReady, waitServing, type Child } from '.
 import type { BenchGuard } from './guards.js';
 import type { RedisChild } from './redis.js';
 
-export type TargetId = 'a' | 'b' | 'c' | 'd' | 'e' | 'f' | 'g0' | 'g' | 'k0' | 'k' | 'n0' | 'n' | 's' | 'c*' | 'd*';
+export type TargetId = 'a' | 'b' | 'c' | 'd' | 'e' | 'f' | 'g0' | 'g' | 'k0' | 'k' | 'n0' | 'n' | 's' | 'r' | 'c*' | 'd*';
 
 /** Every target id, in the order of the phases. */
-export const TARGET_IDS: readonly TargetId[] = ['a', 'b', 'c', 'd', 'e', 'f', 'g0', 'g', 'k0', 'k', 'n0', 'n', 's', 'c*', 'd*'];
+export const TARGET_IDS: readonly TargetId[] = ['a', 'b', 'c', 'd', 'e', 'f', 'g0', 'g', 'k0', 'k', 'n0', 'n', 's', 'r', 'c*', 'd*'];
 
 export const LABELS: Record<TargetId, string> = {
   a: '(a) B direct',
@@ -42,6 +42,7 @@ export const LABELS: Record<TargetId, string> = {
   n0: '(n0) O + iris profile, guards off',
   n: '(n) O + contract and ood guards (flag)',
   s: '(s) O + contract, ood and squeeze guards (flag, every request sampled)',
+  r: '(r) O + iris profile + drift monitoring (every request sampled)',
   'c*': '(c*) G→B gateway proxy, worker per core',
   'd*': '(d*) O gateway ONNX, worker per core',
 };
@@ -65,6 +66,8 @@ export interface Target {
   readonly killSwitch?: { readonly on: boolean; readonly authorization: string };
   /** (n0), (n), (s): the input guards that are on (none on (n0)), checked by the smoke test. */
   readonly guards?: { readonly on: readonly BenchGuard[] };
+  /** (n0), (r): whether the drift endpoint must report a window (on) or answer DRIFT_NOT_MONITORED (off). */
+  readonly drift?: { readonly on: boolean };
 }
 
 /** What a target's answers must say about their routing (checked by the smoke test). */
@@ -125,7 +128,7 @@ export interface GatewaySpec {
    * (n0), (n), (s): the model's one version names this reference profile, and the model has this
    * `guards` section (none on (n0)). The configurations differ in `guards` alone.
    */
-  readonly guarded?: { readonly profile: string; readonly guards?: Record<string, unknown> };
+  readonly guarded?: { readonly profile: string; readonly guards?: Record<string, unknown>; readonly drift?: Record<string, unknown> };
 }
 
 /** What (k0) and (k) are asked by the smoke test: GET /admin/kill with a token of this scope. */
@@ -314,6 +317,7 @@ export function gatewayConfig(port: number, spec: GatewaySpec, logLevel: string 
       ? {
           versions: { '1': { backend: spec.backend, ...(g === undefined ? {} : { profile: g.profile }) } },
           ...(g?.guards === undefined ? {} : { guards: g.guards }),
+          ...(g?.drift === undefined ? {} : { drift: g.drift }),
         }
       // A copy per version: the same object three times would be written as a YAML anchor and aliases.
       : { versions: Object.fromEntries(r.versions.map((v) => [v, { backend: { ...spec.backend } }])), stable: r.stable, traffic: r.traffic };
