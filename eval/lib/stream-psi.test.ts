@@ -27,7 +27,7 @@ describe('stream PSI', () => {
     assert.ok(psi([10, 30, 60], [20, 60, 120]) < 1e-4, 'the same shares at another size: only the smoothing differs');
     assert.equal(psi([10, 30, 60], [10, 30, 60]), 0);
     assert.equal(psi([10, 30, 0, 60, 0], [30, 30, 0, 40, 0]), psi([10, 30, 60], [30, 30, 40]), 'bins empty on both sides are left out');
-    assert.ok(psi([0, 10, 30, 60], [0, 100_000, 300_000, 600_000]) < 1e-4, 'an empty missing bin adds nothing to an unshifted stream, however long');
+    assert.ok(psi([0, 10, 30, 60], [0, 100_000, 300_000, 600_000]) < 1e-3, 'an empty missing bin adds nothing (smoothed, it would add about 0.03) to an unshifted stream, however long');
     assert.ok(Number.isFinite(psi([50, 50, 0], [0, 0, 100])), 'empty bins stay finite');
     assert.throws(() => psi([1, 2], [1, 2, 3]), /2 reference bins but 3 live bins/);
   });
