@@ -35,7 +35,7 @@ import { Pool } from 'undici';
 import { stringify } from 'yaml';
 import type { Profile } from '../policies/guards/profile.js';
 import { runCli } from '../test/helpers/gateway.js';
-import { DriftClient, DriftEndpointMissing } from './lib/drift-client.js';
+import { DriftClient, DriftUnavailable } from './lib/drift-client.js';
 import { pollOf, summarisePolls, type Poll } from './lib/drift-polls.js';
 import { replayStream } from './lib/drift-replay.js';
 import { driftTable, driftTargets, targetLines, UNSHIFTED_TARGET, type StreamOutcome } from './lib/drift-report.js';
@@ -125,7 +125,8 @@ async function startGateway(specs: readonly ModelSpec[], work: string, driftChec
     return await serveGateway(config);
   } catch (e) {
     const why = e instanceof Error ? e.message : String(e);
-    throw new Error(`the gateway did not start with models.<m>.drift enabled; a gateway without issue 11's drift monitor refuses that setting (run with --no-drift-check to replay without it):\n${why}`);
+    if (!driftCheck || !/\bdrift\b/.test(why)) throw e;
+    throw new DriftUnavailable(`the gateway did not start with models.<m>.drift enabled; a gateway without issue 11's drift monitor refuses that setting (run with --no-drift-check to replay without it):\n${why}`);
   }
 }
 
@@ -162,6 +163,7 @@ async function runStream(entry: StreamEntry, spec: ModelSpec, profile: Profile, 
   const name = entry.file.replace(/^.*\//, '').replace(/\.jsonl(\.gz)?$/, '');
   const rate = Math.round(result.requests / result.seconds);
   log(`${name}: ${result.requests} requests in ${result.seconds.toFixed(1)} s (${rate}/s; polls ${result.pollSeconds.toFixed(1)} s)`
+    + (truePsi === undefined ? '' : `, true PSI ${truePsi.psi.toFixed(3)} on ${truePsi.name}`)
     + (drift === undefined ? '' : `, final status ${summary.finalStatus ?? '—'}, drift after ${summary.delay ?? (summary.changeAt === undefined ? '—' : 'never')}, false alarms ${summary.falseAlarms}`));
   return { outcome: { name, model: entry.model, kind: entry.kind, summary, ...(truePsi !== undefined ? { truePsi } : {}) }, seconds: result.seconds, requests: result.requests };
 }
@@ -192,7 +194,7 @@ async function main(): Promise<void> {
     const profiles = new Map<string, Profile>();
     for (const spec of specs) {
       const profile = await buildProfile(spec, opts.referenceDir, baseFile, join(work, `${spec.name}.profile.json`));
-      if (profile.drift === undefined && opts.driftCheck) throw new Error(`the profile \`breakwater profile\` built for ${spec.name} has no drift reference (profile.drift): this build predates issue 11's profile part`);
+      if (profile.drift === undefined && opts.driftCheck) throw new DriftUnavailable(`the profile \`breakwater profile\` built for ${spec.name} has no drift reference (profile.drift): this build predates issue 11's profile part`);
       profiles.set(spec.name, profile);
     }
     const gateway = await startGateway(specs, work, opts.driftCheck);
@@ -224,8 +226,8 @@ async function main(): Promise<void> {
 }
 
 main().catch((e: unknown) => {
-  // A missing endpoint is a finding about the gateway, not a crash: its message says it all.
-  const text = e instanceof DriftEndpointMissing ? e.message : e instanceof Error ? e.stack ?? e.message : String(e);
+  // A gateway (or profile) without the monitor is a finding, not a crash: its message says it all.
+  const text = e instanceof DriftUnavailable ? e.message : e instanceof Error ? e.stack ?? e.message : String(e);
   process.stderr.write(`eval:drift: ${text}\n`);
   process.exit(1);
 });

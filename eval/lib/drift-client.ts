@@ -7,12 +7,14 @@
  */
 import type { Dispatcher } from 'undici';
 
-export class DriftEndpointMissing extends Error {
-  constructor(method: string, path: string, body: string) {
-    super(`${method} ${path} answered 404 (${body.slice(0, 200) || 'no body'}): this gateway has no drift endpoint, or drift is not enabled for the model. `
-      + 'The evaluation needs issue 11\'s drift monitor (models.<m>.drift: {enabled: true}); run with --no-drift-check to replay the streams without it.');
-    this.name = 'DriftEndpointMissing';
-  }
+/** The gateway (or its profile) has no drift monitor to evaluate: a finding the runner prints as is, without a stack. */
+export class DriftUnavailable extends Error {
+  override readonly name = 'DriftUnavailable';
+}
+
+export function endpointMissing(method: string, path: string, body: string): DriftUnavailable {
+  return new DriftUnavailable(`${method} ${path} answered 404 (${body.slice(0, 200) || 'no body'}): this gateway has no drift endpoint, or drift is not enabled for the model. `
+    + 'The evaluation needs issue 11\'s drift monitor, on for the model (models.<m>.drift); run with --no-drift-check to replay the streams without it.');
 }
 
 const TIMEOUTS = { headersTimeout: 30_000, bodyTimeout: 30_000 };
@@ -40,7 +42,7 @@ export class DriftClient {
       ...(body === undefined ? {} : { body, headers: { 'content-type': 'application/json' } }),
     });
     const text = await res.body.text();
-    if (res.statusCode === 404) throw new DriftEndpointMissing(method, path, text);
+    if (res.statusCode === 404) throw endpointMissing(method, path, text);
     if (res.statusCode < 200 || res.statusCode >= 300) throw new Error(`${method} ${path} answered HTTP ${res.statusCode}: ${text.slice(0, 300)}`);
     if (text === '') return undefined;
     try {

@@ -8,7 +8,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { Pool } from 'undici';
-import { DriftClient, DriftEndpointMissing } from './drift-client.js';
+import { DriftClient, DriftUnavailable } from './drift-client.js';
 import { replayStream } from './drift-replay.js';
 
 interface Seen { inFlight: number; maxInFlight: number; answered: number; bodies: string[]; resets: string[]; failAt: number }
@@ -116,11 +116,11 @@ describe('drift replay over HTTP', () => {
   it('a 404 from the drift endpoint stops with a message saying the monitor is missing', async () => {
     const client = new DriftClient(pool);
     await assert.rejects(client.status('other'), (e: unknown) => {
-      assert.ok(e instanceof DriftEndpointMissing);
+      assert.ok(e instanceof DriftUnavailable);
       assert.match(e.message, /^GET \/admin\/models\/other\/drift answered 404 \(\{"error":"not found","code":"NOT_FOUND"\}\): this gateway has no drift endpoint, or drift is not enabled for the model/);
       assert.match(e.message, /--no-drift-check/);
       return true;
     });
-    await assert.rejects(client.reset('other', 'x'), DriftEndpointMissing);
+    await assert.rejects(client.reset('other', 'x'), DriftUnavailable);
   });
 });
