@@ -31,11 +31,17 @@
  *     the smoke test checks that (no x-guard), that an out-of-range row gets x-guard contract on (n) and
  *     (s) and nothing on (n0), that on (s) a row near the decision boundary is flagged by the squeezing
  *     guard, and that GET /admin/models/iris counts one verdict per request of each guard that is on.
+ *     Then (r): (n0) plus `models.iris.drift: { sampleRate: 1 }` (every answered request counted into
+ *     the drift window, the drift reference coming from the same profile; the memory store, as in
+ *     (n0): with Redis a version adds one batched flush a second, not a command per request); the
+ *     smoke test checks GET /admin/models/iris/drift answers a window with samples on (r) and 404
+ *     DRIFT_NOT_MONITORED on (n0).
  *     The CPU check, gateway proxy vs bare proxy per request, is (c)/(b) here: both one process; the
  *     identity-and-quotas check, (f)/(c) ≤ 1.25 at 32 connections, and the routing check, (g)/(g0) ≤ 1.10
  *     at 32 connections ((g)/(c) printed as information), and the kill switch check, (k)/(k0) ≤ 1.02 at 32
  *     connections, and the input guards check, (n)/(n0) ≤ 1.10 at 32 connections ((s)/(n) and the
- *     squeezing guard's CPU per sampled request, (s) − (n), printed as information), too.
+ *     squeezing guard's CPU per sampled request, (s) − (n), printed as information), and the drift
+ *     monitoring check, (r)/(n0) ≤ 1.05 at 32 connections (`BENCH_TARGETS=n0,r` runs just those two), too.
  *   Phase 2 "one worker per core": new B, G and O with `server.workers: "auto"` (P is not needed).
  *     Targets (c*) G→B and (d*) O. The throughput check, in-process ONNX vs the proxied path, is
  *     (d*)/(c*) at 32 connections here: both deployments use every core. Phase 1's (d)/(c) is
@@ -47,7 +53,7 @@
  * (targets in order, every other round reversed, repeated BENCH_ROUNDS times; medians per cell),
  * measuring from /proc the CPU time of the process under test (with its workers), of its backend, of (f)'s Redis and of the load
  * generator. The breakwater children run with the gateway's defaults (log level info, access log off)
- * except (e); all but (f), (g0), (g), (k0) and (k) with `auth.insecureNoAuth: true` ((n0), (n), (s) like (d)); all but (f) with no rate
+ * except (e); all but (f), (g0), (g), (k0) and (k) with `auth.insecureNoAuth: true` ((n0), (n), (s), (r) like (d)); all but (f) with no rate
  * limits. The smoke test checks every answer (200, the same outputs everywhere), and for (g) that the
  * split routed it (x-route-reason one of the arms), that the header rule routes, and that an opted-out
  * subject is sent to the stable version (the opt-out policy reads the registry the run filled).
@@ -68,7 +74,7 @@ import { noisy, problems, summarise, textTable, type Summary } from './lib/repor
 import { runPhase, type PhaseResult } from './lib/run-phase.js';
 import { command, readSettings, resultsBase } from './lib/settings.js';
 import type { SmokeReference } from './lib/smoke.js';
-import { ASSETS, BENCH_GUARD_PROBES, BENCH_GUARDS, BENCH_PROFILE } from './lib/guards.js';
+import { ASSETS, BENCH_DRIFT, BENCH_GUARD_PROBES, BENCH_GUARDS, BENCH_PROFILE } from './lib/guards.js';
 import { BENCH_IDENTITY, BENCH_KILL_SWITCH, BENCH_OPT_OUTS, BENCH_RATE_RULES, BENCH_ROUTING, optOutSubject } from './lib/targets.js';
 
 const RESULTS_DIR = fileURLToPath(new URL('../../loadtests/results/', import.meta.url));
@@ -170,6 +176,10 @@ async function main(): Promise<void> {
         `${JSON.stringify(BENCH_GUARDS.s)} in (s). The benchmark's row fires no guard; smoke-checked: no x-guard on it, x-guard contract on ` +
         `[${BENCH_GUARD_PROBES.outOfRange.join(', ')}] in (n) and (s) (none in (n0)), the squeezing guard flags a row near the decision boundary in (s), ` +
         'and GET /admin/models/iris counts a verdict per request of each guard that is on, none of one that is off',
+      'drift monitoring': `(r): (n0) plus models.iris.drift: ${JSON.stringify(BENCH_DRIFT)} (the other drift settings at their defaults; ` +
+        'the reference from the same profile; the memory store, as in (n0): with Redis a version adds one batched flush a second, ' +
+        'not a command per request); smoke-checked: GET /admin/models/iris/drift reports a window that counted the smoke requests on (r), ' +
+        '404 DRIFT_NOT_MONITORED on (n0)',
       request: `POST ${INFER_PATH} ${INFER_BODY}`,
       host: HOST,
       command: `\`${cmd}\``,

@@ -4,9 +4,11 @@
  * strictly, a focused run's results never take the name of a full run's, the configurations of (k0)
  * and (k) are valid gateway configurations that differ in `killSwitch.enabled` alone, and those of
  * (n0), (n) and (s) load, with the profile the benchmark builds through the real `breakwater
- * profile`, and differ in `guards` alone; the input guards' check is (n)/(n0) at 32 connections.
+ * profile`, and differ in `guards` alone; (r) is (n0) plus `drift: { sampleRate: 1 }` alone; the
+ * input guards' check is (n)/(n0) at 32 connections and drift monitoring's is (r)/(n0) ≤ 1.05 there.
  * The benchmark itself (timings) is not a test; its smoke test checks the running targets (GET
- * /admin/kill 404 on (k0), 200 on (k); x-guard and figures.guards on (n0), (n), (s)).
+ * /admin/kill 404 on (k0), 200 on (k); x-guard and figures.guards on (n0), (n), (s); GET
+ * /admin/models/iris/drift 404 DRIFT_NOT_MONITORED on (n0), a window with samples on (r)).
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -46,6 +48,16 @@ test('(n0), (n) and (s) are phase-1 targets loaded one right after the other', (
   assert.deepEqual(p1.targets.slice(i, i + 3), ['n0', 'n', 's']);
   assert.deepEqual(targetsOf('n0,n,s'), ['n0', 'n', 's']);
   assert.equal(resultsBase(['n0', 'n', 's']), 'focused-n0-n-s');
+});
+
+test('(r) is a phase-1 target, one process like (n0), and `BENCH_TARGETS=n0,r` is a focused run of the two, written as focused-n0-r', () => {
+  const p1 = PHASES.find((p) => p.phase === 1);
+  assert.ok(p1 !== undefined);
+  assert.equal(p1.workers, 1, 'one process, like (n0)');
+  assert.ok(p1.targets.includes('n0') && p1.targets.includes('r'));
+  assert.deepEqual(targetsOf('n0,r'), ['n0', 'r']);
+  assert.equal(resultsBase(['n0', 'r']), 'focused-n0-r');
+  assert.match(LABELS.r, /iris profile \+ drift/);
 });
 
 test('BENCH_TARGETS: unset or blank is every target; ids are trimmed; an unknown id is an error naming the known ones', () => {
@@ -91,7 +103,7 @@ test('(k0) and (k): valid configurations, two versions with rollbackTo naming th
   assert.equal(buildConfig(on, dir).killSwitch.enabled, true);
 });
 
-test('(n0), (n), (s): the profile built by `breakwater profile` for the model they serve; valid configurations that load with it, like (d) but for the profile, differing in guards alone', { timeout: 120_000 }, async (t) => {
+test('(n0), (n), (s), (r): the profile built by `breakwater profile` for the model they serve (with the drift reference); valid configurations that load with it, like (d) but for the profile, (n) and (s) differing from (n0) in guards alone, (r) in drift alone', { timeout: 120_000 }, async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'bw-bench-guards-'));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   const backend = prepareModel(dir);
@@ -125,13 +137,14 @@ test('(n0), (n), (s): the profile built by `breakwater profile` for the model th
   assert.deepEqual([iris(s)?.guards?.contract?.mode, iris(s)?.guards?.ood?.mode, iris(s)?.guards?.squeeze?.mode, iris(s)?.guards?.squeeze?.sampleRate], ['flag', 'flag', 'flag', 1]);
 
   // Loaded as serve would: the model with its profile (one that did not fit the model would be refused).
-  const runs = await Promise.all(([['n0', n0], ['n', n], ['s', s]] as const).map(([id, c]) => {
+  const runs = await Promise.all(([['n0', n0], ['n', n], ['s', s], ['r', r]] as const).map(([id, c]) => {
     const file = join(dir, `${id}.yaml`);
-    writeFileSync(file, gatewayConfig(18000, { ...spec, guarded: { profile: profile.file, ...(id === 'n0' ? {} : { guards: BENCH_GUARDS[id] }) } }, undefined));
+    const extra = id === 'n0' ? {} : id === 'r' ? { drift: BENCH_DRIFT } : { guards: BENCH_GUARDS[id] };
+    writeFileSync(file, gatewayConfig(18000, { ...spec, guarded: { profile: profile.file, ...extra } }, undefined));
     assert.deepEqual(parse(readFileSync(file, 'utf8')), c);
     return runCli(['validate', file], { timeoutMs: 60_000 });
   }));
-  for (const r of runs) assert.equal(r.code, 0, r.stderr);
+  for (const run of runs) assert.equal(run.code, 0, run.stderr);
 });
 
 test('the input guards\' check: (n)/(n0) CPU per request ≤ 1.10 at 32 connections; the squeezing guard\'s cost per sampled request, (s) − (n), as information', () => {
@@ -153,4 +166,24 @@ test('the input guards\' check: (n)/(n0) CPU per request ≤ 1.10 at 32 connecti
   assert.ok(squeeze.every((x) => x.pass === undefined), 'information, not a check');
   assert.match(squeeze[0]!.explanation, /\+55\.5 µs of CPU per sampled request/);
   assert.match(squeeze[1]!.explanation, /\+70\.0 µs of CPU per sampled request/);
+});
+
+test('drift monitoring\'s check: (r)/(n0) CPU per request ≤ 1.05 at 32 connections; at 1 connection information', () => {
+  const at = (target: TargetId, connections: number, us: number): Summary => ({
+    phase: 1, target, label: LABELS[target], connections, rounds: 3, rps: 1000, p50Ms: 1, p99Ms: 2, frontCpuUsPerReq: us, frontCores: 1,
+    totalCpuUsPerReq: us, loadgenCpuUsPerReq: 10, completed: 3000, non2xx: 0, errors: 0, timeouts: 0,
+  });
+  const drift = (r32: number) => checks([at('n0', 32, 100), at('r', 32, r32), at('n0', 1, 200), at('r', 1, 260)], 2)
+    .filter((x) => x.name.includes('(r)/(n0)'));
+  const [pass32, info1] = drift(105);
+  assert.ok(pass32 !== undefined && info1 !== undefined);
+  assert.equal(drift(105).length, 2);
+  assert.match(pass32.name, /drift monitoring .* at most 5% CPU per request.*32 connections/);
+  assert.equal(pass32.limit, '≤ 1.05');
+  assert.equal(pass32.pass, true);
+  assert.match(pass32.explanation, /105\.0 vs 100\.0 µs\/req/);
+  assert.match(info1.name, /1 connection/);
+  assert.equal(info1.pass, undefined, 'at one connection: information, even at 1.30');
+  assert.equal(drift(105.1)[0]?.pass, false);
+  assert.deepEqual(checks([at('n0', 32, 100), at('n0', 1, 200)], 2).filter((x) => x.name.includes('(r)/(n0)')), [], 'no (r) measured, no check');
 });

@@ -4,6 +4,8 @@
  * really run. The profile is built once per run, in the work directory, by the real command
  * (`breakwater profile`) from iris.csv in the shared assets folder, for the same model file the
  * targets serve: what is measured is a gateway serving a profile an operator would have built.
+ * (r), drift monitoring (docs/drift.md), serves with the same profile, which carries the drift
+ * reference, and the drift section below.
  */
 import { execFile } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';

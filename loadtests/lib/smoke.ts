@@ -18,6 +18,10 @@
  * contract guard is on, nothing on (n0); on (s), a row nudged across the decision boundary is flagged
  * by the squeezing guard; and the model's figures (`GET /admin/models/iris`, `figures.guards`) count
  * one verdict per request sent of every guard that is on, none of a guard that is off.
+ *
+ * A target with a drift expectation ((n0), (r)) is checked through `GET /admin/models/iris/drift`
+ * (no token: these targets run with `auth.insecureNoAuth`): on (r) a window that counted the smoke
+ * requests (samples > 0) and a status; on (n0) 404 DRIFT_NOT_MONITORED.
  */
 import { BENCH_GUARD_PROBES, boundaryRow, irisBody, type BenchGuard } from './guards.js';
 import { INFER_BODY, INFER_MODEL, INFER_PATH } from './measure.js';
