@@ -66,6 +66,31 @@ test('a store outage pauses merging only: counting neither throws nor waits, and
   await inner.close();
 });
 
+test('past half a window during an outage, the early flush fails quietly (no unhandled rejection); the counts are kept', async () => {
+  const inner = new MemoryStore({ pruneIntervalMs: 0 });
+  const { store, setDown } = flaky(inner);
+  const monitors = setup(store, { flushMs: 60_000, evaluateMs: 60_000 });
+  const observer = monitors.observer();
+  const unhandled: unknown[] = [];
+  const onUnhandled = (e: unknown) => unhandled.push(e);
+  process.on('unhandledRejection', onUnhandled);
+  try {
+    setDown(true);
+    // 1,200 rows: the default window is 1,000, so a flush starts at 500 and again at 1,000.
+    for (let i = 0; i < 1200; i++) observer.onEnd(end([5.1, 3.5, 1.4, 0.2]));
+    await new Promise((r) => setTimeout(r, 50));
+    assert.deepEqual(unhandled, [], 'a failed early flush is not an unhandled rejection');
+    setDown(false);
+    const r = await monitors.report('iris', '1');
+    assert.ok(typeof r === 'object');
+    assert.equal(r.window.samples, 1200);
+  } finally {
+    process.off('unhandledRejection', onUnhandled);
+    await monitors.close();
+    await inner.close();
+  }
+});
+
 test('sampleRate: about that share of answered requests is counted; a request without payload (opted out of tracking) never is', async () => {
   const store = new MemoryStore({ pruneIntervalMs: 0 });
   let k = 0;

@@ -195,7 +195,8 @@ class VersionDrift {
     }
     this.#pendingRows += rows.length;
     const spec = this.#window?.spec;
-    if (spec?.kind === 'samples' && this.#pendingRows >= spec.size / 2) void this.flush();
+    // A failed early flush keeps its counts pending; the timer's next flush reports the outage.
+    if (spec?.kind === 'samples' && this.#pendingRows >= spec.size / 2) this.flush().catch(() => undefined);
   }
 
   /** Baseline, before bins are fixed: keeps this replica's first rows (and class-score answers). */
@@ -210,7 +211,7 @@ class VersionDrift {
       const classes = out.shape[1];
       for (let r = 0; r < rows.length; r++) b.answers.push({ values: Float64Array.from({ length: classes }, (_, j) => data[r * classes + j]), classes });
     }
-    if (b.rows.length >= BASELINE_BIN_ROWS) void this.#fixBins();
+    if (b.rows.length >= BASELINE_BIN_ROWS) this.#fixBins().catch((e: unknown) => this.#log.warn({ model: this.model, version: this.version, problem: (e as Error).message }, 'drift: the baseline bins could not be fixed'));
   }
 
   /** Proposes bins from this replica's first rows; the first proposal stored wins on every replica. */

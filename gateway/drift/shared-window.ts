@@ -39,7 +39,7 @@ export type WindowSpec =
   | { readonly kind: 'samples'; readonly size: number; readonly mode: 'sliding' | 'tumbling' }
   | { readonly kind: 'seconds'; readonly size: number; readonly mode: 'sliding' | 'tumbling' };
 
-/** Where the window was reset: a sample number (sample windows) or a time in ms (time windows). */
+/** Where a window starts at the earliest: a sample number (sample windows: after a baseline) or a time in ms. */
 export interface ResetPoint {
   readonly at: number;
 }
@@ -105,7 +105,7 @@ export class SharedWindow {
     return this.#spec.kind === 'samples' ? this.#charge(0) : now;
   }
 
-  /** The window's merged counts, from `reset` on when given. */
+  /** The window's merged counts, from `reset` (a start point) on when given. */
   async read(now: number, reset?: ResetPoint): Promise<WindowRead> {
     const keys: string[] = [];
     let from: number;
