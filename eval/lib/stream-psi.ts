@@ -7,35 +7,20 @@
  *
  * PSI = Σ (q − p)·ln(q / p) over bins, p the reference's shares and q the stream's, each share
  * smoothed with a pseudo-count of 0.5 per bin, (count + 0.5) / (total + 0.5·bins), so a bin empty
- * on one side adds a large but finite term (as DRIFT.md's statistics do). Bins empty on both sides
+ * on one side adds a large but finite term: the monitor's own definition (statistics.ts psi), called
+ * here, so that the true PSI and the monitor's figures can never disagree on what PSI means. Bins empty on both sides
  * are left out: they say nothing about a shift, and smoothed they would not cancel when the two
  * totals differ (105 iris reference rows against a million requests: the empty `missing` bin alone
  * would add 0.04 to an unshifted stream's PSI).
  */
 import { binCount, categoricalBin, categoryIndex, numericBin, type DriftBins, type DriftReference } from '../../gateway/drift/bins.js';
+import { psi as monitorPsi } from '../../gateway/drift/statistics.js';
 import type { Row } from './models.js';
 
-export const PSI_PSEUDO_COUNT = 0.5;
-
-/** PSI of live counts against reference counts over the same bins (smoothed: see the header). */
+/** PSI of live counts against reference counts over the same bins: the monitor's own (gateway/drift/statistics.ts). */
 export function psi(reference: ArrayLike<number>, live: ArrayLike<number>): number {
   if (reference.length !== live.length) throw new Error(`psi: ${reference.length} reference bins but ${live.length} live bins`);
-  let k = 0;
-  let n = 0;
-  let m = 0;
-  for (let i = 0; i < reference.length; i++) {
-    n += reference[i];
-    m += live[i];
-    if (reference[i] + live[i] > 0) k++;
-  }
-  let sum = 0;
-  for (let i = 0; i < reference.length; i++) {
-    if (reference[i] + live[i] === 0) continue;
-    const p = (reference[i] + PSI_PSEUDO_COUNT) / (n + PSI_PSEUDO_COUNT * k);
-    const q = (live[i] + PSI_PSEUDO_COUNT) / (m + PSI_PSEUDO_COUNT * k);
-    sum += (q - p) * Math.log(q / p);
-  }
-  return sum;
+  return monitorPsi(reference, live);
 }
 
 /** One feature's or output's PSI. */

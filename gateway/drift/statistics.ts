@@ -194,6 +194,11 @@ function chiSquare(reference: ArrayLike<number>, live: ArrayLike<number>, R: num
 }
 
 /** The statistics of one feature or output: reference vs live counts over the same bins. */
+/** The PSI of `live` against `reference` (same bins), smoothed as binStats's: the one definition the monitor and the evaluation share. */
+export function psi(reference: ArrayLike<number>, live: ArrayLike<number>): number {
+  return psiAndTop(reference, live, total(reference), total(live)).psi;
+}
+
 export function binStats(kind: 'numeric' | 'categorical', reference: ArrayLike<number>, live: ArrayLike<number>): BinStats {
   if (reference.length !== live.length) {
     throw new RangeError(`drift bins differ: reference has ${reference.length}, live has ${live.length}`);
