@@ -36,18 +36,19 @@ function flaky(inner: MemoryStore): { store: StateStore; setDown(down: boolean):
   return { store, setDown: (d) => (down = d) };
 }
 
-function setup(store: StateStore, drift: Record<string, unknown>, random?: () => number) {
-  const config = buildConfig({ auth: { insecureNoAuth: true }, models: { iris: { versions: { '1': { backend: { kind: 'onnx', path: 'iris.onnx' }, profile: 'iris.json' } }, drift } } }, '/base');
-  const table = { allVersions: () => [{ model: 'iris', version: '1', metadata: undefined, artifacts: new Map([['profile', PROFILE]]) }] } as unknown as ModelTable;
+function setup(store: StateStore, drift: Record<string, unknown>, random?: () => number, profiles: Record<string, Profile> = { '1': PROFILE }) {
+  const versions = Object.fromEntries(Object.keys(profiles).map((v) => [v, { backend: { kind: 'onnx', path: 'iris.onnx' }, profile: `${v}.json` }]));
+  const config = buildConfig({ auth: { insecureNoAuth: true }, models: { iris: { versions, drift } } }, '/base');
+  const table = { allVersions: () => Object.entries(profiles).map(([version, p]) => ({ model: 'iris', version, metadata: undefined, artifacts: new Map([['profile', p]]) })) } as unknown as ModelTable;
   const monitors = new DriftMonitors({ store, log, ...(random === undefined ? {} : { random }) });
   monitors.follow(table, config as GatewayConfig);
   return monitors;
 }
 
-function end(row: number[], payload = true): RequestEnd {
+function end(row: number[], payload = true, version = '1'): RequestEnd {
   const request: InferRequest = { inputs: [{ name: 'input', datatype: 'FP32', shape: [1, 4], data: row }] } as unknown as InferRequest;
   const answer: InferResponse = { model_name: 'iris', outputs: [{ name: 'output', datatype: 'FP32', shape: [1, 3], data: [8.6, 2.6, -13] }] } as unknown as InferResponse;
-  return { model: 'iris', version: '1', code: undefined, payload: payload ? request : undefined, answer: payload ? answer : undefined } as unknown as RequestEnd;
+  return { model: 'iris', version, code: undefined, payload: payload ? request : undefined, answer: payload ? answer : undefined } as unknown as RequestEnd;
 }
 
 test('a store outage pauses merging only: counting neither throws nor waits, and the counts are merged once the store answers', async () => {
@@ -127,6 +128,30 @@ test('the gauges: the overall status (feature "*") and each feature and output o
   assert.ok((byName.get('input[2]')?.psi ?? 0) > 0.2);
   assert.equal(byName.get('*')?.status, 2);
   assert.equal(byName.get('*')?.samples, 250);
+  await monitors.close();
+  await store.close();
+});
+
+test('two versions compared (canary against stable): the other version\'s live window is the reference; bins that differ cannot be compared', async () => {
+  const store = new MemoryStore({ pruneIntervalMs: 0 });
+  const other = JSON.parse(JSON.stringify(PROFILE)) as Profile & { drift: { features: { edges?: number[] }[] } };
+  other.drift.features[0].edges = [5, 6, 7];
+  other.drift.features[0] = { ...other.drift.features[0], counts: [10, 50, 50, 40, 0] } as never;
+  const monitors = setup(store, { flushMs: 60_000, evaluateMs: 60_000, thresholds: { minSamples: 100 } }, undefined, { '1': PROFILE, '2': PROFILE, '3': other });
+  const observer = monitors.observer();
+  const flowers = [[5.1, 3.5, 1.4, 0.2], [6.4, 3.2, 4.5, 1.5], [6.3, 3.3, 6.0, 2.5]];
+  for (let i = 0; i < 300; i++) observer.onEnd(end(flowers[i % 3]!, true, '1'));
+  for (let i = 0; i < 300; i++) observer.onEnd(end(flowers[0]!, true, '2'));
+  const r = await monitors.report('iris', '2', '1');
+  assert.ok(typeof r === 'object');
+  assert.deepEqual(r.reference, { kind: 'version', version: '1', rows: 300 });
+  const petal = r.features.find((f) => f.name === 'input[2]');
+  assert.equal(petal?.raw, 'drift', 'the canary sees only setosa-like petals; the stable version all three species');
+  assert.ok((petal?.psi ?? 0) > 0.2);
+  const same = await monitors.report('iris', '1', '1');
+  assert.ok(typeof same === 'object' && [...same.features, ...same.outputs].every((f) => f.psi < 1e-9), 'a version against itself');
+  assert.equal(await monitors.report('iris', '3', '1'), 'not-comparable');
+  assert.equal(await monitors.report('iris', '2', '9'), 'unknown-version');
   await monitors.close();
   await store.close();
 });
