@@ -138,6 +138,8 @@ class VersionDrift {
   #flushing: Promise<void> | undefined;
   #trackers: StatusTracker[] = [];
   #lastCounted = -Infinity;
+  /** The overall raw status of this replica's last `confirmations` counted evaluations (the evidence for moving the shared status). */
+  #recent: DriftStatus[] = [];
   #last: DriftReport | undefined;
   #shared: { status: SharedStatus | undefined; revision: number } = { status: undefined, revision: 0 };
   readonly #baseline: Baseline | undefined;
@@ -294,6 +296,7 @@ class VersionDrift {
     this.#pendingRows = 0;
     this.#trackers = this.#trackers.map(() => new StatusTracker(this.config.thresholds.confirmations));
     this.#lastCounted = -Infinity;
+    this.#recent = [];
   }
 
   /**
@@ -388,6 +391,7 @@ class VersionDrift {
         top: s.top.map((x) => ({ bin: binLabel(b, x.bin), reference: x.reference, live: x.live, contribution: x.contribution })),
       };
     });
+    if (counted) this.#recent = [...this.#recent, overallStatus(figures.map((f) => f.raw))].slice(-t.confirmations);
     const status = overallStatus(figures.map((f) => f.status));
     const spec = window.spec;
     const report: DriftReport = {
@@ -404,7 +408,8 @@ class VersionDrift {
     };
     if (against !== undefined) return report;
     const shared = await this.#recordStatus(report);
-    this.#last = { ...report, since: shared?.since ?? report.since };
+    // Every replica reports the shared overall status (its features show its own view).
+    this.#last = { ...report, status: shared?.status ?? report.status, since: shared?.since ?? report.since };
     return this.#last;
   }
 
@@ -452,6 +457,14 @@ class VersionDrift {
   }
 
   /** Writes a change of the overall status to the shared record; the writer alerts. */
+  /**
+   * Writes a change of the overall status to the shared record; the writer alerts. A replica moves
+   * the shared status only on its own evidence: its last `confirmations` counted evaluations all at
+   * or beyond the new level (up) or all at or below it (down), as statistics.ts's StatusTracker
+   * confirms a feature; a replica whose evaluations lag cannot undo another's change, so replicas
+   * that judge at different moments do not flap the status (and the webhook) between them.
+   * `insufficient` (a reset, an empty window) is taken at once.
+   */
   async #recordStatus(report: DriftReport): Promise<SharedStatus | undefined> {
     const key = `drift:${this.version}:status`;
     const current = await this.#store.read(this.#scope, key);
@@ -459,6 +472,13 @@ class VersionDrift {
     this.#shared = { status: stored, revision: current?.revision ?? 0 };
     const before: DriftStatus = stored?.status ?? 'insufficient';
     if (before === report.status) return stored;
+    const level = STATUS_VALUE[report.status];
+    const up = level > STATUS_VALUE[before];
+    const recent = this.#recent;
+    const evidence = report.status === 'insufficient'
+      ? recent.at(-1) === 'insufficient'
+      : recent.length >= this.config.thresholds.confirmations && recent.every((r) => (up ? STATUS_VALUE[r] >= level : STATUS_VALUE[r] <= level));
+    if (!evidence) return stored;
     const next: SharedStatus = { status: report.status, since: report.evaluatedAt };
     const r = await this.#store.compareAndSet(this.#scope, key, current?.revision ?? 0, next);
     if (!r.ok) return stored;
