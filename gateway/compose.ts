@@ -52,6 +52,8 @@ import type { ServerFeature } from './routes/admin.js';
 import { auditFeature } from './routes/admin-audit.js';
 import { fleetFeature, killFeature } from './routes/admin-kill.js';
 import { trafficFeature } from './routes/admin-traffic.js';
+import { rolloutFeature } from './routes/admin-rollout.js';
+import { Rollouts } from './rollout/rollouts.js';
 import { REPLICA } from './replica.js';
 import { GATEWAY_VERSION } from './version.js';
 import { optOutsFeature } from './routes/opt-outs.js';
@@ -88,6 +90,8 @@ export interface Composed {
   readonly fleet: Fleet;
   /** The squeezing guard, run by the infer route after the answer. */
   readonly squeeze: SqueezeGuard;
+  /** Progressive delivery: canary comparisons on the request path, the controller, the admin API. */
+  readonly rollouts: Rollouts;
   /** Applies a validated configuration: the model table first, then every part that follows it. */
   reload(next: GatewayConfig): Promise<void>;
   /** Closes every part in reverse start order; in-flight backend calls get at most `waitMs`. */
@@ -100,7 +104,7 @@ interface Part {
 }
 
 /** Sections wired once, at start; a reload says so rather than half-apply them. */
-const RESTART_SECTIONS = ['auth', 'state', 'rateLimits', 'unleash', 'server', 'killSwitch', 'fleet', 'alerts'] as const;
+const RESTART_SECTIONS = ['auth', 'state', 'rateLimits', 'unleash', 'server', 'killSwitch', 'fleet', 'alerts', 'rollout'] as const;
 
 /** The SHA-256 of a validated configuration, as the fleet shows it (replicas running the same one agree). */
 export function configHash(config: GatewayConfig): string {
@@ -241,8 +245,10 @@ export async function compose(config: GatewayConfig, log: Logger, opts: ComposeO
       expireAfterMs: config.fleet.expireAfterMs,
     }));
     let knownGood: KnownGood | undefined;
+    // Built after the kill switch (it acts through it); known-good tracking asks it for a promoted stable version.
+    let rollouts: Rollouts | undefined;
     if (kills !== undefined) {
-      knownGood = started('known-good versions', new KnownGood(store, log, { afterMs: ks.knownGoodAfterMs, config: () => current, isKilled: kills.isKilled }));
+      knownGood = started('known-good versions', new KnownGood(store, log, { afterMs: ks.knownGoodAfterMs, config: () => current, isKilled: kills.isKilled, stableOf: (m) => rollouts?.promotedStable(m) }));
       killSwitch = started('kill switch', await KillSwitch.start({
         store, log, config, policy: kills, serving, knownGood,
         start: killStart, snapshotDir, shared: store.kind === 'redis',
@@ -280,10 +286,16 @@ export async function compose(config: GatewayConfig, log: Logger, opts: ComposeO
     drift.follow(serving.table, config);
     metrics.observeDrift(() => drift.gaugeRows());
     parts.push({ name: 'drift monitor', close: () => drift.close() });
+    // Progressive delivery (docs/rollouts.md): after the routes, the kill switch and drift it acts on and reads.
+    rollouts = started('rollouts', await Rollouts.start({
+      store, log, config, routes, audit, alerts, killSwitch, isKilled: kills?.isKilled, drift, replica: REPLICA,
+    }));
+    const rollout = rollouts;
     const observers = new Observers([
       metricsObserver(metrics),
       figures.observer(),
       drift.observer(),
+      rollout.observer(),
       accessLogObserver(() => serving.config.logging.accessLog),
       ...(opts.observers ?? []),
     ], log);
@@ -295,6 +307,7 @@ export async function compose(config: GatewayConfig, log: Logger, opts: ComposeO
       auditFeature(audit),
       guardsFeature({ extraction, audit }),
       driftFeature({ serving, drift, audit }),
+      rolloutFeature({ rollouts: rollout }),
       fleetFeature({ fleet }),
       ...(killSwitch === undefined ? [] : [killFeature({ kill: killSwitch, fleet, audit, onChange })]),
     ];
@@ -314,6 +327,7 @@ export async function compose(config: GatewayConfig, log: Logger, opts: ComposeO
       killSwitch,
       fleet,
       squeeze,
+      rollouts: rollout,
       async reload(next: GatewayConfig): Promise<void> {
         for (const section of RESTART_SECTIONS) {
           if (JSON.stringify(next[section]) !== JSON.stringify(current[section])) {
@@ -329,6 +343,7 @@ export async function compose(config: GatewayConfig, log: Logger, opts: ComposeO
         await extraction.follow(serving.table, next);
         drift.follow(serving.table, next);
         killSwitch?.reconfigure(next);
+        await rollout.reconfigure(next);
         fleet.setConfigHash(configHash(next));
         routes.reconfigure(next).catch((e: unknown) => log.warn({ err: e }, 'traffic: re-reading stored routes after a reload failed'));
       },

@@ -369,6 +369,114 @@ export const driftSchema = {
   },
 } as const;
 
+
+/** A criterion judged by a statistical comparison needs a minimum sample: required, never defaulted. */
+const minSamples = { type: 'integer', minimum: 10, maximum: 10_000_000 } as const;
+/** How sure a failing verdict must be (one-sided): 0.99 = a 1 % chance of aborting a canary no worse than allowed. */
+const confidence = { type: 'number', minimum: 0.5, maximum: 0.9999, default: 0.99 } as const;
+
+/**
+ * A model's progressive rollout (gateway/rollout/, docs/rollouts.md): the canary moves through the
+ * steps' weights while every criterion holds, and is pulled (weight 0) as soon as one fails.
+ * What a schema cannot say (steps increasing to 100, versions, a criterion at least) is in config.ts.
+ */
+export const rolloutSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['canary', 'steps', 'criteria'],
+  properties: {
+    canary: { type: 'string', minLength: 1 },
+    // The version the canary is compared with and takes its share from; default the model's stable one.
+    stable: { type: 'string', minLength: 1 },
+    steps: {
+      type: 'array',
+      minItems: 1,
+      maxItems: 20,
+      items: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['weight', 'minRequests'],
+        properties: {
+          // Percent of the model's unpinned traffic the canary gets at this step.
+          weight: { type: 'integer', minimum: 1, maximum: 100 },
+          // A step lasts at least this long AND until the canary answered minRequests in it.
+          minDurationMs: { type: 'integer', minimum: 0, maximum: 30 * 86_400_000, default: 60_000 },
+          minRequests: { type: 'integer', minimum: 1, maximum: 100_000_000 },
+        },
+      },
+    },
+    criteria: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        // Failures of the canary's model or backend (5xx, not client mistakes) against stable's.
+        errorRate: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['minSamples'],
+          properties: { maxIncrease: { type: 'number', minimum: 0, maximum: 1, default: 0.01 }, confidence, minSamples, killSwitch: { type: 'boolean', default: true } },
+        },
+        // The canary's p99 against stable's: at most maxRatio times it, plus slackMs (tiny latencies jitter).
+        latencyP99: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['minSamples'],
+          properties: { maxRatio: { type: 'number', minimum: 1, maximum: 100, default: 1.5 }, slackMs: { type: 'number', minimum: 0, maximum: 60_000, default: 5 }, minSamples },
+        },
+        // Requests an input guard flagged, routed or rejected, against stable's.
+        guards: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['minSamples'],
+          properties: { maxIncrease: { type: 'number', minimum: 0, maximum: 1, default: 0.02 }, confidence, minSamples, killSwitch: { type: 'boolean', default: true } },
+        },
+        // The drift monitor's verdict (models.<m>.drift) on the canary's inputs and outputs, against stable's.
+        drift: {
+          type: 'object',
+          additionalProperties: false,
+          properties: { on: { type: 'array', minItems: 1, uniqueItems: true, items: { enum: ['inputs', 'outputs'] }, default: ['inputs', 'outputs'] } },
+        },
+        // Rows whose predicted class differs from stable's answer to the same input (copies to stable).
+        disagreement: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['minSamples'],
+          properties: {
+            maxRate: { type: 'number', minimum: 0, maximum: 1, default: 0.05 },
+            // The largest change in one class's share of the predictions (canary against stable on the same rows).
+            maxClassShift: { type: 'number', minimum: 0, maximum: 1, default: 0.05 },
+            confidence,
+            minSamples,
+            // Copies to stable, as a share of all the model's traffic (the canary's requests are
+            // sampled at budget / canary weight, at most all of them): the cost stays this small at every step.
+            budget: { type: 'number', exclusiveMinimum: 0, maximum: 1, default: 0.01 },
+            maxConcurrent: { type: 'integer', minimum: 1, maximum: 1024, default: 8 },
+            timeoutMs: { type: 'integer', minimum: 1, maximum: 600_000, default: 5000 },
+          },
+        },
+      },
+    },
+    // A step whose canary is still short of its minimum requests this long after its minimum
+    // duration is paused (too little traffic to judge), never promoted on no evidence.
+    pauseAfterMs: { type: 'integer', minimum: 1000, maximum: 30 * 86_400_000, default: 600_000 },
+  },
+} as const;
+
+/** How rollouts are driven (gateway/rollout/controller.ts). */
+export const rolloutSettingsSchema = {
+  type: 'object',
+  additionalProperties: false,
+  default: {},
+  properties: {
+    // How often the controlling replica judges every running rollout.
+    intervalMs: { type: 'integer', minimum: 100, maximum: 600_000, default: 1000 },
+    // How often each replica adds its canary counts to the shared store (at most half an interval: fresh figures at every judgement).
+    flushMs: { type: 'integer', minimum: 50, maximum: 60_000, default: 500 },
+    // The controller's lease; another replica takes over this long after the holder stops renewing.
+    leaseMs: { type: 'integer', minimum: 500, maximum: 600_000, default: 3000 },
+  },
+} as const;
+
 const model = {
   type: 'object',
   additionalProperties: false,
@@ -388,6 +496,7 @@ const model = {
     killSwitch: modelKillSwitchSchema,
     guards: guardsSchema,
     drift: driftSchema,
+    rollout: rolloutSchema,
     ...modelSettings,
   },
 } as const;
@@ -696,6 +805,7 @@ export const configSchema = {
     killSwitch: killSwitchSchema,
     fleet: fleetSchema,
     alerts: alertsSchema,
+    rollout: rolloutSettingsSchema,
     models: {
       type: 'object',
       minProperties: 1,

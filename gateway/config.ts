@@ -28,6 +28,8 @@ import {
   onnxBackendSchema,
   PROTOTYPE_KEYS,
   rateLimitSchema,
+  rolloutSchema,
+  rolloutSettingsSchema,
   serverSchema,
   stateSchema,
   trafficSchema,
@@ -69,6 +71,10 @@ export type GuardName = 'contract' | 'ood' | 'squeeze' | 'extraction';
 export type KillSwitchConfig = Validated<typeof killSwitchSchema>;
 export type FleetConfig = Validated<typeof fleetSchema>;
 export type AlertsConfig = Validated<typeof alertsSchema>;
+export type RolloutConfig = Validated<typeof rolloutSchema>;
+export type RolloutStep = RolloutConfig['steps'][number];
+export type RolloutCriteria = RolloutConfig['criteria'];
+export type RolloutSettings = Validated<typeof rolloutSettingsSchema>;
 
 /** By hand: `stable` is always set (config.ts picks the highest version), and backends are typed by kind. */
 export interface ModelConfig {
@@ -79,6 +85,7 @@ export interface ModelConfig {
   readonly killSwitch?: ModelKillSwitchConfig;
   readonly guards?: GuardsConfig;
   readonly drift?: DriftConfig;
+  readonly rollout?: RolloutConfig;
   readonly nonFinite: 'reject' | 'allow';
   readonly maxBodyBytes: number;
   readonly maxElements: number;
@@ -116,6 +123,7 @@ export interface GatewayConfig {
   readonly killSwitch: KillSwitchConfig;
   readonly fleet: FleetConfig;
   readonly alerts: AlertsConfig;
+  readonly rollout: RolloutSettings;
   readonly server: ServerConfig;
   readonly logging: LoggingConfig;
   readonly models: Readonly<Record<string, ModelConfig>>;
@@ -149,6 +157,7 @@ function describe(prefix: string, errors: readonly ErrorObject[] | null | undefi
 }
 
 const validateTraffic = ajv.compile(trafficSchema);
+const validateRollout = ajv.compile(rolloutSchema);
 
 /**
  * Where a parsed JSON (or YAML) document has a key named `__proto__`, `constructor` or
@@ -201,6 +210,53 @@ export function parseTraffic(input: unknown, versions: readonly string[], source
   problems.push(...checkTraffic('traffic', raw, versions));
   if (problems.length > 0) throw new ConfigError(source, [...new Set(problems)]);
   return deepFreeze(raw as TrafficConfig);
+}
+
+/**
+ * A model's rollout given at run time (PUT /admin/models/{m}/rollout): the same schema and checks
+ * as the configuration file's `models.<m>.rollout`, defaults filled, frozen. Throws ConfigError
+ * naming every problem.
+ */
+export function parseRollout(input: unknown, model: ModelConfig, source = 'rollout'): RolloutConfig {
+  const raw: unknown = structuredClone(input ?? null);
+  const problems = prototypeKeyProblems(raw, 'rollout');
+  if (!validateRollout(raw)) problems.push(...describe('', validateRollout.errors));
+  problems.push(...checkRollout('rollout', raw, model));
+  if (problems.length > 0) throw new ConfigError(source, [...new Set(problems)]);
+  return deepFreeze(raw as RolloutConfig);
+}
+
+/**
+ * What JSON Schema cannot say about a rollout: versions that exist and differ, steps strictly
+ * increasing to 100 (promotion), at least one criterion, drift judged only where it is monitored.
+ */
+export function checkRollout(at: string, input: unknown, model: { readonly versions: Readonly<Record<string, unknown>>; readonly stable: string; readonly drift?: { readonly enabled: boolean } }): string[] {
+  const problems: string[] = [];
+  const r = asRecord(input);
+  const versions = Object.keys(model.versions);
+  const known = (v: unknown) => typeof v === 'string' && versions.includes(v);
+  const stable = r.stable === undefined ? model.stable : r.stable;
+  if (typeof r.canary === 'string' && !known(r.canary)) problems.push(`${at}.canary: version "${clipped(r.canary)}" is not among the model's versions (${versions.join(', ')})`);
+  if (r.stable !== undefined && typeof r.stable === 'string' && !known(r.stable)) problems.push(`${at}.stable: version "${clipped(r.stable)}" is not among the model's versions (${versions.join(', ')})`);
+  if (typeof r.canary === 'string' && r.canary === stable) problems.push(`${at}.canary: the canary must differ from the stable version (${clipped(String(stable))})`);
+  if (Array.isArray(r.steps)) {
+    const weights = r.steps.map((s) => asRecord(s).weight);
+    weights.forEach((w, i) => {
+      if (i > 0 && typeof w === 'number' && typeof weights[i - 1] === 'number' && w <= (weights[i - 1] as number)) {
+        problems.push(`${at}.steps.${i}.weight: steps must increase (${String(weights[i - 1])} then ${w})`);
+      }
+    });
+    const last = weights.at(-1);
+    if (typeof last === 'number' && last !== 100) problems.push(`${at}.steps: the last step must be 100 (the canary serves everyone before it is promoted); it is ${last}`);
+  }
+  const c = r.criteria;
+  if (c !== undefined && c !== null && typeof c === 'object' && Object.keys(c).length === 0) {
+    problems.push(`${at}.criteria: name at least one criterion (errorRate, latencyP99, guards, drift, disagreement): a rollout judged on nothing would promote on no evidence`);
+  }
+  if (c !== null && typeof c === 'object' && (c as Record<string, unknown>).drift !== undefined && model.drift?.enabled !== true) {
+    problems.push(`${at}.criteria.drift: the model's drift is not monitored (models.<m>.drift)`);
+  }
+  return problems;
 }
 
 /** Highest numeric version; else the last one in lexical order. */
@@ -272,6 +328,9 @@ export function buildConfig(input: unknown, baseDir: string, source = 'configura
     }
     if (model.guards !== undefined) problems.push(...checkGuards(`models.${name}.guards`, model.guards as GuardsConfig, versions));
     if (model.drift !== undefined) problems.push(...checkDrift(`models.${name}.drift`, model.drift as DriftConfig, versions));
+    if (model.rollout !== undefined) {
+      problems.push(...checkRollout(`models.${name}.rollout`, model.rollout, { versions, stable: String(model.stable), drift: model.drift as DriftConfig | undefined }));
+    }
     const rollbackTo = (model.killSwitch as ModelKillSwitchConfig | undefined)?.rollbackTo;
     if (rollbackTo !== undefined && !names.includes(rollbackTo)) {
       problems.push(`models.${name}.killSwitch.rollbackTo: version "${rollbackTo}" is not among its versions (${names.join(', ')})`);

@@ -65,6 +65,11 @@ export const ERRORS = {
   // references bin values differently are compared.
   DRIFT_NOT_MONITORED: { status: 404, message: 'this model is not monitored for drift' },
   DRIFT_NOT_COMPARABLE: { status: 409, message: 'the two versions\' drift references bin their values differently; they cannot be compared' },
+  // Rollouts (docs/rollouts.md): a rollout that fails validation, none for the model, or an action
+  // its state does not allow (resume what is not paused, start while one runs).
+  INVALID_ROLLOUT: { status: 400, message: 'the rollout is not valid' },
+  ROLLOUT_NOT_FOUND: { status: 404, message: 'this model has no rollout' },
+  ROLLOUT_CONFLICT: { status: 409, message: 'the rollout\'s state does not allow this; nothing was changed' },
   // 408/431: the client's connection misbehaved before a request could be routed
   REQUEST_TIMEOUT: { status: 408, message: 'request was not received in time' },
   HEADERS_TOO_LARGE: { status: 431, message: 'request headers are too large' },

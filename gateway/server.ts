@@ -17,7 +17,7 @@ import { registerOipRoutes } from './routes/oip-v2.js';
 import type { Serving } from './serving.js';
 
 /** What the HTTP surface is built over (gateway/compose.ts makes all of it). */
-export type ServerDeps = Pick<Composed, 'serving' | 'chain' | 'authenticate' | 'features' | 'observers' | 'shadow' | 'readiness'> & Partial<Pick<Composed, 'kills' | 'squeeze'>>;
+export type ServerDeps = Pick<Composed, 'serving' | 'chain' | 'authenticate' | 'features' | 'observers' | 'shadow' | 'readiness'> & Partial<Pick<Composed, 'kills' | 'squeeze' | 'rollouts'>>;
 
 /** A client's request id is kept when it is short and plain; anything else is replaced. */
 const SAFE_REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -34,7 +34,7 @@ function bodyCap(serving: Serving): number {
   return max;
 }
 
-export function buildServer({ serving, chain, authenticate, features, observers, shadow, readiness, kills, squeeze }: ServerDeps, log: Logger): FastifyInstance {
+export function buildServer({ serving, chain, authenticate, features, observers, shadow, readiness, kills, squeeze, rollouts }: ServerDeps, log: Logger): FastifyInstance {
   const sc = serving.config.server;
   const app = Fastify({
     loggerInstance: log as FastifyBaseLogger,
@@ -95,7 +95,7 @@ export function buildServer({ serving, chain, authenticate, features, observers,
   installErrorHandlers(app);
   installGuard(app, serving, chain, observers);
   registerOipRoutes(app, serving, readiness, authenticate, kills);
-  registerInferRoutes(app, { serving, policies: chain, observers, shadow, kills, squeeze });
+  registerInferRoutes(app, { serving, policies: chain, observers, shadow, kills, squeeze, rollouts });
   registerAdminScope(app, createCallerGuard(authenticate), features);
   return app;
 }

@@ -83,6 +83,11 @@ export interface ShadowMirrorOptions {
   readonly now?: () => number;
   /** The kill switch: a version it stops gets no copy, even one decided before the kill arrived. */
   readonly isKilled?: (model: string, version: string) => boolean;
+  /**
+   * Both answers of a compared pair, as compared (a rollout's comparison copies count their classes:
+   * gateway/rollout/comparisons.ts). Called after the tally; what it throws is caught and logged.
+   */
+  readonly onCompared?: (model: string, primary: InferResponse, shadow: InferResponse) => void;
 }
 
 interface ModelState {
@@ -129,6 +134,7 @@ export class ShadowMirror {
   readonly #log: Logger | undefined;
   readonly #now: () => number;
   readonly #isKilled: ((model: string, version: string) => boolean) | undefined;
+  readonly #onCompared: ShadowMirrorOptions['onCompared'];
   /** Mirrors not yet ended (waiting for the primary, or in flight). */
   #pending = 0;
   #idle: (() => void)[] = [];
@@ -138,6 +144,7 @@ export class ShadowMirror {
     this.#log = opts.log;
     this.#now = opts.now ?? Date.now;
     this.#isKilled = opts.isKilled;
+    this.#onCompared = opts.onCompared;
   }
 
   /** Mirrors one request; returns at once and never throws. */
@@ -266,6 +273,7 @@ export class ShadowMirror {
     tally.shadowMs += s.ms;
     tally.primaryMs += p.ms;
     this.#record(model, version, agreed ? 'agree' : 'disagree', seconds);
+    this.#onCompared?.(model, primary, s.response);
   }
 
   /** Starts the copy now, if there is room; never rejects. */

@@ -29,6 +29,11 @@ export interface KnownGoodOptions {
   readonly config: () => GatewayConfig;
   /** Whether a version is stopped by the kill switch now. */
   readonly isKilled: (model: string, version: string) => boolean;
+  /**
+   * The version serving as the model's stable one, when it is not the configuration's (a rollout
+   * promoted it: gateway/rollout/rollouts.ts promotedStable); undefined: the configuration's.
+   */
+  readonly stableOf?: (model: string) => string | undefined;
   readonly now?: () => number;
 }
 
@@ -79,7 +84,7 @@ export class KnownGood {
   async #tickOnce(): Promise<void> {
     const config = this.#opts.config();
     try {
-      for (const [model, mc] of Object.entries(config.models)) await this.#check(model, mc.stable);
+      for (const [model, mc] of Object.entries(config.models)) await this.#check(model, this.#opts.stableOf?.(model) ?? mc.stable);
       this.#failing = false;
     } catch (err) {
       if (!this.#failing) {

@@ -606,6 +606,17 @@ export class DriftMonitors {
     return this.#version(model, version)?.reset();
   }
 
+  /**
+   * The last judgement of a version's inputs and outputs on this replica (no store read: the
+   * rollout controller asks every interval); undefined before the first, or for a version not
+   * monitored.
+   */
+  verdicts(model: string, version: string): { readonly inputs: DriftStatus; readonly outputs: DriftStatus } | undefined {
+    const last = this.#version(model, version)?.last;
+    if (last === undefined) return undefined;
+    return { inputs: overallStatus(last.features.map((f) => f.status)), outputs: overallStatus(last.outputs.map((f) => f.status)) };
+  }
+
   gaugeRows(): DriftGaugeRow[] {
     return [...this.#monitors.values()].flatMap((m) => m.gaugeRows());
   }

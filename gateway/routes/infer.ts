@@ -15,6 +15,7 @@ import { parseInferRequest } from '../infer-request.js';
 import type { Observers } from '../observers.js';
 import type { Serving } from '../serving.js';
 import type { ShadowMirror } from '../shadow.js';
+import type { Rollouts } from '../rollout/rollouts.js';
 import { REASON_KILL_SWITCH, type KillSwitchPolicy } from '../../policies/kill-switch.js';
 import { GUARD_HEADER, ROUTE_REASON_PREFIX } from '../../policies/guards/input-guards.js';
 import type { Profile } from '../../policies/guards/profile.js';
@@ -66,9 +67,11 @@ export interface InferDeps {
   readonly kills?: KillSwitchPolicy;
   /** The squeezing guard (undefined: no model has one). */
   readonly squeeze?: SqueezeGuard;
+  /** Rollouts: a sampled canary request is copied to stable after the answer (gateway/rollout/rollouts.ts). */
+  readonly rollouts?: Pick<Rollouts, 'sampled' | 'compare'>;
 }
 
-export function registerInferRoutes(app: FastifyInstance, { serving, policies, observers, shadow, kills, squeeze }: InferDeps): void {
+export function registerInferRoutes(app: FastifyInstance, { serving, policies, observers, shadow, kills, squeeze, rollouts }: InferDeps): void {
   async function infer(request: FastifyRequest<{ Params: InferParams }>, reply: FastifyReply) {
     const table = serving.table;
     table.acquire();
@@ -135,6 +138,15 @@ export function registerInferRoutes(app: FastifyInstance, { serving, policies, o
         shadow.mirror({
           model: model.name, version, request: parsed, target: out.shadow, optOuts: out.optOuts, table,
           allowEmptyBatch: mc.allowEmptyBatch,
+          primary, primaryStarted, requestId: String(request.id),
+          onResponded: (done) => (raw.closed ? done() : void raw.once('close', done)),
+        });
+      }
+      // A canary under rollout: a sampled request is compared with stable's answer (never awaited, never throws).
+      if (rollouts !== undefined && rollouts.sampled(model.name, version)) {
+        const raw = reply.raw;
+        rollouts.compare({
+          model: model.name, version, request: parsed, optOuts: out.optOuts, table, allowEmptyBatch: mc.allowEmptyBatch,
           primary, primaryStarted, requestId: String(request.id),
           onResponded: (done) => (raw.closed ? done() : void raw.once('close', done)),
         });

@@ -19,8 +19,8 @@ import type { InferResponse, InferTensor } from '../../adapters/adapter.js';
 import type { Fault } from '../errors.js';
 import type { Observer, RequestEnd } from '../observers.js';
 
-/** Latency buckets: upper bounds in ms, 1.25× apart from 0.05 ms to ~60 s. */
-const BOUNDS: Float64Array = (() => {
+/** Latency buckets: upper bounds in ms, 1.25× apart from 0.05 ms to ~60 s (the rollout's merged histograms use them too). */
+export const BOUNDS: Float64Array = (() => {
   const out: number[] = [];
   for (let b = 0.05; b < 60_000; b *= 1.25) out.push(b);
   out.push(Number.POSITIVE_INFINITY);
@@ -64,7 +64,8 @@ export interface VersionSummary {
   readonly predictions: { readonly output: string; readonly counts: Readonly<Record<string, number>> } | null;
 }
 
-function percentile(hist: Uint32Array, total: number, q: number): number {
+/** The q-quantile of a histogram over BOUNDS (the upper bound of the bucket it falls in). */
+export function percentile(hist: ArrayLike<number>, total: number, q: number): number {
   const rank = Math.ceil(q * total);
   let seen = 0;
   for (let i = 0; i < hist.length; i++) {

@@ -1,0 +1,76 @@
+/**
+ * The statistics a rollout's criteria are judged with (criteria.ts). Pure: no I/O, no clock.
+ *
+ * - Rates (errors, guard verdicts, disagreement) are compared with one-sided confidence bounds:
+ *   a criterion fails only when the data say, at the configured confidence, that the canary is
+ *   worse than allowed, so a canary is not aborted on the noise of a small sample, and it is not
+ *   promoted before its minimum sample either.
+ * - Two independent proportions (canary against stable): the Agresti–Caffo interval for a
+ *   difference (Agresti & Caffo, The American Statistician, 2000: one success and one failure
+ *   added to each group), which keeps its coverage with few events and rates near 0, where the
+ *   plain Wald interval claims certainty from zero errors.
+ * - One proportion (disagreement): the Wilson score bound.
+ * - A paired difference (a class's share among the canary's and stable's answers to the same
+ *   rows): the bound of the mean of per-row differences, whose variance follows from the rows
+ *   where exactly one of the two answered that class (as in McNemar's test).
+ */
+
+/**
+ * The standard normal quantile Φ⁻¹(p), 0 < p < 1 (Acklam's rational approximation, relative error
+ * below 1.2·10⁻⁹, one Newton step would not change a verdict).
+ */
+export function normalQuantile(p: number): number {
+  if (!(p > 0 && p < 1)) throw new RangeError(`normalQuantile: p must be in (0, 1), got ${p}`);
+  const a = [-3.969683028665376e1, 2.209460984245205e2, -2.759285104469687e2, 1.38357751867269e2, -3.066479806614716e1, 2.506628277459239];
+  const b = [-5.447609879822406e1, 1.615858368580409e2, -1.556989798598866e2, 6.680131188771972e1, -1.328068155288572e1];
+  const c = [-7.784894002430293e-3, -3.223964580411365e-1, -2.400758277161838, -2.549732539343734, 4.374664141464968, 2.938163982698783];
+  const d = [7.784695709041462e-3, 3.224671290700398e-1, 2.445134137142996, 3.754408661907416];
+  const low = 0.02425;
+  if (p < low) {
+    const q = Math.sqrt(-2 * Math.log(p));
+    return (((((c[0] * q + c[1]) * q + c[2]) * q + c[3]) * q + c[4]) * q + c[5]) / ((((d[0] * q + d[1]) * q + d[2]) * q + d[3]) * q + 1);
+  }
+  if (p > 1 - low) return -normalQuantile(1 - p);
+  const q = p - 0.5;
+  const r = q * q;
+  return ((((((a[0] * r + a[1]) * r + a[2]) * r + a[3]) * r + a[4]) * r + a[5]) * q) / (((((b[0] * r + b[1]) * r + b[2]) * r + b[3]) * r + b[4]) * r + 1);
+}
+
+/**
+ * The lower one-sided bound, at `confidence`, of p₁ − p₂ for x₁ events in n₁ trials against x₂ in
+ * n₂ (Agresti–Caffo). n₂ = 0 (nothing to compare with) bounds p₁ alone (Wilson).
+ */
+export function differenceLowerBound(x1: number, n1: number, x2: number, n2: number, confidence: number): number {
+  if (n2 === 0) return wilsonLowerBound(x1, n1, confidence);
+  const z = normalQuantile(confidence);
+  const p1 = (x1 + 1) / (n1 + 2);
+  const p2 = (x2 + 1) / (n2 + 2);
+  const se = Math.sqrt((p1 * (1 - p1)) / (n1 + 2) + (p2 * (1 - p2)) / (n2 + 2));
+  return p1 - p2 - z * se;
+}
+
+/** The Wilson score lower bound, at `confidence` (one-sided), of a proportion x / n. */
+export function wilsonLowerBound(x: number, n: number, confidence: number): number {
+  if (n === 0) return 0;
+  const z = normalQuantile(confidence);
+  const p = x / n;
+  const z2 = z * z;
+  const centre = p + z2 / (2 * n);
+  const spread = z * Math.sqrt((p * (1 - p)) / n + z2 / (4 * n * n));
+  return Math.max(0, (centre - spread) / (1 + z2 / n));
+}
+
+/**
+ * The lower one-sided bound, at `confidence`, of |share₁ − share₂| for one class over n paired
+ * rows, where `up` rows were that class for the first answer only and `down` for the second only.
+ * The per-row difference is +1 (up), −1 (down) or 0; its mean is (up − down) / n.
+ */
+export function pairedShiftLowerBound(up: number, down: number, n: number, confidence: number): number {
+  if (n === 0) return 0;
+  const z = normalQuantile(confidence);
+  const mean = (up - down) / n;
+  const variance = Math.max(0, (up + down) / n - mean * mean);
+  // One discordant row added to each side's variance, as Agresti–Caffo does for proportions: no certainty from zero.
+  const se = Math.sqrt((variance + 1 / n) / n);
+  return Math.max(0, Math.abs(mean) - z * se);
+}
