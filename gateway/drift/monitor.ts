@@ -65,6 +65,13 @@ export interface DriftFigure {
   readonly top: readonly { readonly bin: string; readonly reference: number; readonly live: number; readonly contribution: number }[];
 }
 
+/** A version's confirmed drift status of its inputs and outputs, and this evaluation's unconfirmed (raw) one. */
+export interface DriftVerdict {
+  readonly inputs: DriftStatus;
+  readonly outputs: DriftStatus;
+  readonly raw: { readonly inputs: DriftStatus; readonly outputs: DriftStatus };
+}
+
 /** What `GET /admin/models/{m}/drift` answers. */
 export interface DriftReport {
   readonly model: string;
@@ -611,10 +618,14 @@ export class DriftMonitors {
    * rollout controller asks every interval); undefined before the first, or for a version not
    * monitored.
    */
-  verdicts(model: string, version: string): { readonly inputs: DriftStatus; readonly outputs: DriftStatus } | undefined {
+  verdicts(model: string, version: string): DriftVerdict | undefined {
     const last = this.#version(model, version)?.last;
     if (last === undefined) return undefined;
-    return { inputs: overallStatus(last.features.map((f) => f.status)), outputs: overallStatus(last.outputs.map((f) => f.status)) };
+    return {
+      inputs: overallStatus(last.features.map((f) => f.status)),
+      outputs: overallStatus(last.outputs.map((f) => f.status)),
+      raw: { inputs: overallStatus(last.features.map((f) => f.raw)), outputs: overallStatus(last.outputs.map((f) => f.raw)) },
+    };
   }
 
   gaugeRows(): DriftGaugeRow[] {

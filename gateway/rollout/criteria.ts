@@ -12,12 +12,14 @@
  *   bound of its paired shift against `maxClassShift`. p99 latency has no such bound from a
  *   histogram; it needs `minSamples` and fails above stable's p99 × maxRatio + slackMs.
  * - Drift fails when the canary's inputs or outputs are at `drift` while stable's are not: a shift
- *   in what callers send reaches both versions and is not the canary's doing.
+ *   in what callers send reaches both versions and is not the canary's doing. It waits while the
+ *   canary's drift window is still filling (the drift monitor's own minimum sample) and while the
+ *   monitor is confirming a drift (its raw verdict is drift, its confirmed one not yet).
  * - Stable's figures are those of the same step when it has `minSamples` there; otherwise (the
  *   last step gives the canary everything) those of the whole rollout, said in `stableScope`.
  */
 import type { RolloutCriteria } from '../config.js';
-import type { DriftStatus } from '../drift/statistics.js';
+import type { DriftVerdict } from '../drift/monitor.js';
 import { BOUNDS, percentile } from '../telemetry/arm-figures.js';
 import type { SideFigures, StepFigures } from './figures.js';
 import { differenceLowerBound, pairedShiftLowerBound, wilsonLowerBound } from './statistics.js';
@@ -43,8 +45,8 @@ export interface CriterionResult {
 
 /** The drift verdicts the drift criterion reads (the drift monitor's last reports). */
 export interface DriftVerdicts {
-  readonly canary: { readonly inputs: DriftStatus; readonly outputs: DriftStatus } | undefined;
-  readonly stable: { readonly inputs: DriftStatus; readonly outputs: DriftStatus } | undefined;
+  readonly canary: DriftVerdict | undefined;
+  readonly stable: DriftVerdict | undefined;
 }
 
 export interface JudgeInput {
@@ -107,12 +109,18 @@ function latencyCriterion(c: NonNullable<RolloutCriteria['latencyP99']>, input: 
 function driftCriterion(c: NonNullable<RolloutCriteria['drift']>, input: JudgeInput): CriterionResult {
   const d = input.drift;
   const parts = c.on;
-  const status = (v: DriftVerdicts['canary']) => (v === undefined ? null : parts.map((p) => `${p} ${v[p]}`).join(', '));
+  const status = (v: DriftVerdict | undefined) => (v === undefined ? null : parts.map((p) => `${p} ${v[p]}`).join(', '));
   const base = { criterion: 'drift', canary: status(d?.canary), stable: status(d?.stable), limit: `the canary's ${parts.join(' and ')} not at drift while stable's are not`, samples: { canary: 0, stable: 0 }, stableScope: 'step', killSwitch: false } as const;
   if (d?.canary === undefined) return { ...base, verdict: 'wait', detail: 'the drift monitor has not judged the canary yet' };
   const drifting = parts.filter((p) => d.canary?.[p] === 'drift' && d.stable?.[p] !== 'drift');
   if (drifting.length > 0) return { ...base, verdict: 'fail', detail: `the canary's ${drifting.join(' and ')} drifted from its reference while stable's did not` };
-  return { ...base, verdict: 'pass', detail: parts.some((p) => d.canary?.[p] === 'insufficient') ? 'the drift window is still filling (insufficient): nothing to hold against the canary yet' : 'no drift of the canary alone' };
+  // A window still filling is no evidence either way, and a drift the monitor is still confirming
+  // is evidence pending: no step passes on either.
+  const filling = parts.filter((p) => d.canary?.[p] === 'insufficient');
+  if (filling.length > 0) return { ...base, verdict: 'wait', detail: `the canary's drift window (${filling.join(' and ')}) is still filling (models.<m>.drift.thresholds.minSamples)` };
+  const confirming = parts.filter((p) => d.canary?.raw[p] === 'drift');
+  if (confirming.length > 0) return { ...base, verdict: 'wait', detail: `the drift monitor is confirming a drift of the canary's ${confirming.join(' and ')} (models.<m>.drift.thresholds.confirmations)` };
+  return { ...base, verdict: 'pass', detail: 'no drift of the canary alone' };
 }
 
 function disagreementCriteria(c: NonNullable<RolloutCriteria['disagreement']>, input: JudgeInput): CriterionResult[] {

@@ -34,7 +34,7 @@ import type { DriftMonitors } from '../drift/monitor.js';
 import { clip, GatewayError } from '../errors.js';
 import type { Observer, RequestEnd } from '../observers.js';
 import { ShadowMirror, type MirrorCall } from '../shadow.js';
-import { MirroredScope } from '../state/mirrored-scope.js';
+import { MirroredScope, storeUnavailable } from '../state/mirrored-scope.js';
 import type { StateStore } from '../state/store.js';
 import { percentile } from '../telemetry/arm-figures.js';
 import { judge, type CriterionResult } from './criteria.js';
@@ -293,7 +293,13 @@ export class Rollouts {
   }
 
   async #view(r: RolloutRecord, revision: number): Promise<RolloutView> {
-    const [step, whole] = await Promise.all([readFigures(this.#store, [stepKey(r.id, r.step)]), readFigures(this.#store, keysUpTo(r))]);
+    let step: StepFigures;
+    let whole: StepFigures;
+    try {
+      [step, whole] = await Promise.all([readFigures(this.#store, [stepKey(r.id, r.step)]), readFigures(this.#store, keysUpTo(r))]);
+    } catch (err) {
+      throw storeUnavailable(err);
+    }
     const s = r.spec.steps[r.step];
     const now = this.#now();
     return {
@@ -330,7 +336,8 @@ export class Rollouts {
     } catch (e) {
       throw new GatewayError('INVALID_ROLLOUT', e instanceof ConfigError ? e.problems.join('; ') : String(e));
     }
-    const stable = spec.stable ?? mc.stable;
+    // After a promotion the promoted version is the one serving as stable, until the file says so too.
+    const stable = spec.stable ?? this.promotedStable(model) ?? mc.stable;
     const live = this.#opts.routes.live(model);
     const problems: string[] = [];
     if (live.traffic?.unleash !== undefined) problems.push(`the routes of ${model} are driven by the Unleash flag ${JSON.stringify(live.traffic.unleash.flag)}; a rollout sets weights itself (reset the routes first)`);
