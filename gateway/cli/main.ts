@@ -1,7 +1,7 @@
 /**
- * The `breakwater` command: `serve`, `validate` and `profile`, and the admin subcommands (`traffic`, `kill`,
- * `restore`) that talk to a running gateway. Flags win over environment variables, which win
- * over the configuration file.
+ * The `breakwater` command: `serve`, `validate` and `profile`, and the admin subcommands (`traffic`,
+ * `rollout`, `kill`, `restore`) that talk to a running gateway. Flags win over environment
+ * variables, which win over the configuration file.
  */
 import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
@@ -12,6 +12,7 @@ import { DEV_DIR, ensureDevKeys, mintToken } from './dev-keys.js';
 import type { ConfigSource } from './source.js';
 import { tokenCommand } from './token.js';
 import { trafficCommand } from './traffic.js';
+import { rolloutCommand } from './rollout.js';
 import { killCommand } from './kill.js';
 
 const USAGE = `breakwater ${GATEWAY_VERSION}: a model-serving gateway speaking the Open Inference Protocol v2
@@ -43,6 +44,8 @@ Options for serve:
                            mint a token with the demo's development key (see README)
 
   breakwater traffic show|set|reset MODEL ...   read or change a model's routes (admin:traffic)
+  breakwater rollout show|start|pause|resume|promote|abort MODEL ...
+                                                a model's progressive rollout (admin:traffic)
   breakwater kill MODEL|--all ... --reason WHY  stop a model, a version or everything on every
                                                 replica, and wait until each has (admin:kill-switch)
   breakwater restore MODEL|--all ... --reason WHY  lift a kill
@@ -119,6 +122,7 @@ async function main(argv: string[]): Promise<void> {
     return void process.stdout.write(await profileCommand(argv.slice(1)));
   }
   if (argv[0] === 'traffic') return void process.stdout.write(await trafficCommand(argv.slice(1)));
+  if (argv[0] === 'rollout') return void process.stdout.write(await rolloutCommand(argv.slice(1)));
   if (argv[0] === 'kill' || argv[0] === 'restore') {
     const r = await killCommand(argv[0], argv.slice(1));
     process.stdout.write(r.stdout);
