@@ -291,6 +291,7 @@ export async function compose(config: GatewayConfig, log: Logger, opts: ComposeO
       store, log, config, routes, audit, alerts, killSwitch, isKilled: kills?.isKilled, drift, replica: REPLICA,
     }));
     const rollout = rollouts;
+    metrics.observeRollouts(() => rollout.gaugeRows());
     const observers = new Observers([
       metricsObserver(metrics),
       figures.observer(),

@@ -20,7 +20,18 @@ let gw: RunningGateway;
 
 before(async () => {
   metrics.setGlobalMeterProvider(provider);
-  gw = await startInProcess({ models: { iris: { versions: { '1': { backend: { kind: 'onnx', path: join(ASSETS, 'models/iris_mlp_dynamic.onnx') } } } } } });
+  const iris = { kind: 'onnx', path: join(ASSETS, 'models/iris_mlp_dynamic.onnx') };
+  gw = await startInProcess({
+    models: {
+      iris: { versions: { '1': { backend: iris } } },
+      // A rollout declared in the configuration: started with the gateway, shown by the rollout gauges.
+      rolled: {
+        stable: '1',
+        versions: { '1': { backend: iris }, '2': { backend: iris } },
+        rollout: { canary: '2', steps: [{ weight: 10, minRequests: 1000 }, { weight: 100, minRequests: 1000 }], criteria: { errorRate: { minSamples: 100 } } },
+      },
+    },
+  });
 });
 
 after(async () => {
@@ -73,4 +84,12 @@ test('unknown model names do not become metric attributes', async () => {
   assert.ok(!requests.some((p) => p.attributes.model_version === 'bogus-version'), 'no series per unknown version');
   assert.equal(requests.find((p) => p.attributes.model === '(unknown)' && p.attributes.code === 'MODEL_NOT_FOUND')?.value, 3);
   assert.equal(requests.find((p) => p.attributes.model === 'iris' && p.attributes.code === 'VERSION_NOT_FOUND')?.value, 1);
+});
+
+test('a rollout declared in the configuration starts with the gateway; its weight and state are gauges', async () => {
+  await reader.forceFlush();
+  const weight = points(METRIC.rolloutWeight);
+  const state = points(METRIC.rolloutState);
+  assert.deepEqual(weight.map((p) => [p.attributes, p.value]), [[{ model: 'rolled', model_version: '2' }, 10]]);
+  assert.deepEqual(state.map((p) => [p.attributes, p.value]), [[{ model: 'rolled', model_version: '2' }, 0]]);
 });

@@ -336,6 +336,9 @@ describe('progressive delivery on two replicas sharing Redis', { timeout: 300_00
     assert.notEqual(by.get('latencyP99')!.verdict, 'fail');
     assert.ok(traffic.served.every((s) => s.status === 200), 'every request was answered');
     await assertWeightsOnSteps('flipped', '2');
+    const audited = (await auditOf('flipped', 'rollout.')).at(-1)!;
+    assert.equal(audited.action, 'rollout.abort');
+    assert.equal((audited.details.evidence as Record<string, any>[]).find((c) => c.criterion === 'disagreement')!.verdict, 'fail', 'the evidence is audited');
     await until('the abort was posted', () => posted.some((p) => /Rollout of flipped version 2 aborted/.test(p.text)), 5000);
   });
 
@@ -353,6 +356,10 @@ describe('progressive delivery on two replicas sharing Redis', { timeout: 300_00
     assert.doesNotMatch(String(drift.stable), /outputs drift/);
     assert.ok(r.decisions.filter((d: { action: string }) => d.action === 'advance').length === 0, 'no step passed while the drift window filled');
     await assertWeightsOnSteps('drifting', '2');
+    const audited = (await auditOf('drifting', 'rollout.')).at(-1)!;
+    assert.equal(audited.action, 'rollout.abort');
+    assert.equal((audited.details.evidence as Record<string, any>[]).find((c) => c.criterion === 'drift')!.verdict, 'fail', 'the evidence is audited');
+    await until('the abort was posted', () => posted.some((p) => /Rollout of drifting version 2 aborted/.test(p.text)), 5000);
   });
 
   test('killing the replica that drives a rollout: the other takes over; the rollout neither stalls nor repeats a step', async () => {

@@ -37,6 +37,7 @@ import { ShadowMirror, type MirrorCall } from '../shadow.js';
 import { MirroredScope, storeUnavailable } from '../state/mirrored-scope.js';
 import type { StateStore } from '../state/store.js';
 import { percentile } from '../telemetry/arm-figures.js';
+import type { RolloutGaugeRow } from '../telemetry/metrics.js';
 import { judge, type CriterionResult } from './criteria.js';
 import { PendingFigures, readFigures, stepKey, type SideFigures, type StepFigures } from './figures.js';
 import { pairedClasses } from './labels.js';
@@ -268,6 +269,12 @@ export class Rollouts {
         this.#pending.served(a.key, side, e.fault !== 'client', e.fault === 'backend', guarded, e.ms);
       },
     };
+  }
+
+  /** Each rollout's canary weight and state, for the gauges (telemetry/metrics.ts). */
+  gaugeRows(): RolloutGaugeRow[] {
+    const state = { running: 0, paused: 1, promoted: 2, aborted: 3 } as const;
+    return [...this.#mirror.entries.values()].filter((r) => this.#config.models[r.model] !== undefined).map((r) => ({ model: r.model, version: r.canary, weight: r.weight, state: state[r.state] }));
   }
 
   /** The version a promotion made stable, while the configuration still names the one it replaced. */

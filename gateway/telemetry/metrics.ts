@@ -44,6 +44,17 @@ export interface GatewayMetrics extends BackendEvents, GuardEvents {
   recordSqueeze(model: string, version: string, seconds: number): void;
   /** Reads the drift gauges from the monitors' last evaluations at each collection (gateway/drift/monitor.ts). */
   observeDrift(rows: () => Iterable<DriftGaugeRow>): void;
+  /** Each rollout's weight and state, read when metrics are collected. */
+  observeRollouts(rows: () => Iterable<RolloutGaugeRow>): void;
+}
+
+/** A rollout as the gauges show it. */
+export interface RolloutGaugeRow {
+  readonly model: string;
+  readonly version: string;
+  readonly weight: number;
+  /** 0 running, 1 paused, 2 promoted, 3 aborted. */
+  readonly state: number;
 }
 
 /** One feature's (or output's, or `*` the overall) figures of a version's last drift evaluation. */
@@ -125,6 +136,17 @@ export function createMetrics(): GatewayMetrics {
           result.observe(state, BREAKER_STATE_VALUE[f.breaker.state], attrs);
         }
       }, [inFlight, queued, state]);
+    },
+    observeRollouts(rows) {
+      const weight = meter.createObservableGauge(METRIC.rolloutWeight, { description: 'The canary\'s weight in force, percent of the model\'s unpinned traffic' });
+      const state = meter.createObservableGauge(METRIC.rolloutState, { description: 'Rollout state: 0 running, 1 paused, 2 promoted, 3 aborted' });
+      meter.addBatchObservableCallback((result) => {
+        for (const r of rows()) {
+          const attrs: Attributes = { [ATTR.model]: r.model, [ATTR.version]: r.version };
+          result.observe(weight, r.weight, attrs);
+          result.observe(state, r.state, attrs);
+        }
+      }, [weight, state]);
     },
     observeDrift(rows) {
       const psi = meter.createObservableGauge(METRIC.driftPsi, { description: 'Population stability index of a feature or output, live window vs reference' });

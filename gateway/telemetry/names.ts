@@ -32,6 +32,9 @@ export const METRIC = {
   driftStatus: 'breakwater.drift.status',
   /** Samples in the live window (merged across replicas). */
   driftSamples: 'breakwater.drift.window_samples',
+  /** Rollouts (gateway/rollout/): the canary's weight in force, and the state (0 running, 1 paused, 2 promoted, 3 aborted), per model and canary version. */
+  rolloutWeight: 'breakwater.rollout.weight',
+  rolloutState: 'breakwater.rollout.state',
 } as const;
 /** The model attribute of a request whose model is not in the table (never the client's string). */
 export const UNKNOWN_MODEL = '(unknown)';
