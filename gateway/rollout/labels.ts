@@ -7,9 +7,10 @@
  * The output compared is the first the answer holds that the other answer holds too (the same
  * output arms of a split are counted by, telemetry/arm-figures.ts): a label output (integers,
  * BOOL, BYTES) gives its value per row; a score output (floating point, [batch, classes ≥ 2]) gives
- * its arg-max. An output with one float per row (a regression, a single probability) has no class:
- * its rows are compared as numbers, equal within 1e-6 relative (they are then their own "class",
- * rounded to 6 significant digits, so the class-share criterion says nothing useful of them).
+ * its arg-max (`NaN` for a row with a NaN score). An output with one float per row (a regression,
+ * a single probability) has no class: its rows are compared as numbers, equal within 1e-6 relative
+ * (they are then their own "class", rounded to 6 significant digits, so the class-share criterion
+ * says nothing useful of them).
  */
 import type { InferResponse, InferTensor } from '../../adapters/adapter.js';
 
@@ -27,9 +28,16 @@ export function rowClasses(t: InferTensor): string[] | undefined {
   const out = new Array<string>(batch);
   if (isFloat(t) && per >= 2) {
     for (let r = 0; r < batch; r++) {
+      // A row with a NaN score has no arg-max: its class is NaN, never a real class (a canary
+      // answering NaN must disagree with stable, not look like it predicted class 0).
       let best = 0;
-      for (let c = 1; c < per; c++) if (Number(data[r * per + c]) > Number(data[r * per + best])) best = c;
-      out[r] = String(best);
+      let nan = Number.isNaN(Number(data[r * per]));
+      for (let c = 1; c < per; c++) {
+        const v = Number(data[r * per + c]);
+        if (Number.isNaN(v)) nan = true;
+        else if (v > Number(data[r * per + best])) best = c;
+      }
+      out[r] = nan ? 'NaN' : String(best);
     }
     return out;
   }

@@ -9,7 +9,8 @@
  *   difference (Agresti & Caffo, The American Statistician, 2000: one success and one failure
  *   added to each group), which keeps its coverage with few events and rates near 0, where the
  *   plain Wald interval claims certainty from zero errors.
- * - One proportion (disagreement): the Wilson score bound.
+ * - One proportion (disagreement): the exact (Clopper–Pearson) bound with few events, the Wilson
+ *   score bound with many.
  * - A paired difference (a class's share among the canary's and stable's answers to the same
  *   rows): the bound of the mean of per-row differences, whose variance follows from the rows
  *   where exactly one of the two answered that class (as in McNemar's test).
@@ -49,15 +50,47 @@ export function differenceLowerBound(x1: number, n1: number, x2: number, n2: num
   return p1 - p2 - z * se;
 }
 
-/** The Wilson score lower bound, at `confidence` (one-sided), of a proportion x / n. */
+/**
+ * Events up to which a proportion's lower bound is the exact one: with few events Wilson's lower
+ * bound is too high (Brown, Cai & DasGupta, Statistical Science, 2001): 1 of 13 at 0.99 gives
+ * 0.0106, so a true rate of 1 % "surely exceeds 1 %" in 12 % of samples, not 1 %.
+ */
+const EXACT_EVENTS = 100;
+
+/**
+ * The lower bound, at `confidence` (one-sided), of a proportion x / n: the exact (Clopper–Pearson)
+ * bound for up to EXACT_EVENTS events, the Wilson score bound above (where it holds its level).
+ */
 export function wilsonLowerBound(x: number, n: number, confidence: number): number {
-  if (n === 0) return 0;
+  if (n === 0 || x <= 0) return 0;
+  if (x <= EXACT_EVENTS) return exactLowerBound(Math.min(x, n), n, confidence);
   const z = normalQuantile(confidence);
   const p = x / n;
   const z2 = z * z;
   const centre = p + z2 / (2 * n);
   const spread = z * Math.sqrt((p * (1 - p)) / n + z2 / (4 * n * n));
   return Math.max(0, (centre - spread) / (1 + z2 / n));
+}
+
+/** The p at which x or more events of n have probability 1 − confidence (bisection; O(x) a step, x small). */
+function exactLowerBound(x: number, n: number, confidence: number): number {
+  const alpha = 1 - confidence;
+  if (x === n) return alpha ** (1 / n);
+  let lo = 0;
+  let hi = x / n;
+  for (let i = 0; i < 60; i++) {
+    const p = (lo + hi) / 2;
+    // P(X < x), term by term from (1 − p)ⁿ.
+    let term = Math.exp(n * Math.log1p(-p));
+    let below = 0;
+    for (let k = 0; k < x; k++) {
+      below += term;
+      term *= ((n - k) / (k + 1)) * (p / (1 - p));
+    }
+    if (1 - below > alpha) hi = p;
+    else lo = p;
+  }
+  return lo;
 }
 
 /**
