@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { RolloutCriteria } from '../config.js';
+import type { DriftVerdict } from '../drift/monitor.js';
 import { BOUNDS } from '../telemetry/arm-figures.js';
 import { judge, type CriterionResult, type DriftVerdicts, type JudgeInput } from './criteria.js';
 import { latencyBucket, parseFigures, type StepFigures } from './figures.js';
@@ -138,24 +139,30 @@ test('guards compare the share of requests a guard flagged, over every routed re
   assert.equal(one({ guards }, figures({ r: 50, g: 50 }, { r: 1000 })).verdict, 'wait');
 });
 
-test('drift fails only on the canary drifting alone; waits without a verdict for the canary', () => {
+test('drift fails only on the canary drifting alone; waits while its window fills, while a drift is confirmed, and without a verdict', () => {
   const drift = { on: ['inputs', 'outputs'] } as const;
   const step = figures({}, {});
-  const judged = (canary: DriftVerdicts['canary'], stable: DriftVerdicts['stable']) => one({ drift }, step, step, { canary, stable });
-  const alone = judged({ inputs: 'ok', outputs: 'drift' }, { inputs: 'ok', outputs: 'ok' });
+  type S = DriftVerdict['inputs'];
+  const v = (inputs: S, outputs: S, raw: { inputs: S; outputs: S } = { inputs, outputs }): DriftVerdict => ({ inputs, outputs, raw });
+  const judged = (canary: DriftVerdict | undefined, stable: DriftVerdict | undefined) => one({ drift }, step, step, { canary, stable });
+  const alone = judged(v('ok', 'drift'), v('ok', 'ok'));
   assert.equal(alone.verdict, 'fail');
   assert.match(alone.detail, /outputs drifted/);
   assert.equal(alone.canary, 'inputs ok, outputs drift');
-  assert.equal(judged({ inputs: 'drift', outputs: 'ok' }, { inputs: 'drift', outputs: 'ok' }).verdict, 'pass', 'both drift: the callers changed');
-  assert.equal(judged({ inputs: 'drift', outputs: 'ok' }, undefined).verdict, 'fail', 'stable not judged: the canary drifts alone');
-  assert.equal(judged({ inputs: 'warning', outputs: 'warning' }, { inputs: 'ok', outputs: 'ok' }).verdict, 'pass', 'a warning is not drift');
-  const filling = judged({ inputs: 'insufficient', outputs: 'ok' }, { inputs: 'ok', outputs: 'ok' });
-  assert.equal(filling.verdict, 'pass');
-  assert.match(filling.detail, /insufficient/);
-  assert.equal(judged(undefined, { inputs: 'drift', outputs: 'drift' }).verdict, 'wait');
+  assert.equal(judged(v('drift', 'ok'), v('drift', 'ok')).verdict, 'pass', 'both drift: the callers changed');
+  assert.equal(judged(v('drift', 'ok'), undefined).verdict, 'fail', 'stable not judged: the canary drifts alone');
+  assert.equal(judged(v('warning', 'warning'), v('ok', 'ok')).verdict, 'pass', 'a warning is not drift');
+  const filling = judged(v('insufficient', 'ok'), v('ok', 'ok'));
+  assert.equal(filling.verdict, 'wait', 'a window still filling is no evidence: no step passes on it');
+  assert.match(filling.detail, /still filling/);
+  const confirming = judged(v('ok', 'ok', { inputs: 'ok', outputs: 'drift' }), v('ok', 'ok'));
+  assert.equal(confirming.verdict, 'wait', 'a raw drift being confirmed holds the step');
+  assert.match(confirming.detail, /confirming a drift of the canary's outputs/);
+  assert.equal(judged(v('ok', 'ok', { inputs: 'ok', outputs: 'drift' }), v('ok', 'ok', { inputs: 'ok', outputs: 'drift' })).verdict, 'pass', 'stable drifting too: not the canary\'s doing');
+  assert.equal(judged(undefined, v('drift', 'drift')).verdict, 'wait');
   assert.equal(one({ drift }, step).verdict, 'wait', 'no drift verdicts at all');
   // Only the parts configured count.
-  const inputsOnly = one({ drift: { on: ['inputs'] } }, step, step, { canary: { inputs: 'ok', outputs: 'drift' }, stable: { inputs: 'ok', outputs: 'ok' } });
+  const inputsOnly = one({ drift: { on: ['inputs'] } }, step, step, { canary: v('ok', 'drift'), stable: v('ok', 'ok') });
   assert.equal(inputsOnly.verdict, 'pass');
   assert.equal(inputsOnly.canary, 'inputs ok');
 });

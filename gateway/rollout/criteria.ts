@@ -22,7 +22,7 @@ import type { RolloutCriteria } from '../config.js';
 import type { DriftVerdict } from '../drift/monitor.js';
 import { BOUNDS, percentile } from '../telemetry/arm-figures.js';
 import type { SideFigures, StepFigures } from './figures.js';
-import { differenceLowerBound, pairedShiftLowerBound, wilsonLowerBound } from './statistics.js';
+import { differenceLowerBound, pairedShiftLowerBound, proportionLowerBound } from './statistics.js';
 
 export type Verdict = 'pass' | 'fail' | 'wait';
 export type CriterionName = 'errorRate' | 'latencyP99' | 'guards' | 'drift' | 'disagreement' | 'classShift';
@@ -118,7 +118,7 @@ function driftCriterion(c: NonNullable<RolloutCriteria['drift']>, input: JudgeIn
   // is evidence pending: no step passes on either.
   const filling = parts.filter((p) => d.canary?.[p] === 'insufficient');
   if (filling.length > 0) return { ...base, verdict: 'wait', detail: `the canary's drift window (${filling.join(' and ')}) is still filling (models.<m>.drift.thresholds.minSamples)` };
-  const confirming = parts.filter((p) => d.canary?.raw[p] === 'drift');
+  const confirming = parts.filter((p) => d.canary?.raw[p] === 'drift' && d.canary[p] !== 'drift' && d.stable?.[p] !== 'drift' && d.stable?.raw[p] !== 'drift');
   if (confirming.length > 0) return { ...base, verdict: 'wait', detail: `the drift monitor is confirming a drift of the canary's ${confirming.join(' and ')} (models.<m>.drift.thresholds.confirmations)` };
   return { ...base, verdict: 'pass', detail: 'no drift of the canary alone' };
 }
@@ -130,7 +130,7 @@ function disagreementCriteria(c: NonNullable<RolloutCriteria['disagreement']>, i
   const wait = n < c.minSamples;
   const samples = { canary: n, stable: n };
   const waiting = `${n} of ${c.minSamples} compared rows needed before judging`;
-  const lower = wilsonLowerBound(cmp.disagreed, n, c.confidence);
+  const lower = proportionLowerBound(cmp.disagreed, n, c.confidence);
   const disagreement: CriterionResult = {
     criterion: 'disagreement', canary: rate, stable: null, samples, stableScope: 'paired', killSwitch: false,
     limit: `share of rows answered differently from stable ≤ ${pct(c.maxRate)} (failing at ${pct(c.confidence)} confidence)`,

@@ -225,6 +225,8 @@ export class Rollouts {
       active.set(model, Object.freeze({ id: r.id, key: stepKey(r.id, r.step), canary: r.canary, stable: r.stable, rate, target }));
     }
     this.#active = active;
+    // Class names are kept per step being counted; older steps' go.
+    this.#pending.retain(new Set([...active.values()].map((a) => a.key)));
   }
 
   // ── the request path ────────────────────────────────────────────────────────────────────────

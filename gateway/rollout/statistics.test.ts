@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { differenceLowerBound, normalQuantile, pairedShiftLowerBound, wilsonLowerBound } from './statistics.js';
+import { differenceLowerBound, normalQuantile, pairedShiftLowerBound, proportionLowerBound } from './statistics.js';
 
 const close = (actual: number, expected: number, tolerance: number, what: string): void =>
   assert.ok(Math.abs(actual - expected) <= tolerance, `${what}: ${actual} is not within ${tolerance} of ${expected}`);
@@ -72,33 +72,33 @@ function upperTail(x: number, n: number, p: number): number {
   return 1 - below;
 }
 
-test('wilsonLowerBound with many events: the Wilson score bound', () => {
-  assert.equal(wilsonLowerBound(0, 100, 0.99), 0, 'no events: 0');
-  assert.equal(wilsonLowerBound(0, 0, 0.99), 0, 'no trials: 0');
+test('proportionLowerBound with many events: the Wilson score bound', () => {
+  assert.equal(proportionLowerBound(0, 100, 0.99), 0, 'no events: 0');
+  assert.equal(proportionLowerBound(0, 0, 0.99), 0, 'no trials: 0');
   const wilson = (x: number, n: number, z: number) => {
     const p = x / n;
     return (p + (z * z) / (2 * n) - z * Math.sqrt((p * (1 - p)) / n + (z * z) / (4 * n * n))) / (1 + (z * z) / n);
   };
   // 500 of 1000 at 0.975 (z = 1.959964): 0.469070.
-  close(wilsonLowerBound(500, 1000, 0.975), wilson(500, 1000, 1.959964), 1e-6, '500 of 1000 at 0.975');
-  close(wilsonLowerBound(500, 1000, 0.975), 0.469070, 1e-6, '500 of 1000 at 0.975, the value');
-  close(wilsonLowerBound(101, 1000, 0.95), wilson(101, 1000, 1.644854), 1e-6, '101 of 1000 at 0.95');
+  close(proportionLowerBound(500, 1000, 0.975), wilson(500, 1000, 1.959964), 1e-6, '500 of 1000 at 0.975');
+  close(proportionLowerBound(500, 1000, 0.975), 0.469070, 1e-6, '500 of 1000 at 0.975, the value');
+  close(proportionLowerBound(101, 1000, 0.95), wilson(101, 1000, 1.644854), 1e-6, '101 of 1000 at 0.95');
   // x = n: n / (n + z²).
-  close(wilsonLowerBound(1000, 1000, 0.99), 1000 / (1000 + 2.326348 ** 2), 1e-6, '1000 of 1000 at 0.99');
+  close(proportionLowerBound(1000, 1000, 0.99), 1000 / (1000 + 2.326348 ** 2), 1e-6, '1000 of 1000 at 0.99');
   // Below the observed share, and closer to it with more trials.
-  assert.ok(wilsonLowerBound(1000, 10_000, 0.99) < 0.1);
-  assert.ok(wilsonLowerBound(10_000, 100_000, 0.99) > wilsonLowerBound(1000, 10_000, 0.99));
+  assert.ok(proportionLowerBound(1000, 10_000, 0.99) < 0.1);
+  assert.ok(proportionLowerBound(10_000, 100_000, 0.99) > proportionLowerBound(1000, 10_000, 0.99));
 });
 
-test('wilsonLowerBound with few events: the exact (Clopper–Pearson) bound', () => {
+test('proportionLowerBound with few events: the exact (Clopper–Pearson) bound', () => {
   // 50 of 100 at 0.975: the lower end of the textbook 95 % Clopper–Pearson interval [0.3983, 0.6017].
-  close(wilsonLowerBound(50, 100, 0.975), 0.398321, 1e-6, '50 of 100 at 0.975');
+  close(proportionLowerBound(50, 100, 0.975), 0.398321, 1e-6, '50 of 100 at 0.975');
   // One event: 1 − confidence^(1/n). All events: (1 − confidence)^(1/n).
-  close(wilsonLowerBound(1, 13, 0.99), 1 - 0.99 ** (1 / 13), 1e-9, '1 of 13 at 0.99');
-  close(wilsonLowerBound(100, 100, 0.99), 0.01 ** (1 / 100), 1e-9, '100 of 100 at 0.99');
+  close(proportionLowerBound(1, 13, 0.99), 1 - 0.99 ** (1 / 13), 1e-9, '1 of 13 at 0.99');
+  close(proportionLowerBound(100, 100, 0.99), 0.01 ** (1 / 100), 1e-9, '100 of 100 at 0.99');
   // By definition: x or more events are 1 − confidence likely at the bound.
   for (const [x, n, c] of [[10, 100, 0.95], [3, 40, 0.99], [60, 5000, 0.99], [100, 10_000_000, 0.999]] as const) {
-    const lb = wilsonLowerBound(x, n, c);
+    const lb = proportionLowerBound(x, n, c);
     assert.ok(lb < x / n);
     close(upperTail(x, n, lb), 1 - c, 1e-9, `P(X ≥ ${x} | ${n}, ${lb})`);
   }
@@ -107,7 +107,7 @@ test('wilsonLowerBound with few events: the exact (Clopper–Pearson) bound', ()
 test('a proportion\'s bound fails a rate no higher than allowed at most about 1 − confidence of the time, exactly computed', () => {
   // Bug shown: Wilson's bound of 1 of 13 at 0.99 is 0.0106, so a disagreement rate of exactly 1 %
   // was judged "surely above 1 %" whenever one of 13 rows disagreed: 12 % of the time, not 1 %.
-  assert.ok(wilsonLowerBound(1, 13, 0.99) < 0.01);
+  assert.ok(proportionLowerBound(1, 13, 0.99) < 0.01);
   // For every n from 10 to 400 and a few true rates p, the smallest count k whose bound exceeds p,
   // and the exact probability P(X ≥ k | n, p) of a false fail.
   for (const p of [0.001, 0.01, 0.05, 0.1, 0.3]) {
@@ -118,7 +118,7 @@ test('a proportion\'s bound fails a rate no higher than allowed at most about 1 
       let hi = n + 1;
       while (lo < hi) {
         const mid = (lo + hi) >> 1;
-        if (wilsonLowerBound(mid, n, 0.99) > p) hi = mid;
+        if (proportionLowerBound(mid, n, 0.99) > p) hi = mid;
         else lo = mid + 1;
       }
       const rate = lo > n ? 0 : upperTail(lo, n, p);
@@ -156,8 +156,8 @@ test('differenceLowerBound: a small sample is not certain of anything', () => {
 });
 
 test('differenceLowerBound with nothing to compare with bounds the canary alone (Wilson)', () => {
-  assert.equal(differenceLowerBound(50, 100, 0, 0, 0.975), wilsonLowerBound(50, 100, 0.975));
-  assert.equal(differenceLowerBound(500, 1000, 0, 0, 0.975), wilsonLowerBound(500, 1000, 0.975));
+  assert.equal(differenceLowerBound(50, 100, 0, 0, 0.975), proportionLowerBound(50, 100, 0.975));
+  assert.equal(differenceLowerBound(500, 1000, 0, 0, 0.975), proportionLowerBound(500, 1000, 0.975));
   close(differenceLowerBound(500, 1000, 0, 0, 0.975), 0.469070, 1e-6, 'the Wilson value');
   assert.equal(differenceLowerBound(0, 0, 0, 0, 0.99), 0);
 });

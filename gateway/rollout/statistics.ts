@@ -42,7 +42,7 @@ export function normalQuantile(p: number): number {
  * n₂ (Agresti–Caffo). n₂ = 0 (nothing to compare with) bounds p₁ alone (Wilson).
  */
 export function differenceLowerBound(x1: number, n1: number, x2: number, n2: number, confidence: number): number {
-  if (n2 === 0) return wilsonLowerBound(x1, n1, confidence);
+  if (n2 === 0) return proportionLowerBound(x1, n1, confidence);
   const z = normalQuantile(confidence);
   const p1 = (x1 + 1) / (n1 + 2);
   const p2 = (x2 + 1) / (n2 + 2);
@@ -61,7 +61,7 @@ const EXACT_EVENTS = 100;
  * The lower bound, at `confidence` (one-sided), of a proportion x / n: the exact (Clopper–Pearson)
  * bound for up to EXACT_EVENTS events, the Wilson score bound above (where it holds its level).
  */
-export function wilsonLowerBound(x: number, n: number, confidence: number): number {
+export function proportionLowerBound(x: number, n: number, confidence: number): number {
   if (n === 0 || x <= 0) return 0;
   if (x <= EXACT_EVENTS) return exactLowerBound(Math.min(x, n), n, confidence);
   const z = normalQuantile(confidence);
