@@ -36,12 +36,26 @@
  *     (n0): with Redis a version adds one batched flush a second, not a command per request); the
  *     smoke test checks GET /admin/models/iris/drift answers a window with samples on (r) and 404
  *     DRIFT_NOT_MONITORED on (n0).
+ *     Then (o0) and (o) (lib/rollout.ts): (r)'s iris, profile and drift section, but as two versions
+ *     (the same ONNX file and profile under version 1, stable, and 2) split stable 90 / canary 10, by
+ *     `models.iris.traffic` in (o0) (no rollout), by a rollout of version 2 declared in
+ *     `models.iris.rollout` in (o), which sets the same two arms itself: every criterion on (errorRate,
+ *     latencyP99, guards, drift, disagreement at its default budget 0.01, i.e. one canary request in
+ *     ten copied to stable and compared), a first step at weight 10 that outlasts the run
+ *     (minDurationMs 30 days, minRequests and every minSamples far above what a run sends), so it
+ *     never moves. Anonymous callers (auth.insecureNoAuth) get a random bucket per request, so about
+ *     one request in ten goes to version 2; the memory store, as in (r) (the rollout's figures are
+ *     added to it every 500 ms, the controller judges every second). The smoke test checks GET
+ *     /admin/models/iris/rollout: running at weight 10, no criterion failing, on (o), 404
+ *     ROLLOUT_NOT_FOUND on (o0); answers from version 1 (stable) and 2 (canary) with the same outputs;
+ *     and on (o) figures counting both versions and a compared row.
  *     The CPU check, gateway proxy vs bare proxy per request, is (c)/(b) here: both one process; the
  *     identity-and-quotas check, (f)/(c) ≤ 1.25 at 32 connections, and the routing check, (g)/(g0) ≤ 1.10
  *     at 32 connections ((g)/(c) printed as information), and the kill switch check, (k)/(k0) ≤ 1.02 at 32
  *     connections, and the input guards check, (n)/(n0) ≤ 1.10 at 32 connections ((s)/(n) and the
  *     squeezing guard's CPU per sampled request, (s) − (n), printed as information), and the drift
- *     monitoring check, (r)/(n0) ≤ 1.05 at 32 connections (`BENCH_TARGETS=n0,r` runs just those two), too.
+ *     monitoring check, (r)/(n0) ≤ 1.05 at 32 connections (`BENCH_TARGETS=n0,r` runs just those two), and
+ *     the rollout check, (o)/(o0) ≤ 1.10 at 32 connections (`BENCH_TARGETS=o0,o` runs just those two), too.
  *   Phase 2 "one worker per core": new B, G and O with `server.workers: "auto"` (P is not needed).
  *     Targets (c*) G→B and (d*) O. The throughput check, in-process ONNX vs the proxied path, is
  *     (d*)/(c*) at 32 connections here: both deployments use every core. Phase 1's (d)/(c) is
@@ -53,7 +67,7 @@
  * (targets in order, every other round reversed, repeated BENCH_ROUNDS times; medians per cell),
  * measuring from /proc the CPU time of the process under test (with its workers), of its backend, of (f)'s Redis and of the load
  * generator. The breakwater children run with the gateway's defaults (log level info, access log off)
- * except (e); all but (f), (g0), (g), (k0) and (k) with `auth.insecureNoAuth: true` ((n0), (n), (s), (r) like (d)); all but (f) with no rate
+ * except (e); all but (f), (g0), (g), (k0) and (k) with `auth.insecureNoAuth: true` ((n0), (n), (s), (r), (o0), (o) like (d)); all but (f) with no rate
  * limits. The smoke test checks every answer (200, the same outputs everywhere), and for (g) that the
  * split routed it (x-route-reason one of the arms), that the header rule routes, and that an opted-out
  * subject is sent to the stable version (the opt-out policy reads the registry the run filled).
@@ -75,6 +89,7 @@ import { runPhase, type PhaseResult } from './lib/run-phase.js';
 import { command, readSettings, resultsBase } from './lib/settings.js';
 import type { SmokeReference } from './lib/smoke.js';
 import { ASSETS, BENCH_DRIFT, BENCH_GUARD_PROBES, BENCH_GUARDS, BENCH_PROFILE } from './lib/guards.js';
+import { BENCH_CANARY, BENCH_ROLLOUT, BENCH_SPLIT, DEFAULT_DISAGREEMENT_BUDGET } from './lib/rollout.js';
 import { BENCH_IDENTITY, BENCH_KILL_SWITCH, BENCH_OPT_OUTS, BENCH_RATE_RULES, BENCH_ROUTING, optOutSubject } from './lib/targets.js';
 
 const RESULTS_DIR = fileURLToPath(new URL('../../loadtests/results/', import.meta.url));
@@ -180,6 +195,12 @@ async function main(): Promise<void> {
         'the reference from the same profile; the memory store, as in (n0): with Redis a version adds one batched flush a second, ' +
         'not a command per request); smoke-checked: GET /admin/models/iris/drift reports a window that counted the smoke requests on (r), ' +
         '404 DRIFT_NOT_MONITORED on (n0)',
+      rollout: `(o0) and (o): (r)'s configuration but for two versions of iris (${BENCH_CANARY.stable}, stable, and ${BENCH_CANARY.canary}, ` +
+        `the same model file and profile), split ${BENCH_SPLIT.routes.map((r) => `${r.name} (version ${r.version}) ${r.weight}`).join(' / ')}: ` +
+        `by models.iris.traffic in (o0), no rollout; by models.iris.rollout ${JSON.stringify(BENCH_ROLLOUT)} in (o), which sets the same routes ` +
+        `itself (the disagreement budget at its default, ${DEFAULT_DISAGREEMENT_BUDGET}: one canary request in ${Math.round(BENCH_CANARY.weight / 100 / DEFAULT_DISAGREEMENT_BUDGET)} copied to stable and compared); ` +
+        'anonymous callers (auth.insecureNoAuth) get a random bucket per request; the memory store; smoke-checked: GET /admin/models/iris/rollout ' +
+        'running at weight 10 with no criterion failing on (o), 404 ROLLOUT_NOT_FOUND on (o0), answers from both versions, on (o) figures with a compared row',
       request: `POST ${INFER_PATH} ${INFER_BODY}`,
       host: HOST,
       command: `\`${cmd}\``,

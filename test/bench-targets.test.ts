@@ -5,10 +5,14 @@
  * and (k) are valid gateway configurations that differ in `killSwitch.enabled` alone, and those of
  * (n0), (n) and (s) load, with the profile the benchmark builds through the real `breakwater
  * profile`, and differ in `guards` alone; (r) is (n0) plus `drift: { sampleRate: 1 }` alone; the
- * input guards' check is (n)/(n0) at 32 connections and drift monitoring's is (r)/(n0) ≤ 1.05 there.
+ * input guards' check is (n)/(n0) at 32 connections and drift monitoring's is (r)/(n0) ≤ 1.05 there;
+ * (o0) and (o) are two versions with (r)'s profile and drift section, split 90 / 10 by the configuration
+ * in (o0) and by a rollout with every criterion on in (o) (the same arms, and nothing else differs),
+ * valid and loading, and the rollout's check is (o)/(o0) ≤ 1.10 at 32 connections.
  * The benchmark itself (timings) is not a test; its smoke test checks the running targets (GET
  * /admin/kill 404 on (k0), 200 on (k); x-guard and figures.guards on (n0), (n), (s); GET
- * /admin/models/iris/drift 404 DRIFT_NOT_MONITORED on (n0), a window with samples on (r)).
+ * /admin/models/iris/drift 404 DRIFT_NOT_MONITORED on (n0), a window with samples on (r); GET
+ * /admin/models/iris/rollout 404 ROLLOUT_NOT_FOUND on (o0), running at weight 10 on (o)).
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -19,6 +23,8 @@ import { parse } from 'yaml';
 import { buildConfig } from '../gateway/config.js';
 import { BENCH_DRIFT, BENCH_GUARDS, prepareProfile } from '../loadtests/lib/guards.js';
 import { PHASES } from '../loadtests/lib/phases.js';
+import { BENCH_CANARY, BENCH_ROLLOUT, BENCH_SPLIT, DEFAULT_DISAGREEMENT_BUDGET } from '../loadtests/lib/rollout.js';
+import { routesOf, started } from '../gateway/rollout/record.js';
 import { checks } from '../loadtests/lib/ratios.js';
 import type { Summary } from '../loadtests/lib/report.js';
 import { resultsBase, targetsOf } from '../loadtests/lib/settings.js';
@@ -186,4 +192,84 @@ test('drift monitoring\'s check: (r)/(n0) CPU per request ≤ 1.05 at 32 connect
   assert.equal(info1.pass, undefined, 'at one connection: information, even at 1.30');
   assert.equal(drift(105.1)[0]?.pass, false);
   assert.deepEqual(checks([at('n0', 32, 100), at('n0', 1, 200)], 2).filter((x) => x.name.includes('(r)/(n0)')), [], 'no (r) measured, no check');
+});
+
+test('(o0) and (o) are phase-1 targets, one process, loaded one right after the other; `BENCH_TARGETS=o0,o` is a focused run of the two, written as focused-o0-o', () => {
+  const p1 = PHASES.find((p) => p.phase === 1);
+  assert.ok(p1 !== undefined);
+  assert.equal(p1.workers, 1);
+  const i = p1.targets.indexOf('o0');
+  assert.ok(i >= 0);
+  assert.deepEqual(p1.targets.slice(i, i + 2), ['o0', 'o']);
+  assert.deepEqual(targetsOf('o0,o'), ['o0', 'o']);
+  assert.equal(resultsBase(['o0', 'o']), 'focused-o0-o');
+  assert.match(LABELS.o0, /two versions split stable 90 \/ canary 10/);
+  assert.match(LABELS.o, /rollout/);
+});
+
+test('(o0), (o): two versions with the profile and drift section of (r), split 90 / 10 by the configuration in (o0) and by a rollout with every criterion on in (o), the same arms; valid configurations that load', { timeout: 120_000 }, async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'bw-bench-rollout-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const backend = prepareModel(dir);
+  const profile = await prepareProfile(dir, backend);
+  const spec = { name: 'x', workers: 1 as const, backend };
+  const guarded = (canary: { traffic?: Record<string, unknown>; rollout?: Record<string, unknown> }) => ({ ...spec, guarded: { profile: profile.file, drift: BENCH_DRIFT, canary } });
+  type Raw = Record<string, unknown> & { models: { iris: Record<string, unknown> & { versions: Record<string, Record<string, unknown>> } } };
+  const [o0, o] = [guarded({ traffic: BENCH_SPLIT }), guarded({ rollout: BENCH_ROLLOUT })].map((x) => parse(gatewayConfig(18000, x, undefined)) as Raw);
+  const r = parse(gatewayConfig(18000, { ...spec, guarded: { profile: profile.file, drift: BENCH_DRIFT } }, undefined)) as Raw;
+  // (o0) and (o) differ in traffic (o0) against rollout (o), nothing else.
+  const without = (c: Raw) => ({ ...c, models: { iris: { ...c.models.iris, traffic: undefined, rollout: undefined } } });
+  assert.deepEqual(without(o), without(o0));
+  assert.equal(o.models.iris.traffic, undefined, 'the rollout sets the routes itself');
+  assert.equal(o0.models.iris.rollout, undefined);
+  // Both: (r)'s version, twice, stable 1, and (r)'s drift section.
+  assert.deepEqual(Object.keys(o0.models.iris.versions).sort(), [BENCH_CANARY.stable, BENCH_CANARY.canary].sort());
+  for (const v of [BENCH_CANARY.stable, BENCH_CANARY.canary]) assert.deepEqual(o0.models.iris.versions[v], r.models.iris.versions['1']);
+  assert.equal(o0.models.iris.stable, BENCH_CANARY.stable);
+  assert.deepEqual(o0.models.iris.drift, r.models.iris.drift);
+  assert.deepEqual({ ...without(o0), models: { iris: { ...without(o0).models.iris, versions: undefined, stable: undefined } } },
+    { ...r, models: { iris: { ...r.models.iris, versions: undefined, stable: undefined, traffic: undefined, rollout: undefined } } });
+
+  const built0 = buildConfig(o0, dir).models.iris;
+  const built = buildConfig(o, dir).models.iris;
+  assert.ok(built0 !== undefined && built !== undefined);
+  assert.equal(built0.rollout, undefined);
+  const ro = built.rollout;
+  assert.ok(ro !== undefined);
+  assert.deepEqual(Object.keys(ro.criteria).sort(), ['disagreement', 'drift', 'errorRate', 'guards', 'latencyP99'], 'every criterion');
+  assert.equal(ro.criteria.disagreement?.budget, DEFAULT_DISAGREEMENT_BUDGET, 'the disagreement sample at its default');
+  assert.equal(ro.steps[0]?.weight, BENCH_CANARY.weight);
+  assert.equal(ro.steps.at(-1)?.weight, 100);
+  assert.ok(ro.steps[0]!.minDurationMs >= 30 * 86_400_000 && ro.steps[0]!.minRequests >= 100_000_000, 'the first step outlasts any run');
+  for (const c of [ro.criteria.errorRate, ro.criteria.latencyP99, ro.criteria.guards, ro.criteria.disagreement]) assert.ok((c?.minSamples ?? 0) >= 10_000_000);
+  // The routes the rollout sets at its first step are (o0)'s, arm for arm (names, versions, weights).
+  const record = started({ id: 'x', model: 'iris', canary: ro.canary, stable: ro.stable ?? built.stable, spec: ro, base: { rules: [] }, source: 'config', specSha256: '', startedAt: 0, startedBy: 'breakwater' }, 'bench');
+  assert.deepEqual(routesOf(record).routes, built0.traffic?.routes);
+
+  const runs = await Promise.all(([['o0', o0], ['o', o]] as const).map(([id, c]) => {
+    const file = join(dir, `${id}.yaml`);
+    writeFileSync(file, gatewayConfig(18000, id === 'o0' ? guarded({ traffic: BENCH_SPLIT }) : guarded({ rollout: BENCH_ROLLOUT }), undefined));
+    assert.deepEqual(parse(readFileSync(file, 'utf8')), c);
+    return runCli(['validate', file], { timeoutMs: 60_000 });
+  }));
+  for (const run of runs) assert.equal(run.code, 0, run.stderr);
+});
+
+test('the rollout\'s check: (o)/(o0) CPU per request ≤ 1.10 at 32 connections; at 1 connection information', () => {
+  const at = (target: TargetId, connections: number, us: number): Summary => ({
+    phase: 1, target, label: LABELS[target], connections, rounds: 3, rps: 1000, p50Ms: 1, p99Ms: 2, frontCpuUsPerReq: us, frontCores: 1,
+    totalCpuUsPerReq: us, loadgenCpuUsPerReq: 10, completed: 3000, non2xx: 0, errors: 0, timeouts: 0,
+  });
+  const rollout = (o32: number) => checks([at('o0', 32, 100), at('o', 32, o32), at('o0', 1, 200), at('o', 1, 260)], 2)
+    .filter((x) => x.name.includes('(o)/(o0)'));
+  const [pass32, info1] = rollout(110);
+  assert.ok(pass32 !== undefined && info1 !== undefined);
+  assert.equal(rollout(110).length, 2);
+  assert.match(pass32.name, /rollout .* at most 10% CPU per request.*32 connections/);
+  assert.equal(pass32.limit, '≤ 1.10');
+  assert.equal(pass32.pass, true);
+  assert.match(pass32.explanation, /110\.0 vs 100\.0 µs\/req/);
+  assert.equal(info1.pass, undefined, 'at one connection: information, even at 1.30');
+  assert.equal(rollout(110.1)[0]?.pass, false);
+  assert.deepEqual(checks([at('o0', 32, 100)], 2).filter((x) => x.name.includes('(o)/(o0)')), [], 'no (o) measured, no check');
 });

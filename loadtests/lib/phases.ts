@@ -10,13 +10,17 @@
  * and three in-process gateways serving iris with its reference profile (built once per run by
  * `breakwater profile`): (n0) without guards, (n) with the contract and out-of-distribution guards,
  * (s) with the squeezing guard too, so that (n)/(n0) is what those guards cost and (s) − (n) what a
- * sampled squeeze costs.
+ * sampled squeeze costs; (r), (n0) plus drift monitoring; and (o0) and (o), iris with the same profile
+ * and drift monitoring as two versions split stable 90 / canary 10, by the configuration in (o0), by a
+ * rollout of version 2 with every criterion on in (o) (lib/rollout.ts), so that (o)/(o0) is what a
+ * rollout costs over the same split.
  * Phase 2, "one worker per core": B, G and O again, as new processes with `server.workers: "auto"`,
  * so that both deployments compared by the throughput check can use every core (P is not needed).
  * The phases run one after the other, never at the same time: they would compete for the cores.
  */
 import { BENCH_DRIFT, BENCH_GUARDS, prepareProfile } from './guards.js';
 import type { Child } from './processes.js';
+import { BENCH_ROLLOUT, BENCH_SPLIT, BENCH_SPLIT_REASONS } from './rollout.js';
 import { startRedis } from './redis.js';
 import {
   BENCH_ARMS, BENCH_IDENTITY, BENCH_KILL_SWITCH, BENCH_OPT_OUTS, BENCH_ROUTING, identityConfig, jwtOnlyConfig, LABELS, mintBenchToken, optOutSubject, populateOptOuts,
@@ -36,11 +40,11 @@ export interface PhaseSpec {
 }
 
 export const PHASES: readonly PhaseSpec[] = [
-  { phase: 1, title: 'Phase 1: one process each', workers: 1, targets: ['a', 'b', 'c', 'd', 'e', 'f', 'g0', 'g', 'k0', 'k', 'n0', 'n', 's', 'r'] },
+  { phase: 1, title: 'Phase 1: one process each', workers: 1, targets: ['a', 'b', 'c', 'd', 'e', 'f', 'g0', 'g', 'k0', 'k', 'n0', 'n', 's', 'r', 'o0', 'o'] },
   { phase: 2, title: 'Phase 2: one worker per core', workers: 'auto', targets: ['c*', 'd*'] },
 ];
 
-const target = (id: TargetId, front: Child, backend?: Child, extra?: Pick<Target, 'headers' | 'redis' | 'rateLimited' | 'route' | 'killSwitch' | 'guards' | 'drift'>): Target =>
+const target = (id: TargetId, front: Child, backend?: Child, extra?: Pick<Target, 'headers' | 'redis' | 'rateLimited' | 'route' | 'killSwitch' | 'guards' | 'drift' | 'rollout'>): Target =>
   ({ id, label: LABELS[id], front, ...(backend ? { backend } : {}), ...extra });
 
 /**
@@ -79,16 +83,23 @@ export async function startPhase(spec: PhaseSpec, o: ChildOptions, started: Chil
     ]);
     // (n0), (n) and (s): (d) with the iris profile, built once here by the real command, and each
     // its guards section (none on (n0)): what the input guards cost in-process serving.
-    const profile = want('n0', 'n', 's', 'r') ? await prepareProfile(o.workDir, onnx) : undefined;
+    const profile = want('n0', 'n', 's', 'r', 'o0', 'o') ? await prepareProfile(o.workDir, onnx) : undefined;
     if (profile !== undefined) console.log(profile.summary.replace(/\n\s*/g, '; '));
-    const guarded = (id: TargetId, name: string, guards?: Record<string, unknown>, drift?: Record<string, unknown>) => (profile === undefined || !want(id) ? skip
-      : startGateway({ name, workers: w, backend: onnx, guarded: { profile: profile.file, ...(guards === undefined ? {} : { guards }), ...(drift === undefined ? {} : { drift }) } }, o, started));
+    const guarded = (id: TargetId, name: string, guards?: Record<string, unknown>, drift?: Record<string, unknown>, canary?: { traffic?: Record<string, unknown>; rollout?: Record<string, unknown> }) => (profile === undefined || !want(id) ? skip
+      : startGateway({ name, workers: w, backend: onnx, guarded: { profile: profile.file, ...(guards === undefined ? {} : { guards }), ...(drift === undefined ? {} : { drift }), ...(canary === undefined ? {} : { canary }) } }, o, started));
     // (r): (n0) plus a drift section: what counting every answered request into the drift window costs.
     const [N0, N, S, R0] = await Promise.all([
       guarded('n0', 'p1-N0-gateway-onnx-profile'),
       guarded('n', 'p1-N-gateway-onnx-guards', BENCH_GUARDS.n),
       guarded('s', 'p1-S-gateway-onnx-guards-squeeze', BENCH_GUARDS.s),
       guarded('r', 'p1-R-gateway-onnx-drift', undefined, BENCH_DRIFT),
+    ]);
+    // (o0) and (o): two versions of the model (both iris, the same profile), drift monitored as in
+    // (r), split 90 / 10 by the configuration (o0) or by a rollout the configuration declares (o),
+    // which sets the same split itself: what a rollout with every criterion on costs over the split.
+    const [O0, OR] = await Promise.all([
+      guarded('o0', 'p1-O0-gateway-onnx-split', undefined, BENCH_DRIFT, { traffic: BENCH_SPLIT }),
+      guarded('o', 'p1-O-gateway-onnx-rollout', undefined, BENCH_DRIFT, { rollout: BENCH_ROLLOUT }),
     ]);
     const n = BENCH_OPT_OUTS.subjects;
     if (n > 0 && GR !== undefined) {
@@ -129,6 +140,8 @@ export async function startPhase(spec: PhaseSpec, o: ChildOptions, started: Chil
       N && target('n', N, undefined, { guards: { on: ['contract', 'ood'] } }),
       S && target('s', S, undefined, { guards: { on: ['contract', 'ood', 'squeeze'] } }),
       R0 && target('r', R0, undefined, { guards: { on: [] }, drift: { on: true } }),
+      O0 && target('o0', O0, undefined, { route: { reasons: BENCH_SPLIT_REASONS }, drift: { on: true }, rollout: { on: false } }),
+      OR && target('o', OR, undefined, { route: { reasons: BENCH_SPLIT_REASONS }, drift: { on: true }, rollout: { on: true } }),
     ];
     return all.filter((t): t is Target => t !== undefined && want(t.id));
   }

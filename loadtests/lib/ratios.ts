@@ -15,6 +15,11 @@
  *    gateway and profile without guards: (n)/(n0), phase 1, both one process serving the model
  *    itself. The squeezing guard's cost, (s)/(n) and (s) − (n) per request with every request
  *    sampled (so per sampled request), is reported as information;
+ *  - CPU per request, in-process ONNX with drift monitoring vs without: (r)/(n0), phase 1;
+ *  - CPU per request, in-process ONNX split stable 90 / canary 10 between two versions under a
+ *    rollout with every criterion on (the disagreement sample at its default budget) vs the same
+ *    split set by the configuration, no rollout: (o)/(o0), phase 1, both one process, drift
+ *    monitored in both;
  *  - requests/s, in-process ONNX vs the proxied path: phase 2, where both use every core. Phase 1's
  *    (d)/(c) is reported as information only: there O is one process, bound to one core, while the
  *    proxied path spreads over two processes (G and B).
@@ -47,7 +52,7 @@ function find(s: readonly Summary[], t: TargetId, conns: number): Summary | unde
 export function ratios(s: readonly Summary[], connections: readonly number[]): Ratio[] {
   const out: Ratio[] = [];
   for (const n of connections) {
-    const [a, b, c, d, e, f, g0, g, k0, k, n0, ng, sq, dr, cs, ds] = (['a', 'b', 'c', 'd', 'e', 'f', 'g0', 'g', 'k0', 'k', 'n0', 'n', 's', 'r', 'c*', 'd*'] as const)
+    const [a, b, c, d, e, f, g0, g, k0, k, n0, ng, sq, dr, o0, ro, cs, ds] = (['a', 'b', 'c', 'd', 'e', 'f', 'g0', 'g', 'k0', 'k', 'n0', 'n', 's', 'r', 'o0', 'o', 'c*', 'd*'] as const)
       .map((t) => find(s, t, n));
     const add = (phase: string, name: string, x: number | undefined, y: number | undefined, note?: string) => {
       if (x !== undefined && y !== undefined && y > 0) out.push({ phase, name, connections: n, value: x / y, ...(note ? { note } : {}) });
@@ -83,6 +88,11 @@ export function ratios(s: readonly Summary[], connections: readonly number[]): R
     add('1', 'req/s (n)/(n0)  what the contract + ood guards cost in throughput', ng?.rps, n0?.rps);
     add('1', 'CPU/req ONNX process (r)/(n0)  what drift monitoring costs, every request sampled', dr?.frontCpuUsPerReq, n0?.frontCpuUsPerReq, diffUs(dr?.frontCpuUsPerReq, n0?.frontCpuUsPerReq));
     add('1', 'req/s (r)/(n0)  what drift monitoring costs in throughput', dr?.rps, n0?.rps);
+    add('1', 'CPU/req ONNX process (o)/(o0)  what a rollout with every criterion on costs over the same 90/10 split', ro?.frontCpuUsPerReq, o0?.frontCpuUsPerReq, diffUs(ro?.frontCpuUsPerReq, o0?.frontCpuUsPerReq));
+    add('1', 'CPU/req ONNX process (o0)/(r)  what serving two versions split 90/10 costs over one (drift monitored in both)', o0?.frontCpuUsPerReq, dr?.frontCpuUsPerReq, diffUs(o0?.frontCpuUsPerReq, dr?.frontCpuUsPerReq));
+    add('1', 'req/s (o)/(o0)  what a rollout costs in throughput', ro?.rps, o0?.rps);
+    add('1', 'p50 (o)/(o0)', ro?.p50Ms, o0?.p50Ms);
+    add('1', 'p99 (o)/(o0)', ro?.p99Ms, o0?.p99Ms);
     add('1', 'req/s (s)/(n)  what the squeezing guard costs in throughput, every request sampled', sq?.rps, ng?.rps);
     add('1', 'p50 (n)/(n0)', ng?.p50Ms, n0?.p50Ms);
     add('1', 'p99 (n)/(n0)', ng?.p99Ms, n0?.p99Ms);
@@ -241,6 +251,14 @@ export function checks(s: readonly Summary[], cores: number): Check[] {
     limit: 1.05,
     what: 'gateway process only, serving iris in-process (O with the iris profile and models.iris.drift: { sampleRate: 1 } vs ' +
       'the same configuration without the drift section, both one process, every request counted)',
+    oneConnection: 'at one connection every request pays a whole wake-up, so the figure is noisier',
+  }));
+  out.push(...cpuCheckAt32(s, 'o', 'o0', {
+    name: 'a rollout with every criterion on adds at most 10% CPU per request over the same split without one',
+    limit: 1.1,
+    what: 'gateway process only, serving iris in-process as two versions split stable 90 / canary 10 (O with a rollout of version 2 at its ' +
+      'first step, criteria errorRate, latencyP99, guards, drift and disagreement at its default budget (one canary request in ten copied ' +
+      'to stable and compared), vs the same split set by models.iris.traffic and no rollout; both one process, drift monitored in both)',
     oneConnection: 'at one connection every request pays a whole wake-up, so the figure is noisier',
   }));
   {

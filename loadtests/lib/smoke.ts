@@ -21,10 +21,19 @@
  *
  * A target with a drift expectation ((n0), (r)) is checked through `GET /admin/models/iris/drift`
  * (no token: these targets run with `auth.insecureNoAuth`): on (r) a window that counted the smoke
- * requests (samples > 0) and a status; on (n0) 404 DRIFT_NOT_MONITORED.
+ * requests (samples > 0) and a status; on (n0) 404 DRIFT_NOT_MONITORED ((o0) and (o) are checked like (r),
+ * on their stable version).
+ *
+ * A target with a rollout expectation ((o0), (o)) is checked through `GET /admin/models/iris/rollout`:
+ * on (o) a rollout of version 2 that is running at weight 10 (its first step) with no criterion
+ * failing, on (o0) 404 ROLLOUT_NOT_FOUND; on both, answers come from the split's arms (x-model-version
+ * 1 with x-route-reason stable, 2 with canary, both seen, the same outputs), and on (o) the rollout's
+ * figures (merged through the store every rollout.flushMs) count the canary's and stable's requests
+ * and at least one row compared with stable (the disagreement sample, one canary request in ten).
  */
 import { BENCH_GUARD_PROBES, boundaryRow, irisBody, type BenchGuard } from './guards.js';
 import { INFER_BODY, INFER_MODEL, INFER_PATH } from './measure.js';
+import { BENCH_CANARY, BENCH_ROLLOUT } from './rollout.js';
 import { dbSize } from './redis.js';
 import type { Target } from './targets.js';
 
@@ -209,6 +218,105 @@ async function smokeDrift(t: Target): Promise<void> {
   console.log(`smoke ${t.label}: drift window ${r.window?.samples} samples, status ${r.status}`);
 }
 
+/** What the smoke test reads of GET /admin/models/{m}/rollout. */
+interface RolloutAnswer {
+  state?: string;
+  canary?: string;
+  stable?: string;
+  weight?: number;
+  step?: { index?: number; of?: number };
+  criteria?: { criterion: string; verdict: string; detail: string }[];
+  figures?: { step?: { canary?: { requests?: number }; stable?: { requests?: number }; compared?: { rows?: number; disagreed?: number } } };
+}
+
+async function rolloutOf(t: Target): Promise<{ status: number; text: string }> {
+  const res = await fetch(`${t.front.url}/admin/models/${INFER_MODEL}/rollout`, { signal: AbortSignal.timeout(10_000) });
+  return { status: res.status, text: await res.text() };
+}
+
+/** The rollout as (o) must show it: running, at the first step's weight, no criterion failing; throws when not. */
+function runningRollout(t: Target, status: number, text: string): RolloutAnswer {
+  if (status !== 200) throw new Error(`${t.label}: GET /admin/models/${INFER_MODEL}/rollout answered HTTP ${status}: ${text.slice(0, 300)}`);
+  const r = JSON.parse(text) as RolloutAnswer;
+  const failing = (r.criteria ?? []).filter((c) => c.verdict === 'fail');
+  if (r.state !== 'running' || r.weight !== BENCH_CANARY.weight || r.step?.index !== 0 || r.canary !== BENCH_CANARY.canary || r.stable !== BENCH_CANARY.stable || failing.length > 0) {
+    throw new Error(`${t.label}: the rollout is ${JSON.stringify(r.state)} at weight ${String(r.weight)} (step ${String(r.step?.index)}, canary ${String(r.canary)}, stable ${String(r.stable)}` +
+      `${failing.length > 0 ? `, failing ${failing.map((c) => `${c.criterion}: ${c.detail}`).join('; ')}` : ''}); expected running at ${BENCH_CANARY.weight} ` +
+      `(step 0, canary ${BENCH_CANARY.canary}, stable ${BENCH_CANARY.stable}), no criterion failing: ${text.slice(0, 300)}`);
+  }
+  return r;
+}
+
+/** Requests of the rollout smoke test per batch, and batches at most (about one in 100 is compared with stable). */
+const ROLLOUT_BATCH = 500;
+const ROLLOUT_BATCHES = 8;
+
+/**
+ * (o0), (o): the rollout endpoint, and answers from both arms of the split. On (o), batches of
+ * requests until the rollout's figures show the canary's and stable's requests and a compared row
+ * (bounded: ROLLOUT_BATCHES batches, each followed by up to 2 s of polling, the figures being added
+ * to the store every 500 ms); on (o0), one batch.
+ */
+async function smokeRollout(t: Target, outputs: string): Promise<void> {
+  const ro = t.rollout;
+  if (ro === undefined) return;
+  const first = await rolloutOf(t);
+  const seen: string[] = [];
+  if (!ro.on) {
+    if (first.status !== 404 || !first.text.includes('ROLLOUT_NOT_FOUND')) {
+      throw new Error(`${t.label}: GET /admin/models/${INFER_MODEL}/rollout answered HTTP ${first.status} ${first.text.slice(0, 200)}; expected 404 ROLLOUT_NOT_FOUND`);
+    }
+    seen.push('no rollout (404 ROLLOUT_NOT_FOUND)');
+  } else {
+    const r = runningRollout(t, first.status, first.text);
+    seen.push(`rollout of version ${r.canary} ${r.state} at weight ${r.weight} (step ${(r.step?.index ?? 0) + 1} of ${r.step?.of ?? '?'}), ` +
+      `criteria ${(r.criteria ?? []).map((c) => `${c.criterion} ${c.verdict}`).join(', ')}`);
+  }
+  const armOf: Record<string, string> = { [BENCH_CANARY.stable]: 'stable', [BENCH_CANARY.canary]: 'canary' };
+  const versions: Record<string, number> = {};
+  let sent = 0;
+  let figures: RolloutAnswer['figures'];
+  for (let batch = 0; batch < (ro.on ? ROLLOUT_BATCHES : 1); batch++) {
+    for (let i = 0; i < ROLLOUT_BATCH; i++) {
+      const res = await infer(t, t.headers);
+      const o = await outputsOf(t, 'a request of the rollout smoke test', res);
+      sent++;
+      const v = res.headers.get('x-model-version') ?? '';
+      const reason = res.headers.get('x-route-reason');
+      if (armOf[v] === undefined || reason !== armOf[v]) {
+        throw new Error(`${t.label}: an answer came from version ${JSON.stringify(v)} with x-route-reason ${JSON.stringify(reason)}; ` +
+          `expected version ${BENCH_CANARY.stable} (stable) or ${BENCH_CANARY.canary} (canary)`);
+      }
+      if (o !== outputs) throw new Error(`${t.label}: version ${v} answered other outputs: ${o.slice(0, 300)}`);
+      versions[v] = (versions[v] ?? 0) + 1;
+    }
+    if (!ro.on) break;
+    // The figures are added to the store every rollout.flushMs (500 ms): polled for up to 2 s.
+    for (let k = 0; k < 8; k++) {
+      await new Promise((r) => setTimeout(r, 250));
+      const now = await rolloutOf(t);
+      figures = runningRollout(t, now.status, now.text).figures;
+      const step = figures?.step;
+      if ((step?.canary?.requests ?? 0) > 0 && (step?.stable?.requests ?? 0) > 0 && (step?.compared?.rows ?? 0) > 0) break;
+    }
+    if ((figures?.step?.compared?.rows ?? 0) > 0) break;
+  }
+  if (!(versions[BENCH_CANARY.stable]! > 0) || !(versions[BENCH_CANARY.canary]! > 0)) {
+    throw new Error(`${t.label}: ${sent} requests answered by versions ${JSON.stringify(versions)}; both arms of the split must answer`);
+  }
+  seen.push(`${sent} requests: version ${BENCH_CANARY.stable} (stable) ${versions[BENCH_CANARY.stable]}, version ${BENCH_CANARY.canary} (canary) ${versions[BENCH_CANARY.canary]}, the same outputs`);
+  if (ro.on) {
+    const step = figures?.step;
+    if (!((step?.canary?.requests ?? 0) > 0) || !((step?.stable?.requests ?? 0) > 0) || !((step?.compared?.rows ?? 0) > 0)) {
+      throw new Error(`${t.label}: after ${sent} requests the rollout's figures count ${String(step?.canary?.requests)} canary and ${String(step?.stable?.requests)} stable requests ` +
+        `and ${String(step?.compared?.rows)} compared rows; expected some of each (criteria ${Object.keys(BENCH_ROLLOUT.criteria).join(', ')})`);
+    }
+    seen.push(`the rollout's figures: ${step?.canary?.requests} canary and ${step?.stable?.requests} stable requests, ` +
+      `${step?.compared?.rows} rows compared with stable, ${step?.compared?.disagreed ?? 0} disagreed`);
+  }
+  console.log(`smoke ${t.label}: ${seen.join('; ')}`);
+}
+
 /** Returns the reference (the first target's outputs unless one was given). Throws on a non-200. */
 export async function smoke(targets: readonly Target[], reference?: SmokeReference): Promise<SmokeReference | undefined> {
   let ref = reference;
@@ -227,6 +335,7 @@ export async function smoke(targets: readonly Target[], reference?: SmokeReferen
     await smokeRoute(t, res, outputs);
     await smokeKillSwitch(t);
     await smokeGuards(t, res);
+    await smokeRollout(t, outputs);
     await smokeDrift(t);
   }
   return ref;

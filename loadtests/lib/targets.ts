@@ -9,7 +9,9 @@
  *   - for target (g), a traffic split with rules on the benchmarked model (BENCH_ROUTING) and an
  *     opt-out registry holding many subjects, none of them the benchmark's (populateOptOuts, through
  *     the admin API once the child serves);
- *   - for targets (n0), (n) and (s), the model's reference profile and guards (lib/guards.ts).
+ *   - for targets (n0), (n) and (s), the model's reference profile and guards (lib/guards.ts);
+ *   - for targets (o0) and (o), the same profile on two versions of the model, split 90 / 10 by the
+ *     configuration (o0) or by a rollout it declares (o) (lib/rollout.ts).
  * Which children a phase starts and which targets it builds from them is in lib/phases.ts.
  */
 import { generateKeyPairSync } from 'node:crypto';
@@ -21,12 +23,13 @@ import { stringify } from 'yaml';
 import { mintToken } from '../../gateway/cli/dev-keys.js';
 import { HOST, freePort, spawnNode, waitReady, waitServing, type Child } from './processes.js';
 import type { BenchGuard } from './guards.js';
+import { BENCH_CANARY } from './rollout.js';
 import type { RedisChild } from './redis.js';
 
-export type TargetId = 'a' | 'b' | 'c' | 'd' | 'e' | 'f' | 'g0' | 'g' | 'k0' | 'k' | 'n0' | 'n' | 's' | 'r' | 'c*' | 'd*';
+export type TargetId = 'a' | 'b' | 'c' | 'd' | 'e' | 'f' | 'g0' | 'g' | 'k0' | 'k' | 'n0' | 'n' | 's' | 'r' | 'o0' | 'o' | 'c*' | 'd*';
 
 /** Every target id, in the order of the phases. */
-export const TARGET_IDS: readonly TargetId[] = ['a', 'b', 'c', 'd', 'e', 'f', 'g0', 'g', 'k0', 'k', 'n0', 'n', 's', 'r', 'c*', 'd*'];
+export const TARGET_IDS: readonly TargetId[] = ['a', 'b', 'c', 'd', 'e', 'f', 'g0', 'g', 'k0', 'k', 'n0', 'n', 's', 'r', 'o0', 'o', 'c*', 'd*'];
 
 export const LABELS: Record<TargetId, string> = {
   a: '(a) B direct',
@@ -43,6 +46,8 @@ export const LABELS: Record<TargetId, string> = {
   n: '(n) O + contract and ood guards (flag)',
   s: '(s) O + contract, ood and squeeze guards (flag, every request sampled)',
   r: '(r) O + iris profile + drift monitoring (every request sampled)',
+  o0: '(o0) O + iris, two versions split stable 90 / canary 10, profile and drift monitoring, no rollout',
+  o: '(o) O + iris, (o0) plus a rollout of version 2 at 10 % (every criterion on)',
   'c*': '(c*) G→B gateway proxy, worker per core',
   'd*': '(d*) O gateway ONNX, worker per core',
 };
@@ -68,6 +73,11 @@ export interface Target {
   readonly guards?: { readonly on: readonly BenchGuard[] };
   /** (n0), (r): whether the drift endpoint must report a window (on) or answer DRIFT_NOT_MONITORED (off). */
   readonly drift?: { readonly on: boolean };
+  /**
+   * (o0), (o): whether GET /admin/models/iris/rollout must report a running rollout at the canary's
+   * weight (on) or answer ROLLOUT_NOT_FOUND (off); either way answers come from the split's arms.
+   */
+  readonly rollout?: { readonly on: boolean };
 }
 
 /** What a target's answers must say about their routing (checked by the smoke test). */
@@ -128,7 +138,16 @@ export interface GatewaySpec {
    * (n0), (n), (s): the model's one version names this reference profile, and the model has this
    * `guards` section (none on (n0)). The configurations differ in `guards` alone.
    */
-  readonly guarded?: { readonly profile: string; readonly guards?: Record<string, unknown>; readonly drift?: Record<string, unknown> };
+  readonly guarded?: {
+    readonly profile: string;
+    readonly guards?: Record<string, unknown>;
+    readonly drift?: Record<string, unknown>;
+    /**
+     * (o0), (o): two versions of the model (BENCH_CANARY: the same backend and profile under each,
+     * stable 1), with this traffic split ((o0)) or this rollout ((o), which sets the split itself).
+     */
+    readonly canary?: { readonly traffic?: Record<string, unknown>; readonly rollout?: Record<string, unknown> };
+  };
 }
 
 /** What (k0) and (k) are asked by the smoke test: GET /admin/kill with a token of this scope. */
@@ -311,13 +330,20 @@ export function gatewayConfig(port: number, spec: GatewaySpec, logLevel: string 
   const ks = spec.killSwitch;
   const k = BENCH_KILL_SWITCH;
   const g = spec.guarded;
+  const two = g?.canary;
   const iris = ks !== undefined
     ? { versions: { [k.stable]: { backend: { ...spec.backend } }, [k.rollbackTo]: { backend: { ...spec.backend } } }, stable: k.stable, killSwitch: { rollbackTo: k.rollbackTo } }
     : r === undefined
       ? {
-          versions: { '1': { backend: spec.backend, ...(g === undefined ? {} : { profile: g.profile }) } },
+          // (o0), (o): the same model file and profile under both versions (a copy each: no YAML aliases).
+          versions: two === undefined
+            ? { '1': { backend: spec.backend, ...(g === undefined ? {} : { profile: g.profile }) } }
+            : Object.fromEntries([BENCH_CANARY.stable, BENCH_CANARY.canary].map((v) => [v, { backend: { ...spec.backend }, profile: g!.profile }])),
+          ...(two === undefined ? {} : { stable: BENCH_CANARY.stable }),
           ...(g?.guards === undefined ? {} : { guards: g.guards }),
           ...(g?.drift === undefined ? {} : { drift: g.drift }),
+          ...(two?.traffic === undefined ? {} : { traffic: two.traffic }),
+          ...(two?.rollout === undefined ? {} : { rollout: two.rollout }),
         }
       // A copy per version: the same object three times would be written as a YAML anchor and aliases.
       : { versions: Object.fromEntries(r.versions.map((v) => [v, { backend: { ...spec.backend } }])), stable: r.stable, traffic: r.traffic };
