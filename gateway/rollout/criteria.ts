@@ -6,7 +6,8 @@
  *
  * - `wait` until the canary has the criterion's `minSamples` in the step: no verdict on a handful
  *   of requests, either way.
- * - `fail` only when the data say so at the configured confidence (statistics.ts one-sided bounds):
+ * - `fail` only when the data say so at the configured confidence, held over every look of the step
+ *   (statistics.ts one-sided bounds at lookConfidence):
  *   error and guard rates by the lower bound of (canary − stable) against `maxIncrease`;
  *   disagreement by the lower bound of its rate against `maxRate`; a class's share by the lower
  *   bound of its paired shift against `maxClassShift`. p99 latency has no such bound from a
@@ -22,7 +23,7 @@ import type { RolloutCriteria } from '../config.js';
 import type { DriftVerdict } from '../drift/monitor.js';
 import { BOUNDS, percentile } from '../telemetry/arm-figures.js';
 import type { SideFigures, StepFigures } from './figures.js';
-import { differenceLowerBound, pairedShiftLowerBound, proportionLowerBound } from './statistics.js';
+import { differenceLowerBound, lookConfidence, pairedShiftLowerBound, proportionLowerBound } from './statistics.js';
 
 export type Verdict = 'pass' | 'fail' | 'wait';
 export type CriterionName = 'errorRate' | 'latencyP99' | 'guards' | 'drift' | 'disagreement' | 'classShift';
@@ -81,7 +82,7 @@ function rateCriterion(
   const limit = `canary − stable ≤ ${pct(c.maxIncrease)} (failing at ${pct(c.confidence)} confidence)`;
   const base = { criterion: name, canary: rc, stable: rs, limit, samples: { canary: nc, stable: ns }, stableScope: scope, killSwitch: c.killSwitch } as const;
   if (nc < c.minSamples) return { ...base, verdict: 'wait', detail: `${nc} of ${c.minSamples} canary ${what} needed before judging` };
-  const lower = differenceLowerBound(events(canary), nc, events(stable), ns, c.confidence);
+  const lower = differenceLowerBound(events(canary), nc, events(stable), ns, lookConfidence(c.confidence, nc, c.minSamples));
   if (lower > c.maxIncrease) {
     return { ...base, verdict: 'fail', detail: `the canary's ${what} ${name === 'errorRate' ? 'fail' : 'trip a guard'} at least ${pct(lower)} more often than stable's (${events(canary)} of ${nc} against ${events(stable)} of ${ns}), above the ${pct(c.maxIncrease)} allowed` };
   }
@@ -130,7 +131,8 @@ function disagreementCriteria(c: NonNullable<RolloutCriteria['disagreement']>, i
   const wait = n < c.minSamples;
   const samples = { canary: n, stable: n };
   const waiting = `${n} of ${c.minSamples} compared rows needed before judging`;
-  const lower = proportionLowerBound(cmp.disagreed, n, c.confidence);
+  const look = lookConfidence(c.confidence, n, c.minSamples);
+  const lower = proportionLowerBound(cmp.disagreed, n, look);
   const disagreement: CriterionResult = {
     criterion: 'disagreement', canary: rate, stable: null, samples, stableScope: 'paired', killSwitch: false,
     limit: `share of rows answered differently from stable ≤ ${pct(c.maxRate)} (failing at ${pct(c.confidence)} confidence)`,
@@ -141,7 +143,7 @@ function disagreementCriteria(c: NonNullable<RolloutCriteria['disagreement']>, i
   let worst: { name: string; shift: number; lower: number; canary: number; stable: number } | undefined;
   for (const [name, k] of cmp.classes) {
     const shift = n === 0 ? 0 : (k.up - k.down) / n;
-    const lb = pairedShiftLowerBound(k.up, k.down, n, c.confidence);
+    const lb = pairedShiftLowerBound(k.up, k.down, n, look);
     if (worst === undefined || lb > worst.lower || (lb === worst.lower && Math.abs(shift) > Math.abs(worst.shift))) worst = { name, shift, lower: lb, canary: k.canary, stable: k.stable };
   }
   const shiftFails = !wait && worst !== undefined && worst.lower > c.maxClassShift;

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { differenceLowerBound, normalQuantile, pairedShiftLowerBound, proportionLowerBound } from './statistics.js';
+import { differenceLowerBound, lookConfidence, normalQuantile, pairedShiftLowerBound, proportionLowerBound } from './statistics.js';
 
 const close = (actual: number, expected: number, tolerance: number, what: string): void =>
   assert.ok(Math.abs(actual - expected) <= tolerance, `${what}: ${actual} is not within ${tolerance} of ${expected}`);
@@ -218,4 +218,53 @@ test('the binomial sampler of these tests draws with the right mean', () => {
   let sum = 0;
   for (let i = 0; i < 2000; i++) sum += binomial(next, 1000, 0.02);
   close(sum / 2000, 20, 0.3, 'mean of Binomial(1000, 0.02)'); // sd of the mean: √(19.6 / 2000) ≈ 0.1
+});
+
+/**
+ * A step judged every interval: `looks` looks, `per` new canary requests (and as many stable ones)
+ * between looks, the canary exactly at its allowed limit. The share of steps in which any look fails.
+ */
+function sequentialFalseAborts(confidenceAt: (n: number) => number, seed: number, trials = 1000, looks = 200, per = 10): { difference: number; disagreement: number } {
+  const next = uniform(seed);
+  const minSamples = 30;
+  let difference = 0;
+  let disagreement = 0;
+  for (let t = 0; t < trials; t++) {
+    let xc = 0;
+    let xs = 0;
+    let n = 0;
+    let dx = 0;
+    let failedD = false;
+    let failedP = false;
+    for (let look = 0; look < looks && !(failedD && failedP); look++) {
+      xc += binomial(next, per, 0.06);
+      xs += binomial(next, per, 0.05);
+      dx += binomial(next, per, 0.05);
+      n += per;
+      if (n < minSamples) continue;
+      if (!failedD && differenceLowerBound(xc, n, xs, n, confidenceAt(n)) > 0.01) failedD = true;
+      if (!failedP && proportionLowerBound(dx, n, confidenceAt(n)) > 0.05) failedP = true;
+    }
+    if (failedD) difference++;
+    if (failedP) disagreement++;
+  }
+  return { difference: difference / trials, disagreement: disagreement / trials };
+}
+
+test('judged every interval at a fixed confidence, a canary at its limit is aborted far more often than 1 %; lookConfidence holds it', () => {
+  const fixed = sequentialFalseAborts(() => 0.99, 7);
+  assert.ok(fixed.difference > 0.04 && fixed.disagreement > 0.04, `200 looks at 0.99 each: ${JSON.stringify(fixed)} (the problem lookConfidence solves)`);
+  const spent = sequentialFalseAborts((n) => lookConfidence(0.99, n, 30), 7);
+  assert.ok(spent.difference <= 0.015, `error rate: ${spent.difference}`);
+  assert.ok(spent.disagreement <= 0.015, `disagreement: ${spent.disagreement}`);
+});
+
+test('lookConfidence: the first epoch gets α/2, later epochs less, and the whole sums to α', () => {
+  close(lookConfidence(0.99, 30, 30), 1 - 0.01 / 2, 1e-12, 'epoch 1');
+  close(lookConfidence(0.99, 32, 30), 1 - 0.01 / 2, 1e-12, 'still epoch 1 (under 1.1×)');
+  close(lookConfidence(0.99, 34, 30), 1 - 0.01 / 6, 1e-12, 'epoch 2');
+  close(lookConfidence(0.99, 10, 30), 1 - 0.01 / 2, 1e-12, 'below the minimum: epoch 1');
+  let total = 0;
+  for (let j = 1; j < 100_000; j++) total += 0.01 / (j * (j + 1));
+  close(total, 0.01, 1e-6, 'α spent over every epoch');
 });

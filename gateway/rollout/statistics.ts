@@ -14,7 +14,29 @@
  * - A paired difference (a class's share among the canary's and stable's answers to the same
  *   rows): the bound of the mean of per-row differences, whose variance follows from the rows
  *   where exactly one of the two answered that class (as in McNemar's test).
+ * - Looks: the controller judges a step every interval, on growing counts, and one failing look
+ *   aborts. At a fixed confidence, 200 looks at a canary exactly at its limit abort it 7–23 % of the
+ *   time, not 1 %. `lookConfidence` spends the error rate over the sample's growth instead: the
+ *   sample sizes are cut into epochs growing LOOK_GROWTH× from minSamples, and a look in epoch j is
+ *   judged at α / (j (j + 1)), which sums to α over every epoch (a stitched boundary, after Howard
+ *   et al., Annals of Statistics, 2021). Measured (statistics.test.ts): at most 1.5 % false aborts
+ *   over 200 looks; the price is power: a canary failing 5 % against stable's 1 % (limit +1 point)
+ *   is caught after about 1,100 requests instead of 300. A canary that fails outright is caught at
+ *   its first look either way.
  */
+
+/** Growth of the sample from one look epoch to the next. */
+export const LOOK_GROWTH = 1.1;
+
+/**
+ * The confidence one look needs so that `confidence` holds over every look of a step: a look at
+ * sample size n ≥ minSamples falls in epoch j = 1 + ⌊log(n / minSamples) / log LOOK_GROWTH⌋ and
+ * gets α / (j (j + 1)) of the error rate α = 1 − confidence.
+ */
+export function lookConfidence(confidence: number, n: number, minSamples: number): number {
+  const j = 1 + Math.max(0, Math.floor(Math.log(Math.max(n, minSamples) / minSamples) / Math.log(LOOK_GROWTH)));
+  return 1 - (1 - confidence) / (j * (j + 1));
+}
 
 /**
  * The standard normal quantile Φ⁻¹(p), 0 < p < 1 (Acklam's rational approximation, relative error
