@@ -38,7 +38,7 @@ import { startTitanicBackend, type TitanicBackend } from './helpers/titanic-back
 const issuer = testIssuer();
 const exp = () => Math.floor(Date.now() / 1000) + 1800;
 const token = (sub: string, scope = 'predict:*') => issuer.sign({ sub, tenant: 't', scope, exp: exp() });
-const ADMIN = token('po-paula', 'admin:traffic admin:audit admin:kill-switch');
+const ADMIN = token('po-paula', 'admin:traffic admin:audit admin:kill-switch admin:drift');
 const INTERVAL_MS = 1000;
 const LEASE_MS = 2000;
 const MIN_SAMPLES = 30;
@@ -268,7 +268,9 @@ describe('progressive delivery on two replicas sharing Redis', { timeout: 300_00
       if (firstCanary >= 0 && list.slice(firstCanary).some((x) => x.version === '1')) bounced.push(subject);
     }
     assert.deepEqual(bounced, [], 'subjects moved from stable to the canary only');
-    assert.ok(bySubject.size >= SUBJECTS * 0.9);
+    // The check means something: subjects served by stable first, then by the canary as it grew.
+    const moved = [...bySubject.values()].filter((list) => list[0]!.version === '1' && list.some((x) => x.version === '2')).length;
+    assert.ok(moved >= 20, `${moved} of ${bySubject.size} subjects moved from stable to the canary`);
     await until('the promotion was posted', () => posted.some((p) => /Rollout of healthy version 2 promoted/.test(p.text)), 5000);
   });
 
@@ -353,8 +355,8 @@ describe('progressive delivery on two replicas sharing Redis', { timeout: 300_00
     const drift = (abort.evidence as Record<string, any>[]).find((c) => c.criterion === 'drift')!;
     assert.equal(drift.verdict, 'fail', JSON.stringify(drift));
     assert.match(drift.canary, /outputs drift/);
-    assert.doesNotMatch(String(drift.stable), /outputs drift/);
-    assert.ok(r.decisions.filter((d: { action: string }) => d.action === 'advance').length === 0, 'no step passed while the drift window filled');
+    assert.match(drift.stable, /its live window/, 'judged against stable\'s window over the same period');
+    assert.ok(r.decisions.filter((d: { action: string }) => d.action === 'advance').length === 0, `no step passed while the drift window filled: ${JSON.stringify(r.decisions.filter((d: { action: string }) => d.action === 'advance'))}`);
     await assertWeightsOnSteps('drifting', '2');
     const audited = (await auditOf('drifting', 'rollout.')).at(-1)!;
     assert.equal(audited.action, 'rollout.abort');

@@ -65,13 +65,6 @@ export interface DriftFigure {
   readonly top: readonly { readonly bin: string; readonly reference: number; readonly live: number; readonly contribution: number }[];
 }
 
-/** A version's confirmed drift status of its inputs and outputs, and this evaluation's unconfirmed (raw) one. */
-export interface DriftVerdict {
-  readonly inputs: DriftStatus;
-  readonly outputs: DriftStatus;
-  readonly raw: { readonly inputs: DriftStatus; readonly outputs: DriftStatus };
-}
-
 /** What `GET /admin/models/{m}/drift` answers. */
 export interface DriftReport {
   readonly model: string;
@@ -614,18 +607,14 @@ export class DriftMonitors {
   }
 
   /**
-   * The last judgement of a version's inputs and outputs on this replica (no store read: the
-   * rollout controller asks every interval); undefined before the first, or for a version not
-   * monitored.
+   * Whether two versions' live windows can be compared (`report(model, a, b)`): 'unknown' while a
+   * reference is not known yet (a baseline still collecting its bins, a version not monitored).
    */
-  verdicts(model: string, version: string): DriftVerdict | undefined {
-    const last = this.#version(model, version)?.last;
-    if (last === undefined) return undefined;
-    return {
-      inputs: overallStatus(last.features.map((f) => f.status)),
-      outputs: overallStatus(last.outputs.map((f) => f.status)),
-      raw: { inputs: overallStatus(last.features.map((f) => f.raw)), outputs: overallStatus(last.outputs.map((f) => f.raw)) },
-    };
+  comparable(model: string, a: string, b: string): 'yes' | 'no' | 'unknown' {
+    const x = this.#version(model, a)?.reference;
+    const y = this.#version(model, b)?.reference;
+    if (x === undefined || y === undefined) return 'unknown';
+    return layoutOf(x) === layoutOf(y) ? 'yes' : 'no';
   }
 
   gaugeRows(): DriftGaugeRow[] {

@@ -1,9 +1,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { RolloutCriteria } from '../config.js';
-import type { DriftVerdict } from '../drift/monitor.js';
 import { BOUNDS } from '../telemetry/arm-figures.js';
-import { judge, type CriterionResult, type DriftVerdicts, type JudgeInput } from './criteria.js';
+import { judge, type CriterionResult, type DriftComparison, type JudgeInput } from './criteria.js';
 import { latencyBucket, parseFigures, type StepFigures } from './figures.js';
 
 interface SideSpec {
@@ -38,7 +37,7 @@ const latencyP99 = { maxRatio: 1.5, slackMs: 5, minSamples: 100 } as const;
 const guards = { maxIncrease: 0.02, confidence: 0.99, minSamples: 100, killSwitch: false } as const;
 const disagreement = { maxRate: 0.05, maxClassShift: 0.05, confidence: 0.99, minSamples: 100, budget: 0.01, maxConcurrent: 8, timeoutMs: 5000 } as const;
 
-function one(criteria: RolloutCriteria, step: StepFigures, rollout: StepFigures = step, drift?: DriftVerdicts): CriterionResult {
+function one(criteria: RolloutCriteria, step: StepFigures, rollout: StepFigures = step, drift?: DriftComparison | 'not-comparable'): CriterionResult {
   const input: JudgeInput = { criteria, step, rollout, ...(drift === undefined ? {} : { drift }) };
   const out = judge(input);
   assert.equal(out.length, 1, 'one criterion configured, one result');
@@ -139,32 +138,32 @@ test('guards compare the share of requests a guard flagged, over every routed re
   assert.equal(one({ guards }, figures({ r: 50, g: 50 }, { r: 1000 })).verdict, 'wait');
 });
 
-test('drift fails only on the canary drifting alone; waits while its window fills, while a drift is confirmed, and without a verdict', () => {
+test('drift compares the canary\'s window with stable\'s: fails after its confirmations, waits while filling, confirming or not comparable', () => {
   const drift = { on: ['inputs', 'outputs'] } as const;
   const step = figures({}, {});
-  type S = DriftVerdict['inputs'];
-  const v = (inputs: S, outputs: S, raw: { inputs: S; outputs: S } = { inputs, outputs }): DriftVerdict => ({ inputs, outputs, raw });
-  const judged = (canary: DriftVerdict | undefined, stable: DriftVerdict | undefined) => one({ drift }, step, step, { canary, stable });
-  const alone = judged(v('ok', 'drift'), v('ok', 'ok'));
-  assert.equal(alone.verdict, 'fail');
-  assert.match(alone.detail, /outputs drifted/);
-  assert.equal(alone.canary, 'inputs ok, outputs drift');
-  assert.equal(judged(v('drift', 'ok'), v('drift', 'ok')).verdict, 'pass', 'both drift: the callers changed');
-  assert.equal(judged(v('drift', 'ok'), undefined).verdict, 'fail', 'stable not judged: the canary drifts alone');
-  assert.equal(judged(v('warning', 'warning'), v('ok', 'ok')).verdict, 'pass', 'a warning is not drift');
-  const filling = judged(v('insufficient', 'ok'), v('ok', 'ok'));
+  type S = DriftComparison['inputs'];
+  const cmp = (inputs: S, outputs: S, streak = 0, confirmations = 2): DriftComparison => ({ inputs, outputs, psi: { inputs: 0.01, outputs: 0.9 }, samples: { canary: 300, stable: 1200 }, streak, confirmations });
+  const judged = (d: DriftComparison | 'not-comparable' | undefined) => one({ drift }, step, step, d);
+  const failed = judged(cmp('ok', 'drift', 2));
+  assert.equal(failed.verdict, 'fail');
+  assert.match(failed.detail, /outputs differ from stable's over the same window \(2 looks in a row\)/);
+  assert.equal(failed.canary, 'inputs ok (PSI 0.01), outputs drift (PSI 0.9)');
+  assert.equal(failed.stable, 'its live window (1200 samples)');
+  assert.deepEqual(failed.samples, { canary: 300, stable: 1200 });
+  const confirming = judged(cmp('ok', 'drift', 1));
+  assert.equal(confirming.verdict, 'wait', 'one look is not enough');
+  assert.match(confirming.detail, /1 of 2 looks in a row, confirming/);
+  assert.equal(judged(cmp('warning', 'ok')).verdict, 'pass', 'a warning is not drift');
+  assert.equal(judged(cmp('ok', 'ok')).verdict, 'pass');
+  const filling = judged(cmp('insufficient', 'ok'));
   assert.equal(filling.verdict, 'wait', 'a window still filling is no evidence: no step passes on it');
   assert.match(filling.detail, /still filling/);
-  const confirming = judged(v('ok', 'ok', { inputs: 'ok', outputs: 'drift' }), v('ok', 'ok'));
-  assert.equal(confirming.verdict, 'wait', 'a raw drift being confirmed holds the step');
-  assert.match(confirming.detail, /confirming a drift of the canary's outputs/);
-  assert.equal(judged(v('ok', 'ok', { inputs: 'ok', outputs: 'drift' }), v('ok', 'ok', { inputs: 'ok', outputs: 'drift' })).verdict, 'pass', 'stable drifting too: not the canary\'s doing');
-  assert.equal(judged(undefined, v('drift', 'drift')).verdict, 'wait');
-  assert.equal(one({ drift }, step).verdict, 'wait', 'no drift verdicts at all');
+  assert.equal(judged(undefined).verdict, 'wait', 'not compared yet');
+  assert.match(judged('not-comparable').detail, /bin their values differently/);
   // Only the parts configured count.
-  const inputsOnly = one({ drift: { on: ['inputs'] } }, step, step, { canary: v('ok', 'drift'), stable: v('ok', 'ok') });
+  const inputsOnly = one({ drift: { on: ['inputs'] } }, step, step, cmp('ok', 'drift', 5));
   assert.equal(inputsOnly.verdict, 'pass');
-  assert.equal(inputsOnly.canary, 'inputs ok');
+  assert.equal(inputsOnly.canary, 'inputs ok (PSI 0.01)');
 });
 
 test('disagreement and classShift: wait below minSamples, then judge the compared rows', () => {

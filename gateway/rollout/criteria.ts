@@ -12,15 +12,15 @@
  *   disagreement by the lower bound of its rate against `maxRate`; a class's share by the lower
  *   bound of its paired shift against `maxClassShift`. p99 latency has no such bound from a
  *   histogram; it needs `minSamples` and fails above stable's p99 × maxRatio + slackMs.
- * - Drift fails when the canary's inputs or outputs are at `drift` while stable's are not: a shift
- *   in what callers send reaches both versions and is not the canary's doing. It waits while the
- *   canary's drift window is still filling (the drift monitor's own minimum sample) and while the
- *   monitor is confirming a drift (its raw verdict is drift, its confirmed one not yet).
+ * - Drift compares the canary's live window with stable's over the same period (not each with its
+ *   reference: when what callers send moves away from the reference, both versions drift and
+ *   neither is to blame), and fails once a configured part is at drift for the drift section's
+ *   `confirmations` looks in a row. It waits while the windows fill and while a drift is confirmed.
  * - Stable's figures are those of the same step when it has `minSamples` there; otherwise (the
  *   last step gives the canary everything) those of the whole rollout, said in `stableScope`.
  */
 import type { RolloutCriteria } from '../config.js';
-import type { DriftVerdict } from '../drift/monitor.js';
+import type { DriftStatus } from '../drift/statistics.js';
 import { BOUNDS, percentile } from '../telemetry/arm-figures.js';
 import type { SideFigures, StepFigures } from './figures.js';
 import { differenceLowerBound, lookConfidence, pairedShiftLowerBound, proportionLowerBound } from './statistics.js';
@@ -44,10 +44,20 @@ export interface CriterionResult {
   readonly killSwitch: boolean;
 }
 
-/** The drift verdicts the drift criterion reads (the drift monitor's last reports). */
-export interface DriftVerdicts {
-  readonly canary: DriftVerdict | undefined;
-  readonly stable: DriftVerdict | undefined;
+/**
+ * The canary's live drift window judged against stable's live window over the same period (the
+ * drift monitor's `report(model, canary, stable)`): each part's status (the worst of its features or
+ * outputs), its largest PSI, and how many looks in a row have found a part at drift.
+ */
+export interface DriftComparison {
+  readonly inputs: DriftStatus;
+  readonly outputs: DriftStatus;
+  readonly psi: { readonly inputs: number; readonly outputs: number };
+  readonly samples: { readonly canary: number; readonly stable: number };
+  /** Consecutive looks (this one included) with a configured part at drift. */
+  readonly streak: number;
+  /** Looks in a row a drift must hold (models.<m>.drift.thresholds.confirmations). */
+  readonly confirmations: number;
 }
 
 export interface JudgeInput {
@@ -55,7 +65,8 @@ export interface JudgeInput {
   readonly step: StepFigures;
   /** The whole rollout's figures (every step so far). */
   readonly rollout: StepFigures;
-  readonly drift?: DriftVerdicts;
+  /** undefined: no comparison yet; 'not-comparable': the two versions' references bin differently. */
+  readonly drift?: DriftComparison | 'not-comparable';
 }
 
 const round = (x: number, digits = 4): number => Math.round(x * 10 ** digits) / 10 ** digits;
@@ -110,18 +121,23 @@ function latencyCriterion(c: NonNullable<RolloutCriteria['latencyP99']>, input: 
 function driftCriterion(c: NonNullable<RolloutCriteria['drift']>, input: JudgeInput): CriterionResult {
   const d = input.drift;
   const parts = c.on;
-  const status = (v: DriftVerdict | undefined) => (v === undefined ? null : parts.map((p) => `${p} ${v[p]}`).join(', '));
-  const base = { criterion: 'drift', canary: status(d?.canary), stable: status(d?.stable), limit: `the canary's ${parts.join(' and ')} not at drift while stable's are not`, samples: { canary: 0, stable: 0 }, stableScope: 'step', killSwitch: false } as const;
-  if (d?.canary === undefined) return { ...base, verdict: 'wait', detail: 'the drift monitor has not judged the canary yet' };
-  const drifting = parts.filter((p) => d.canary?.[p] === 'drift' && d.stable?.[p] !== 'drift');
-  if (drifting.length > 0) return { ...base, verdict: 'fail', detail: `the canary's ${drifting.join(' and ')} drifted from its reference while stable's did not` };
-  // A window still filling is no evidence either way, and a drift the monitor is still confirming
-  // is evidence pending: no step passes on either.
-  const filling = parts.filter((p) => d.canary?.[p] === 'insufficient');
-  if (filling.length > 0) return { ...base, verdict: 'wait', detail: `the canary's drift window (${filling.join(' and ')}) is still filling (models.<m>.drift.thresholds.minSamples)` };
-  const confirming = parts.filter((p) => d.canary?.raw[p] === 'drift' && d.canary[p] !== 'drift' && d.stable?.[p] !== 'drift' && d.stable?.raw[p] !== 'drift');
-  if (confirming.length > 0) return { ...base, verdict: 'wait', detail: `the drift monitor is confirming a drift of the canary's ${confirming.join(' and ')} (models.<m>.drift.thresholds.confirmations)` };
-  return { ...base, verdict: 'pass', detail: 'no drift of the canary alone' };
+  const cmp = d === undefined || d === 'not-comparable' ? undefined : d;
+  const base = {
+    criterion: 'drift',
+    canary: cmp === undefined ? null : parts.map((p) => `${p} ${cmp[p]} (PSI ${round(cmp.psi[p], 3)})`).join(', '),
+    stable: cmp === undefined ? null : `its live window (${cmp.samples.stable} samples)`,
+    limit: `the canary's ${parts.join(' and ')} not at drift against stable's over the same window, ${cmp?.confirmations ?? 'its confirmations'} looks in a row`,
+    samples: { canary: cmp?.samples.canary ?? 0, stable: cmp?.samples.stable ?? 0 }, stableScope: 'step', killSwitch: false,
+  } as const;
+  if (d === 'not-comparable') return { ...base, verdict: 'wait', detail: 'the two versions\' drift references bin their values differently (build their profiles from the same data)' };
+  if (cmp === undefined) return { ...base, verdict: 'wait', detail: 'the drift monitor has not compared the canary with stable yet' };
+  // A window still filling is no evidence either way: no step passes on it.
+  const filling = parts.filter((p) => cmp[p] === 'insufficient');
+  if (filling.length > 0) return { ...base, verdict: 'wait', detail: `the live windows are still filling (${cmp.samples.canary} canary, ${cmp.samples.stable} stable samples; models.<m>.drift.thresholds.minSamples)` };
+  const drifting = parts.filter((p) => cmp[p] === 'drift');
+  if (drifting.length === 0) return { ...base, verdict: 'pass', detail: 'the canary\'s distributions match stable\'s' };
+  if (cmp.streak < cmp.confirmations) return { ...base, verdict: 'wait', detail: `the canary's ${drifting.join(' and ')} differ from stable's: ${cmp.streak} of ${cmp.confirmations} looks in a row, confirming` };
+  return { ...base, verdict: 'fail', detail: `the canary's ${drifting.join(' and ')} differ from stable's over the same window (${cmp.streak} looks in a row)` };
 }
 
 function disagreementCriteria(c: NonNullable<RolloutCriteria['disagreement']>, input: JudgeInput): CriterionResult[] {

@@ -38,7 +38,8 @@ import { MirroredScope, storeUnavailable } from '../state/mirrored-scope.js';
 import type { StateStore } from '../state/store.js';
 import { percentile } from '../telemetry/arm-figures.js';
 import type { RolloutGaugeRow } from '../telemetry/metrics.js';
-import { judge, type CriterionResult } from './criteria.js';
+import { judge, type CriterionResult, type DriftComparison } from './criteria.js';
+import { overallStatus } from '../drift/statistics.js';
 import { PendingFigures, readFigures, stepKey, type SideFigures, type StepFigures } from './figures.js';
 import { pairedClasses } from './labels.js';
 import {
@@ -77,7 +78,7 @@ export interface RolloutsOptions {
   readonly alerts?: Alerts;
   readonly killSwitch?: Pick<KillSwitch, 'kill'>;
   readonly isKilled?: (model: string, version: string) => boolean;
-  readonly drift?: Pick<DriftMonitors, 'verdicts'>;
+  readonly drift?: Pick<DriftMonitors, 'report' | 'comparable'>;
   /** This replica's name, the lease holder's id. */
   readonly replica: string;
   readonly random?: () => number;
@@ -171,6 +172,8 @@ export class Rollouts {
   #active: ReadonlyMap<string, Active> = new Map();
   /** Models whose lease this replica held at its last try. */
   readonly #held = new Set<string>();
+  /** Per rollout, the controller's looks in a row that found the canary drifting from stable. */
+  readonly #driftStreaks = new Map<string, number>();
   #flushTimer: NodeJS.Timeout | undefined;
   #tickTimer: NodeJS.Timeout | undefined;
   #ticking: Promise<void> | undefined;
@@ -329,7 +332,7 @@ export class Rollouts {
         startedAt: iso(r.stepStartedAt), elapsedMs: (r.endedAt ?? now) - r.stepStartedAt, requests: step.canary.requests,
       },
       steps: r.spec.steps,
-      criteria: judge({ criteria: r.spec.criteria, step, rollout: whole, drift: this.#driftVerdicts(r) }),
+      criteria: judge({ criteria: r.spec.criteria, step, rollout: whole, drift: await this.#driftComparison(r, false) }),
       figures: { step: figuresView(step), rollout: figuresView(whole) },
       decisions: r.decisions.map((d) => ({ ...d, at: iso(d.at) })),
       drivenHere: this.#held.has(r.model),
@@ -353,6 +356,9 @@ export class Rollouts {
     const others = (live.traffic?.routes ?? []).filter((x) => x.weight > 0 && x.version !== stable && x.version !== spec.canary).map((x) => x.version);
     if (others.length > 0) problems.push(`the routes of ${model} send traffic to other versions (${others.join(', ')}); a rollout splits between ${stable} and ${spec.canary} only (reset the routes first)`);
     if (this.#opts.isKilled?.(model, spec.canary) === true) problems.push(`version ${spec.canary} is stopped by the kill switch`);
+    if (spec.criteria.drift !== undefined && this.#opts.drift?.comparable(model, spec.canary, stable) === 'no') {
+      problems.push(`criteria.drift: the drift references of versions ${spec.canary} and ${stable} bin their values differently, so their live windows cannot be compared (build both profiles from the same data)`);
+    }
     if (this.#opts.isKilled?.(model, stable) === true) problems.push(`version ${stable} is stopped by the kill switch`);
     if (problems.length > 0) throw new GatewayError('INVALID_ROLLOUT', problems.join('; '));
     const at = this.#now();
@@ -464,7 +470,7 @@ export class Rollouts {
       return this.#decide(model, read.revision, aborted(r, this.#now(), ROLLOUT_ACTOR, `version ${r.canary} was stopped by the kill switch`));
     }
     const [step, whole] = await Promise.all([readFigures(this.#store, [stepKey(r.id, r.step)]), readFigures(this.#store, keysUpTo(r))]);
-    const results = judge({ criteria: r.spec.criteria, step, rollout: whole, drift: this.#driftVerdicts(r) });
+    const results = judge({ criteria: r.spec.criteria, step, rollout: whole, drift: await this.#driftComparison(r, true) });
     const now = this.#now();
     const failed = results.filter((c) => c.verdict === 'fail');
     if (failed.length > 0) {
@@ -546,10 +552,40 @@ export class Rollouts {
     this.#opts.alerts?.post(() => rolloutAlertMessage(r, d), { action: `rollout ${r.model}@${r.canary} ${d.action}`, revision: 0 });
   }
 
-  #driftVerdicts(r: RolloutRecord) {
+  /**
+   * The canary's live drift window against stable's (the drift monitor's comparison of two
+   * versions). `look`: the controller's look, which counts the looks in a row that found a drift;
+   * a GET only reads the count.
+   */
+  async #driftComparison(r: RolloutRecord, look: boolean): Promise<DriftComparison | 'not-comparable' | undefined> {
     const d = this.#opts.drift;
-    if (d === undefined || r.spec.criteria.drift === undefined) return undefined;
-    return { canary: d.verdicts(r.model, r.canary), stable: d.verdicts(r.model, r.stable) };
+    const on = r.spec.criteria.drift?.on;
+    if (d === undefined || on === undefined) return undefined;
+    let report;
+    try {
+      report = await d.report(r.model, r.canary, r.stable);
+    } catch (err) {
+      this.#log.debug({ err, model: r.model }, 'rollout: the drift comparison failed; judged at the next look');
+      return undefined;
+    }
+    if (report === 'not-comparable') return 'not-comparable';
+    if (report === 'unknown-version' || report === undefined) return undefined;
+    const inputs = overallStatus(report.features.map((f) => f.raw));
+    const outputs = overallStatus(report.outputs.map((f) => f.raw));
+    const drifting = on.some((p) => (p === 'inputs' ? inputs : outputs) === 'drift');
+    let streak = drifting ? this.#driftStreaks.get(r.id) ?? 0 : 0;
+    if (look) {
+      streak = drifting ? streak + 1 : 0;
+      this.#driftStreaks.set(r.id, streak);
+    }
+    const maxPsi = (xs: readonly { psi: number }[]) => xs.reduce((m, f) => Math.max(m, Number.isFinite(f.psi) ? f.psi : 0), 0);
+    return {
+      inputs, outputs,
+      psi: { inputs: maxPsi(report.features), outputs: maxPsi(report.outputs) },
+      samples: { canary: report.window.samples, stable: report.reference.rows },
+      streak,
+      confirmations: this.#config.models[r.model]?.drift?.thresholds.confirmations ?? 1,
+    };
   }
 
   /** Starts each rollout the configuration declares, once (a stored one with the same spec is left as it is). */
