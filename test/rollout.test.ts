@@ -212,6 +212,8 @@ before(async () => {
         drift: { window: { samples: 200 }, thresholds: { minSamples: 100, confirmations: 2 }, flushMs: 200, evaluateMs: 500 },
       },
       takeover: pair(http(healthy)),
+      quiet: pair(http(healthy)),
+      handled: pair(http(healthy)),
     },
   }));
   gws = await Promise.all([0, 1].map(() => spawnGateway(['serve', '--config', file], { timeoutMs: 30_000 })));
@@ -362,6 +364,38 @@ describe('progressive delivery on two replicas sharing Redis', { timeout: 300_00
     assert.equal(audited.action, 'rollout.abort');
     assert.equal((audited.details.evidence as Record<string, any>[]).find((c) => c.criterion === 'drift')!.verdict, 'fail', 'the evidence is audited');
     await until('the abort was posted', () => posted.some((p) => /Rollout of drifting version 2 aborted/.test(p.text)), 5000);
+  });
+
+  test('a canary with too little traffic to judge is paused with the reason, not promoted; routes changed by hand pause a rollout too', async () => {
+    const quiet = await call(gws[0]!, 'PUT', '/admin/models/quiet/rollout', {
+      canary: '2', steps: [{ weight: 50, minDurationMs: 0, minRequests: 1000 }, { weight: 100, minDurationMs: 0, minRequests: 1000 }],
+      criteria: { errorRate }, pauseAfterMs: 1000, reason: 'ship v2',
+    });
+    assert.equal(quiet.status, 201, JSON.stringify(quiet.json));
+    const few = load('quiet', () => gws);
+    await new Promise((r) => setTimeout(r, 300));
+    await few.stop();
+    const r = await ended('quiet', 15_000);
+    assert.equal(r.state, 'paused');
+    assert.equal(r.weight, 50, 'a pause holds the weight');
+    assert.match(r.note, /too little traffic to judge step 1 after \d+ s: \d+ of 1000 canary requests/);
+    assert.equal(r.decisions.at(-1).by, 'breakwater');
+    await until('the pause was posted', () => posted.some((p) => /Rollout of quiet version 2 paused/.test(p.text)), 5000);
+
+    const handled = await call(gws[0]!, 'PUT', '/admin/models/handled/rollout', { ...spec('2', { errorRate }), reason: 'ship v2' });
+    assert.equal(handled.status, 201, JSON.stringify(handled.json));
+    const manual = await call(gws[1]!, 'PUT', '/admin/models/handled/traffic', { routes: [{ version: '1', weight: 70 }, { version: '2', weight: 30 }], reason: 'ops: hold at 30' });
+    assert.equal(manual.status, 200, JSON.stringify(manual.json));
+    const h = await ended('handled', 10_000);
+    assert.equal(h.state, 'paused');
+    assert.match(h.note, /the routes were changed by po-paula \(ops: hold at 30\)/);
+    // A resume hands the routes back to the rollout.
+    const resumed = await call(gws[0]!, 'POST', '/admin/models/handled/rollout/resume', { reason: 'the hold is over' });
+    assert.equal(resumed.status, 200, JSON.stringify(resumed.json));
+    assert.equal(resumed.json.rollout.state, 'running');
+    const live = await call(gws[0]!, 'GET', '/admin/models/handled');
+    assert.deepEqual(live.json.traffic.traffic.routes.map((x: { version: string; weight: number }) => [x.version, x.weight]), [['1', 80], ['2', 20]]);
+    assert.equal((await call(gws[0]!, 'POST', '/admin/models/handled/rollout/abort', { reason: 'enough' })).status, 200);
   });
 
   test('killing the replica that drives a rollout: the other takes over; the rollout neither stalls nor repeats a step', async () => {

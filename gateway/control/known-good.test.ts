@@ -42,3 +42,23 @@ test('a stable version becomes known-good after knownGoodAfterMs unkilled; a new
   assert.equal(await a.of('m'), '3');
   await Promise.all([a.close(), b.close(), store.close()]);
 });
+
+test('a version a rollout promoted is watched in place of the configuration\'s stable one, and becomes known-good after its time', async () => {
+  const store = new MemoryStore();
+  let now = 1_000_000;
+  let promoted: string | undefined;
+  const k = new KnownGood(store, log, { afterMs: 60_000, config: () => configWith('1'), isKilled: () => false, stableOf: () => promoted, now: () => now });
+  await k.tick();
+  now += 61_000;
+  await k.tick();
+  assert.equal(await k.of('m'), '1');
+  promoted = '2';
+  await k.tick();
+  now += 30_000;
+  await k.tick();
+  assert.equal(await k.of('m'), '1', 'the promoted version has not served long enough yet');
+  now += 31_000;
+  await k.tick();
+  assert.equal(await k.of('m'), '2', 'known-good after knownGoodAfterMs as the serving stable version');
+  await Promise.all([k.close(), store.close()]);
+});
