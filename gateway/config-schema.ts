@@ -791,6 +791,37 @@ export const alertsSchema = {
   },
 } as const;
 
+
+/**
+ * The tamper-evident audit trail (gateway/audit/trail.ts, docs/audit.md). Without this section the
+ * admin log lives in the shared store only and predictions are not recorded (warned at start-up).
+ */
+export const auditSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['dir', 'signingKeyFile'],
+  properties: {
+    // Where this replica writes its chain (a folder per replica under it); relative to the configuration file.
+    dir: { type: 'string', minLength: 1 },
+    // The Ed25519 private key (PEM) that signs this replica's checkpoints: a file the trail's writer
+    // cannot be made to rewrite; `breakwater audit keygen` writes one.
+    signingKeyFile: { type: 'string', minLength: 1 },
+    // The public keys (PEM files) whose checkpoints verify: every replica's. Its own is added.
+    publicKeyFiles: { type: 'array', maxItems: 1024, items: { type: 'string', minLength: 1 }, default: [] },
+    // How often each replica signs its chain head and publishes it for the others to countersign.
+    checkpointMs: { type: 'integer', minimum: 100, maximum: 3_600_000, default: 10_000 },
+    // Prediction records are written in batches: at most this long after the answer (0: each one at once).
+    maxLossMs: { type: 'integer', minimum: 0, maximum: 60_000, default: 1000 },
+    // A file is closed and a new one started past this size or age.
+    maxFileBytes: { type: 'integer', minimum: 4096, maximum: 2 ** 40, default: 64 * 1024 * 1024 },
+    rotateMs: { type: 'integer', minimum: 1000, maximum: 30 * 86_400_000, default: 3_600_000 },
+    // One decision record per prediction (digests of the input and output tensors, never the payload).
+    predictions: { type: 'boolean', default: true },
+    // Prediction records waiting to be written, at most: past it new ones are dropped (a chain cannot lose an entry it made), counted and logged.
+    maxPending: { type: 'integer', minimum: 100, maximum: 10_000_000, default: 100_000 },
+  },
+} as const;
+
 export const configSchema = {
   type: 'object',
   additionalProperties: false,
@@ -806,6 +837,7 @@ export const configSchema = {
     fleet: fleetSchema,
     alerts: alertsSchema,
     rollout: rolloutSettingsSchema,
+    audit: auditSchema,
     models: {
       type: 'object',
       minProperties: 1,

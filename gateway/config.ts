@@ -14,6 +14,7 @@ import type { OnnxBackendOptions } from '../adapters/onnx.js';
 import type { OipHttpBackendOptions } from '../adapters/oip-http.js';
 import {
   alertsSchema,
+  auditSchema,
   authSchema,
   configSchema,
   REQUEST_LIMIT_NAMES,
@@ -75,6 +76,7 @@ export type RolloutConfig = Validated<typeof rolloutSchema>;
 export type RolloutStep = RolloutConfig['steps'][number];
 export type RolloutCriteria = RolloutConfig['criteria'];
 export type RolloutSettings = Validated<typeof rolloutSettingsSchema>;
+export type AuditConfig = Validated<typeof auditSchema>;
 
 /** By hand: `stable` is always set (config.ts picks the highest version), and backends are typed by kind. */
 export interface ModelConfig {
@@ -124,6 +126,8 @@ export interface GatewayConfig {
   readonly fleet: FleetConfig;
   readonly alerts: AlertsConfig;
   readonly rollout: RolloutSettings;
+  /** Paths resolved against the configuration file's folder. */
+  readonly audit?: AuditConfig;
   readonly server: ServerConfig;
   readonly logging: LoggingConfig;
   readonly models: Readonly<Record<string, ModelConfig>>;
@@ -335,6 +339,12 @@ export function buildConfig(input: unknown, baseDir: string, source = 'configura
     if (rollbackTo !== undefined && !names.includes(rollbackTo)) {
       problems.push(`models.${name}.killSwitch.rollbackTo: version "${rollbackTo}" is not among its versions (${names.join(', ')})`);
     }
+  }
+  const au = (raw as unknown as { audit?: { dir: string; signingKeyFile: string; publicKeyFiles: string[] } }).audit;
+  if (au !== undefined) {
+    if (!isAbsolute(au.dir)) au.dir = resolve(baseDir, au.dir);
+    if (!isAbsolute(au.signingKeyFile)) au.signingKeyFile = resolve(baseDir, au.signingKeyFile);
+    au.publicKeyFiles = au.publicKeyFiles.map((f) => (isAbsolute(f) ? f : resolve(baseDir, f)));
   }
   const st = (raw as unknown as { state: { snapshotDir: string } }).state;
   if (!isAbsolute(st.snapshotDir)) st.snapshotDir = resolve(baseDir, st.snapshotDir);

@@ -70,6 +70,8 @@ export const ERRORS = {
   INVALID_ROLLOUT: { status: 400, message: 'the rollout is not valid' },
   ROLLOUT_NOT_FOUND: { status: 404, message: 'this model has no rollout' },
   ROLLOUT_CONFLICT: { status: 409, message: 'the rollout\'s state does not allow this; nothing was changed' },
+  // The audit trail (docs/audit.md) could not make a change's record durable: the change stands.
+  AUDIT_UNAVAILABLE: { status: 503, message: 'the audit trail could not record this durably' },
   // 408/431: the client's connection misbehaved before a request could be routed
   REQUEST_TIMEOUT: { status: 408, message: 'request was not received in time' },
   HEADERS_TOO_LARGE: { status: 431, message: 'request headers are too large' },

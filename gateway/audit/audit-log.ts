@@ -15,7 +15,9 @@ import { REPLICA } from '../replica.js';
 import { MAX_LOG_ENTRY_BYTES } from '../state/log-chain.js';
 import { storeUnavailable } from '../state/mirrored-scope.js';
 import type { LogEntry, StateStore } from '../state/store.js';
+import { GatewayError } from '../errors.js';
 import { fitRecord, type AuditInput, type AuditRecord } from './audit-record.js';
+import type { AuditTrail } from './trail.js';
 
 /** The store scope of the log (one hash slot: appends are atomic in a Redis Cluster too). */
 export const AUDIT_SCOPE = 'audit';
@@ -64,10 +66,14 @@ export class AuditLog {
   #dropped = 0;
   #flushing: Promise<void> | undefined;
 
-  constructor(store: StateStore, log: Logger, replica = REPLICA) {
+  readonly #trail: Pick<AuditTrail, 'durable'> | undefined;
+
+  /** `trail`: this replica's signed, file-backed trail (trail.ts), where every record is made durable before it is acknowledged. */
+  constructor(store: StateStore, log: Logger, replica = REPLICA, trail?: Pick<AuditTrail, 'durable'>) {
     this.#store = store;
     this.#log = log.child({ component: 'audit' });
     this.#replica = replica;
+    this.#trail = trail;
   }
 
   /** Records waiting for the store. */
@@ -79,6 +85,15 @@ export class AuditLog {
   async record(input: AuditInput): Promise<AuditReceipt> {
     const record = fitRecord({ format: 1, at: new Date().toISOString(), replica: this.#replica, ...input }, MAX_LOG_ENTRY_BYTES);
     this.#log.info({ audit: true, ...record }, `audit: ${record.action}`);
+    // Durable (written and synced) in this replica's trail before anything acknowledges it.
+    if (this.#trail !== undefined) {
+      try {
+        await this.#trail.durable(record.actor === 'breakwater' ? 'automatic' : 'admin', record);
+      } catch (err) {
+        this.#log.error({ err, action: record.action }, 'audit: the trail could not make the record durable; it is retried with the next write');
+        throw new GatewayError('AUDIT_UNAVAILABLE', 'the change was made, but its audit record is not durable yet: it is kept and retried');
+      }
+    }
     // Behind records still waiting: the log keeps the order things happened in.
     if (this.#pending.length === 0) {
       try {

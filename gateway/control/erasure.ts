@@ -45,6 +45,8 @@ export interface ErasureSummary {
   readonly subject: string;
   readonly optOuts: { readonly removed: boolean; readonly kinds: readonly OptOutKindName[] };
   readonly counters: { readonly removed: number; readonly scopes: readonly string[] };
+  /** With an audit trail: the subject's pseudonym keys were deleted (its records can no longer be linked to it). */
+  readonly auditKeys?: { readonly shredded: number };
 }
 
 export interface EraserDeps {
@@ -54,6 +56,8 @@ export interface EraserDeps {
   readonly fallback?: StateStore;
   /** The configuration in force (models follow reloads). */
   readonly config: () => GatewayConfig;
+  /** The audit trail's pseudonym keys (gateway/audit/subject-keys.ts), when the trail is on. */
+  readonly auditKeys?: { erase(tenant: string | undefined, subject: string): Promise<void> };
 }
 
 export class Eraser {
@@ -80,11 +84,22 @@ export class Eraser {
       // This replica's outage counters; other replicas' expire with their window.
       if (fallback !== undefined) removed += await fallback.forget(s.scope, s.keys);
     }
+    // Crypto-shredding: the audit trail's records of the subject stay, unlinkable (every chain verifies).
+    const keys = this.#deps.auditKeys;
+    const tenantsShredded: (string | undefined)[] = [undefined, ...tenants];
+    if (keys !== undefined) {
+      try {
+        for (const t of tenantsShredded) await keys.erase(t, subject);
+      } catch (err) {
+        throw storeUnavailable(err);
+      }
+    }
     const { before } = await registry.clear(subject);
     return {
       subject,
       optOuts: { removed: before !== undefined, kinds: before?.kinds ?? [] },
       counters: { removed, scopes: sets.map((s) => s.scope) },
+      ...(keys === undefined ? {} : { auditKeys: { shredded: tenantsShredded.length } }),
     };
   }
 }
