@@ -36,6 +36,13 @@ import { createTrafficPolicy, effectiveTraffic } from '../policies/traffic-split
 import { createUnleashSource } from '../policies/unleash.js';
 import { accessLogObserver } from './access-log.js';
 import { AuditLog } from './audit/audit-log.js';
+import { decisionObserver } from './audit/decisions.js';
+import { openTrail } from './audit/open-trail.js';
+import { SubjectKeys } from './audit/subject-keys.js';
+import { readChains } from './audit/read-chains.js';
+import { auditTrailFeature } from './routes/admin-audit-trail.js';
+import type { AuditTrail } from './audit/trail.js';
+import type { ModelTable } from '../adapters/registry.js';
 import type { GatewayConfig, MirrorStart } from './config.js';
 import { createHash } from 'node:crypto';
 import { Eraser } from './control/erasure.js';
@@ -109,6 +116,15 @@ const RESTART_SECTIONS = ['auth', 'state', 'rateLimits', 'unleash', 'server', 'k
 /** The SHA-256 of a validated configuration, as the fleet shows it (replicas running the same one agree). */
 export function configHash(config: GatewayConfig): string {
   return createHash('sha256').update(JSON.stringify(config)).digest('hex');
+}
+
+/** One `model` record per version the table serves: its model file's SHA-256 and its artefacts' sources (a profile's SHA-256). */
+async function recordVersions(trail: AuditTrail, table: ModelTable): Promise<void> {
+  for (const [name, m] of table.models) {
+    for (const [version, sv] of m.versions) {
+      await trail.durable('model', { model: name, version, backend: m.config.versions[version]?.backend.kind, modelSha256: sv.artifactSha256 ?? null, artifacts: JSON.parse(sv.artifactSources) as unknown });
+    }
+  }
 }
 
 async function closeAll(parts: Part[], log: Logger, waitMs: number): Promise<void> {
@@ -262,7 +278,29 @@ export async function compose(config: GatewayConfig, log: Logger, opts: ComposeO
     const shadow = new ShadowMirror({ metrics, log, isKilled: kills?.isKilled });
     // One audit log for every change; records the store could not take yet are retried, and
     // flushed (as far as the store allows) when the gateway closes.
-    const audit = new AuditLog(store, log);
+    // The signed, file-backed trail (docs/audit.md): every audit record durable in it before it is
+    // acknowledged, one decision record per prediction, the configuration and model versions loaded.
+    let trail: AuditTrail | undefined;
+    let subjectKeys: SubjectKeys | undefined;
+    let decisions: ReturnType<typeof decisionObserver> | undefined;
+    if (config.audit === undefined) {
+      log.warn('audit is not configured: changes are recorded in the shared store\'s log only, unsigned, and predictions are not recorded (audit.dir, audit.signingKeyFile: docs/audit.md)');
+    } else {
+      trail = await openTrail(config.audit, { replica: REPLICA, store, log });
+      const opened = trail;
+      parts.push({ name: 'audit trail', close: () => opened.close() });
+      subjectKeys = started('audit subject keys', new SubjectKeys(store, log));
+      await subjectKeys.start();
+      await trail.durable('config', { sha256: configHash(config), gatewayVersion: GATEWAY_VERSION });
+      await recordVersions(trail, serving.table);
+      if (config.audit.predictions) {
+        const keys = subjectKeys;
+        decisions = decisionObserver({ trail, pseudonym: (t, s) => keys.pseudonym(t, s), maxPending: config.audit.maxPending, log });
+        const observed = decisions;
+        parts.push({ name: 'audit decision records', close: () => observed.idle() });
+      }
+    }
+    const audit = new AuditLog(store, log, REPLICA, trail);
     parts.push({ name: 'audit log', close: () => audit.close() });
     // Alerts to people (alerts.webhookUrl), in the background: kills and restores, drift changes.
     const alerts = config.alerts.webhookUrl === undefined ? undefined : started('alerts', createAlerts({ webhookUrl: config.alerts.webhookUrl, timeoutMs: config.alerts.timeoutMs, retries: config.alerts.retries, log }));
@@ -298,14 +336,20 @@ export async function compose(config: GatewayConfig, log: Logger, opts: ComposeO
       drift.observer(),
       rollout.observer(),
       accessLogObserver(() => serving.config.logging.accessLog),
+      ...(decisions === undefined ? [] : [decisions]),
       ...(opts.observers ?? []),
     ], log);
     // Kills and restores told to people, with apply times.
     const onChange = alerts === undefined ? undefined : killAlerts({ alerts, fleet, log });
     const features: ServerFeature[] = [
       trafficFeature({ serving, routes, figures, audit, shadowFigures: (m) => shadow.figures(m), guardFigures: (m) => guardFigures.of(m), kills: (m) => killSwitch?.killsOf(m) ?? [] }),
-      optOutsFeature({ registry: optOuts, audit, eraser: new Eraser({ store, registry: optOuts, fallback: limitsFallback, config: () => current }) }),
+      optOutsFeature({ registry: optOuts, audit, eraser: new Eraser({ store, registry: optOuts, fallback: limitsFallback, config: () => current, auditKeys: subjectKeys }) }),
       auditFeature(audit),
+      ...(config.audit === undefined || subjectKeys === undefined ? [] : [(() => {
+        const keys = subjectKeys;
+        const dir = config.audit.dir;
+        return auditTrailFeature({ chains: () => readChains(dir), pseudonym: (t, s) => keys.existingPseudonym(t, s) });
+      })()]),
       guardsFeature({ extraction, audit }),
       driftFeature({ serving, drift, audit }),
       rolloutFeature({ rollouts: rollout }),
@@ -336,6 +380,11 @@ export async function compose(config: GatewayConfig, log: Logger, opts: ComposeO
           }
         }
         await serving.reload(next);
+        // The trail records what is now in force: the configuration and every version loaded.
+        if (trail !== undefined) {
+          await trail.durable('config', { sha256: configHash(next), gatewayVersion: GATEWAY_VERSION, reload: true });
+          await recordVersions(trail, serving.table);
+        }
         // After the new model table is in: a split never points at a version that is not served yet.
         current = next;
         traffic.update(effectiveTraffic(next, routes.overrides));

@@ -47,6 +47,13 @@ export class SubjectKeys {
     return createHmac('sha256', key).update(subject).digest('hex');
   }
 
+  /** The subject's pseudonym if it has a key now (undefined after erasure, or before its first record); never makes one. */
+  async existingPseudonym(tenant: string | undefined, subject: string): Promise<string | undefined> {
+    const id = idOf(tenant, subject);
+    const key = this.#cache.get(id) ?? (await this.#store.read(SUBJECT_KEYS_SCOPE, id).then((r) => (typeof r?.value === 'string' ? Buffer.from(r.value, 'base64') : undefined)));
+    return key === undefined ? undefined : createHmac('sha256', key).update(subject).digest('hex');
+  }
+
   async #keyOf(id: string): Promise<Buffer> {
     const cached = this.#cache.get(id);
     if (cached !== undefined) {

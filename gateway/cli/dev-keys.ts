@@ -11,6 +11,9 @@ import { fileURLToPath } from 'node:url';
 export const DEV_DIR = fileURLToPath(new URL('../../../.breakwater/', import.meta.url));
 export const DEV_PRIVATE_KEY = join(DEV_DIR, 'demo-jwt.key.pem');
 export const DEV_PUBLIC_KEY = join(DEV_DIR, 'demo-jwt.pub.pem');
+/** The demo's audit trail signing key (demo/breakwater.yaml `audit`), made with the JWT key. */
+export const DEV_AUDIT_KEY = join(DEV_DIR, 'demo-audit.key.pem');
+export const DEV_AUDIT_PUBLIC_KEY = join(DEV_DIR, 'demo-audit.pub.pem');
 /** What demo/breakwater.yaml expects of the demo's tokens. */
 export const DEMO_ISSUER = 'breakwater-demo';
 export const DEMO_AUDIENCE = 'breakwater';
@@ -18,12 +21,16 @@ export const DEMO_KID = 'demo';
 
 /** Creates the Ed25519 development key pair unless it exists; returns whether it was created. */
 export function ensureDevKeys(): boolean {
-  if (existsSync(DEV_PRIVATE_KEY) && existsSync(DEV_PUBLIC_KEY)) return false;
-  mkdirSync(DEV_DIR, { recursive: true, mode: 0o700 });
-  const { publicKey, privateKey } = generateKeyPairSync('ed25519');
-  writeFileSync(DEV_PRIVATE_KEY, privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 });
-  writeFileSync(DEV_PUBLIC_KEY, publicKey.export({ type: 'spki', format: 'pem' }));
-  return true;
+  let made = false;
+  for (const [priv, pub] of [[DEV_PRIVATE_KEY, DEV_PUBLIC_KEY], [DEV_AUDIT_KEY, DEV_AUDIT_PUBLIC_KEY]] as const) {
+    if (existsSync(priv) && existsSync(pub)) continue;
+    mkdirSync(DEV_DIR, { recursive: true, mode: 0o700 });
+    const { publicKey, privateKey } = generateKeyPairSync('ed25519');
+    writeFileSync(priv, privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 });
+    writeFileSync(pub, publicKey.export({ type: 'spki', format: 'pem' }));
+    made = true;
+  }
+  return made;
 }
 
 export interface TokenRequest {

@@ -480,8 +480,15 @@ export class Rollouts {
       if (kill) {
         // First, so the canary stops at once on every replica, whatever happens to this one next.
         try {
-          await this.#opts.killSwitch?.kill({ scope: 'version', model, version: r.canary, mode: 'rollback', target: r.stable }, ROLLOUT_ACTOR, `rollout ${r.id}: ${reason}`);
+          const change = await this.#opts.killSwitch?.kill({ scope: 'version', model, version: r.canary, mode: 'rollback', target: r.stable }, ROLLOUT_ACTOR, `rollout ${r.id}: ${reason}`);
           killed = true;
+          // The kill is a record of its own, like one made through the kill switch's API.
+          if (change !== undefined) {
+            await this.#opts.audit.record({
+              actor: ROLLOUT_ACTOR, via: 'rollout', action: 'kill.version', target: { kind: 'model', id: model },
+              revision: change.revision, before: change.before, after: change.after, reason: change.reason, details: { kill: change.kill, rollout: r.id },
+            });
+          }
         } catch (err) {
           this.#log.warn({ err, model, version: r.canary }, 'rollout: the kill switch could not stop the canary; its weight goes to 0 regardless');
         }
