@@ -28,6 +28,8 @@ const HELP: [string[], RegExp][] = [
   [['kill', 'status', '-h'], /breakwater kill status \[--json\]/],
   [['kill', 'titanic', '--version', '3', '--help'], /breakwater kill MODEL --version V/],
   [['restore', '--help'], /breakwater restore MODEL \[--version V\] --reason WHY/],
+  [['audit', '--help'], /breakwater audit verify DIR --public-key FILE/],
+  [['audit', 'verify', '-h'], /breakwater audit verify DIR --public-key FILE/],
 ];
 
 describe('breakwater --help', { timeout: 60_000 }, () => {
@@ -53,6 +55,10 @@ describe('breakwater --help', { timeout: 60_000 }, () => {
     [['kill', 'titanic', '--bogus'], /breakwater kill MODEL/],
     [['kill', 'titanic'], /--reason is required[\s\S]*breakwater kill MODEL/],
     [['restore', '--all', '--mode', 'deny'], /breakwater restore --all --reason WHY/],
+    [['audit', 'verify'], /name the trail directory[\s\S]*breakwater audit verify DIR/],
+    [['audit', 'verify', 'trail', '--bogus'], /breakwater audit verify DIR/],
+    [['audit', 'check', 'trail'], /unknown audit action "check"[\s\S]*breakwater audit verify DIR/],
+    [['audit', 'verify', 'trail', '--public-key', 'k.pem', '--checkpoint-ms', 'soon'], /--checkpoint-ms must be a positive number[\s\S]*breakwater audit verify DIR/],
   ];
   for (const [args, usage] of MISTAKES) {
     test(`\`breakwater ${args.join(' ')}\` says what is wrong, shows the usage and exits 2`, async () => {

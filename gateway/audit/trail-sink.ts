@@ -42,6 +42,7 @@ export interface TrailSink {
 export interface SinkFs {
   mkdir(path: string, options: { recursive: true; mode: number }): Promise<unknown>;
   open(path: string, flags: string | number, mode?: number): Promise<SinkFileHandle>;
+  unlink(path: string): Promise<void>;
 }
 
 export interface SinkFileHandle {
@@ -277,6 +278,7 @@ export class FileTrailSink implements TrailSink {
     }
     const file = this.#file as OpenFile;
     const buf = Buffer.from(text, 'utf8');
+    const fresh = file.bytes === 0;
     try {
       // One write for the batch (a regular file takes it whole; the loop only covers a short write).
       let done = 0;
@@ -287,8 +289,11 @@ export class FileTrailSink implements TrailSink {
         if (created) await this.#syncDir();
       }
     } catch (e) {
-      // What reached the file is unknown: the next batch starts a new file.
+      // What reached the file is unknown: the next batch starts a new file. A file that held only
+      // this batch is removed, so that the batch can be appended again under the same name; in an
+      // older file, a torn last line stays (the verifier names it: the trail shows the failure).
       await this.#closeFile(false).catch(() => undefined);
+      if (fresh) await this.#fs.unlink(file.path).catch(() => undefined);
       throw e;
     }
     const last = entries[entries.length - 1] as TrailEntry;

@@ -1,7 +1,8 @@
 /**
- * The `breakwater` command: `serve`, `validate` and `profile`, and the admin subcommands (`traffic`,
- * `rollout`, `kill`, `restore`) that talk to a running gateway. Flags win over environment
- * variables, which win over the configuration file.
+ * The `breakwater` command: `serve`, `validate` and `profile`, the admin subcommands (`traffic`,
+ * `rollout`, `kill`, `restore`) that talk to a running gateway, and `audit verify`, which reads an
+ * audit trail directory. Flags win over environment variables, which win over the configuration
+ * file.
  */
 import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
@@ -14,6 +15,7 @@ import { tokenCommand } from './token.js';
 import { trafficCommand } from './traffic.js';
 import { rolloutCommand } from './rollout.js';
 import { killCommand } from './kill.js';
+import { auditCommand } from './audit.js';
 
 const USAGE = `breakwater ${GATEWAY_VERSION}: a model-serving gateway speaking the Open Inference Protocol v2
 
@@ -50,6 +52,8 @@ Options for serve:
                                                 replica, and wait until each has (admin:kill-switch)
   breakwater restore MODEL|--all ... --reason WHY  lift a kill
   breakwater kill status                        kills in force and each replica's applied revision
+  breakwater audit verify DIR --public-key FILE ...  check an audit trail directory: exit 0 when it
+                                                verifies, 1 naming each chain's first bad record
 
 Every command answers --help.
 `;
@@ -123,8 +127,8 @@ async function main(argv: string[]): Promise<void> {
   }
   if (argv[0] === 'traffic') return void process.stdout.write(await trafficCommand(argv.slice(1)));
   if (argv[0] === 'rollout') return void process.stdout.write(await rolloutCommand(argv.slice(1)));
-  if (argv[0] === 'kill' || argv[0] === 'restore') {
-    const r = await killCommand(argv[0], argv.slice(1));
+  if (argv[0] === 'kill' || argv[0] === 'restore' || argv[0] === 'audit') {
+    const r = argv[0] === 'audit' ? await auditCommand(argv.slice(1)) : await killCommand(argv[0], argv.slice(1));
     process.stdout.write(r.stdout);
     process.stderr.write(r.stderr);
     // Not process.exit(): the report on stdout must reach a pipe in full first.
