@@ -8,8 +8,7 @@
  * trail verifies.
  */
 import assert from 'node:assert/strict';
-import { generateKeyPairSync } from 'node:crypto';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -43,12 +42,14 @@ before(async () => {
   trailDir = join(dir, 'trail');
   redis = await RedisServer.start();
   const names = ['a', 'b', 'c'];
+  // Each replica's key pair, made by the command an operator runs.
   for (const n of names) {
-    const { privateKey, publicKey } = generateKeyPairSync('ed25519');
-    await writeFile(join(dir, `${n}.key.pem`), privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 });
-    await writeFile(join(dir, `${n}.pub.pem`), publicKey.export({ type: 'spki', format: 'pem' }));
+    const made = await runCli(['audit', 'keygen', '--out', join(dir, n)]);
+    assert.equal(made.code, 0, made.stderr);
+    assert.equal(((await stat(join(dir, `${n}.key.pem`))).mode & 0o777).toString(8), '600', 'the private key is the owner\'s only');
     pubs.push(join(dir, `${n}.pub.pem`));
   }
+  assert.equal((await runCli(['audit', 'keygen', '--out', join(dir, 'a')])).code, 2, 'an existing key is never overwritten');
   const files = await Promise.all(names.map(async (n) => {
     const file = join(dir, `${n}.yaml`);
     await writeFile(file, JSON.stringify({
@@ -122,4 +123,11 @@ test('a request served by a canary, after a kill and a restore, walked back from
 
   const verified = await runCli(['audit', 'verify', trailDir, ...pubs.flatMap((p) => ['--public-key', p])]);
   assert.equal(verified.code, 0, verified.stdout + verified.stderr);
+  // A bundle for an auditor: the files and the keys, verified offline without naming a key.
+  const bundle = join(dir, 'bundle');
+  const exported = await runCli(['audit', 'export', '--dir', trailDir, '--out', bundle, ...pubs.flatMap((p) => ['--public-key', p])]);
+  assert.equal(exported.code, 0, exported.stderr);
+  assert.match(exported.stdout, /3 replica\(s\)/);
+  const offline = await runCli(['audit', 'verify', bundle]);
+  assert.equal(offline.code, 0, offline.stdout + offline.stderr);
 });

@@ -196,7 +196,7 @@ describe('the audit trail on two replicas', { timeout: 120_000 }, () => {
     assert.ok(aChain[1].some((e) => e.kind === 'countersign'), 'a countersigned b\'s');
     assert.ok(aChain[1].some((e) => e.kind === 'config') && aChain[1].some((e) => e.kind === 'model'), 'the configuration and the model version loaded are recorded');
     // Untouched (a killed replica's chain just ends: that is not tampering), the trail verifies.
-    const report = await verifyTrail(trailDir, { publicKeyFiles });
+    const report = await verifyTrail(trailDir, { publicKeys: await Promise.all(publicKeyFiles.map((f) => readFile(f, 'utf8'))) });
     assert.equal(report.ok, true, JSON.stringify(report).slice(0, 2000));
   });
 });

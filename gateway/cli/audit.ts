@@ -1,20 +1,38 @@
 /**
  * `breakwater audit verify DIR`: checks an audit trail directory (gateway/audit/verify.ts) and says,
  * for each replica's chain, whether it is what the replica wrote, or names its first bad record.
+ * `breakwater audit trace REQUEST_ID --dir DIR`: walks back from a prediction (gateway/audit/trace.ts).
+ * `breakwater audit export --dir DIR --out OUT --public-key FILE...`: a self-contained bundle (every
+ * replica's files and the public keys) that `verify OUT` checks offline. `breakwater audit keygen
+ * --out PREFIX`: an Ed25519 key pair for `audit.signingKeyFile` (PREFIX.key.pem, mode 0600) and
+ * `audit.publicKeyFiles` (PREFIX.pub.pem).
  *
  *   breakwater audit verify /var/lib/breakwater/trail --public-key audit-a.pub --public-key audit-b.pub
  *
  * Exit 0: verified; 1: tampering found (the report on stdout, one line per bad chain on stderr);
  * 2: a usage mistake, an unreadable key or directory. It reads files only: no gateway is needed.
  */
-import { readFile, stat } from 'node:fs/promises';
-import type { KeyObject } from 'node:crypto';
+import { copyFile, mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { generateKeyPairSync, type KeyObject } from 'node:crypto';
+import { join } from 'node:path';
+import { readChains } from '../audit/read-chains.js';
+import { describeTrace, traceRequest } from '../audit/trace.js';
+import { readTrail } from '../audit/trail-sink.js';
 import { publicKeyFromPem } from '../audit/trail-format.js';
 import { verifyTrail, type ChainReport, type KindCounts, type TrailProblem, type VerifyReport } from '../audit/verify.js';
 import { CliError, parseOrUsage, wantsHelp } from './args.js';
 import type { CommandResult } from './kill.js';
 
 export const AUDIT_USAGE = `Usage:
+  breakwater audit trace REQUEST_ID --dir DIR [--json]
+                  the prediction's decision record, the configuration, version artefacts, routes,
+                  rollout step and kills in force, and the changes that led there (every replica's)
+  breakwater audit export --dir DIR --out OUT --public-key FILE [--public-key FILE ...]
+                  copies every replica's trail files and the public keys into OUT (OUT/trail,
+                  OUT/keys): a bundle that \`breakwater audit verify OUT\` checks offline
+  breakwater audit keygen --out PREFIX
+                  writes an Ed25519 key pair: PREFIX.key.pem (mode 0600, audit.signingKeyFile)
+                  and PREFIX.pub.pem (audit.publicKeyFiles)
   breakwater audit verify DIR --public-key FILE [--public-key FILE ...] [--checkpoint-ms N] [--json]
                   check the audit trail in DIR (DIR/<replica>/<seq>.jsonl): every replica's hash
                   chain, its file-start lines, the signatures and claims of its checkpoints and the
@@ -91,13 +109,22 @@ export async function auditCommand(argv: readonly string[]): Promise<CommandResu
       'public-key': { type: 'string', multiple: true },
       'checkpoint-ms': { type: 'string' },
       json: { type: 'boolean' },
+      dir: { type: 'string' },
+      out: { type: 'string' },
     },
   }, AUDIT_USAGE);
-  const [action, dir, ...rest] = positionals;
-  if (action !== 'verify') throw usage(action === undefined ? 'name an action: verify' : `unknown audit action "${action}"`);
+  let [action, dir, ...rest] = positionals;
+  if (action === 'trace') return trace(dir, rest, values);
+  if (action === 'keygen') return keygen(dir, values.out);
+  if (action === 'export') return exportBundle(dir, values);
+  if (action !== 'verify') throw usage(action === undefined ? 'name an action: verify, trace, export or keygen' : `unknown audit action "${action}"`);
   if (dir === undefined || dir === '') throw usage('name the trail directory: breakwater audit verify DIR');
   if (rest.length > 0) throw usage(`one directory only (got also ${rest.join(', ')})`);
-  const keyFiles = values['public-key'] ?? [];
+  const keyFiles = [...(values['public-key'] ?? [])];
+  const bundleKeys = join(dir, 'keys');
+  if (await stat(bundleKeys).then((i) => i.isDirectory(), () => false)) {
+    for (const f of (await readdir(bundleKeys)).filter((n) => n.endsWith('.pem')).sort()) keyFiles.push(join(bundleKeys, f));
+  }
   if (keyFiles.length === 0) throw usage('give at least one --public-key FILE: the checkpoints are verified with it');
   let checkpointMs: number | undefined;
   if (values['checkpoint-ms'] !== undefined) {
@@ -105,11 +132,61 @@ export async function auditCommand(argv: readonly string[]): Promise<CommandResu
     if (!/^\d{1,10}$/.test(t) || Number(t) < 1) throw usage(`--checkpoint-ms must be a positive number of milliseconds, got "${t}"`);
     checkpointMs = Number(t);
   }
+  // A bundle made by `audit export` carries its keys and its trail.
+  const bundled = await stat(join(dir, 'trail')).then((i) => i.isDirectory(), () => false);
   const publicKeys = await readKeys(keyFiles);
+  if (bundled) dir = join(dir, 'trail');
   const info = await stat(dir).catch(() => undefined);
   if (info === undefined || !info.isDirectory()) throw new CliError(`${dir} is not a directory`, 2);
   const report = await verifyTrail(dir, { publicKeys, ...(checkpointMs === undefined ? {} : { checkpointMs }) });
   const stdout = values.json === true ? `${JSON.stringify(report, null, 2)}\n` : humanReport(report);
   const stderr = report.problems.map((p) => `breakwater: ${p.replica}: ${p.kind}${where(p)}: ${p.message}\n`).join('');
   return { stdout, stderr, exitCode: report.ok ? 0 : 1 };
+}
+
+async function trace(id: string | undefined, rest: readonly string[], values: { dir?: string; json?: boolean }): Promise<CommandResult> {
+  if (id === undefined || id === '') throw usage('name the request: breakwater audit trace REQUEST_ID --dir DIR');
+  if (rest.length > 0) throw usage(`one request id only (got also ${rest.join(', ')})`);
+  if (values.dir === undefined) throw usage('name the trail directory: --dir DIR (audit.dir)');
+  const info = await stat(values.dir).catch(() => undefined);
+  if (info === undefined || !info.isDirectory()) throw new CliError(`${values.dir} is not a directory`, 2);
+  const t = traceRequest(await readChains(values.dir), id);
+  if (t === undefined) return { stdout: '', stderr: `breakwater: no decision record of request ${id} in ${values.dir}\n`, exitCode: 1 };
+  return { stdout: values.json === true ? `${JSON.stringify(t, null, 2)}\n` : describeTrace(t), stderr: '', exitCode: 0 };
+}
+
+async function keygen(extra: string | undefined, out: string | undefined): Promise<CommandResult> {
+  if (extra !== undefined) throw usage(`keygen takes --out PREFIX, not "${extra}"`);
+  if (out === undefined || out === '') throw usage('name where to write the key pair: --out PREFIX');
+  const { privateKey, publicKey } = generateKeyPairSync('ed25519');
+  try {
+    await writeFile(`${out}.key.pem`, privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600, flag: 'wx' });
+    await writeFile(`${out}.pub.pem`, publicKey.export({ type: 'spki', format: 'pem' }), { flag: 'wx' });
+  } catch (e) {
+    throw new CliError(`cannot write the key pair: ${(e as Error).message} (an existing key is never overwritten)`, 2);
+  }
+  return { stdout: `wrote ${out}.key.pem (audit.signingKeyFile, keep it secret) and ${out}.pub.pem (audit.publicKeyFiles)\n`, stderr: '', exitCode: 0 };
+}
+
+async function exportBundle(extra: string | undefined, values: { dir?: string; out?: string; 'public-key'?: string[] }): Promise<CommandResult> {
+  if (extra !== undefined) throw usage(`export takes --dir and --out, not "${extra}"`);
+  if (values.dir === undefined || values.out === undefined) throw usage('name the trail and the bundle: --dir DIR --out OUT');
+  const keys = values['public-key'] ?? [];
+  if (keys.length === 0) throw usage('give the public keys the bundle is verified with: --public-key FILE (each replica\'s)');
+  await readKeys(keys);
+  if (await stat(values.out).then(() => true, () => false)) throw new CliError(`${values.out} exists: a bundle is written to a new directory`, 2);
+  const listing = await readTrail(values.dir).catch((e: unknown) => {
+    throw new CliError(`${values.dir}: ${(e as Error).message}`, 2);
+  });
+  let files = 0;
+  for (const r of listing.replicas) {
+    await mkdir(join(values.out, 'trail', r.dirName), { recursive: true, mode: 0o700 });
+    for (const f of r.files) {
+      await copyFile(f.path, join(values.out, 'trail', r.dirName, f.name));
+      files++;
+    }
+  }
+  await mkdir(join(values.out, 'keys'), { recursive: true, mode: 0o700 });
+  for (const [i, k] of keys.entries()) await copyFile(k, join(values.out, 'keys', `${String(i + 1).padStart(3, '0')}.pub.pem`));
+  return { stdout: `wrote ${values.out}: ${listing.replicas.length} replica(s), ${files} file(s), ${keys.length} public key(s); check it with: breakwater audit verify ${values.out}\n`, stderr: '', exitCode: 0 };
 }
