@@ -302,6 +302,19 @@ export async function compose(config: GatewayConfig, log: Logger, opts: ComposeO
     }
     const audit = new AuditLog(store, log, REPLICA, trail);
     parts.push({ name: 'audit log', close: () => audit.close() });
+    // A subject the extraction guard flags is an automatic action with its evidence (the subject as
+    // its audit pseudonym when the trail is on; named only in the guard's own admin list otherwise).
+    const flagKeys = subjectKeys;
+    extraction.onFlagged = (model, version, subject, verdict) => {
+      void (async () => {
+        const pseudonym = flagKeys === undefined ? undefined : await flagKeys.pseudonym(undefined, subject).catch(() => undefined);
+        await audit.record({
+          actor: 'breakwater', via: 'automatic', action: 'guards.extraction.flag', target: { kind: 'model', id: model },
+          after: { flagged: true },
+          details: { version, ...(pseudonym === undefined ? {} : { subject: pseudonym }), score: verdict.score, signals: verdict.signals, scores: verdict.scores, rows: verdict.rows, cells: verdict.cells },
+        });
+      })().catch((err: unknown) => log.warn({ err }, 'audit: an extraction flag could not be recorded'));
+    };
     // Alerts to people (alerts.webhookUrl), in the background: kills and restores, drift changes.
     const alerts = config.alerts.webhookUrl === undefined ? undefined : started('alerts', createAlerts({ webhookUrl: config.alerts.webhookUrl, timeoutMs: config.alerts.timeoutMs, retries: config.alerts.retries, log }));
     // Live drift of inputs and outputs (docs/drift.md): an observer, windows merged through the store.

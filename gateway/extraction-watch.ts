@@ -9,6 +9,7 @@
  * Throttling a flagged subject charges a per-subject, per-model counter of rows per minute in the
  * shared store (`charge`, like the quotas): only flagged subjects pay that call.
  */
+import type { Verdict } from '../policies/guards/extraction-rule.js';
 import type { Logger } from 'pino';
 import { guardWarnings } from '../policies/guards/guard-log.js';
 import { ExtractionMonitor } from '../policies/guards/extraction-monitor.js';
@@ -39,6 +40,13 @@ export class ExtractionWatchers implements ExtractionWatch, ExtractionAdmin {
     this.#warn = guardWarnings(log);
   }
 
+  #onFlagged: ((model: string, version: string, subject: string, verdict: Verdict) => void) | undefined;
+
+  /** Who hears of each subject this replica flags (the audit log); set once, after the monitors may have started. */
+  set onFlagged(fn: (model: string, version: string, subject: string, verdict: Verdict) => void) {
+    this.#onFlagged = fn;
+  }
+
   /** Starts, replaces or closes monitors to match the table's versions and their profiles. */
   async follow(table: ModelTable, config: GatewayConfig): Promise<void> {
     const wanted = new Map<string, { model: string; version: string; profile: Profile }>();
@@ -64,6 +72,7 @@ export class ExtractionWatchers implements ExtractionWatch, ExtractionAdmin {
         signals: new ExtractionSignals(signalSettings(profile), scorerOf(profile)),
         windowMs: g?.windowMs ?? 3_600_000,
         windows: g?.windows ?? 24,
+        onFlagged: (subject, verdict) => this.#onFlagged?.(model, version, subject, verdict),
         onError: (e, during) => this.#warn(`${model}\0${during}`, { model, version, during, err: e }, 'extraction guard: a store call failed (counts may be late or lost; requests are not affected)'),
       });
       this.#watched.set(key, { profile, monitor });

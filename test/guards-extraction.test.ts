@@ -25,7 +25,7 @@ const IRIS = join(ASSETS, 'models/iris_mlp_dynamic.onnx');
 const issuer = testIssuer();
 const exp = () => Math.floor(Date.now() / 1000) + 900;
 const token = (sub: string, scope = 'predict:*') => issuer.sign({ sub, tenant: 't', scope, exp: exp() });
-const ADMIN = token('sec-sam', 'admin:guards admin:opt-outs');
+const ADMIN = token('sec-sam', 'admin:guards admin:opt-outs admin:audit');
 const PER_MINUTE = 30;
 
 let dir: string;
@@ -131,6 +131,15 @@ describe('the extraction guard on two replicas sharing Redis', { timeout: 120_00
     const still = await send('iris', 'alice', 10, () => Array.from({ length: 4 }, () => flowers[(k = (k + 37) % flowers.length)]!));
     assert.ok(still.every((a) => a.status === 200 && a.headers['x-guard'] === undefined));
     assert.equal(await flagged('iris', 'alice'), false);
+    // The flag is an automatic action in the audit log, with its evidence.
+    let records: Record<string, any>[] = [];
+    await until('the flag is audited', async () => {
+      records = ((await admin('GET', '/admin/audit?target=model:iris&action=guards.extraction.flag')).body.records as { record: Record<string, any> }[]).map((r) => r.record);
+      return records.length > 0;
+    }, 5000);
+    assert.equal(records[0]!.actor, 'breakwater');
+    assert.equal(records[0]!.via, 'automatic');
+    assert.ok((records[0]!.details.signals as string[]).length > 0 && records[0]!.details.score > 0, JSON.stringify(records[0]));
   });
 
   test('coarsen: a flagged caller gets scores rounded to one decimal; a benign caller gets them whole', async () => {

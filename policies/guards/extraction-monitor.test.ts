@@ -52,8 +52,10 @@ describe('extraction monitor on a MemoryStore (one process, fake clock)', () => 
   it('flags an attacker from memory as its rows arrive, stores counters per subject and window, lists it after a sync', async () => {
     const clock = fakeClock();
     const store = new MemoryStore({ now: clock.now, pruneIntervalMs: 0 });
-    const m = await monitor(store, clock.now);
+    const told: [string, readonly string[]][] = [];
+    const m = await monitor(store, clock.now, { onFlagged: (subject: string, v: { signals: readonly string[] }) => told.push([subject, v.signals]) });
     const flaggedAt = send(m, 'mallory', uniformAttack(iris, 60, seeded(1)), 4);
+    assert.deepEqual(told, [['mallory', ['off-manifold']]], 'the flag is told once, with its evidence, as it happens');
     assert.ok(flaggedAt !== undefined && flaggedAt <= 40, `flagged after ${flaggedAt} rows`);
     assert.equal(send(m, 'alice', benign(3_000, 2), 8), undefined);
     assert.equal(m.status('mallory').flagged, true);
@@ -64,6 +66,7 @@ describe('extraction monitor on a MemoryStore (one process, fake clock)', () => 
     assert.ok(stored.off > 30 && stored.steps === 59, JSON.stringify(stored));
     assert.ok(Object.keys(stored).some((k) => /^c\d+$/.test(k)), 'coverage cells are buckets');
     await m.sync();
+    assert.equal(told.length, 1, 'a sync that finds it still flagged tells nothing new');
     const listed = m.flagged();
     assert.deepEqual(listed.map((f) => [f.subject, f.flagged, f.signals]), [['mallory', true, ['off-manifold']]]);
     assert.equal(listed[0].rows, 60);

@@ -59,6 +59,11 @@ export interface ExtractionMonitorOptions<R> extends WindowSettings {
   readonly now?: () => number;
   /** A store call that failed in the background (counted and logged by the caller). */
   readonly onError: (error: unknown, during: 'flush' | 'sync' | 'clear') => void;
+  /**
+   * A subject this replica judged flagged that was not (as its rows arrived, or at a sync on every
+   * replica's counts): for the audit trail. Called after the verdict; what it throws is ignored.
+   */
+  readonly onFlagged?: (subject: string, verdict: Verdict) => void;
 }
 
 /** A flagged subject in the admin list. */
@@ -314,6 +319,7 @@ export class ExtractionMonitor<R> {
     const was = s.flagged;
     s.verdict = judge(total, this.#nulls, this.#rule);
     s.flagged = s.verdict.flagged;
+    if (s.flagged && !was) this.#flagged(name, s.verdict);
     if (s.flagged) {
       if (was && s.recordAt > 0 && start - s.recordAt < this.#flagTtlMs / 3) return;
       const { score, signals, scores, rows } = s.verdict;
@@ -385,7 +391,16 @@ export class ExtractionMonitor<R> {
     if (total.rows < this.#rule.minRows || !isFlagged(total, this.#nulls, this.#rule)) return false;
     s.flagged = true;
     s.verdict = judge(total, this.#nulls, this.#rule);
+    this.#flagged(subject, s.verdict);
     return true;
+  }
+
+  #flagged(subject: string, verdict: Verdict): void {
+    try {
+      this.#o.onFlagged?.(subject, verdict);
+    } catch {
+      // the audit trail's trouble, never the request's
+    }
   }
 
   #key(subject: string, window: number, clearedAt: number): string {
