@@ -497,6 +497,9 @@ const model = {
     guards: guardsSchema,
     drift: driftSchema,
     rollout: rolloutSchema,
+    // With an audit trail, this model's decision records also hold the input and output tensors
+    // (never for a caller opted out of tracking). Off: digests only.
+    auditPayloads: { type: 'boolean', default: false },
     ...modelSettings,
   },
 } as const;

@@ -88,6 +88,7 @@ export interface ModelConfig {
   readonly guards?: GuardsConfig;
   readonly drift?: DriftConfig;
   readonly rollout?: RolloutConfig;
+  readonly auditPayloads: boolean;
   readonly nonFinite: 'reject' | 'allow';
   readonly maxBodyBytes: number;
   readonly maxElements: number;

@@ -8,7 +8,7 @@
  *   a guard's route), status, code, fault, ms, rows, optOuts (bits), guards (the guards that fired,
  *   coarsening), and SHA-256 digests of the canonical input and output tensors.
  *
- * No payload is kept. A caller who opted out of tracking reaches observers without payload or answer
+ * No payload is kept, unless the model's configuration asks (`auditPayloads`). A caller who opted out of tracking reaches observers without payload or answer
  * (the retention rule, enforced once in observers.ts), so their records carry no digests either.
  * Records wait in a bounded queue while their pseudonym is found (a cached key, or one store read
  * the first time a subject is seen); the trail writes them within `audit.maxLossMs`.
@@ -39,6 +39,8 @@ export interface DecisionRecord {
   /** SHA-256 of the canonical JSON of the input (output) tensors; null when not retained or none. */
   readonly input: string | null;
   readonly output: string | null;
+  /** The tensors themselves, for a model whose configuration asks (models.<m>.auditPayloads). */
+  readonly payload?: { readonly inputs: unknown[]; readonly outputs: unknown[] };
 }
 
 /** A tensor's values as JSON can hold them exactly (64-bit integers as strings, bytes as base64). */
@@ -66,6 +68,8 @@ export interface DecisionOptions {
   readonly pseudonym: (tenant: string | undefined, subject: string) => Promise<string>;
   readonly maxPending: number;
   readonly log: Logger;
+  /** Whether a model's records hold the tensors themselves (models.<m>.auditPayloads). */
+  readonly payloads?: (model: string) => boolean;
 }
 
 /** The observer that writes a decision record per prediction; `idle()` resolves when its queue is empty. */
@@ -106,6 +110,7 @@ export function decisionObserver(o: DecisionOptions): Observer & { idle(): Promi
       coarsened: e.annotations?.coarsen !== undefined,
       input: payload === undefined || payload.inputs.length === 0 ? null : tensorsDigest(payload.inputs),
       output: answer === undefined || answer.outputs.length === 0 ? null : tensorsDigest(answer.outputs),
+      ...(payload !== undefined && o.payloads?.(e.model) === true ? { payload: { inputs: payload.inputs.map(plain), outputs: (answer?.outputs ?? []).map(plain) } } : {}),
     };
   }
 
