@@ -49,13 +49,23 @@
  *     /admin/models/iris/rollout: running at weight 10, no criterion failing, on (o), 404
  *     ROLLOUT_NOT_FOUND on (o0); answers from version 1 (stable) and 2 (canary) with the same outputs;
  *     and on (o) figures counting both versions and a compared row.
+ *     Then (t0) and (t) (lib/audit.ts): (d), iris in-process, with (g0)'s JWT auth (the same key and
+ *     token, the memory store, no rate limits: every prediction has a subject, whose pseudonym key is
+ *     made in the store on the first request and cached after it), without an `audit` section in
+ *     (t0), with one in (t): the trail in the work directory, a fresh Ed25519 key pair (PEM files in
+ *     the work directory, the public key in publicKeyFiles), every other setting at its default
+ *     (maxLossMs 1000, checkpointMs 10000, predictions on), so one decision record per prediction.
+ *     The smoke test checks that after a few requests (t)'s replica folder holds a .jsonl file with a
+ *     `prediction` entry for each (waiting up to 2.5 s for the batch), and that (t0) has none and logs
+ *     that audit is not configured.
  *     The CPU check, gateway proxy vs bare proxy per request, is (c)/(b) here: both one process; the
  *     identity-and-quotas check, (f)/(c) ≤ 1.25 at 32 connections, and the routing check, (g)/(g0) ≤ 1.10
  *     at 32 connections ((g)/(c) printed as information), and the kill switch check, (k)/(k0) ≤ 1.02 at 32
  *     connections, and the input guards check, (n)/(n0) ≤ 1.10 at 32 connections ((s)/(n) and the
  *     squeezing guard's CPU per sampled request, (s) − (n), printed as information), and the drift
  *     monitoring check, (r)/(n0) ≤ 1.05 at 32 connections (`BENCH_TARGETS=n0,r` runs just those two), and
- *     the rollout check, (o)/(o0) ≤ 1.10 at 32 connections (`BENCH_TARGETS=o0,o` runs just those two), too.
+ *     the rollout check, (o)/(o0) ≤ 1.10 at 32 connections (`BENCH_TARGETS=o0,o` runs just those two), and
+ *     the audit trail check, (t)/(t0) ≤ 1.10 at 32 connections (`BENCH_TARGETS=t0,t` runs just those two), too.
  *   Phase 2 "one worker per core": new B, G and O with `server.workers: "auto"` (P is not needed).
  *     Targets (c*) G→B and (d*) O. The throughput check, in-process ONNX vs the proxied path, is
  *     (d*)/(c*) at 32 connections here: both deployments use every core. Phase 1's (d)/(c) is
@@ -67,7 +77,7 @@
  * (targets in order, every other round reversed, repeated BENCH_ROUNDS times; medians per cell),
  * measuring from /proc the CPU time of the process under test (with its workers), of its backend, of (f)'s Redis and of the load
  * generator. The breakwater children run with the gateway's defaults (log level info, access log off)
- * except (e); all but (f), (g0), (g), (k0) and (k) with `auth.insecureNoAuth: true` ((n0), (n), (s), (r), (o0), (o) like (d)); all but (f) with no rate
+ * except (e); all but (f), (g0), (g), (k0), (k), (t0) and (t) with `auth.insecureNoAuth: true` ((n0), (n), (s), (r), (o0), (o) like (d)); all but (f) with no rate
  * limits. The smoke test checks every answer (200, the same outputs everywhere), and for (g) that the
  * split routed it (x-route-reason one of the arms), that the header rule routes, and that an opted-out
  * subject is sent to the stable version (the opt-out policy reads the registry the run filled).
@@ -90,6 +100,7 @@ import { command, readSettings, resultsBase } from './lib/settings.js';
 import type { SmokeReference } from './lib/smoke.js';
 import { ASSETS, BENCH_DRIFT, BENCH_GUARD_PROBES, BENCH_GUARDS, BENCH_PROFILE } from './lib/guards.js';
 import { BENCH_CANARY, BENCH_ROLLOUT, BENCH_SPLIT, DEFAULT_DISAGREEMENT_BUDGET } from './lib/rollout.js';
+import { AUDIT_DEFAULTS } from './lib/audit.js';
 import { BENCH_IDENTITY, BENCH_KILL_SWITCH, BENCH_OPT_OUTS, BENCH_RATE_RULES, BENCH_ROUTING, optOutSubject } from './lib/targets.js';
 
 const RESULTS_DIR = fileURLToPath(new URL('../../loadtests/results/', import.meta.url));
@@ -166,13 +177,13 @@ async function main(): Promise<void> {
       connections: CONNECTIONS.join(', '),
       'breakwater child logging': `level ${settings.logLevel ?? 'info (the gateway\'s default)'}; access log off (the gateway's default) ` +
         'in every breakwater child except (e), whose configuration sets logging.accessLog: true',
-      'identity and quotas': `every breakwater child except (f), (g0), (g), (k0) and (k) runs with auth.insecureNoAuth: true, every one except (f) with no ` +
-        `rate limits; (f), (g0), (g), (k0) and (k) verify ` +
+      'identity and quotas': `every breakwater child except (f), (g0), (g), (k0), (k), (t0) and (t) runs with auth.insecureNoAuth: true, every one except (f) with no ` +
+        `rate limits; (f), (g0), (g), (k0), (k), (t0) and (t) verify ` +
         `EdDSA JWTs (issuer ${BENCH_IDENTITY.issuer}, audience ${BENCH_IDENTITY.audience}, a fresh Ed25519 key pair per run) and every ` +
         `request carries the same bearer token (sub ${BENCH_IDENTITY.subject}, tenant ${BENCH_IDENTITY.tenant}, scope ` +
         `${BENCH_IDENTITY.scopes.join(' ')}); (f): rateLimits.rules ${BENCH_RATE_RULES.map((r) => `${r.name} (by ${r.by}, ${r.limit} rows per ${r.windowMs} ms)`).join(' and ')}, ` +
         `failMode closed, state.redisUrl a private redis-server (${redisVersion()}; --save "" --appendonly no, loopback, its own port); ` +
-        '(g0), (g), (k0) and (k): the in-memory store (no state.redisUrl), no rate limits',
+        '(g0), (g), (k0), (k), (t0) and (t): the in-memory store (no state.redisUrl), no rate limits',
       routing: `(g0): model iris with one version and no traffic split (x-route-reason stable); (g): versions ` +
         `${BENCH_ROUTING.versions.join(', ')} (stable ${BENCH_ROUTING.stable}), each an oip-http backend pointing at the same B, traffic.routes ` +
         `${BENCH_ROUTING.traffic.routes.map((r) => `${r.name} (version ${r.version}, weight ${r.weight})`).join(', ')}, traffic.rules ` +
@@ -201,6 +212,11 @@ async function main(): Promise<void> {
         `itself (the disagreement budget at its default, ${DEFAULT_DISAGREEMENT_BUDGET}: one canary request in ${Math.round(BENCH_CANARY.weight / 100 / DEFAULT_DISAGREEMENT_BUDGET)} copied to stable and compared); ` +
         'anonymous callers (auth.insecureNoAuth) get a random bucket per request; the memory store; smoke-checked: GET /admin/models/iris/rollout ' +
         'running at weight 10 with no criterion failing on (o), 404 ROLLOUT_NOT_FOUND on (o0), answers from both versions, on (o) figures with a compared row',
+      'audit trail': '(t0) and (t): one process serving iris in-process (like (d)) with the JWT auth of (g0); no audit section in (t0); ' +
+        'in (t) audit.dir in the run\'s work directory, audit.signingKeyFile a fresh Ed25519 key (PEM) and its public key in audit.publicKeyFiles, ' +
+        `the rest at the defaults (${Object.entries(AUDIT_DEFAULTS).map(([k, v]) => `${k} ${String(v)}`).join(', ')}): a decision record per prediction, ` +
+        'the one subject\'s pseudonym key made in the memory store on its first request and cached; smoke-checked: (t)\'s replica folder holds ' +
+        'a .jsonl file with a prediction entry per request (pseudonymised subject, input and output digests), (t0) none and its start-up warning',
       request: `POST ${INFER_PATH} ${INFER_BODY}`,
       host: HOST,
       command: `\`${cmd}\``,

@@ -8,19 +8,25 @@
  * input guards' check is (n)/(n0) at 32 connections and drift monitoring's is (r)/(n0) ≤ 1.05 there;
  * (o0) and (o) are two versions with (r)'s profile and drift section, split 90 / 10 by the configuration
  * in (o0) and by a rollout with every criterion on in (o) (the same arms, and nothing else differs),
- * valid and loading, and the rollout's check is (o)/(o0) ≤ 1.10 at 32 connections.
+ * valid and loading, and the rollout's check is (o)/(o0) ≤ 1.10 at 32 connections; (t0) and (t) serve
+ * iris in-process with (g0)'s JWT auth and differ in the `audit` section alone (a fresh Ed25519 key pair,
+ * the loss window and the rest at their defaults), valid, and the audit trail's check is (t)/(t0) ≤ 1.10
+ * at 32 connections.
  * The benchmark itself (timings) is not a test; its smoke test checks the running targets (GET
  * /admin/kill 404 on (k0), 200 on (k); x-guard and figures.guards on (n0), (n), (s); GET
  * /admin/models/iris/drift 404 DRIFT_NOT_MONITORED on (n0), a window with samples on (r); GET
- * /admin/models/iris/rollout 404 ROLLOUT_NOT_FOUND on (o0), running at weight 10 on (o)).
+ * /admin/models/iris/rollout 404 ROLLOUT_NOT_FOUND on (o0), running at weight 10 on (o); the trail
+ * directory of (t) holding prediction entries, none of (t0)).
  */
 import assert from 'node:assert/strict';
+import { createPrivateKey, createPublicKey } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { parse } from 'yaml';
 import { buildConfig } from '../gateway/config.js';
+import { AUDIT_DEFAULTS, prepareAudit } from '../loadtests/lib/audit.js';
 import { BENCH_DRIFT, BENCH_GUARDS, prepareProfile } from '../loadtests/lib/guards.js';
 import { PHASES } from '../loadtests/lib/phases.js';
 import { BENCH_CANARY, BENCH_ROLLOUT, BENCH_SPLIT, DEFAULT_DISAGREEMENT_BUDGET } from '../loadtests/lib/rollout.js';
@@ -272,4 +278,74 @@ test('the rollout\'s check: (o)/(o0) CPU per request ≤ 1.10 at 32 connections;
   assert.equal(info1.pass, undefined, 'at one connection: information, even at 1.30');
   assert.equal(rollout(110.1)[0]?.pass, false);
   assert.deepEqual(checks([at('o0', 32, 100)], 2).filter((x) => x.name.includes('(o)/(o0)')), [], 'no (o) measured, no check');
+});
+
+test('(t0) and (t) are phase-1 targets, one process, loaded one right after the other; `BENCH_TARGETS=t0,t` is a focused run of the two, written as focused-t0-t', () => {
+  const p1 = PHASES.find((p) => p.phase === 1);
+  assert.ok(p1 !== undefined);
+  assert.equal(p1.workers, 1);
+  const i = p1.targets.indexOf('t0');
+  assert.ok(i >= 0);
+  assert.deepEqual(p1.targets.slice(i, i + 2), ['t0', 't']);
+  assert.deepEqual(targetsOf('t0,t'), ['t0', 't']);
+  assert.equal(resultsBase(['t0', 't']), 'focused-t0-t');
+  assert.match(LABELS.t0, /JWT, no audit/);
+  assert.match(LABELS.t, /audit trail/);
+});
+
+test('(t0), (t): iris in-process with (g0)\'s JWT auth, differing in the audit section alone (a fresh Ed25519 key pair, the defaults otherwise); valid configurations', { timeout: 60_000 }, async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'bw-bench-audit-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const backend = prepareModel(dir);
+  const identity = prepareIdentity(dir);
+  const audit = prepareAudit(dir);
+  const spec = { name: 'x', workers: 1 as const, backend, identity: jwtOnlyConfig(identity) };
+  const t0 = parse(gatewayConfig(18000, spec, undefined)) as Record<string, unknown>;
+  const tr = parse(gatewayConfig(18000, { ...spec, audit: audit.section }, undefined)) as Record<string, unknown>;
+  const g0 = parse(gatewayConfig(18000, { ...spec, backend: { kind: 'oip-http', url: 'http://127.0.0.1:9', model: 'iris' } }, undefined)) as Record<string, unknown>;
+  assert.equal(t0.audit, undefined);
+  assert.deepEqual({ ...tr, audit: undefined }, { ...t0, audit: undefined }, 'the audit section is the only difference');
+  assert.deepEqual(t0.auth, g0.auth, '(g0)\'s JWT auth');
+  assert.deepEqual(t0.rateLimits, g0.rateLimits);
+  assert.equal(t0.state, undefined, 'the memory store');
+  const a = tr.audit as Record<string, unknown>;
+  assert.deepEqual(Object.keys(a).sort(), ['dir', 'publicKeyFiles', 'signingKeyFile'], 'the rest at the defaults');
+  assert.ok((a.dir as string).startsWith(dir));
+  const key = createPrivateKey(readFileSync(a.signingKeyFile as string, 'utf8'));
+  assert.equal(key.asymmetricKeyType, 'ed25519');
+  const pub = createPublicKey(readFileSync((a.publicKeyFiles as string[])[0] as string, 'utf8'));
+  assert.deepEqual(pub.export({ type: 'spki', format: 'der' }), createPublicKey(key).export({ type: 'spki', format: 'der' }), 'the signing key\'s own public key is listed');
+
+  const built = buildConfig(tr, dir);
+  assert.ok(built.audit !== undefined);
+  assert.equal(built.audit.maxLossMs, AUDIT_DEFAULTS.maxLossMs);
+  assert.equal(built.audit.checkpointMs, AUDIT_DEFAULTS.checkpointMs);
+  assert.equal(built.audit.predictions, AUDIT_DEFAULTS.predictions);
+  assert.equal(buildConfig(t0, dir).audit, undefined);
+
+  const runs = await Promise.all(([['t0', spec], ['t', { ...spec, audit: audit.section }]] as const).map(([id, x]) => {
+    const file = join(dir, `${id}.yaml`);
+    writeFileSync(file, gatewayConfig(18000, x, undefined));
+    return runCli(['validate', file], { timeoutMs: 30_000 });
+  }));
+  for (const run of runs) assert.equal(run.code, 0, run.stderr);
+});
+
+test('the audit trail\'s check: (t)/(t0) CPU per request ≤ 1.10 at 32 connections; at 1 connection information', () => {
+  const at = (target: TargetId, connections: number, us: number): Summary => ({
+    phase: 1, target, label: LABELS[target], connections, rounds: 3, rps: 1000, p50Ms: 1, p99Ms: 2, frontCpuUsPerReq: us, frontCores: 1,
+    totalCpuUsPerReq: us, loadgenCpuUsPerReq: 10, completed: 3000, non2xx: 0, errors: 0, timeouts: 0,
+  });
+  const audit = (t32: number) => checks([at('t0', 32, 100), at('t', 32, t32), at('t0', 1, 200), at('t', 1, 260)], 2)
+    .filter((x) => x.name.includes('(t)/(t0)'));
+  const [pass32, info1] = audit(110);
+  assert.ok(pass32 !== undefined && info1 !== undefined);
+  assert.equal(audit(110).length, 2);
+  assert.match(pass32.name, /audit trail .* at most 10% CPU per request.*32 connections/);
+  assert.equal(pass32.limit, '≤ 1.10');
+  assert.equal(pass32.pass, true);
+  assert.match(pass32.explanation, /110\.0 vs 100\.0 µs\/req/);
+  assert.equal(info1.pass, undefined, 'at one connection: information, even at 1.30');
+  assert.equal(audit(110.1)[0]?.pass, false);
+  assert.deepEqual(checks([at('t0', 32, 100)], 2).filter((x) => x.name.includes('(t)/(t0)')), [], 'no (t) measured, no check');
 });

@@ -13,11 +13,14 @@
  * sampled squeeze costs; (r), (n0) plus drift monitoring; and (o0) and (o), iris with the same profile
  * and drift monitoring as two versions split stable 90 / canary 10, by the configuration in (o0), by a
  * rollout of version 2 with every criterion on in (o) (lib/rollout.ts), so that (o)/(o0) is what a
- * rollout costs over the same split.
+ * rollout costs over the same split; and (t0) and (t), iris in-process with (g0)'s JWT auth, without
+ * and with an audit trail writing a decision record per prediction (lib/audit.ts), so that (t)/(t0)
+ * is what the audit trail costs a request.
  * Phase 2, "one worker per core": B, G and O again, as new processes with `server.workers: "auto"`,
  * so that both deployments compared by the throughput check can use every core (P is not needed).
  * The phases run one after the other, never at the same time: they would compete for the cores.
  */
+import { prepareAudit } from './audit.js';
 import { BENCH_DRIFT, BENCH_GUARDS, prepareProfile } from './guards.js';
 import type { Child } from './processes.js';
 import { BENCH_ROLLOUT, BENCH_SPLIT, BENCH_SPLIT_REASONS } from './rollout.js';
@@ -40,11 +43,11 @@ export interface PhaseSpec {
 }
 
 export const PHASES: readonly PhaseSpec[] = [
-  { phase: 1, title: 'Phase 1: one process each', workers: 1, targets: ['a', 'b', 'c', 'd', 'e', 'f', 'g0', 'g', 'k0', 'k', 'n0', 'n', 's', 'r', 'o0', 'o'] },
+  { phase: 1, title: 'Phase 1: one process each', workers: 1, targets: ['a', 'b', 'c', 'd', 'e', 'f', 'g0', 'g', 'k0', 'k', 'n0', 'n', 's', 'r', 'o0', 'o', 't0', 't'] },
   { phase: 2, title: 'Phase 2: one worker per core', workers: 'auto', targets: ['c*', 'd*'] },
 ];
 
-const target = (id: TargetId, front: Child, backend?: Child, extra?: Pick<Target, 'headers' | 'redis' | 'rateLimited' | 'route' | 'killSwitch' | 'guards' | 'drift' | 'rollout'>): Target =>
+const target = (id: TargetId, front: Child, backend?: Child, extra?: Pick<Target, 'headers' | 'redis' | 'rateLimited' | 'route' | 'killSwitch' | 'guards' | 'drift' | 'rollout' | 'audit'>): Target =>
   ({ id, label: LABELS[id], front, ...(backend ? { backend } : {}), ...extra });
 
 /**
@@ -101,6 +104,13 @@ export async function startPhase(spec: PhaseSpec, o: ChildOptions, started: Chil
       guarded('o0', 'p1-O0-gateway-onnx-split', undefined, BENCH_DRIFT, { traffic: BENCH_SPLIT }),
       guarded('o', 'p1-O-gateway-onnx-rollout', undefined, BENCH_DRIFT, { rollout: BENCH_ROLLOUT }),
     ]);
+    // (t0) and (t): (d) with (g0)'s JWT auth (the same key and token, the memory store, no rate
+    // limits), without and with an audit section: what a decision record per prediction costs.
+    const audit = prepareAudit(o.workDir);
+    const [T0, T] = await Promise.all([
+      want('t0') ? startGateway({ name: 'p1-T0-gateway-onnx-jwt', workers: w, backend: onnx, identity: jwt }, o, started) : skip,
+      want('t') ? startGateway({ name: 'p1-T-gateway-onnx-jwt-audit', workers: w, backend: onnx, identity: jwt, audit: audit.section }, o, started) : skip,
+    ]);
     const n = BENCH_OPT_OUTS.subjects;
     if (n > 0 && GR !== undefined) {
       const t0 = Date.now();
@@ -142,6 +152,8 @@ export async function startPhase(spec: PhaseSpec, o: ChildOptions, started: Chil
       R0 && target('r', R0, undefined, { guards: { on: [] }, drift: { on: true } }),
       O0 && target('o0', O0, undefined, { route: { reasons: BENCH_SPLIT_REASONS }, drift: { on: true }, rollout: { on: false } }),
       OR && target('o', OR, undefined, { route: { reasons: BENCH_SPLIT_REASONS }, drift: { on: true }, rollout: { on: true } }),
+      T0 && target('t0', T0, undefined, { headers: auth, route: { reasons: ['stable'] }, audit: { on: false, dir: audit.dir } }),
+      T && target('t', T, undefined, { headers: auth, route: { reasons: ['stable'] }, audit: { on: true, dir: audit.dir } }),
     ];
     return all.filter((t): t is Target => t !== undefined && want(t.id));
   }

@@ -20,6 +20,9 @@
  *    rollout with every criterion on (the disagreement sample at its default budget) vs the same
  *    split set by the configuration, no rollout: (o)/(o0), phase 1, both one process, drift
  *    monitored in both;
+ *  - CPU per request, in-process ONNX with JWT auth and an audit trail writing a decision record per
+ *    prediction (the default loss window, 1 s) vs the same without the audit section: (t)/(t0),
+ *    phase 1, both one process, the same token;
  *  - requests/s, in-process ONNX vs the proxied path: phase 2, where both use every core. Phase 1's
  *    (d)/(c) is reported as information only: there O is one process, bound to one core, while the
  *    proxied path spreads over two processes (G and B).
@@ -52,7 +55,7 @@ function find(s: readonly Summary[], t: TargetId, conns: number): Summary | unde
 export function ratios(s: readonly Summary[], connections: readonly number[]): Ratio[] {
   const out: Ratio[] = [];
   for (const n of connections) {
-    const [a, b, c, d, e, f, g0, g, k0, k, n0, ng, sq, dr, o0, ro, cs, ds] = (['a', 'b', 'c', 'd', 'e', 'f', 'g0', 'g', 'k0', 'k', 'n0', 'n', 's', 'r', 'o0', 'o', 'c*', 'd*'] as const)
+    const [a, b, c, d, e, f, g0, g, k0, k, n0, ng, sq, dr, o0, ro, t0, tr, cs, ds] = (['a', 'b', 'c', 'd', 'e', 'f', 'g0', 'g', 'k0', 'k', 'n0', 'n', 's', 'r', 'o0', 'o', 't0', 't', 'c*', 'd*'] as const)
       .map((t) => find(s, t, n));
     const add = (phase: string, name: string, x: number | undefined, y: number | undefined, note?: string) => {
       if (x !== undefined && y !== undefined && y > 0) out.push({ phase, name, connections: n, value: x / y, ...(note ? { note } : {}) });
@@ -93,6 +96,11 @@ export function ratios(s: readonly Summary[], connections: readonly number[]): R
     add('1', 'req/s (o)/(o0)  what a rollout costs in throughput', ro?.rps, o0?.rps);
     add('1', 'p50 (o)/(o0)', ro?.p50Ms, o0?.p50Ms);
     add('1', 'p99 (o)/(o0)', ro?.p99Ms, o0?.p99Ms);
+    add('1', 'CPU/req ONNX process (t)/(t0)  what the audit trail costs, a decision record per prediction', tr?.frontCpuUsPerReq, t0?.frontCpuUsPerReq, diffUs(tr?.frontCpuUsPerReq, t0?.frontCpuUsPerReq));
+    add('1', 'CPU/req ONNX process (t0)/(d)  what JWT auth costs in-process serving', t0?.frontCpuUsPerReq, d?.frontCpuUsPerReq, diffUs(t0?.frontCpuUsPerReq, d?.frontCpuUsPerReq));
+    add('1', 'req/s (t)/(t0)  what the audit trail costs in throughput', tr?.rps, t0?.rps);
+    add('1', 'p50 (t)/(t0)', tr?.p50Ms, t0?.p50Ms);
+    add('1', 'p99 (t)/(t0)', tr?.p99Ms, t0?.p99Ms);
     add('1', 'req/s (s)/(n)  what the squeezing guard costs in throughput, every request sampled', sq?.rps, ng?.rps);
     add('1', 'p50 (n)/(n0)', ng?.p50Ms, n0?.p50Ms);
     add('1', 'p99 (n)/(n0)', ng?.p99Ms, n0?.p99Ms);
@@ -259,6 +267,14 @@ export function checks(s: readonly Summary[], cores: number): Check[] {
     what: 'gateway process only, serving iris in-process as two versions split stable 90 / canary 10 (O with a rollout of version 2 at its ' +
       'first step, criteria errorRate, latencyP99, guards, drift and disagreement at its default budget (one canary request in ten copied ' +
       'to stable and compared), vs the same split set by models.iris.traffic and no rollout; both one process, drift monitored in both)',
+    oneConnection: 'at one connection every request pays a whole wake-up, so the figure is noisier',
+  }));
+  out.push(...cpuCheckAt32(s, 't', 't0', {
+    name: 'the audit trail with a decision record per prediction (default loss window) adds at most 10% CPU per request',
+    limit: 1.1,
+    what: 'gateway process only, serving iris in-process with JWT auth (O with an audit section: a decision record per prediction, ' +
+      'digests of the input and output tensors, the subject\'s HMAC pseudonym, chained and written in batches fsynced every maxLossMs 1000 ms, ' +
+      'checkpoints every 10 s, vs the same configuration without the audit section; both one process, the same token, the memory store)',
     oneConnection: 'at one connection every request pays a whole wake-up, so the figure is noisier',
   }));
   {

@@ -30,12 +30,26 @@
  * 1 with x-route-reason stable, 2 with canary, both seen, the same outputs), and on (o) the rollout's
  * figures (merged through the store every rollout.flushMs) count the canary's and stable's requests
  * and at least one row compared with stable (the disagreement sample, one canary request in ten).
+ *
+ * A target with an audit expectation ((t0), (t)) is checked for its trail: on (t), after a few more
+ * requests (with the token), the trail directory holds a folder for the target's replica (its host
+ * and pid) with a `.jsonl` file holding a `prediction` entry for each of them (waited for up to
+ * AUDIT_WAIT_MS: decision records are written in batches every maxLossMs, 1 s), each a 200 with a
+ * pseudonymised subject (64 hex digits, not the token's subject) and input and output digests; on
+ * (t0), no folder of its replica there and the start-up warning that predictions are not recorded
+ * in its log.
  */
+import { existsSync, readFileSync } from 'node:fs';
+import { readdir, readFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+import { replicaDirName } from '../../gateway/audit/trail-sink.js';
+import { AUDIT_OFF_WARNING } from './audit.js';
 import { BENCH_GUARD_PROBES, boundaryRow, irisBody, type BenchGuard } from './guards.js';
 import { INFER_BODY, INFER_MODEL, INFER_PATH } from './measure.js';
 import { BENCH_CANARY, BENCH_ROLLOUT } from './rollout.js';
 import { dbSize } from './redis.js';
-import type { Target } from './targets.js';
+import { BENCH_IDENTITY, type Target } from './targets.js';
 
 export interface SmokeReference {
   label: string;
@@ -317,6 +331,87 @@ async function smokeRollout(t: Target, outputs: string): Promise<void> {
   console.log(`smoke ${t.label}: ${seen.join('; ')}`);
 }
 
+/** Requests the audit smoke test sends (with the target's token), and how long it waits for their records. */
+const AUDIT_REQUESTS = 5;
+const AUDIT_WAIT_MS = 2500;
+const HEX64 = /^[0-9a-f]{64}$/;
+
+/** What the smoke test reads of a `prediction` entry's body (gateway/audit/decisions.ts DecisionRecord). */
+interface PredictionBody {
+  requestId?: string;
+  subject?: string | null;
+  model?: string;
+  status?: number;
+  input?: string | null;
+  output?: string | null;
+}
+
+/** The `prediction` entries of every .jsonl file in `dir` (none when it does not exist). */
+async function predictionsIn(dir: string): Promise<{ files: string[]; bodies: PredictionBody[] }> {
+  if (!existsSync(dir)) return { files: [], bodies: [] };
+  const files = (await readdir(dir)).filter((f) => f.endsWith('.jsonl')).sort();
+  const bodies: PredictionBody[] = [];
+  for (const f of files) {
+    for (const line of (await readFile(join(dir, f), 'utf8')).split('\n')) {
+      if (line === '') continue;
+      try {
+        const e = JSON.parse(line) as { kind?: string; body?: PredictionBody };
+        if (e.kind === 'prediction' && e.body !== undefined) bodies.push(e.body);
+      } catch {
+        // A line being written (torn): the next poll reads it whole.
+      }
+    }
+  }
+  return { files, bodies };
+}
+
+/**
+ * (t0), (t): the audit trail. On (t), AUDIT_REQUESTS more requests, then the replica's folder is
+ * polled (up to AUDIT_WAIT_MS) until its files hold a `prediction` entry for each, with a pseudonym
+ * and both digests; on (t0), no folder of its replica and the start-up warning in its log.
+ */
+async function smokeAudit(t: Target, outputs: string): Promise<void> {
+  const a = t.audit;
+  if (a === undefined) return;
+  // One process (server.workers 1): the replica is this host and the child's pid (gateway/replica.ts).
+  const replicaDir = join(a.dir, replicaDirName(`${hostname()}:${t.front.pid}`));
+  const warned = readFileSync(t.front.logFile, 'utf8').includes(AUDIT_OFF_WARNING);
+  if (!a.on) {
+    if (existsSync(replicaDir)) throw new Error(`${t.label}: ${replicaDir} exists, but the target has no audit section`);
+    if (!warned) throw new Error(`${t.label}: its log does not say "${AUDIT_OFF_WARNING}" (does it have an audit section?)`);
+    console.log(`smoke ${t.label}: no audit trail (no ${replicaDir}; the start-up warning "${AUDIT_OFF_WARNING}" logged)`);
+    return;
+  }
+  if (warned) throw new Error(`${t.label}: its log says "${AUDIT_OFF_WARNING}", but the target has an audit section`);
+  const ids: string[] = [];
+  for (let i = 0; i < AUDIT_REQUESTS; i++) {
+    const res = await infer(t, t.headers);
+    const o = await outputsOf(t, 'a request of the audit smoke test', res);
+    if (o !== outputs) throw new Error(`${t.label}: a request of the audit smoke test answered other outputs: ${o.slice(0, 300)}`);
+    const id = res.headers.get('x-request-id');
+    if (id !== null) ids.push(id);
+  }
+  const t0 = Date.now();
+  let found = await predictionsIn(replicaDir);
+  const enough = (f: typeof found) => (ids.length > 0 ? ids.every((id) => f.bodies.some((b) => b.requestId === id)) : f.bodies.length >= AUDIT_REQUESTS);
+  while (!enough(found) && Date.now() - t0 < AUDIT_WAIT_MS) {
+    await new Promise((r) => setTimeout(r, 100));
+    found = await predictionsIn(replicaDir);
+  }
+  if (!enough(found)) {
+    throw new Error(`${t.label}: ${AUDIT_WAIT_MS} ms after ${AUDIT_REQUESTS} requests, ${replicaDir} holds ${found.files.length} .jsonl file(s) with ` +
+      `${found.bodies.length} prediction entries; expected one per request (${ids.length > 0 ? `request ids ${ids.join(', ')}` : 'no x-request-id seen'})`);
+  }
+  // The records of the requests sent here (all 200); the smoke test's refused request (401, no token) has one too, without subject or digests.
+  const mine = ids.length > 0 ? found.bodies.filter((b) => b.requestId !== undefined && ids.includes(b.requestId)) : found.bodies.filter((b) => b.status === 200);
+  const bad = mine.filter((b) => b.status !== 200 || b.model !== 'iris' || typeof b.subject !== 'string' || !HEX64.test(b.subject) || b.subject === BENCH_IDENTITY.subject ||
+    typeof b.input !== 'string' || !HEX64.test(b.input) || typeof b.output !== 'string' || !HEX64.test(b.output));
+  if (bad.length > 0) throw new Error(`${t.label}: prediction entries without a pseudonymised subject or digests: ${JSON.stringify(bad[0]).slice(0, 400)}`);
+  const subjects = new Set(mine.map((b) => b.subject));
+  console.log(`smoke ${t.label}: ${found.bodies.length} prediction entries in ${found.files.join(', ')} under ${replicaDir}, ` +
+    `${mine.length} of them for the ${AUDIT_REQUESTS} requests sent (within ${Date.now() - t0} ms), ${subjects.size} subject pseudonym(s), input and output digests`);
+}
+
 /** Returns the reference (the first target's outputs unless one was given). Throws on a non-200. */
 export async function smoke(targets: readonly Target[], reference?: SmokeReference): Promise<SmokeReference | undefined> {
   let ref = reference;
@@ -337,6 +432,7 @@ export async function smoke(targets: readonly Target[], reference?: SmokeReferen
     await smokeGuards(t, res);
     await smokeRollout(t, outputs);
     await smokeDrift(t);
+    await smokeAudit(t, outputs);
   }
   return ref;
 }

@@ -11,7 +11,9 @@
  *     the admin API once the child serves);
  *   - for targets (n0), (n) and (s), the model's reference profile and guards (lib/guards.ts);
  *   - for targets (o0) and (o), the same profile on two versions of the model, split 90 / 10 by the
- *     configuration (o0) or by a rollout it declares (o) (lib/rollout.ts).
+ *     configuration (o0) or by a rollout it declares (o) (lib/rollout.ts);
+ *   - for target (t), an `audit` section: a trail in the work directory signed with a fresh Ed25519
+ *     key (lib/audit.ts); (t0) and (t) serve iris in-process with (g0)'s JWT auth.
  * Which children a phase starts and which targets it builds from them is in lib/phases.ts.
  */
 import { generateKeyPairSync } from 'node:crypto';
@@ -26,10 +28,10 @@ import type { BenchGuard } from './guards.js';
 import { BENCH_CANARY } from './rollout.js';
 import type { RedisChild } from './redis.js';
 
-export type TargetId = 'a' | 'b' | 'c' | 'd' | 'e' | 'f' | 'g0' | 'g' | 'k0' | 'k' | 'n0' | 'n' | 's' | 'r' | 'o0' | 'o' | 'c*' | 'd*';
+export type TargetId = 'a' | 'b' | 'c' | 'd' | 'e' | 'f' | 'g0' | 'g' | 'k0' | 'k' | 'n0' | 'n' | 's' | 'r' | 'o0' | 'o' | 't0' | 't' | 'c*' | 'd*';
 
 /** Every target id, in the order of the phases. */
-export const TARGET_IDS: readonly TargetId[] = ['a', 'b', 'c', 'd', 'e', 'f', 'g0', 'g', 'k0', 'k', 'n0', 'n', 's', 'r', 'o0', 'o', 'c*', 'd*'];
+export const TARGET_IDS: readonly TargetId[] = ['a', 'b', 'c', 'd', 'e', 'f', 'g0', 'g', 'k0', 'k', 'n0', 'n', 's', 'r', 'o0', 'o', 't0', 't', 'c*', 'd*'];
 
 export const LABELS: Record<TargetId, string> = {
   a: '(a) B direct',
@@ -48,6 +50,8 @@ export const LABELS: Record<TargetId, string> = {
   r: '(r) O + iris profile + drift monitoring (every request sampled)',
   o0: '(o0) O + iris, two versions split stable 90 / canary 10, profile and drift monitoring, no rollout',
   o: '(o) O + iris, (o0) plus a rollout of version 2 at 10 % (every criterion on)',
+  t0: '(t0) O + JWT, no audit trail',
+  t: '(t) O + JWT + audit trail (a decision record per prediction)',
   'c*': '(c*) G→B gateway proxy, worker per core',
   'd*': '(d*) O gateway ONNX, worker per core',
 };
@@ -78,6 +82,11 @@ export interface Target {
    * weight (on) or answer ROLLOUT_NOT_FOUND (off); either way answers come from the split's arms.
    */
   readonly rollout?: { readonly on: boolean };
+  /**
+   * (t0), (t): whether the gateway keeps an audit trail with a decision record per prediction under
+   * `dir` (on), or has no `audit` section (off: no trail directory, the start-up warning in its log).
+   */
+  readonly audit?: { readonly on: boolean; readonly dir: string };
 }
 
 /** What a target's answers must say about their routing (checked by the smoke test). */
@@ -148,6 +157,8 @@ export interface GatewaySpec {
      */
     readonly canary?: { readonly traffic?: Record<string, unknown>; readonly rollout?: Record<string, unknown> };
   };
+  /** (t): the configuration's `audit` section (lib/audit.ts); without it, none (the gateway's default: no trail). */
+  readonly audit?: Record<string, unknown>;
 }
 
 /** What (k0) and (k) are asked by the smoke test: GET /admin/kill with a token of this scope. */
@@ -359,6 +370,7 @@ export function gatewayConfig(port: number, spec: GatewaySpec, logLevel: string 
     server: { host: HOST, port, workers: spec.workers },
     ...(Object.keys(logging).length > 0 ? { logging } : {}),
     ...(ks === undefined ? {} : { killSwitch: { enabled: ks === 'on' } }),
+    ...(spec.audit === undefined ? {} : { audit: spec.audit }),
     models: { iris },
   });
 }
