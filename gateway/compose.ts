@@ -295,7 +295,7 @@ export async function compose(config: GatewayConfig, log: Logger, opts: ComposeO
       await recordVersions(trail, serving.table);
       if (config.audit.predictions) {
         const keys = subjectKeys;
-        decisions = decisionObserver({ trail, pseudonym: (t, s) => keys.pseudonym(t, s), maxPending: config.audit.maxPending, log, payloads: (m) => current.models[m]?.auditPayloads === true });
+        decisions = decisionObserver({ trail, pseudonym: (t, s) => keys.pseudonym(t, s), cachedPseudonym: (t, s) => keys.cached(t, s), maxPending: config.audit.maxPending, log, payloads: (m) => current.models[m]?.auditPayloads === true });
         const observed = decisions;
         parts.push({ name: 'audit decision records', close: () => observed.idle() });
       }

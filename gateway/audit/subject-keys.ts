@@ -35,16 +35,29 @@ export class SubjectKeys {
 
   async start(): Promise<void> {
     try {
-      this.#unsubscribe = await this.#store.subscribe(ERASED_CHANNEL, (id) => this.#cache.delete(id));
+      this.#unsubscribe = await this.#store.subscribe(ERASED_CHANNEL, (id) => this.#forget(id));
     } catch (err) {
       this.#log.warn({ err }, 'audit: erasures on other replicas will not reach this one\'s key cache at once');
     }
   }
 
+  /** Pseudonyms of the subjects whose keys are cached (the same bound; dropped with their key). */
+  readonly #pseudonyms = new Map<string, string>();
+
+  /** The pseudonym of a subject whose key is cached here, at once; undefined otherwise (then ask `pseudonym`). */
+  cached(tenant: string | undefined, subject: string): string | undefined {
+    return this.#pseudonyms.get(idOf(tenant, subject));
+  }
+
   /** The subject's pseudonym (hex); its key is made on first use. */
   async pseudonym(tenant: string | undefined, subject: string): Promise<string> {
-    const key = await this.#keyOf(idOf(tenant, subject));
-    return createHmac('sha256', key).update(subject).digest('hex');
+    const id = idOf(tenant, subject);
+    const known = this.#pseudonyms.get(id);
+    if (known !== undefined) return known;
+    const key = await this.#keyOf(id);
+    const p = createHmac('sha256', key).update(subject).digest('hex');
+    if (this.#cache.get(id) === key) this.#pseudonyms.set(id, p);
+    return p;
   }
 
   /** The subject's pseudonym if it has a key now (undefined after erasure, or before its first record); never makes one. */
@@ -74,15 +87,20 @@ export class SubjectKeys {
     }
     if (key === undefined) throw new Error('the subject\'s audit key kept changing');
     this.#cache.set(id, key);
-    if (this.#cache.size > CACHED) this.#cache.delete(this.#cache.keys().next().value as string);
+    if (this.#cache.size > CACHED) this.#forget(this.#cache.keys().next().value as string);
     return key;
+  }
+
+  #forget(id: string): void {
+    this.#cache.delete(id);
+    this.#pseudonyms.delete(id);
   }
 
   /** Crypto-shredding: the subject's key is deleted everywhere; its records can no longer be linked to it. */
   async erase(tenant: string | undefined, subject: string): Promise<void> {
     const id = idOf(tenant, subject);
     await this.#store.delete(SUBJECT_KEYS_SCOPE, id);
-    this.#cache.delete(id);
+    this.#forget(id);
     await this.#store.publish(ERASED_CHANNEL, id).catch(() => undefined);
   }
 
