@@ -6,7 +6,7 @@
  *   requestId, at, tenant, subject (a pseudonym: subject-keys.ts), model, version, reason (the route
  *   reason: stable, an arm, `canary`/`promoted` of a rollout, a rule, an opt-out, the kill switch,
  *   a guard's route), status, code, fault, ms, rows, optOuts (bits), guards (the guards that fired,
- *   coarsening), and SHA-256 digests of the canonical input and output tensors.
+ *   coarsening), and SHA-256 digests of the input and output tensors in canonical form.
  *
  * No payload is kept, unless the model's configuration asks (`auditPayloads`). A caller who opted out of tracking reaches observers without payload or answer
  * (the retention rule, enforced once in observers.ts), so their records carry no digests either.
@@ -37,7 +37,7 @@ export interface DecisionRecord {
   readonly optOuts: number;
   readonly guards: readonly string[];
   readonly coarsened: boolean;
-  /** SHA-256 of the canonical JSON of the input (output) tensors; null when not retained or none. */
+  /** SHA-256 of the input (output) tensors in canonical form (tensorsDigest); null when not retained or none. */
   readonly input: string | null;
   readonly output: string | null;
   /** The tensors themselves, for a model whose configuration asks (models.<m>.auditPayloads). */
