@@ -54,6 +54,11 @@ async function admin(gw: ChildGateway, method: 'PUT' | 'DELETE', path: string, b
   return { status: res.statusCode, json: (await res.body.json()) as Record<string, any> };
 }
 
+async function adminGet(gw: ChildGateway, path: string, auth = ADMIN): Promise<{ status: number; json: Record<string, any> }> {
+  const res = await request(`${gw.url}${path}`, { headers: { authorization: `Bearer ${auth}` } });
+  return { status: res.statusCode, json: (await res.body.json()) as Record<string, any> };
+}
+
 /** Every entry every replica wrote, by replica, in file order. */
 async function entries(): Promise<Map<string, TrailEntry[]>> {
   const out = new Map<string, TrailEntry[]>();
@@ -134,6 +139,13 @@ describe('the audit trail on two replicas', { timeout: 120_000 }, () => {
     assert.equal(g.input, null, 'no digest of an opted-out-of-tracking payload');
     assert.equal(g.output, null);
 
+    // Which versions decided for erin, found by her current pseudonym; a tenant's auditor of another tenant may not ask.
+    const before = await adminGet(gws[0]!, '/admin/audit/subjects/erin?tenant=t1');
+    assert.equal(before.status, 200, JSON.stringify(before.json));
+    assert.deepEqual(before.json.decisions.map((d: { requestId: string }) => d.requestId).sort(), [sent[0]!.id, sent[2]!.id].sort());
+    assert.ok(before.json.decisions.every((d: { model: string; version: string }) => d.model === 'iris' && d.version === '1'));
+    assert.equal((await adminGet(gws[0]!, '/admin/audit/subjects/erin?tenant=t1', token('auditor-ann', 'admin:audit'))).status, 200, 'an auditor of tenant t1');
+    assert.equal((await adminGet(gws[0]!, '/admin/audit/subjects/erin?tenant=t1', issuer.sign({ sub: 'auditor-bo', tenant: 't2', scope: 'admin:audit', exp: exp() }))).status, 403, 'an auditor of t2');
     // The pseudonym is HMAC(key, subject) under the key in the store; erasure deletes the key.
     const store = await RedisStore.connect({ redisUrl: redis.url, keyPrefix: 'bw:', commandTimeoutMs: 1000, connectTimeoutMs: 1000, quotaBlocks: 1, reconcileMs: 1000 } as never, pino({ level: 'silent' }));
     try {
@@ -152,6 +164,8 @@ describe('the audit trail on two replicas', { timeout: 120_000 }, () => {
     await until('the later record is written', async () => [...(await entries()).values()].flat().some((e) => e.kind === 'prediction' && (e.body as { requestId: string }).requestId === later.id), 5000);
     const again = [...(await entries()).values()].flat().find((e) => e.kind === 'prediction' && (e.body as { requestId: string }).requestId === later.id)!.body as Record<string, any>;
     assert.notEqual(again.subject, e1!.subject, 'a new key, a new pseudonym');
+    const after = await adminGet(gws[0]!, '/admin/audit/subjects/erin?tenant=t1');
+    assert.deepEqual(after.json.decisions.map((d: { requestId: string }) => d.requestId), [later.id], 'the records before the erasure cannot be found by the subject any more');
     // The erasure itself is an admin record, durable before its answer.
     const adminRecords = [...(await entries()).values()].flat().filter((e) => e.kind === 'admin').map((e) => (e.body as { action: string }).action);
     assert.ok(adminRecords.includes('subject.erase'), adminRecords.join(','));

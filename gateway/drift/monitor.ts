@@ -598,7 +598,7 @@ export class DriftMonitors {
     if (against === undefined) return (await m.evaluate()) as DriftReport;
     const other = this.#version(model, against);
     if (other === undefined) return 'unknown-version';
-    if (m.reference === undefined || other.reference === undefined || layoutOf(m.reference) !== layoutOf(other.reference)) return 'not-comparable';
+    if (this.comparable(model, version, against) !== 'yes') return 'not-comparable';
     return (await m.evaluate(other)) as DriftReport;
   }
 

@@ -1,22 +1,11 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { uniform } from '../../test/helpers/seeded-normal.js';
 import { binStats, DEFAULT_DRIFT_THRESHOLDS, overallStatus, rawStatus, StatusTracker } from './statistics.js';
 import type { BinStats, DriftStatus } from './statistics.js';
 
 const close = (actual: number, expected: number, tolerance: number, what: string): void =>
   assert.ok(Math.abs(actual - expected) <= tolerance, `${what}: ${actual} is not within ${tolerance} of ${expected}`);
-
-/** A seeded uniform stream (mulberry32). */
-function uniform(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Counts of `n` draws from `shares` into `bins` bins (bins beyond the shares, e.g. missing, stay 0). */
 function draw(next: () => number, shares: readonly number[], n: number, bins: number): Float64Array {

@@ -1,18 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { uniform } from '../../test/helpers/seeded-normal.js';
 import { calibrateThreshold, confidentThreshold, MIN_HELD_OUT } from './calibrate.js';
-
-/** A seeded uniform stream (mulberry32). */
-function uniform(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 test('many held-out rows: the empirical (1 - targetFpr) order statistic', () => {
   const scores = Array.from({ length: 2000 }, (_, i) => i + 1);
