@@ -3,7 +3,8 @@
  *
  *   npm run bench        (env: BENCH_DURATION_S=5 BENCH_ROUNDS=3 BENCH_WARMUP_S=1 BENCH_PRIME_S=2
  *                         BENCH_MAX_REQUESTS=300000 BENCH_LOG_LEVEL=(gateway default, info) BENCH_KEEP_TMP=0
- *                         BENCH_TARGETS=(every target; e.g. k0,k for a focused run))
+ *                         BENCH_TARGETS=(every target; e.g. k0,k for a focused run)
+ *                         BENCH_AUDIT_MAX_LOSS_MS=1000 (target (t)'s audit.maxLossMs; 0: synchronous records))
  *
  * A focused run (BENCH_TARGETS, comma-separated target ids) loads only those targets, skips the phases
  * holding none, starts only the children they need, and writes loadtests/results/focused-<ids>.{md,json}
@@ -146,7 +147,7 @@ async function main(): Promise<void> {
     const phases = results.map((r) => ({ result: r, summary: summarise(r.spec.phase, r.cells, r.labels) }));
     const all: Summary[] = phases.flatMap((p) => p.summary);
     const ratioList = ratios(all, CONNECTIONS);
-    const checkList = checks(all, cores);
+    const checkList = checks(all, cores, settings.auditMaxLossMs);
     const bad = problems(all);
     const noise = noisy(all);
     const ratioText = ratioLines(ratioList);
@@ -214,7 +215,7 @@ async function main(): Promise<void> {
         'running at weight 10 with no criterion failing on (o), 404 ROLLOUT_NOT_FOUND on (o0), answers from both versions, on (o) figures with a compared row',
       'audit trail': '(t0) and (t): one process serving iris in-process (like (d)) with the JWT auth of (g0); no audit section in (t0); ' +
         'in (t) audit.dir in the run\'s work directory, audit.signingKeyFile a fresh Ed25519 key (PEM) and its public key in audit.publicKeyFiles, ' +
-        `the rest at the defaults (${Object.entries(AUDIT_DEFAULTS).map(([k, v]) => `${k} ${String(v)}`).join(', ')}): a decision record per prediction, ` +
+        `maxLossMs ${settings.auditMaxLossMs} (BENCH_AUDIT_MAX_LOSS_MS; the default is ${AUDIT_DEFAULTS.maxLossMs}), the rest at the defaults (${Object.entries(AUDIT_DEFAULTS).filter(([k]) => k !== 'maxLossMs').map(([k, v]) => `${k} ${String(v)}`).join(', ')}): a decision record per prediction, ` +
         'the one subject\'s pseudonym key made in the memory store on its first request and cached; smoke-checked: (t)\'s replica folder holds ' +
         'a .jsonl file with a prediction entry per request (pseudonymised subject, input and output digests), (t0) none and its start-up warning',
       request: `POST ${INFER_PATH} ${INFER_BODY}`,

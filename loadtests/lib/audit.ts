@@ -21,7 +21,7 @@ export const AUDIT_DEFAULTS = { maxLossMs: 1000, checkpointMs: 10_000, predictio
 
 export interface BenchAudit {
   /** The `audit` section of (t). */
-  readonly section: { readonly dir: string; readonly signingKeyFile: string; readonly publicKeyFiles: readonly string[] };
+  readonly section: { readonly dir: string; readonly signingKeyFile: string; readonly publicKeyFiles: readonly string[]; readonly maxLossMs?: number };
   /** The trail's root directory (one folder per replica under it). */
   readonly dir: string;
 }
@@ -30,7 +30,7 @@ export interface BenchAudit {
  * A fresh Ed25519 key pair in <workDir>/audit-keys (the private key mode 0600) and the `audit`
  * section of (t), its trail under <workDir>/audit-trail (made by the gateway when it starts).
  */
-export function prepareAudit(workDir: string): BenchAudit {
+export function prepareAudit(workDir: string, maxLossMs: number = AUDIT_DEFAULTS.maxLossMs): BenchAudit {
   const keys = join(workDir, 'audit-keys');
   mkdirSync(keys, { recursive: true, mode: 0o700 });
   const { publicKey, privateKey } = generateKeyPairSync('ed25519');
@@ -39,7 +39,8 @@ export function prepareAudit(workDir: string): BenchAudit {
   writeFileSync(signingKeyFile, privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 });
   writeFileSync(publicKeyFile, publicKey.export({ type: 'spki', format: 'pem' }));
   const dir = join(workDir, 'audit-trail');
-  return { section: { dir, signingKeyFile, publicKeyFiles: [publicKeyFile] }, dir };
+  // The default is left to the gateway (the section then says only what differs from it).
+  return { section: { dir, signingKeyFile, publicKeyFiles: [publicKeyFile], ...(maxLossMs === AUDIT_DEFAULTS.maxLossMs ? {} : { maxLossMs }) }, dir };
 }
 
 /** What the gateway logs at start-up without an `audit` section (compose.ts): (t0)'s smoke test looks for it. */

@@ -106,7 +106,7 @@ export async function startPhase(spec: PhaseSpec, o: ChildOptions, started: Chil
     ]);
     // (t0) and (t): (d) with (g0)'s JWT auth (the same key and token, the memory store, no rate
     // limits), without and with an audit section: what a decision record per prediction costs.
-    const audit = prepareAudit(o.workDir);
+    const audit = prepareAudit(o.workDir, o.auditMaxLossMs);
     const [T0, T] = await Promise.all([
       want('t0') ? startGateway({ name: 'p1-T0-gateway-onnx-jwt', workers: w, backend: onnx, identity: jwt }, o, started) : skip,
       want('t') ? startGateway({ name: 'p1-T-gateway-onnx-jwt-audit', workers: w, backend: onnx, identity: jwt, audit: audit.section }, o, started) : skip,

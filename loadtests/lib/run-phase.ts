@@ -46,7 +46,7 @@ export async function runPhase(
   const started: Child[] = [];
   let failed = false;
   try {
-    const targets = await startPhase(spec, { workDir, logLevel: s.logLevel, readyTimeoutMs: s.readyTimeoutMs }, started);
+    const targets = await startPhase(spec, { workDir, logLevel: s.logLevel, readyTimeoutMs: s.readyTimeoutMs, auditMaxLossMs: s.auditMaxLossMs }, started);
     for (const c of started) console.log(`${c.name}: pid ${c.pid} at ${c.url}`);
     const ref = await smoke(targets, reference);
     for (const t of targets) await prime(t, s.primeS, s.maxRequests);

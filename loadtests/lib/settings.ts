@@ -25,6 +25,8 @@ export interface Settings {
   readonly readyTimeoutMs: number;
   /** BENCH_TARGETS: only these targets (a focused run, written beside latest.*, never over it); undefined: all. */
   readonly targets: readonly TargetId[] | undefined;
+  /** BENCH_AUDIT_MAX_LOSS_MS: (t)'s audit.maxLossMs (default 1000, the gateway's default). */
+  readonly auditMaxLossMs: number;
 }
 
 /** BENCH_TARGETS parsed: ids in the order given, each known (else an error naming the known ones). */
@@ -50,6 +52,8 @@ export function readSettings(): Settings {
     // A bound, not the usual time (a child is ready in about a second): generous for a busy machine.
     readyTimeoutMs: 60_000,
     targets: targetsOf(process.env.BENCH_TARGETS),
+    // (t)'s audit.maxLossMs: 1000 (the default) for the check; 0 measures synchronous decision records.
+    auditMaxLossMs: Math.round(envNumber('BENCH_AUDIT_MAX_LOSS_MS', 1000, 0, 60_000)),
   };
 }
 

@@ -119,6 +119,8 @@ export interface ChildOptions {
   /** logging.level of the breakwater children; undefined leaves the gateway's default (info). */
   readonly logLevel: string | undefined;
   readonly readyTimeoutMs: number;
+  /** (t)'s audit.maxLossMs. */
+  readonly auditMaxLossMs: number;
 }
 
 export interface GatewaySpec {
